@@ -1,0 +1,203 @@
+"""The ``serlib`` command line: one subcommand per pipeline step, each a thin call into the library.
+
+Heavy modules (TensorFlow, openSMILE) are imported inside the handlers so that ``serlib --help`` and
+``serlib config show`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from serlib import config as config_module
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=config_module.PRESETS, default=None, help="built-in configuration")
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration file (overrides --preset)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
+
+
+def _config(args: argparse.Namespace) -> config_module.Config:
+    config = config_module.resolve(args.preset, args.config)
+    if getattr(args, "out", None) is not None:
+        config = config_module.override(config, output_dir=str(args.out))
+    return config
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    print(config_module.dumps(_config(args)), end="")
+    return 0
+
+
+def _cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from serlib import demo_corpus
+
+    paths = demo_corpus.generate(args.out, seed=args.seed)
+    for part, path in paths.items():
+        print(f"{part}: {path}")
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from serlib import store
+
+    config = _config(args)
+    keys = args.corpus or list(config.corpora)
+    for key in keys:
+        for extractor in args.extractor:
+            features = store.extract_configured(config, key, extractor)
+            print(f"{key} {extractor}: {len(features.ids)} items -> {features.path}"
+                  + (f" ({len(features.skipped)} skipped)" if features.skipped else ""))
+    return 0
+
+
+def _cmd_train_ae(args: argparse.Namespace) -> int:
+    from serlib import autoencoder
+
+    config = _config(args)
+    path = autoencoder.train_configured(config, args.corpus, epochs=args.epochs)
+    print(path)
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from serlib import autoencoder
+
+    config = _config(args)
+    representations = autoencoder.encode_configured(config, args.model, args.corpus)
+    print(f"{len(representations.ids)} vectors of {representations.vectors.shape[1]} dims -> {representations.path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from serlib import experiments
+
+    config = _config(args)
+    summary = experiments.run_protocol(config)
+    print(summary)
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from serlib import experiments
+
+    print(experiments.render_table(args.results_dir))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from serlib import reproduce
+
+    return reproduce.run(preset=args.preset, config_path=args.config, out=args.out)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from serlib import download
+
+    path = download.download(args.name, args.to)
+    print(path)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from serlib import predict
+
+    results = predict.predict_paths(args.model, args.inputs)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(predict.format_table(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="serlib",
+        description="Speech emotion recognition with autoencoder representations (Neumann & Vu, ICASSP 2019).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    config_parser = commands.add_parser("config", help="show a configuration")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print a preset or file as validated YAML")
+    _add_config_arguments(show)
+    show.set_defaults(handler=_cmd_config_show)
+
+    demo = commands.add_parser("demo-corpus", help="generate the offline synthetic demo corpus")
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_cmd_demo_corpus)
+
+    extract = commands.add_parser("extract", help="fill the feature store for configured corpora")
+    _add_config_arguments(extract)
+    extract.add_argument("--corpus", action="append", help="corpus key (repeatable; default: all)")
+    extract.add_argument(
+        "--extractor", action="append", choices=["logmel", "spectrogram", "egemaps"], default=None
+    )
+    extract.set_defaults(handler=_cmd_extract)
+
+    train = commands.add_parser("train-ae", help="train the recurrent autoencoder on a configured corpus")
+    _add_config_arguments(train)
+    train.add_argument("--corpus", required=True, help="corpus key of the configuration")
+    train.add_argument("--epochs", type=int, default=None)
+    train.set_defaults(handler=_cmd_train_ae)
+
+    encode = commands.add_parser("encode", help="encode a corpus into AE representations")
+    _add_config_arguments(encode)
+    encode.add_argument("--model", type=Path, required=True, help="trained autoencoder .keras file")
+    encode.add_argument("--corpus", required=True)
+    encode.set_defaults(handler=_cmd_encode)
+
+    evaluate = commands.add_parser("evaluate", help="run the ACNN protocol; write Table 1 and Figure 2")
+    _add_config_arguments(evaluate)
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    table = commands.add_parser("table", help="re-render Table 1 from stored runs")
+    table.add_argument("results_dir", type=Path)
+    table.set_defaults(handler=_cmd_table)
+
+    reproduce = commands.add_parser("reproduce", help="execute the notebooks in order with papermill")
+    _add_config_arguments(reproduce)
+    reproduce.set_defaults(handler=_cmd_reproduce)
+
+    download = commands.add_parser("download", help="download an openly available corpus")
+    download.add_argument("name")
+    download.add_argument("--to", type=Path, required=True)
+    download.set_defaults(handler=_cmd_download)
+
+    predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
+    predict.add_argument("--model", type=Path, required=True, help="model folder (e.g. runs/demo/models)")
+    predict.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "extract" and args.extractor is None:
+        args.extractor = ["logmel", "spectrogram"]
+    try:
+        return int(args.handler(args) or 0)
+    except (config_module.ConfigError, ValueError, FileNotFoundError) as error:
+        # Library errors carry a message naming the file/key and the fix: print it, not a traceback.
+        if args.verbose:
+            raise
+        print(f"serlib {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"serlib {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

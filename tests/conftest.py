@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real public speech is (SERLIB_DATA) and the auDeep golden arrays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _folder(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real speech (emodb/, ravdess/, librispeech/, formats/); skips when absent."""
+    path = _folder("SERLIB_DATA")
+    if path is None:
+        pytest.skip("SERLIB_DATA is not set to the shared real-speech folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden_audeep() -> Path:
+    """The auDeep golden arrays (spectrograms.npz); skips when absent."""
+    path = _folder("SERLIB_GOLDEN")
+    if path is None or not (path / "audeep" / "spectrograms.npz").is_file():
+        pytest.skip("SERLIB_GOLDEN is not set to the shared golden folder")
+    return path / "audeep"

@@ -1,0 +1,95 @@
+"""Configuration: presets, YAML round trip, and clear errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serlib import config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", config.PRESETS)
+def test_committed_yaml_matches_preset(name: str) -> None:
+    assert config.load(CONFIGS / f"{name}.yaml") == config.load_preset(name)
+
+
+def test_paper_preset_has_the_papers_numbers() -> None:
+    paper = config.load_preset("paper")
+    assert paper.features.logmel.bands == 26 and paper.features.logmel.high_hz == 6500
+    assert paper.features.logmel.frame_s == 0.025 and paper.features.logmel.shift_s == 0.010
+    assert paper.features.logmel.max_frames == 750
+    assert paper.features.spectrogram.window_s == 0.08 and paper.features.spectrogram.overlap_s == 0.04
+    assert paper.features.spectrogram.mel_bands == 128
+    ae = paper.autoencoder
+    assert (ae.layers, ae.units, ae.bidirectional_encoder, ae.bidirectional_decoder) == (2, 256, False, True)
+    assert (ae.learning_rate, ae.dropout, ae.epochs) == (0.001, 0.2, 64)
+    acnn = paper.acnn
+    assert (acnn.filters, acnn.kernel_frames, acnn.conv_stride, acnn.pool_size) == (200, 10, 3, 30)
+    assert (acnn.epochs, acnn.arousal_weight, acnn.valence_weight) == (100, 0.2, 0.2)
+    assert [c.name for c in paper.protocol.conditions] == ["BL", "C", "sT", "Li", "fT"]
+    assert paper.condition("fT").autoencoder_epochs == 32
+    assert len(paper.protocol.seeds) == 10
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    demo = config.load_preset("demo")
+    path = config.save(demo, tmp_path / "demo.yaml")
+    assert config.load(path) == demo
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    data = config.load_preset("demo").model_dump(mode="json")
+    data["acnn"]["filterz"] = 3
+    with pytest.raises(config.ConfigError, match=r"acnn\.filterz: unknown key"):
+        config.load(_write(tmp_path, data))
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    data = config.load_preset("demo").model_dump(mode="json")
+    data["autoencoder"]["units"] = "many"
+    with pytest.raises(config.ConfigError, match=r"autoencoder\.units"):
+        config.load(_write(tmp_path, data))
+
+
+def test_negative_epochs_rejected(tmp_path: Path) -> None:
+    data = config.load_preset("demo").model_dump(mode="json")
+    data["acnn"]["epochs"] = -3
+    with pytest.raises(config.ConfigError, match=r"acnn\.epochs"):
+        config.load(_write(tmp_path, data))
+
+
+def test_condition_must_name_a_corpus() -> None:
+    data = config.load_preset("demo").model_dump(mode="json")
+    data["protocol"]["conditions"].append({"name": "X", "autoencoder_corpus": "nowhere"})
+    with pytest.raises(config.ConfigError, match="nowhere"):
+        config.from_dict(data)
+
+
+def test_missing_file_and_unknown_preset(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        config.load(tmp_path / "absent.yaml")
+    with pytest.raises(config.ConfigError, match="unknown preset"):
+        config.load_preset("huge")
+
+
+def test_override_revalidates() -> None:
+    demo = config.load_preset("demo")
+    assert config.override(demo, **{"acnn.epochs": 2}).acnn.epochs == 2
+    with pytest.raises(config.ConfigError):
+        config.override(demo, **{"acnn.epochs": 0})
+
+
+def test_serlib_data_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERLIB_DATA", raising=False)
+    with pytest.raises(config.ConfigError, match="SERLIB_DATA"):
+        config.expand("${SERLIB_DATA}/emodb")
