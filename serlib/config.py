@@ -9,6 +9,7 @@ default.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,7 +263,14 @@ def expand(value: str, config: Config | None = None) -> str:
         )
     if config is not None:
         value = value.replace("${OUTPUT_DIR}", config.output_dir)
-    return os.path.expandvars(value)
+    expanded = os.path.expandvars(value)
+    unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+    if unset:
+        raise ConfigError(
+            f"{value!r} uses the environment variable {unset[0]}, which is not set: export {unset[0]}=<folder> "
+            "or write the folder into the configuration"
+        )
+    return expanded
 
 
 def _format_errors(error: ValidationError, source: str) -> str:
@@ -298,19 +306,52 @@ def load(path: str | os.PathLike[str]) -> Config:
     return from_dict(data or {}, str(path))
 
 
+def _commented_lines(model: BaseModel, indent: int) -> list[str]:
+    """YAML lines of a model, each field followed by its description as a comment."""
+    lines: list[str] = []
+    pad = "  " * indent
+    data = model.model_dump(mode="json")
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        comment = (field.description or "").replace("\n", " ")
+        if isinstance(value, BaseModel):
+            doc = (type(value).__doc__ or "").strip().splitlines()
+            if doc:
+                lines.append(f"{pad}# {doc[0]}")
+            lines.append(f"{pad}{name}:")
+            lines.extend(_commented_lines(value, indent + 1))
+            continue
+        dumped = yaml.safe_dump({name: data[name]}, sort_keys=False, allow_unicode=True, width=1000)
+        dumped_lines = dumped.rstrip("\n").splitlines()
+        if len(dumped_lines) == 1 and comment:
+            lines.append(f"{pad}{dumped_lines[0]}  # {comment}")
+        else:
+            if comment:
+                lines.append(f"{pad}# {comment}")
+            lines.extend(pad + line for line in dumped_lines)
+    return lines
+
+
+def dumps(config: Config, comments: bool = True) -> str:
+    """The configuration as YAML; with ``comments`` every documented field carries its reason."""
+    if not comments:
+        return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    header = [
+        f"# serlib configuration '{config.name}' (validated; unknown keys are errors).",
+        "# Comments give the paper's value or the documented choice where the paper is silent.",
+    ]
+    return "\n".join(header + _commented_lines(config, 0)) + "\n"
+
+
 def save(config: Config, path: str | os.PathLike[str]) -> Path:
-    """Write a configuration as YAML (atomically: temp file, then rename)."""
+    """Write a configuration as commented YAML (atomically: temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    text = dumps(config)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def dumps(config: Config) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
 def override(config: Config, **changes: Any) -> Config:

@@ -93,3 +93,16 @@ def test_serlib_data_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SERLIB_DATA", raising=False)
     with pytest.raises(config.ConfigError, match="SERLIB_DATA"):
         config.expand("${SERLIB_DATA}/emodb")
+
+
+def test_unset_corpus_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IEMOCAP_ROOT", raising=False)
+    with pytest.raises(config.ConfigError, match="IEMOCAP_ROOT"):
+        config.load_preset("paper").corpus_root("iemocap")
+    monkeypatch.setenv("IEMOCAP_ROOT", "/data/IEMOCAP_full_release")
+    assert str(config.load_preset("paper").corpus_root("iemocap")) == "/data/IEMOCAP_full_release"
+
+
+def test_committed_yaml_is_commented() -> None:
+    text = (CONFIGS / "paper.yaml").read_text()
+    assert "keep_prob" in text and "# " in text
