@@ -147,9 +147,21 @@ class ACNNConfig(_Strict):
     valence_weight: float = Field(0.2, ge=0, le=1)
     learning_rate: float = Field(0.001, gt=0, description="not stated; Adam's default")
     batch_size: int = Field(32, gt=0, description="not stated; 32")
-    epochs: int = Field(100, gt=0)
+    epochs: int = Field(
+        100,
+        gt=0,
+        description="fixed number of epochs; the paper names a development set but no early stopping or "
+        "model selection, so serlib trains all epochs and evaluates the last one (no development split)",
+    )
     normalisation: Literal["standardise", "none"] = Field(
-        "standardise", description="per-band mean/std from the training fold's unpadded frames"
+        "standardise",
+        description="per-band mean/std from the training fold's unpadded frames, applied inside the model; "
+        "zero-padded frames stay zero (= the training mean)",
+    )
+    attention_masking: bool = Field(
+        False,
+        description="exclude pooled steps that see only zero padding from the attention softmax; the "
+        "paper does not mask (False)",
     )
     jit_compile: bool = False
 
@@ -179,6 +191,9 @@ class ProtocolConfig(_Strict):
     folds: list[int] | None = Field(None, description="sessions to use as test folds; None = all")
     conditions: list[ConditionConfig] = Field(default_factory=list)
     n_jobs: int = Field(1, ge=0, description="parallel runs (processes); 0 = all cores")
+    figure2_condition: str | None = Field(
+        None, description="condition shown against BL in Figure 2; None = the best mean UAR"
+    )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
 
     @model_validator(mode="after")
