@@ -70,7 +70,22 @@ def make_manifest(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
         if column not in frame:
             frame[column] = np.nan if _dtype(column) == "float64" else ""
     for column in ("start_s", "end_s", "arousal", "valence"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        text = frame[column].astype(str).str.strip().str.lower()
+        not_number = values.isna() & frame[column].notna() & ~text.isin(["", "nan"])
+        if not_number.any():
+            first = not_number.idxmax()
+            raise CorpusError(
+                f"{column} = {frame.loc[first, column]!r} (utterance {frame.loc[first, 'utterance_id']!r}) is not a "
+                f"number in {int(not_number.sum())} rows; write numbers or leave the cell empty"
+            )
+        if column in ("arousal", "valence") and ((values < 1) | (values > 5)).any():
+            first = ((values < 1) | (values > 5)).idxmax()
+            raise CorpusError(
+                f"{column} = {values[first]} (utterance {frame.loc[first, 'utterance_id']!r}) is outside the 1-5 "
+                "rating scale; fix the rating or leave the cell empty"
+            )
+        frame[column] = values
     for column in MANIFEST_COLUMNS:
         if _dtype(column) == "object":
             frame[column] = frame[column].fillna("").astype(str)
@@ -127,12 +142,21 @@ def read_manifest(path: str | Path, check_files: bool = True) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"manifest {path} does not exist; write a CSV with columns {', '.join(MANIFEST_COLUMNS)}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise CorpusError(
+            f"{path}: not a readable UTF-8 CSV ({str(error).splitlines()[0]}); write a CSV with columns "
+            f"{', '.join(MANIFEST_COLUMNS)}"
+        ) from None
     missing = [c for c in ("utterance_id", "path") if c not in frame.columns]
     if missing:
         raise CorpusError(f"{path}: missing required columns {missing}")
     frame["path"] = [str(p) if Path(p).is_absolute() else str((path.parent / p).resolve()) for p in frame["path"]]
-    manifest = make_manifest(frame)
+    try:
+        manifest = make_manifest(frame)
+    except CorpusError as error:
+        raise CorpusError(f"{path}: {error}") from None
     if (manifest["corpus"] == "").any():
         manifest.loc[manifest["corpus"] == "", "corpus"] = path.stem
     return validate(manifest, str(path), check_files=check_files)
