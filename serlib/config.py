@@ -11,10 +11,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PRESETS = ("demo", "paper")
 CONDITION_SOURCES_NONE = "none"
@@ -27,6 +35,15 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Lax mode would read ``epochs: yes`` as 1; a boolean is only accepted where one is expected."""
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if isinstance(value, bool) and annotation is not Any and bool not in (annotation, *get_args(annotation)):
+            raise ValueError("expected a number or text, got a boolean (true/false/yes/no)")
+        return value
 
 
 class CorpusConfig(_Strict):
