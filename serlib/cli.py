@@ -100,7 +100,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from serlib import download
 
-    path = download.download(args.name, args.to)
+    path = download.download(args.name, args.to, url=args.url, keep_archive=args.keep_archive)
     print(path)
     return 0
 
@@ -167,9 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(reproduce)
     reproduce.set_defaults(handler=_cmd_reproduce)
 
-    download = commands.add_parser("download", help="download an openly available corpus")
+    download = commands.add_parser(
+        "download", help="download an openly available corpus (names: serlib.download.ARCHIVES)"
+    )
     download.add_argument("name")
     download.add_argument("--to", type=Path, required=True)
+    download.add_argument("--url", default=None, help="mirror address instead of the official one")
+    download.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
     download.set_defaults(handler=_cmd_download)
 
     predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
