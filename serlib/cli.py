@@ -94,7 +94,9 @@ def _cmd_table(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from serlib import reproduce
 
-    return reproduce.run(preset=args.preset, config_path=args.config, out=args.out)
+    return reproduce.run(
+        preset=args.preset, config_path=args.config, out=args.out, notebooks=args.notebook, timeout=args.timeout
+    )
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser("reproduce", help="execute the notebooks in order with papermill")
     _add_config_arguments(reproduce)
+    reproduce.add_argument("--notebook", action="append", help="run only this notebook, e.g. 04 (repeatable)")
+    reproduce.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook cell")
     reproduce.set_defaults(handler=_cmd_reproduce)
 
     download = commands.add_parser(
@@ -192,13 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.extractor = ["logmel", "spectrogram"]
     try:
         return int(args.handler(args) or 0)
-    except (config_module.ConfigError, ValueError, FileNotFoundError) as error:
-        # Library errors carry a message naming the file/key and the fix: print it, not a traceback.
+    except (ValueError, OSError) as error:
+        # Library errors (ValueError subclasses) and file-system errors carry a message naming the
+        # file/key and the fix: print it on one line, not a traceback (-v shows the traceback).
         if args.verbose:
             raise
-        print(f"serlib {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"serlib {args.command}: error: {message or type(error).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Every product is written to a temp file and renamed, so nothing half-written remains.
         print(f"serlib {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
 
