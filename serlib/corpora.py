@@ -65,6 +65,15 @@ def _dtype(column: str) -> str:
     return "float64" if column in ("start_s", "end_s", "arousal", "valence") else "object"
 
 
+def _text(value: Any) -> str:
+    """A text cell: empty for missing values, and 7 rather than 7.0 for ids that pandas turned into floats."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def make_manifest(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build a manifest from row dicts: fills missing optional columns, derives A/V classes, orders columns."""
     frame = pd.DataFrame(rows).copy() if not isinstance(rows, pd.DataFrame) else rows.copy()
@@ -90,7 +99,7 @@ def make_manifest(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
         frame[column] = values
     for column in MANIFEST_COLUMNS:
         if _dtype(column) == "object":
-            frame[column] = frame[column].fillna("").astype(str)
+            frame[column] = [_text(value) for value in frame[column]]
     derive = frame["arousal_class"] == ""
     frame.loc[derive, "arousal_class"] = [level(v) for v in frame.loc[derive, "arousal"]]
     derive = frame["valence_class"] == ""
@@ -246,11 +255,29 @@ def load_manifest(root: str | Path, check_files: bool = True) -> pd.DataFrame:
 
 
 def load(name: str, root: str | Path, **options: Any) -> pd.DataFrame:
-    """Load corpus ``name`` from folder ``root`` as a validated manifest DataFrame."""
-    _import_loaders()
+    """Load corpus ``name`` from folder ``root`` as a validated manifest DataFrame.
+
+    Options are the loader's keyword arguments; a misspelt one is an error that lists the valid ones.
+    """
+    import inspect
+
+    if name not in _LOADERS:
+        _import_loaders()  # loaders defined in other modules (demo) register themselves on import
     if name not in _LOADERS:
         raise CorpusError(f"unknown corpus type {name!r}; known: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[name](root, **options)
+    loader = _LOADERS[name]
+    parameters = inspect.signature(loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        allowed = [
+            p for p in list(parameters)[1:] if parameters[p].kind is not inspect.Parameter.VAR_POSITIONAL
+        ]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise CorpusError(
+                f"corpus type {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
+                f"{', '.join(allowed) or '(none)'}"
+            )
+    return loader(root, **options)
 
 
 def load_configured(config: Any, key: str) -> pd.DataFrame:
