@@ -49,11 +49,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     config = _config(args)
     keys = args.corpus or list(config.corpora)
+    extractors = args.extractor or ["logmel", "spectrogram"]
     for key in keys:
-        for extractor in args.extractor:
+        for extractor in extractors:
             features = store.extract_configured(config, key, extractor)
-            print(f"{key} {extractor}: {len(features.ids)} items -> {features.path}"
-                  + (f" ({len(features.skipped)} skipped)" if features.skipped else ""))
+            skipped = f" ({len(features.skipped)} skipped)" if features.skipped else ""
+            print(f"{key} {extractor}: {len(features.ids)} rows {features.shape} -> {features.path}{skipped}")
     return 0
 
 

@@ -1,0 +1,122 @@
+"""Audio input: read any file libsndfile reads, optionally a segment, as 16 kHz mono float32.
+
+Every feature extractor starts here, so that all corpora reach the features at one sample rate
+(the paper's corpora are all 16 kHz; auDeep itself never resamples, which is equivalent for them).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+TARGET_SAMPLE_RATE = 16000
+MIN_DURATION_S = 0.025  # one analysis frame of the log-Mel features (25 ms)
+SEGMENT_END_TOLERANCE_S = 0.05  # label end times may overshoot the file end by a few ms (rounding)
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; the message names the file and the problem."""
+
+
+def info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(native sample rate, frames, channels) of a file, raising AudioError when it is not audio."""
+    try:
+        header = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as error:
+        raise AudioError(f"{path}: cannot be read as audio ({_reason(error)})") from None
+    # libsndfile reads a cut-off WAV silently up to its end and logs "data : <declared> (should be <held>)".
+    cut = re.search(r"^data : (\d+) \(should be (\d+)\)", header.extra_info, re.MULTILINE)
+    if cut and int(cut.group(2)) < int(cut.group(1)):
+        raise AudioError(
+            f"{path}: truncated (the header declares {cut.group(1)} bytes of audio, the file holds "
+            f"{cut.group(2)}); copy or download the file again"
+        )
+    return int(header.samplerate), int(header.frames), int(header.channels)
+
+
+def load(
+    path: str | os.PathLike[str],
+    start_s: float | None = None,
+    end_s: float | None = None,
+    sample_rate: int = TARGET_SAMPLE_RATE,
+) -> tuple[np.ndarray, int]:
+    """Read ``[start_s, end_s)`` of a file as mono float32 at ``sample_rate`` Hz.
+
+    Only the requested segment is read from disk (a 2-hour TED talk is not decoded whole). Channels
+    are averaged; the native rate is converted with soxr (high quality). Integer PCM arrives in
+    [-1, 1) from soundfile; float files keep their values (resampling can overshoot 1 slightly).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: file does not exist")
+    native_rate, total_frames, _ = info(path)
+    if total_frames <= 0:
+        raise AudioError(f"{path}: file is empty (0 samples)")
+    start, stop = _segment_frames(path, start_s, end_s, native_rate, total_frames)
+    try:
+        data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioError(f"{path}: cannot be decoded ({_reason(error)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: segment [{start_s}, {end_s}) holds no samples")
+    signal = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(signal).all():
+        bad = int((~np.isfinite(signal)).sum())
+        raise AudioError(f"{path}: {bad} samples are NaN or infinite; repair or remove the file")
+    if native_rate != sample_rate:
+        signal = soxr.resample(signal, native_rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+    if signal.shape[0] < math.ceil(MIN_DURATION_S * sample_rate):
+        seconds = signal.shape[0] / sample_rate
+        raise AudioError(
+            f"{path}: {'segment' if start_s is not None or end_s is not None else 'file'} is "
+            f"{seconds * 1000:.1f} ms long, shorter than one 25 ms analysis frame"
+        )
+    return np.ascontiguousarray(signal, dtype=np.float32), sample_rate
+
+
+def duration(path: str | os.PathLike[str], start_s: float | None = None, end_s: float | None = None) -> float:
+    """Seconds of audio that ``load`` would return (from the header; nothing is decoded)."""
+    native_rate, total_frames, _ = info(path)
+    start, stop = _segment_frames(Path(path), start_s, end_s, native_rate, total_frames)
+    return (stop - start) / native_rate
+
+
+def _segment_frames(
+    path: Path, start_s: float | None, end_s: float | None, rate: int, total: int
+) -> tuple[int, int]:
+    """Native-rate sample indices [start, stop) of a segment, checked against the file length."""
+    start_s = None if start_s is None or _isnan(start_s) else float(start_s)
+    end_s = None if end_s is None or _isnan(end_s) else float(end_s)
+    length_s = total / rate
+    start = 0 if start_s is None else int(round(start_s * rate))
+    stop = total if end_s is None else int(round(end_s * rate))
+    if start < 0 or (end_s is not None and end_s < 0):
+        raise AudioError(f"{path}: segment [{start_s}, {end_s}) has a negative time")
+    if start >= total:
+        raise AudioError(f"{path}: segment starts at {start_s} s, outside the file ({length_s:.3f} s long)")
+    if end_s is not None and end_s > length_s + SEGMENT_END_TOLERANCE_S:
+        raise AudioError(
+            f"{path}: segment ends at {end_s} s, after the end of the file ({length_s:.3f} s long)"
+        )
+    stop = min(stop, total)
+    if stop <= start:
+        raise AudioError(f"{path}: segment [{start_s}, {end_s}) is empty")
+    return start, stop
+
+
+def _isnan(value: float) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

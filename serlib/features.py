@@ -1,0 +1,413 @@
+"""Feature extractors: openSMILE log-Mel (ACNN input), auDeep-style spectrograms (AE input), eGeMAPS.
+
+* ``logmel``: 26 log-Mel filterbank energies, 0-6.5 kHz, 25 ms frames every 10 ms, computed by
+  openSMILE (``opensmile`` package, custom config ``serlib/data/logmel.conf``); ``fix_length`` then
+  applies the paper's 7.5 s = 750-frame cut/zero-pad rule.
+* ``audeep_spectrogram`` / ``audeep_chunks``: auDeep 0.9.4's ``preprocess`` pipeline, steps 1-9 of
+  ``shared/specs/audeep-reference.md`` section 1.2 (written from that description, not from auDeep).
+* ``egemaps``: the 88 eGeMAPSv02 functionals (classic baseline).
+
+All functions take a mono float signal and its sample rate (``serlib.audio.load`` gives 16 kHz).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from serlib.audio import AudioError
+
+LOGMEL_CONFIG = Path(__file__).parent / "data" / "logmel.conf"
+LOGMEL_LEVEL = "logmel"  # the openSMILE data-memory level the sink reads (see logmel.conf)
+LOGMEL_FLOOR = math.log(1e-10)  # value of digital silence (logfloor in logmel.conf)
+MAX_FRAMES = 750  # the paper's 7.5 s at 10 ms
+EGEMAPS_DIMS = 88
+# openSMILE delivers frames to Python in blocks of this many (one callback per block instead of
+# per frame: about 25% faster); see _logmel_smile.
+_SINK_BLOCK = 100
+# Signals are concatenated into one openSMILE run until it holds this many samples (amortises the
+# per-run set-up of a few ms on short utterances; see logmel_many).
+_BATCH_SAMPLES = 16000 * 120
+
+
+# -- log-Mel (openSMILE) ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _logmel_smile(bands: int, low_hz: float, high_hz: float, frame_s: float, shift_s: float):
+    """One opensmile.Smile per parameter set and process (built once: parsing the config costs ms)."""
+    import opensmile
+
+    options = {
+        "nBands": int(bands),
+        "lofreq": float(low_hz),
+        "hifreq": float(high_hz),
+        "frameSize": float(frame_s),
+        "frameStep": float(shift_s),
+        "blockSize": _SINK_BLOCK,
+    }
+    return opensmile.Smile(
+        feature_set=str(LOGMEL_CONFIG), feature_level=LOGMEL_LEVEL, options=options, loglevel=0
+    )
+
+
+def _to_opensmile(signal: np.ndarray) -> np.ndarray:
+    """[1, n] float32 clipped to the int16 range: opensmile multiplies by 32768 and casts to int16,
+    which would wrap a sample of exactly +1.0 around to -1.0."""
+    x = np.asarray(signal, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono signal of shape [samples], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise AudioError("signal holds NaN or infinite samples")
+    return np.clip(x, -1.0, 32767.0 / 32768.0)[np.newaxis, :]
+
+
+def logmel_frames(samples: int, sample_rate: int, frame_s: float = 0.025, shift_s: float = 0.010) -> int:
+    """Frames openSMILE gives for ``samples`` samples: no padding, floor((n - frame) / shift) + 1."""
+    frame, shift = round(frame_s * sample_rate), round(shift_s * sample_rate)
+    return 0 if samples < frame else (samples - frame) // shift + 1
+
+
+def logmel(
+    signal: np.ndarray,
+    sample_rate: int,
+    bands: int = 26,
+    low_hz: float = 0.0,
+    high_hz: float = 6500.0,
+    frame_s: float = 0.025,
+    shift_s: float = 0.010,
+) -> np.ndarray:
+    """Log-Mel filterbank energies ``[frames, bands]`` float32 (openSMILE; settings in logmel.conf).
+
+    Frames are not padded: a 2.0 s signal gives 198 frames, 7.5 s gives 748 (use ``fix_length``).
+    Values are ln of the mel-weighted power spectrum of [-1, 1) samples, floored at ln(1e-10).
+    """
+    return logmel_many([signal], sample_rate, bands, low_hz, high_hz, frame_s, shift_s)[0]
+
+
+def logmel_many(
+    signals: Sequence[np.ndarray],
+    sample_rate: int,
+    bands: int = 26,
+    low_hz: float = 0.0,
+    high_hz: float = 6500.0,
+    frame_s: float = 0.025,
+    shift_s: float = 0.010,
+) -> list[np.ndarray]:
+    """``logmel`` of many signals, concatenated into few openSMILE runs (same values, faster).
+
+    Each signal starts at a multiple of the frame shift in the concatenation. Every processing step
+    of logmel.conf works inside one frame (per-frame pre-emphasis, window, FFT, mel, log), so the
+    frames that lie wholly inside a signal are exactly the frames of that signal alone; the frames
+    straddling two signals are dropped.
+    """
+    shift = shift_s * sample_rate
+    frame = round(frame_s * sample_rate)
+    prepared = [_to_opensmile(s) for s in signals]
+    for x in prepared:
+        if x.shape[1] < frame:
+            raise AudioError(
+                f"signal of {x.shape[1]} samples is shorter than one {frame_s * 1000:g} ms frame ({frame} samples)"
+            )
+    smile = _logmel_smile(bands, low_hz, high_hz, frame_s, shift_s)
+    if abs(shift - round(shift)) > 1e-9:  # no common frame grid: one run per signal
+        return [_run_logmel(smile, x, sample_rate, bands) for x in prepared]
+    shift = round(shift)
+    results: list[np.ndarray] = []
+    batch: list[np.ndarray] = []
+    size = 0
+    for x in prepared:
+        if batch and size + x.shape[1] > _BATCH_SAMPLES:
+            results.extend(_run_batch(smile, batch, sample_rate, bands, frame, shift))
+            batch, size = [], 0
+        batch.append(x)
+        size += -(-x.shape[1] // shift) * shift
+    if batch:
+        results.extend(_run_batch(smile, batch, sample_rate, bands, frame, shift))
+    return results
+
+
+def _run_logmel(smile, x: np.ndarray, sample_rate: int, bands: int) -> np.ndarray:
+    """One openSMILE run through ``Smile.__call__`` (the signal path): [1, n] -> [frames, bands]."""
+    output = smile(x, sample_rate)  # [channels=1, bands, frames]
+    if output.shape[1] != bands:
+        raise RuntimeError(f"openSMILE returned {output.shape[1]} bands instead of {bands}")
+    return np.ascontiguousarray(output[0].T, dtype=np.float32)
+
+
+def _run_batch(smile, batch: list[np.ndarray], sample_rate: int, bands: int, frame: int, shift: int):
+    if len(batch) == 1:
+        return [_run_logmel(smile, batch[0], sample_rate, bands)]
+    offsets, counts, position = [], [], 0
+    for x in batch:
+        offsets.append(position)
+        counts.append((x.shape[1] - frame) // shift + 1)
+        position += -(-x.shape[1] // shift) * shift
+    joined = np.zeros((1, position), dtype=np.float32)
+    for x, offset in zip(batch, offsets, strict=True):
+        joined[0, offset : offset + x.shape[1]] = x[0]
+    features = _run_logmel(smile, joined, sample_rate, bands)
+    expected = (position - frame) // shift + 1
+    if features.shape[0] != expected:
+        raise RuntimeError(
+            f"openSMILE returned {features.shape[0]} frames for {position} samples, expected {expected}"
+        )
+    return [features[o // shift : o // shift + c].copy() for o, c in zip(offsets, counts, strict=True)]
+
+
+def fix_length(x: np.ndarray, frames: int = MAX_FRAMES) -> tuple[np.ndarray, int]:
+    """Cut ``x [T, dims]`` to ``frames`` rows or zero-pad it at the end; also return the true length.
+
+    The paper's rule (Sec. 3): longer turns are cut at 7.5 s, shorter ones padded with zeros. It is
+    applied to openSMILE's frames: ``frames`` = 750 frame starts 10 ms apart. openSMILE does not pad,
+    so a 7.50 s turn has 748 true frames plus 2 zero rows, and a turn reaches 750 true frames at
+    7.515 s (749 shifts + one 25 ms frame). The returned true length is min(T, frames).
+    """
+    x = np.asarray(x)
+    true_frames = min(int(x.shape[0]), int(frames))
+    fixed = np.zeros((int(frames),) + x.shape[1:], dtype=x.dtype)
+    fixed[:true_frames] = x[:true_frames]
+    return fixed, true_frames
+
+
+# -- auDeep spectrograms ---------------------------------------------------------------------------
+AUDEEP_PREEMPHASIS = 0.95
+
+
+def audeep_fixed_length(
+    signal: np.ndarray, sample_rate: int, fixed_length_s: float, center: bool = False
+) -> np.ndarray:
+    """Step 1: cut or zero-pad to int(L * fs) samples, at the end or (center) symmetrically."""
+    target = int(fixed_length_s * sample_rate)
+    n = signal.shape[0]
+    if n > target:
+        start = (n - target) // 2 if center else 0
+        return signal[start : start + target]
+    if n < target:
+        before = (target - n) // 2 if center else 0
+        return np.concatenate(
+            [np.zeros(before, signal.dtype), signal, np.zeros(target - n - before, signal.dtype)]
+        )
+    return signal
+
+
+def preemphasis(signal: np.ndarray, coefficient: float = AUDEEP_PREEMPHASIS) -> np.ndarray:
+    """Step 3: y[0] = x[0], y[n] = x[n] - coefficient * x[n-1] (float64)."""
+    x = np.asarray(signal, dtype=np.float64)
+    return np.append(x[:1], x[1:] - coefficient * x[:-1])
+
+
+def audeep_window_samples(
+    sample_rate: int, samples: int, window_s: float, overlap_s: float, fixed_length_s: float | None
+) -> tuple[int, int]:
+    """Step 4: window W and overlap H in samples, with auDeep's overlap correction under fixed length.
+
+    With a fixed length, auDeep compares int((L - overlap) / (width - overlap)) (seconds, float) with
+    (n - H) // (W - H) and moves H by one sample when they differ (e.g. L = 1.2 s: H 640 -> 639).
+    """
+    width = int(sample_rate * window_s)
+    overlap = int(sample_rate * overlap_s)
+    if fixed_length_s is not None:
+        expected = int((fixed_length_s - overlap_s) / (window_s - overlap_s))
+        actual = (samples - overlap) // (width - overlap)
+        if actual > expected:
+            overlap -= 1
+        elif actual < expected:
+            overlap += 1
+    return width, overlap
+
+
+def power_spectrogram(signal: np.ndarray, sample_rate: int, width: int, overlap: int) -> np.ndarray:
+    """Step 5: one-sided power spectrogram ``[W//2+1, T]`` (frequency x time), float64.
+
+    Frames [k*step, k*step+W) without padding, each frame's mean removed, periodic Hann window,
+    |rFFT|^2 / (fs * sum(w^2) * W) (SciPy's 'density' magnitude squared, divided by W as auDeep does).
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    step = width - overlap
+    if x.shape[0] < width:
+        raise AudioError(f"signal of {x.shape[0]} samples is shorter than one {width}-sample window")
+    count = 1 + (x.shape[0] - width) // step
+    frames = np.lib.stride_tricks.sliding_window_view(x, width)[::step][:count]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(width) / width)
+    spectrum = np.fft.rfft(frames * window, n=width, axis=1)
+    power = (spectrum.real**2 + spectrum.imag**2) / (sample_rate * np.sum(window**2) * width)
+    return power.T
+
+
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def audeep_mel_filterbank(sample_rate: int, width: int, bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6: auDeep's triangular mel filterbank ``[bands, W//2+1]`` and its centre frequencies (Hz).
+
+    bands+2 points evenly spaced in HTK mel (2595 log10(1 + f/700)) from 0 to fs/2, mapped to bins
+    floor((W+1) * hz / fs); triangles of peak 1 on integer bins, right end excluded, no normalisation.
+    """
+    points_hz = _mel_to_hz(np.linspace(0.0, float(_hz_to_mel(sample_rate / 2.0)), bands + 2))
+    bins = np.floor((width + 1) * points_hz / sample_rate).astype(np.int64)
+    bank = np.zeros((bands, width // 2 + 1), dtype=np.float64)
+    for m in range(1, bands + 1):
+        left, centre, right = bins[m - 1], bins[m], bins[m + 1]
+        for k in range(left, centre):
+            bank[m - 1, k] = (k - left) / (centre - left)
+        for k in range(centre, right):
+            bank[m - 1, k] = (right - k) / (right - centre)
+    bank.setflags(write=False)
+    return bank, points_hz[1:-1]
+
+
+def power_to_db(
+    power: np.ndarray, clip_below_db: float | None = None, clip_above_db: float | None = None
+) -> np.ndarray:
+    """Step 7: floor at the smallest positive value, dB relative to the maximum, then the clips."""
+    positive = power[power > 0]
+    if positive.size == 0:
+        raise AudioError(
+            "signal is digitally silent (no positive spectral power): auDeep's dB reference is undefined"
+        )
+    floor = positive.min()
+    floored = np.where(power <= floor, floor, power)
+    db = 10.0 * np.log10(floored / floored.max())
+    if clip_below_db is not None:
+        db = np.maximum(db, clip_below_db)
+    if clip_above_db is not None:
+        db = np.minimum(db, clip_above_db)
+    return db
+
+
+def audeep_chunk_split(db: np.ndarray, chunk_frames: int, chunk_count: int) -> list[np.ndarray]:
+    """Step 8: split ``[M, T]`` along time into pieces of ``chunk_frames``; keep the first ``chunk_count``.
+
+    auDeep's rule: if the last piece is shorter than the first and there are fewer than count+1
+    pieces, extraction fails; otherwise the first ``count`` pieces are kept (which may be fewer than
+    ``count`` when T is an exact multiple of the chunk length: auDeep's quirk, kept).
+    """
+    if chunk_frames <= 0:
+        raise ValueError(
+            f"chunk length of {chunk_frames} frames: choose a chunk_length_s of at least one hop"
+        )
+    pieces = [db[:, start : start + chunk_frames] for start in range(0, db.shape[1], chunk_frames)]
+    if pieces[-1].shape[1] < pieces[0].shape[1] and len(pieces) < chunk_count + 1:
+        raise AudioError(
+            f"too few chunks: {db.shape[1]} frames give {len(pieces) - 1} full chunks of {chunk_frames} "
+            f"frames, {chunk_count} requested (auDeep's rule); shorten chunk_length_s or chunk_count"
+        )
+    return pieces[:chunk_count]
+
+
+def normalise_chunk(chunk: np.ndarray) -> np.ndarray:
+    """Step 9: subtract the mean, then min-max scale to [-1, 1] (a constant chunk becomes zeros)."""
+    centred = chunk - chunk.mean()
+    low, high = centred.min(), centred.max()
+    if high - low <= 1e-4:
+        return centred - low
+    return 2.0 * (centred - low) / (high - low) - 1.0
+
+
+def audeep_chunks(
+    signal: np.ndarray,
+    sample_rate: int,
+    window_s: float = 0.08,
+    overlap_s: float = 0.04,
+    mel_bands: int = 128,
+    clip_below_db: float | None = -60.0,
+    clip_above_db: float | None = None,
+    fixed_length_s: float | None = None,
+    center_fixed: bool = False,
+    chunk_length_s: float | None = None,
+    chunk_count: int | None = None,
+) -> np.ndarray:
+    """auDeep ``preprocess`` for one mono signal: ``[chunks, frames, mel_bands]`` float32 in [-1, 1].
+
+    Without chunking there is one chunk. Steps (spec 1.2): fixed length on the raw samples,
+    pre-emphasis 0.95, W/H with the overlap correction, float64 power STFT, mel filterbank, dB
+    relative to the file's maximum with clips, chunking, per-chunk min-max normalisation, transpose.
+    """
+    if (chunk_length_s is None) != (chunk_count is None):
+        raise ValueError("chunk_length_s and chunk_count must be given together or not at all (as in auDeep)")
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono signal of shape [samples], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise AudioError("signal holds NaN or infinite samples")
+    if fixed_length_s is not None:
+        x = audeep_fixed_length(x, sample_rate, fixed_length_s, center_fixed)
+    emphasised = preemphasis(x)
+    width, overlap = audeep_window_samples(sample_rate, x.shape[0], window_s, overlap_s, fixed_length_s)
+    power = power_spectrogram(emphasised, sample_rate, width, overlap)
+    bank, _ = audeep_mel_filterbank(sample_rate, width, mel_bands)
+    db = power_to_db(bank @ power, clip_below_db, clip_above_db)
+    if chunk_length_s is not None and chunk_count is not None:
+        chunk_frames = int(sample_rate * chunk_length_s) // (width - overlap)
+        pieces = audeep_chunk_split(db, chunk_frames, chunk_count)
+    else:
+        pieces = [db]
+    return np.stack([normalise_chunk(piece).T for piece in pieces]).astype(np.float32)
+
+
+def audeep_spectrogram(
+    signal: np.ndarray,
+    sample_rate: int,
+    window_s: float = 0.08,
+    overlap_s: float = 0.04,
+    mel_bands: int = 128,
+    clip_below_db: float | None = -60.0,
+    clip_above_db: float | None = None,
+    fixed_length_s: float | None = None,
+    center_fixed: bool = False,
+    chunk_length_s: float | None = None,
+    chunk_count: int | None = None,
+) -> np.ndarray:
+    """auDeep-style mel spectrogram, time first: ``[frames, mel_bands]`` without chunking, and
+    ``[chunks, frames, mel_bands]`` when ``chunk_length_s``/``chunk_count`` are given (see
+    ``audeep_chunks``, which always returns the 3-D form). float32 in [-1, 1]."""
+    chunks = audeep_chunks(
+        signal,
+        sample_rate,
+        window_s=window_s,
+        overlap_s=overlap_s,
+        mel_bands=mel_bands,
+        clip_below_db=clip_below_db,
+        clip_above_db=clip_above_db,
+        fixed_length_s=fixed_length_s,
+        center_fixed=center_fixed,
+        chunk_length_s=chunk_length_s,
+        chunk_count=chunk_count,
+    )
+    return chunks if chunk_length_s is not None else chunks[0]
+
+
+# -- eGeMAPS ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _egemaps_smile():
+    import opensmile
+
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+        loglevel=0,
+    )
+
+
+def egemaps_names() -> list[str]:
+    """The 88 eGeMAPSv02 functional names, in the order of ``egemaps``."""
+    return list(_egemaps_smile().feature_names)
+
+
+def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The 88 eGeMAPSv02 functionals of one utterance (openSMILE, one call), float32 ``[88]``."""
+    output = _egemaps_smile()(_to_opensmile(signal), sample_rate)  # [1, 88, 1]
+    values = np.asarray(output, dtype=np.float32).reshape(-1)
+    if values.shape[0] != EGEMAPS_DIMS:
+        raise RuntimeError(f"openSMILE returned {values.shape[0]} eGeMAPS values instead of {EGEMAPS_DIMS}")
+    return values

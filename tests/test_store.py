@@ -1,0 +1,208 @@
+"""serlib.store: layout, caching and invalidation, skipping, parallel == serial, HDF5 helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from serlib import config as config_module
+from serlib import corpora, store
+from serlib.store import StoreError
+
+DURATIONS = (0.6, 1.3, 0.9, 1.05, 0.45)
+
+
+def _corpus(folder: Path) -> pd.DataFrame:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for index, seconds in enumerate(DURATIONS):
+        rate = 22050 if index == 3 else 16000
+        t = np.arange(int(seconds * rate)) / rate
+        signal = 0.3 * np.sin(2 * np.pi * (200 + 100 * index) * t) + 0.02 * rng.standard_normal(t.size)
+        path = folder / f"utt{index}.wav"
+        sf.write(path, signal.astype(np.float32), rate, subtype="PCM_16")
+        rows.append(
+            {"utterance_id": f"utt{index}", "corpus": "tiny", "path": str(path), "speaker": f"s{index % 2}"}
+        )
+    return corpora.make_manifest(rows)
+
+
+def _config(tmp_path: Path, **changes: object) -> config_module.Config:
+    base = config_module.load_preset("demo")
+    settings = {
+        "output_dir": str(tmp_path / "run"),
+        "features.n_jobs": 1,
+        "features.logmel.max_frames": 100,
+        "features.spectrogram.fixed_length_s": 1.0,
+    }
+    settings.update(changes)
+    return config_module.override(base, **settings)
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> pd.DataFrame:
+    return _corpus(tmp_path / "audio")
+
+
+def test_logmel_store_layout_and_lengths(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    features = store.extract(manifest, "logmel", _config(tmp_path), progress=False)
+    assert features.path.parent == tmp_path / "run" / "cache" / "features"
+    assert features.path.name.startswith("tiny-logmel-") and features.path.suffix == ".h5"
+    assert features.ids == [f"utt{i}" for i in range(len(DURATIONS))]
+    assert features.features.shape == (5, 100, 26) and features.features.dtype == np.float32
+    expected = [min(100, (int(round(s * 16000)) - 400) // 160 + 1) for s in DURATIONS]
+    assert features.lengths.tolist() == expected and features.lengths.dtype == np.int32
+    assert not features.chunk_numbers.any() and features.skipped == []
+    assert not features.features[4, expected[4] :].any()  # zero padding after the true frames
+    with h5py.File(features.path, "r") as handle:
+        assert set(handle) == {"ids", "features", "lengths", "chunk_numbers"}
+        assert handle.attrs["extractor"] == "logmel" and "max_frames" in handle.attrs["parameters_json"]
+        assert handle.attrs["key"].startswith(features.path.stem.split("-")[-1])
+
+
+def test_second_call_reads_the_store(
+    tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path)
+    first = store.extract(manifest, "logmel", config, progress=False)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("extraction ran again although the store is valid")
+
+    monkeypatch.setattr(store, "extract_task", fail)
+    second = store.extract(manifest, "logmel", config, progress=False)
+    assert second.path == first.path
+    np.testing.assert_array_equal(second.features, first.features)
+
+
+def test_changed_parameter_or_file_recomputes(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    config = _config(tmp_path)
+    original = store.extract(manifest, "logmel", config, progress=False)
+    other = store.extract(
+        manifest, "logmel", _config(tmp_path, **{"features.logmel.high_hz": 4000.0}), progress=False
+    )
+    assert other.path != original.path
+    assert not np.array_equal(other.features, original.features)
+    # rewrite one file: new content, size and mtime -> new key, new values for that row only
+    path = Path(manifest.loc[0, "path"])
+    sf.write(path, 0.5 * np.sin(np.linspace(0, 900, 16000)).astype(np.float32), 16000, subtype="PCM_16")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    changed = store.extract(manifest, "logmel", config, progress=False)
+    assert changed.path != original.path
+    assert not np.array_equal(changed.features[0], original.features[0])
+    np.testing.assert_array_equal(changed.features[1:], original.features[1:])
+
+
+def test_touching_a_file_alone_invalidates(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    config = _config(tmp_path)
+    original = store.extract(manifest, "spectrogram", config, progress=False)
+    path = Path(manifest.loc[2, "path"])
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5 * 10**9))
+    assert store.extract(manifest, "spectrogram", config, progress=False).path != original.path
+
+
+def test_corrupt_file_stops_or_is_skipped(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    broken = tmp_path / "audio" / "broken.wav"
+    broken.write_bytes(b"not audio at all" * 100)
+    rows = pd.concat(
+        [manifest, corpora.make_manifest([{"utterance_id": "bad", "corpus": "tiny", "path": str(broken)}])]
+    )
+    rows = rows.reset_index(drop=True)
+    with pytest.raises(StoreError, match="utterance bad") as error:
+        store.extract(rows, "logmel", _config(tmp_path), progress=False)
+    assert str(broken) in str(error.value) and "allow_skip" in str(error.value)
+    assert not list((tmp_path / "run" / "cache" / "features").glob("*.h5"))  # nothing half-written
+    features = store.extract(
+        rows, "logmel", _config(tmp_path, **{"features.allow_skip": True}), progress=False
+    )
+    assert len(features.skipped) == 1 and features.skipped[0][0] == "bad"
+    assert "bad" not in features.ids and features.features.shape[0] == len(DURATIONS)
+
+
+def test_spectrogram_store_fixed_length_and_chunks(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    fixed = store.extract(manifest, "spectrogram", _config(tmp_path), progress=False)
+    assert fixed.features.shape == (5, 24, 128)  # 1.0 s at 40 ms hops
+    assert fixed.lengths.tolist()[1] == 24 and fixed.lengths.tolist()[4] < 24  # 0.45 s file is padded
+    with pytest.raises(StoreError, match="fixed_length_s"):
+        store.extract(
+            manifest,
+            "spectrogram",
+            _config(tmp_path, **{"features.spectrogram.fixed_length_s": None}),
+            progress=False,
+        )
+    chunked = store.extract(
+        manifest,
+        "spectrogram",
+        _config(
+            tmp_path,
+            **{
+                "features.spectrogram.fixed_length_s": 1.3,
+                "features.spectrogram.chunk_length_s": 0.4,
+                "features.spectrogram.chunk_count": 3,
+            },
+        ),
+        progress=False,
+    )
+    assert chunked.features.shape == (15, 10, 128)
+    assert chunked.ids[:4] == ["utt0", "utt0", "utt0", "utt1"]
+    assert chunked.chunk_numbers.tolist()[:4] == [0, 1, 2, 0]
+
+
+def test_egemaps_store(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    features = store.extract(manifest, "egemaps", _config(tmp_path), progress=False)
+    assert features.features.shape == (5, 1, 88) and np.isfinite(features.features).all()
+
+
+def test_parallel_equals_serial(
+    tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "TASK_SIZE", 2)  # three tasks, so two workers really share the work
+    serial = store.extract(manifest, "logmel", _config(tmp_path / "a"), progress=False)
+    parallel = store.extract(
+        manifest, "logmel", _config(tmp_path / "b", **{"features.n_jobs": 2}), progress=False
+    )
+    assert parallel.ids == serial.ids
+    np.testing.assert_array_equal(parallel.features, serial.features)
+    np.testing.assert_array_equal(parallel.lengths, serial.lengths)
+
+
+def test_extract_configured_with_a_manifest_corpus(tmp_path: Path, manifest: pd.DataFrame) -> None:
+    csv = corpora.write_manifest(manifest, tmp_path / "tiny.csv")
+    config = _config(tmp_path)
+    config = config_module.override(
+        config,
+        corpora={"tiny": {"type": "manifest", "root": str(csv)}},
+        protocol={
+            "within_corpus": "tiny",
+            "cross_corpus_train": None,
+            "cross_corpus_test": None,
+            "conditions": [],
+        },
+    )
+    features = store.extract_configured(config, "tiny", "logmel", progress=False)
+    assert features.path.name.startswith("tiny-logmel-") and len(features.ids) == 5
+    with store.open_features(features.path) as handle:  # streaming reads
+        np.testing.assert_array_equal(handle["features"][1:3], features.features[1:3])
+
+
+def test_save_and_load_arrays(tmp_path: Path) -> None:
+    path = store.save_arrays(
+        tmp_path / "x" / "reps.h5",
+        ["a", "b"],
+        attributes={"model_sha256": "abc", "dims": [2, 3]},
+        vectors=np.eye(2),
+    )
+    ids, arrays, attributes = store.load_arrays(path)
+    assert ids == ["a", "b"] and attributes == {"model_sha256": "abc", "dims": [2, 3]}
+    np.testing.assert_array_equal(arrays["vectors"], np.eye(2))
+    with pytest.raises(ValueError, match="rows"):
+        store.save_arrays(tmp_path / "bad.h5", ["a"], vectors=np.eye(2))
+    with pytest.raises(StoreError, match="does not exist"):
+        store.load_arrays(tmp_path / "absent.h5")
