@@ -600,7 +600,18 @@ def msp_improv(
         raise CorpusError(f"MSP-IMPROV folder {folder} does not exist")
     label_file = _msp_improv_label_file(folder)
     source = f"MSP-IMPROV {folder}"
-    audio = {p.stem: p for p in sorted(folder.rglob("*.wav")) if _visible(p)}
+    audio: dict[str, Path] = {}
+    copies: list[str] = []
+    for path in sorted(folder.rglob("*.wav")):
+        if _visible(path):
+            if path.stem in audio and path.stem.startswith("MSP-IMPROV-"):
+                copies.append(f"{audio[path.stem]} and {path}")
+            audio[path.stem] = path
+    if copies:
+        raise CorpusError(
+            f"{source}: {len(copies)} utterances have more than one audio file, e.g. {copies[0]}; point root "
+            "at a folder that holds one copy of the corpus"
+        )
     rows: list[dict[str, Any]] = []
     dropped: dict[str, int] = {}
     clipped: list[str] = []
@@ -616,12 +627,11 @@ def msp_improv(
             dropped[entry["label"]] = dropped.get(entry["label"], 0) + 1
             if not all_labels:
                 continue
-        path = audio.get(utterance)
         rows.append(
             {
                 "utterance_id": utterance,
                 "corpus": "msp_improv",
-                "path": str(path) if path is not None else str(folder / f"{utterance}.wav"),
+                "path": str(audio.get(utterance, folder / f"{utterance}.wav")),
                 "speaker": f"{session}{name['sex']}",
                 "session": session,
                 "gender": "female" if name["sex"] == "F" else "male",

@@ -308,6 +308,9 @@ def test_msp_improv_strict_parser_and_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(corpora.CorpusError, match="1 labelled utterances have no audio"):
         corpora.load("msp_improv", root)
     assert len(corpora.load("msp_improv", root, allow_missing=True)) == 3
+    _audio(root / "resampled" / "MSP-IMPROV-S01A-F01-S-FM01.wav", 0.05)
+    with pytest.raises(corpora.CorpusError, match="1 utterances have more than one audio file"):
+        corpora.load("msp_improv", root, allow_missing=True)
 
 
 # -- TED-LIUM 2 ------------------------------------------------------------------------------------
