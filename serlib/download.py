@@ -11,6 +11,7 @@ the same command again does nothing.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import posixpath
@@ -205,7 +206,7 @@ def _fetch(url: str, part: Path, size: int | None, progress: bool, timeout_s: fl
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise DownloadError(
                 f"{url}: interrupted after {received} bytes ({error}); run the same command again to resume"
             ) from None
@@ -316,7 +317,10 @@ def _unpack_tar(archive_path: Path, staging: Path, progress: bool) -> None:
                     f"{archive_path}: member {member.name!r} resolves outside the target folder; refused"
                 )
             if data_filter is not None:
-                tar.extract(member, staging, filter="data")
+                try:  # the data filter also resolves links through earlier links (x -> ., y -> x/..)
+                    tar.extract(member, staging, filter="data")
+                except tarfile.FilterError as error:
+                    raise DownloadError(f"{archive_path}: member {member.name!r}: {error}; refused") from None
             else:  # Python without extraction filters: the checks above are the protection
                 tar.extract(member, staging)
             bar.update(1)

@@ -23,6 +23,7 @@ class _Server:
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.ignore_range = False
+        self.cut_after: int | None = None  # close the connection after this many body bytes, once
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +49,11 @@ class _Server:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
+                if server.cut_after is not None:
+                    self.wfile.write(body[start : start + server.cut_after])
+                    server.cut_after = None
+                    self.close_connection = True
+                    return
                 self.wfile.write(body[start:])
 
             def log_message(self, *args: object) -> None:
@@ -165,6 +171,22 @@ def test_download_resumes_a_partial_file_with_a_range_request(
     assert (tmp_path / "Toy/train/19/198/19-198-0001.flac").read_bytes() == b"second file"
 
 
+def test_interrupted_download_resumes_on_the_next_run(server: _Server, monkeypatch, tmp_path: Path) -> None:
+    body = _tar(CORPUS)
+    _register(monkeypatch, server, "toy", body, root="Toy")
+    half = len(body) // 2
+    server.cut_after = half
+    with pytest.raises(download.DownloadError, match="run the same command again to resume"):
+        download.download("toy", tmp_path, progress=False)
+    assert (tmp_path / "toy.tar.gz.part").stat().st_size == half
+    assert not (tmp_path / "Toy").exists()
+    download.download("toy", tmp_path, progress=False)
+    assert server.requests[-1] == ("/toy.tar.gz", f"bytes={half}-")
+    assert (tmp_path / "Toy/train/19/198/19-198-0000.flac").read_bytes() == CORPUS[
+        "Toy/train/19/198/19-198-0000.flac"
+    ]
+
+
 def test_download_restarts_when_the_server_ignores_range(
     server: _Server, monkeypatch, tmp_path: Path
 ) -> None:
@@ -203,6 +225,7 @@ def test_wrong_size_is_refused(server: _Server, monkeypatch, tmp_path: Path) -> 
         ({"Toy/ok.txt": b"ok", "Toy/../../escape.txt": b"x"}, None),
         ({"Toy/ok.txt": b"ok"}, {"Toy/link": "../../outside"}),
         ({"Toy/ok.txt": b"ok"}, {"Toy/link": "/etc"}),
+        ({"Toy/ok.txt": b"ok"}, {"Toy/here": ".", "Toy/up": "here/../.."}),  # escapes only when resolved
     ],
 )
 def test_malicious_tar_members_are_refused(server, monkeypatch, tmp_path: Path, members, links) -> None:
