@@ -317,10 +317,12 @@ CATEGORY_AROUSAL_VALENCE: dict[str, tuple[str, str]] = {
 }
 """Arousal and valence classes for corpora without dimensional ratings (Emo-DB, RAVDESS).
 
-Each category is placed at its quadrant of Russell's circumplex (Russell 1980; the usual reading in
-SER work such as Schuller et al. 2009): anger high arousal / negative valence, happiness high /
-positive, sadness low / negative, neutral in the middle. Numeric ratings stay empty, because none
-were collected; only the classes that the multi-view loss needs are filled.
+Each category is placed at its quadrant of Russell's circumplex model of affect (Russell 1980): anger
+high arousal / low valence, happiness high / high, sadness low / low, and neutral in the paper's
+middle class on both. Binary arousal/valence groupings of acted-emotion categories in this spirit are
+common in SER benchmarks (e.g. Schuller et al., ASRU 2009, for Emo-DB); the 3-level version with a
+medium neutral is our choice. Numeric ratings stay empty, because none were collected; only the
+classes that the multi-view loss needs are filled.
 """
 
 
@@ -372,7 +374,7 @@ def _check_audio(
     examples = sorted({row["path"] for row in missing})[:3]
     if not allow_missing:
         raise CorpusError(
-            f"{source}: {len(missing)} labelled utterances have no audio file, e.g. {examples}; {hint} "
+            f"{source}: {len(missing)} utterances have no audio file, e.g. {examples}; {hint} "
             "(or pass allow_missing=True to skip them)"
         )
     log.warning("%s: skipped %d utterances without audio, e.g. %s", source, len(missing), examples)

@@ -151,7 +151,7 @@ def test_iemocap_all_labels_keeps_the_rest_unlabelled(tmp_path: Path) -> None:
 def test_iemocap_missing_audio_is_an_error_or_skipped(tmp_path: Path, caplog) -> None:
     release = _iemocap_tree(tmp_path)
     (release / "Session2/sentences/wav/Ses02M_script01_1/Ses02M_script01_1_F001.wav").unlink()
-    with pytest.raises(corpora.CorpusError, match="1 labelled utterances have no audio file.*F001.wav"):
+    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio file.*F001.wav"):
         corpora.load("iemocap", release)
     with caplog.at_level("WARNING", logger="serlib.corpora"):
         manifest = corpora.load("iemocap", release, allow_missing=True)
@@ -305,7 +305,7 @@ def test_msp_improv_strict_parser_and_folder_errors(tmp_path: Path) -> None:
         corpora.load("msp_improv", root)
     (root / "Evalution.txt").write_text(MSP_FILE)
     next(root.rglob("MSP-IMPROV-S02N-F03-R-FM01.wav")).unlink()
-    with pytest.raises(corpora.CorpusError, match="1 labelled utterances have no audio"):
+    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio"):
         corpora.load("msp_improv", root)
     assert len(corpora.load("msp_improv", root, allow_missing=True)) == 3
     _audio(root / "resampled" / "MSP-IMPROV-S01A-F01-S-FM01.wav", 0.05)
@@ -387,7 +387,7 @@ def test_tedlium2_errors(tmp_path: Path) -> None:
     with pytest.raises(corpora.CorpusError, match="splits"):
         corpora.load("tedlium2", release, splits=["training"])
     (release / "train" / "sph" / "ZoeSmith_2012.sph").unlink()
-    with pytest.raises(corpora.CorpusError, match="3 labelled utterances have no audio"):
+    with pytest.raises(corpora.CorpusError, match="3 utterances have no audio"):
         corpora.load("tedlium2", release)
     (release / "train" / "stm" / "BillGates_2010.stm").write_text(
         "BillGates_2010 1 BillGates_2010 zero 1.0 <o>\n"
