@@ -1,0 +1,94 @@
+"""Evaluation measures: UAR, confusion matrices, and summaries over random seeds.
+
+UAR (unweighted average recall) is the mean of the per-class recalls, i.e. scikit-learn's balanced
+accuracy (equal to ``recall_score(average='macro')`` over the classes present in ``y_true``). Over seeds
+serlib reports what the paper reports (mean, min, max) plus a 95 % confidence interval of the mean
+(Student's t) and a paired test of each condition against the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+
+class MetricsError(ValueError):
+    """Inputs to a measure are inconsistent (lengths, empty sets, unknown labels)."""
+
+
+def uar(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+    """Unweighted average recall: the mean recall over the classes that occur in ``y_true``."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise MetricsError(f"y_true has {y_true.shape} labels but y_pred {y_pred.shape}")
+    if y_true.size == 0:
+        raise MetricsError("UAR of an empty set of predictions is undefined")
+    with warnings.catch_warnings():  # predicted classes absent from y_true are expected, not a problem
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
+    """Counts ``[true, predicted]`` in the order of ``labels``."""
+    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(labels))
+
+
+def row_normalise(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (recall per true class on the diagonal); empty rows stay zero."""
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def mean_confusion(matrices: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of row-normalised confusion matrices (e.g. one per seed), as the paper's Figure 2."""
+    if not len(matrices):
+        raise MetricsError("no confusion matrices to average")
+    return np.mean([row_normalise(m) for m in matrices], axis=0)
+
+
+def summarise(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """Mean, min, max, standard deviation and a t-based confidence interval of the mean over seeds.
+
+    With a single value the interval is undefined (NaN).
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        raise MetricsError("no values to summarise")
+    mean = float(array.mean())
+    result = {"mean": mean, "min": float(array.min()), "max": float(array.max()), "n": int(array.size)}
+    if array.size > 1:
+        std = float(array.std(ddof=1))
+        half = float(stats.t.ppf(0.5 + confidence / 2, df=array.size - 1) * std / math.sqrt(array.size))
+        result.update(std=std, ci_low=mean - half, ci_high=mean + half)
+    else:
+        result.update(std=math.nan, ci_low=math.nan, ci_high=math.nan)
+    return result
+
+
+def paired_test(condition: Sequence[float], baseline: Sequence[float]) -> dict[str, float]:
+    """Paired comparison of per-seed scores of a condition with the baseline's for the same seeds.
+
+    Returns the mean difference, the two-sided paired t-test p-value (primary; the seeds are the
+    pairing unit, each seed's score already averaged over folds) and the Wilcoxon signed-rank p-value
+    (distribution-free check; with fewer than 6 pairs it cannot fall below 0.05). NaN where undefined.
+    """
+    a = np.asarray(condition, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape:
+        raise MetricsError(f"paired test needs the same seeds in both conditions, got {a.size} and {b.size}")
+    difference = a - b
+    result = {"mean_difference": float(difference.mean()) if difference.size else math.nan}
+    result["t_p"] = math.nan
+    result["wilcoxon_p"] = math.nan
+    if difference.size >= 2 and np.any(difference != difference[0]):
+        result["t_p"] = float(stats.ttest_rel(a, b).pvalue)
+    if difference.size >= 2 and np.any(difference != 0):
+        result["wilcoxon_p"] = float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
+    return result

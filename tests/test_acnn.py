@@ -1,0 +1,161 @@
+"""The ACNN: the paper preset's layer shapes and parameter counts, attention, the multi-view loss,
+standardisation, and a safe-mode save/load round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serlib import acnn
+from serlib import config as config_module
+
+
+def _layer_shapes(model):
+    return {layer.name: layer.output for layer in model.layers}
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return config_module.load_preset("paper")
+
+
+def _tiny(**changes):
+    base = {
+        "features.logmel.max_frames": 60,
+        "acnn.filters": 8,
+        "acnn.pool_size": 5,
+        "acnn.pool_stride": 3,
+        "acnn.learning_rate": 0.01,
+    }
+    return config_module.override(config_module.load_preset("demo"), **(base | changes))
+
+
+@pytest.mark.parametrize("external_dim", [0, 1024])
+def test_paper_preset_layers_and_parameter_counts(paper, external_dim):
+    model = acnn.build_acnn(paper, external_dim=external_dim)
+    conv = model.get_layer("conv")
+    assert tuple(conv.output.shape) == (None, 247, 200)  # (750 - 10) // 3 + 1 time steps, 200 filters
+    assert tuple(model.get_layer("pool").output.shape) == (None, 73, 200)  # (247 - 30) // 3 + 1
+    assert conv.count_params() == 26 * 10 * 200 + 200 == 52_200
+    assert model.get_layer("attention").count_params() == 200  # W only; a bias would cancel in the softmax
+    hidden = 200 + external_dim
+    assert tuple(model.get_layer("hidden").output.shape) == (None, hidden)
+    assert model.get_layer("emotion").count_params() == hidden * 4 + 4
+    assert model.get_layer("arousal").count_params() == hidden * 3 + 3
+    assert model.get_layer("valence").count_params() == hidden * 3 + 3
+    assert model.get_layer("standardise").count_params() == 2 * 26  # non-trainable mean and std
+    assert model.get_layer("dropout").rate == pytest.approx(0.2)  # keep probability 0.8
+    assert [t.name for t in model.inputs] == ["logmel", "representation"][: 1 + (external_dim > 0)]
+    assert model.output_names == ["emotion", "arousal", "valence"]
+    assert tuple(model.inputs[0].shape) == (None, 750, 26)
+
+
+def test_pool_stride_equal_to_pool_size_gives_eight_steps(paper):
+    config = config_module.override(paper, **{"acnn.pool_stride": 30})
+    model = acnn.build_acnn(config)
+    assert tuple(model.get_layer("pool").output.shape) == (None, 8, 200)
+    assert acnn.pooled_steps(750, config.acnn) == 8
+    assert acnn.pooled_steps(750, paper.acnn) == 73
+
+
+def test_cross_corpus_keep_probability_sets_the_dropout_rate(paper):
+    model = acnn.build_acnn(paper, keep_probability=paper.acnn.dropout_keep_probability_cross)
+    assert model.get_layer("dropout").rate == pytest.approx(0.3)
+
+
+def test_too_few_frames_for_the_pooling_is_a_clear_error(paper):
+    config = config_module.override(paper, **{"features.logmel.max_frames": 50})
+    with pytest.raises(acnn.ACNNError, match="max_frames"):
+        acnn.build_acnn(config)
+
+
+@pytest.mark.parametrize("masking", [False, True])
+def test_attention_weights_sum_to_one_and_masking_ignores_padding(masking):
+    config = _tiny(**{"acnn.attention_masking": masking})
+    model = acnn.build_acnn(config)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 60, 26)).astype(np.float32)
+    x[:, 30:] = 0.0  # 30 real frames, then padding
+    alpha = acnn.attention_weights(model, {"logmel": x})
+    steps = acnn.pooled_steps(60, config.acnn)
+    assert alpha.shape == (5, steps)
+    np.testing.assert_allclose(alpha.sum(axis=1), 1.0, atol=1e-5)
+    assert (alpha >= 0).all()
+    # pooled step p sees frames [9p, 9p + 3 * (5 - 1) + 10) = [9p, 9p + 22): step 4 starts at frame 36
+    if masking:
+        assert (alpha[:, 4:] == 0).all() and (alpha[:, :4] > 0).all()
+    else:
+        assert (alpha > 0).all()
+
+
+def _softmax_cross_entropy(probabilities, labels):
+    rated = labels >= 0
+    return float(np.mean(-np.log(probabilities[rated, labels[rated]])))
+
+
+def test_multi_view_loss_is_the_weighted_sum_of_three_cross_entropies():
+    config = _tiny(**{"acnn.arousal_weight": 0.3, "acnn.valence_weight": 0.1})
+    model = acnn.build_acnn(config, external_dim=3)
+    rng = np.random.default_rng(1)
+    inputs = {
+        "logmel": rng.normal(size=(6, 60, 26)).astype(np.float32),
+        "representation": rng.uniform(-1, 1, size=(6, 3)).astype(np.float32),
+    }
+    targets = {
+        "emotion": np.array([0, 1, 2, 3, 0, 1]),
+        "arousal": np.array([0, 1, 2, -1, 2, 0]),  # one unrated utterance: left out of L_aro
+        "valence": np.array([2, 1, 0, 1, 1, 2]),
+    }
+    emotion, arousal, valence = model.predict(inputs, verbose=0)  # dropout is off at inference
+    expected = (
+        0.6 * _softmax_cross_entropy(emotion, targets["emotion"])
+        + 0.3 * _softmax_cross_entropy(arousal, targets["arousal"])
+        + 0.1 * _softmax_cross_entropy(valence, targets["valence"])
+    )
+    result = model.evaluate(inputs, targets, batch_size=6, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_band_statistics_use_only_real_frames_and_padding_stays_zero():
+    rng = np.random.default_rng(2)
+    features = np.zeros((3, 60, 26), dtype=np.float32)
+    lengths = np.array([60, 20, 41])
+    for i, n in enumerate(lengths):
+        features[i, :n] = rng.normal(loc=-15.0, scale=3.0, size=(n, 26))
+    mean, std = acnn.band_statistics(features, lengths)
+    real = np.concatenate([features[i, :n] for i, n in enumerate(lengths)])
+    np.testing.assert_allclose(mean, real.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(std, real.std(axis=0), rtol=1e-4)
+    layer = acnn.BandStandardisation(26)
+    layer.set_statistics(mean, std)
+    standardised = np.asarray(layer(features))
+    assert (standardised[1, 20:] == 0).all()
+    joined = np.concatenate([standardised[i, :n] for i, n in enumerate(lengths)])
+    np.testing.assert_allclose(joined.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(joined.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_safe_mode_round_trip_gives_identical_predictions(tmp_path):
+    config = _tiny(**{"acnn.attention_masking": True})
+    rng = np.random.default_rng(3)
+    model = acnn.build_acnn(config, external_dim=4, normalisation=(np.full(26, -10.0), np.full(26, 2.0)))
+    inputs = {
+        "logmel": rng.normal(size=(8, 60, 26)).astype(np.float32),
+        "representation": rng.uniform(-1, 1, size=(8, 4)).astype(np.float32),
+    }
+    targets = {
+        "emotion": rng.integers(0, 4, 8),
+        "arousal": rng.integers(0, 3, 8),
+        "valence": rng.integers(0, 3, 8),
+    }
+    model.fit(inputs, targets, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "acnn.keras"
+    model.save(path)
+    loaded = acnn.load_acnn(path)
+    before, after = acnn.predict_all(model, inputs), acnn.predict_all(loaded, inputs)
+    for name in ("emotion", "arousal", "valence", "hidden", "attention"):
+        np.testing.assert_array_equal(before[name], after[name])
+    assert before["hidden"].shape == (8, 8 + 4)
+    np.testing.assert_allclose(np.asarray(loaded.get_layer("standardise").mean), -10.0)
+    hidden = acnn.hidden_model(loaded).predict(inputs, verbose=0)
+    np.testing.assert_array_equal(hidden, after["hidden"])

@@ -1,0 +1,303 @@
+"""The protocol on a tiny synthetic corpus: folds, files per run, skipping, determinism, Table 1, Figure 2.
+
+The corpus is a manifest CSV (no audio is read) whose log-Mel "features" are structured random arrays
+served through a monkeypatched ``experiments.extract_logmel``; the AE condition reads a representation
+file written by the test, so no autoencoder is trained.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from serlib import config as config_module
+from serlib import corpora, experiments
+from serlib.corpora import EMOTIONS, LEVELS
+
+FRAMES, BANDS = 60, 26
+SESSIONS, PER_SPEAKER = 3, 16
+
+
+def _manifest(path: Path, prefix: str, sessions: int, seed: int) -> pd.DataFrame:
+    """Sessions of one female and one male speaker, each with every emotion equally often."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for session in range(1, sessions + 1):
+        for gender in ("F", "M"):
+            for i in range(PER_SPEAKER):
+                emotion = EMOTIONS[i % 4]
+                arousal = {"angry": 4.5, "happy": 4.0, "neutral": 3.0, "sad": 1.5}[emotion]
+                rows.append(
+                    {
+                        "utterance_id": f"{prefix}{session}{gender}_{i:03d}",
+                        "corpus": prefix,
+                        "path": f"{prefix}{session}{gender}_{i:03d}.wav",
+                        "speaker": f"{prefix}{session}{gender}",
+                        "session": str(session),
+                        "gender": "female" if gender == "F" else "male",
+                        "emotion": emotion,
+                        "arousal": arousal,
+                        "valence": "" if i == 5 else float(rng.uniform(1, 5)),  # one unrated utterance
+                    }
+                )
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return corpora.read_manifest(path, check_files=False)
+
+
+def _features(manifest: pd.DataFrame, seed: int) -> types.SimpleNamespace:
+    """Zero-padded log-Mel-like arrays whose band profile depends on the emotion (separable classes)."""
+    rng = np.random.default_rng(seed)
+    n = len(manifest)
+    lengths = rng.integers(35, FRAMES + 1, size=n).astype(np.int32)
+    features = np.zeros((n, FRAMES, BANDS), dtype=np.float32)
+    profiles = np.random.default_rng(100).normal(size=(4, BANDS)) * 2.0  # the same in every corpus
+    for row, emotion in enumerate(manifest["emotion"]):
+        frames = profiles[EMOTIONS.index(emotion)] + rng.normal(size=(lengths[row], BANDS))
+        features[row, : lengths[row]] = frames - 20.0  # raw log energies: far from zero
+    return types.SimpleNamespace(
+        path=None, ids=manifest["utterance_id"].tolist(), features=features, lengths=lengths, skipped=[]
+    )
+
+
+def _config(tmp: Path, conditions: list[dict], cross: bool = True) -> config_module.Config:
+    return config_module.from_dict(
+        {
+            "name": "synthetic",
+            "output_dir": str(tmp / "out"),
+            "figures_dir": str(tmp / "figures"),
+            "corpora": {
+                "synth": {
+                    "type": "manifest",
+                    "root": str(tmp / "synth.csv"),
+                    "options": {"check_files": False},
+                },
+                "other": {
+                    "type": "manifest",
+                    "root": str(tmp / "other.csv"),
+                    "options": {"check_files": False},
+                },
+            },
+            "features": {"logmel": {"max_frames": FRAMES}},
+            "acnn": {
+                "filters": 8,
+                "kernel_frames": 10,
+                "conv_stride": 3,
+                "pool_size": 5,
+                "pool_stride": 3,
+                "epochs": 6,
+                "batch_size": 32,
+                "learning_rate": 0.02,
+            },
+            "protocol": {
+                "within_corpus": "synth",
+                "cross_corpus_train": "synth" if cross else None,
+                "cross_corpus_test": "other" if cross else None,
+                "seeds": [0, 1],
+                "folds": [1, 2],
+                "conditions": conditions,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Corpora, feature sets and a fake AE representation file, with extract_logmel patched."""
+    tmp = tmp_path_factory.mktemp("protocol")
+    synth = _manifest(tmp / "synth.csv", "S", SESSIONS, seed=1)
+    other = _manifest(tmp / "other.csv", "O", 1, seed=2)
+    feature_sets = {"synth": _features(synth, seed=3), "other": _features(other, seed=3)}
+    for key, feature_set in feature_sets.items():
+        feature_set.path = tmp / f"{key}.h5"
+        feature_set.path.write_bytes(b"")
+    representation = tmp / "representations.h5"
+    rng = np.random.default_rng(4)
+    ids = synth["utterance_id"].tolist() + other["utterance_id"].tolist()
+    with h5py.File(representation, "w") as handle:
+        handle.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
+        handle.create_dataset("vectors", data=np.tanh(rng.normal(size=(len(ids), 6))).astype(np.float32))
+    patch = pytest.MonkeyPatch()
+    patch.setattr(experiments, "extract_logmel", lambda config, key: feature_sets[key])
+
+    def sources(config, setting, condition):
+        train_key, test_key = experiments.corpora_of(config, setting)
+        result = {"train_corpus": train_key, "test_corpus": test_key, "autoencoder_corpus": None}
+        if condition.autoencoder_corpus != "none":
+            result |= {
+                "autoencoder_corpus": "synth",
+                "autoencoder_model": "fake.keras",
+                "train_representations": str(representation),
+                "test_representations": str(representation),
+            }
+        return result
+
+    patch.setattr(experiments, "prepare_sources", sources)
+    yield types.SimpleNamespace(tmp=tmp, synth=synth, features=feature_sets)
+    patch.undo()
+
+
+CONDITIONS = [{"name": "BL", "autoencoder_corpus": "none"}, {"name": "C", "autoencoder_corpus": "target"}]
+
+
+@pytest.fixture(scope="module")
+def protocol_run(synthetic):
+    """One full protocol run (within + cross, BL + C, 2 seeds, 2 folds = 12 ACNN trainings)."""
+    config = _config(synthetic.tmp, CONDITIONS)
+    table = experiments.run_protocol(config, progress=False)
+    return types.SimpleNamespace(config=config, table=table, out=Path(config.output_dir))
+
+
+def test_session_folds_number_sessions_and_fall_back_to_sorted_positions():
+    assert experiments.session_folds(["3", "1", "2", "1"]).tolist() == [3, 1, 2, 1]
+    assert experiments.session_folds(["Ses02", "Ses01", "Ses10"]).tolist() == [2, 1, 3]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sessions=st.integers(2, 6),
+    speakers_per_session=st.integers(1, 3),
+    utterances=st.integers(1, 4),
+    data=st.data(),
+)
+def test_leave_one_session_out_never_shares_a_speaker(sessions, speakers_per_session, utterances, data):
+    speakers, session_of = [], []
+    for session in range(1, sessions + 1):
+        for speaker in range(speakers_per_session):
+            speakers += [f"{session}-{speaker}"] * utterances
+            session_of += [str(session)] * utterances
+    order = data.draw(st.permutations(range(len(speakers))))
+    speakers = np.asarray(speakers)[list(order)]
+    folds = experiments.session_folds(np.asarray(session_of)[list(order)])
+    for fold in range(1, sessions + 1):
+        train, test = experiments.fold_indices(folds, fold)
+        assert set(speakers[train]).isdisjoint(speakers[test])
+        assert len(train) + len(test) == len(speakers)
+        assert set(folds[test]) == {fold}
+
+
+def test_fold_indices_refuses_an_unknown_fold():
+    with pytest.raises(experiments.ProtocolError, match="fold 7"):
+        experiments.fold_indices(np.asarray([1, 1, 2, 2]), 7)
+
+
+def test_labeled_data_aligns_by_id_and_marks_unrated(synthetic):
+    manifest = synthetic.synth
+    features = synthetic.features["synth"]
+    shuffled = np.random.default_rng(0).permutation(len(features.ids))
+    data = experiments.labeled_data(
+        manifest, [features.ids[i] for i in shuffled], features.features[shuffled], features.lengths[shuffled]
+    )
+    assert data.ids.tolist() == manifest["utterance_id"].tolist()
+    np.testing.assert_array_equal(data.logmel, features.features)
+    assert (data.valence == -1).sum() == (manifest["valence"].isna()).sum() > 0
+    assert data.emotion.tolist() == [EMOTIONS.index(e) for e in manifest["emotion"]]
+    with pytest.raises(experiments.ProtocolError, match="no log-Mel features"):
+        experiments.labeled_data(manifest, features.ids[1:], features.features[1:], features.lengths[1:])
+
+
+def test_protocol_writes_every_run_and_its_files(protocol_run, synthetic):
+    out = protocol_run.out
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 2 * 2 * 2 + 2 * 2  # within: conditions x seeds x folds; cross: conditions x seeds
+    folder = experiments.run_folder(out, "within", "C", 1, 2)
+    predictions = pd.read_csv(folder / "predictions.csv")
+    assert list(predictions.columns[:10]) == [
+        "utterance_id", "fold", "seed", "condition", "true", "predicted", "p_angry", "p_happy", "p_neutral", "p_sad",
+    ]  # fmt: skip
+    test_ids = synthetic.synth.loc[synthetic.synth["session"] == "2", "utterance_id"]
+    assert sorted(predictions["utterance_id"]) == sorted(test_ids)
+    np.testing.assert_allclose(predictions[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-5)
+    ids, hidden = experiments.read_hidden(folder / "hidden.h5")
+    assert ids == predictions["utterance_id"].tolist()
+    assert hidden.shape == (len(ids), 8 + 6)  # attention output (filters) + AE vector
+    stored = json.loads((folder / "metrics.json").read_text())
+    assert stored["uar"] == pytest.approx(
+        np.mean([np.mean(g["predicted"] == g["true"]) for _, g in predictions.groupby("true")])
+    )
+    assert not (experiments.run_folder(out, "within", "BL", 0, 3)).exists()  # protocol.folds = [1, 2]
+
+
+def test_baseline_scores_above_chance_on_separable_data(protocol_run):
+    table = protocol_run.table.set_index("condition")
+    assert table.loc["BL", "within_mean"] > 50.0  # 4 classes: chance is 25 %
+    assert table.loc["BL", "cross_mean"] > 50.0
+
+
+def test_table1_has_one_row_per_condition_and_consistent_summaries(protocol_run):
+    out = protocol_run.out
+    table = pd.read_csv(out / "table1.csv")
+    assert table["condition"].tolist() == ["BL", "C"]
+    runs = pd.read_csv(out / "runs.csv")
+    within = runs[(runs["setting"] == "within") & (runs["condition"] == "C")]
+    per_seed = within.groupby("seed")["uar"].mean() * 100
+    row = table.set_index("condition").loc["C"]
+    assert row["within_mean"] == pytest.approx(per_seed.mean(), abs=1e-3)
+    assert row["within_min"] == pytest.approx(per_seed.min(), abs=1e-3)
+    assert row["within_max"] == pytest.approx(per_seed.max(), abs=1e-3)
+    assert row["within_ci_low"] <= row["within_mean"] <= row["within_ci_high"]
+    assert row["within_seeds"] == 2 and row["within_folds"] == 2
+    markdown = (out / "table1.md").read_text()
+    main_table = markdown.split("\n\n")[1].splitlines()  # caption, table, supplementary note, table
+    assert [line.split("|")[1].strip() for line in main_table[2:]] == ["BL", "C"]
+    assert experiments.render_table(out) == markdown
+
+
+def test_figure2_is_written_as_png_and_pdf(protocol_run):
+    for folder in (protocol_run.out / "figures", Path(protocol_run.config.figures_dir)):
+        image = matplotlib.image.imread(folder / "figure2_confusion.png")
+        assert image.std() > 0.01
+        assert (folder / "figure2_confusion.pdf").stat().st_size > 1000
+    matrices = pd.read_csv(protocol_run.out / "figures" / "figure2_confusion.csv")
+    rows = matrices[list(EMOTIONS)].to_numpy()
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_rerunning_a_finished_protocol_trains_nothing(protocol_run, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(experiments, "fit_predict", refuse)
+    before = (protocol_run.out / "table1.csv").read_text()
+    table = experiments.run_protocol(protocol_run.config, progress=False)
+    assert table["condition"].tolist() == ["BL", "C"]
+    assert (protocol_run.out / "table1.csv").read_text() == before
+
+
+def test_same_seed_gives_identical_predictions(protocol_run):
+    folder = experiments.run_folder(protocol_run.out, "within", "BL", 0, 1)
+    first = (folder / "predictions.csv").read_text()
+    (folder / "metrics.json").unlink()  # mark unfinished: the run is repeated
+    experiments.run_one(protocol_run.config, "within", "BL", 0, 1)
+    assert (folder / "predictions.csv").read_text() == first
+
+
+def test_changed_parameters_repeat_a_run(protocol_run):
+    changed = config_module.override(protocol_run.config, **{"acnn.epochs": 1})
+    key = experiments.RunKey("within", "BL", 0, 1)
+    assert experiments.finished(protocol_run.config, key) is not None
+    assert experiments.finished(changed, key) is None
+
+
+def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_run, synthetic):
+    from serlib import acnn
+
+    folder = experiments.run_folder(protocol_run.out, "cross", "BL", 1, 0)
+    model = acnn.load_acnn(folder / "model.keras")
+    metadata = json.loads((folder / "model.json").read_text())
+    assert metadata["classes"]["emotion"] == list(EMOTIONS)
+    assert metadata["classes"]["arousal"] == list(LEVELS)
+    assert metadata["logmel"]["max_frames"] == FRAMES
+    predictions = pd.read_csv(folder / "predictions.csv")
+    features = synthetic.features["other"]
+    order = [features.ids.index(u) for u in predictions["utterance_id"]]
+    probabilities = model.predict({"logmel": features.features[order]}, verbose=0)[0]
+    np.testing.assert_allclose(probabilities, predictions[[f"p_{e}" for e in EMOTIONS]], atol=1e-5)

@@ -1,0 +1,78 @@
+"""UAR, confusion matrices and the summaries over seeds, against scikit-learn, scipy and hand values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from sklearn.metrics import balanced_accuracy_score, recall_score
+
+from serlib import metrics
+
+LABELS = st.sampled_from(["angry", "happy", "neutral", "sad"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(LABELS, LABELS), min_size=1, max_size=60))
+def test_uar_is_balanced_accuracy_and_macro_recall_over_the_true_classes(pairs):
+    y_true = [t for t, _ in pairs]
+    y_pred = [p for _, p in pairs]
+    value = metrics.uar(y_true, y_pred)
+    assert value == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    macro = recall_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro", zero_division=0)
+    assert value == pytest.approx(macro)
+    recalls = [np.mean([p == c for t, p in pairs if t == c]) for c in sorted(set(y_true))]
+    assert value == pytest.approx(np.mean(recalls))
+
+
+def test_uar_by_hand_differs_from_accuracy_on_unbalanced_classes():
+    y_true = ["a"] * 8 + ["b"] * 2
+    y_pred = ["a"] * 10  # accuracy 0.8, but only one of two classes recognised
+    assert metrics.uar(y_true, y_pred) == pytest.approx(0.5)
+
+
+def test_uar_refuses_mismatched_or_empty_inputs():
+    with pytest.raises(metrics.MetricsError):
+        metrics.uar([1, 2], [1])
+    with pytest.raises(metrics.MetricsError):
+        metrics.uar([], [])
+
+
+def test_row_normalised_confusion_and_its_mean():
+    counts = metrics.confusion(
+        ["a", "a", "b", "b", "b", "b"], ["a", "b", "b", "b", "b", "a"], ["a", "b", "c"]
+    )
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [1, 3, 0], [0, 0, 0]])
+    normalised = metrics.row_normalise(counts)
+    np.testing.assert_allclose(normalised, [[0.5, 0.5, 0], [0.25, 0.75, 0], [0, 0, 0]])
+    mean = metrics.mean_confusion([counts, np.array([[2, 0, 0], [0, 4, 0], [0, 0, 1]])])
+    np.testing.assert_allclose(mean, [[0.75, 0.25, 0], [0.125, 0.875, 0], [0, 0, 0.5]])
+
+
+def test_summary_over_seeds_matches_scipy_t_interval():
+    values = [0.58, 0.60, 0.57, 0.59, 0.61]
+    summary = metrics.summarise(values)
+    low, high = stats.t.interval(0.95, df=4, loc=np.mean(values), scale=stats.sem(values))
+    assert summary["mean"] == pytest.approx(np.mean(values))
+    assert (summary["min"], summary["max"], summary["n"]) == (0.57, 0.61, 5)
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((low, high))
+    single = metrics.summarise([0.5])
+    assert single["mean"] == 0.5 and math.isnan(single["ci_low"])
+
+
+def test_paired_test_against_the_baseline():
+    baseline = [0.50, 0.52, 0.51, 0.49, 0.53, 0.50]
+    condition = [0.53, 0.54, 0.52, 0.52, 0.55, 0.54]
+    result = metrics.paired_test(condition, baseline)
+    assert result["mean_difference"] == pytest.approx(np.mean(np.subtract(condition, baseline)))
+    assert result["t_p"] == pytest.approx(stats.ttest_rel(condition, baseline).pvalue)
+    assert result["t_p"] < 0.01
+    assert result["wilcoxon_p"] == pytest.approx(stats.wilcoxon(condition, baseline).pvalue)
+    same = metrics.paired_test(baseline, baseline)
+    assert same["mean_difference"] == 0 and math.isnan(same["t_p"]) and math.isnan(same["wilcoxon_p"])
+    with pytest.raises(metrics.MetricsError, match="same seeds"):
+        metrics.paired_test([0.5, 0.6], [0.5])
