@@ -80,15 +80,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from serlib import experiments
 
     config = _config(args)
-    summary = experiments.run_protocol(config)
-    print(summary)
+    experiments.run_protocol(config)
+    print(experiments.render_table(config.output_dir), end="")
+    out = config.output_path
+    print(f"\ntables: {out / 'table1.md'}, {out / 'table1.csv'}; runs: {out / 'runs.csv'}")
+    print(f"figure 2: {out / 'figures' / (experiments.FIGURE2_STEM + '.png')} (and .pdf, also in {config.figures_dir}/)")
     return 0
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
     from serlib import experiments
 
-    print(experiments.render_table(args.results_dir))
+    print(experiments.render_table(args.results_dir), end="")
     return 0
 
 
