@@ -16,6 +16,7 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -266,6 +267,15 @@ def audeep_mel_filterbank(sample_rate: int, width: int, bands: int) -> tuple[np.
     return bank, points_hz[1:-1]
 
 
+@functools.lru_cache(maxsize=16)
+def _sparse_filterbank(sample_rate: int, width: int, bands: int) -> Any:
+    """The filterbank as a CSR matrix: each FFT bin feeds at most two filters, so a sparse product
+    is ~20x cheaper than a dense BLAS one (and uses no BLAS threads inside worker processes)."""
+    import scipy.sparse
+
+    return scipy.sparse.csr_array(audeep_mel_filterbank(sample_rate, width, bands)[0])
+
+
 def power_to_db(
     power: np.ndarray, clip_below_db: float | None = None, clip_above_db: float | None = None
 ) -> np.ndarray:
@@ -345,8 +355,7 @@ def audeep_chunks(
     emphasised = preemphasis(x)
     width, overlap = audeep_window_samples(sample_rate, x.shape[0], window_s, overlap_s, fixed_length_s)
     power = power_spectrogram(emphasised, sample_rate, width, overlap)
-    bank, _ = audeep_mel_filterbank(sample_rate, width, mel_bands)
-    db = power_to_db(bank @ power, clip_below_db, clip_above_db)
+    db = power_to_db(_sparse_filterbank(sample_rate, width, mel_bands) @ power, clip_below_db, clip_above_db)
     if chunk_length_s is not None and chunk_count is not None:
         chunk_frames = int(sample_rate * chunk_length_s) // (width - overlap)
         pieces = audeep_chunk_split(db, chunk_frames, chunk_count)
