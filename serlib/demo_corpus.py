@@ -15,15 +15,15 @@ import ctypes
 import json
 import logging
 import math
-import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import wave
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,7 +236,7 @@ class _Espeak:
 
             library = ctypes.CDLL(espeakng_loader.get_library_path())
             data_path = espeakng_loader.get_data_path()
-        except (ImportError, OSError, RuntimeError) as error:
+        except (ImportError, OSError, RuntimeError, AttributeError) as error:
             raise EspeakUnavailable(f"cannot load libespeak-ng from espeakng-loader: {error}") from error
         library.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         library.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -261,6 +261,7 @@ class _Espeak:
         self.callback = _CALLBACK(self._collect)  # keep a reference: ctypes must not free it
         library.espeak_SetSynthCallback(self.callback)
         self.libc = ctypes.CDLL(None)
+        self.set_random_seed = getattr(library, "espeak_ng_SetRandSeed", None)  # newer libespeak-ng only
 
     def _collect(self, samples: Any, count: int, events: Any) -> int:
         if count > 0:
@@ -283,7 +284,8 @@ class _Espeak:
         for name, value in settings.items():
             self.library.espeak_SetParameter(_PARAMETER[name], int(value), 0)
         self.libc.srand(random_seed)
-        self.library.espeak_ng_SetRandSeed(random_seed)
+        if self.set_random_seed is not None:
+            self.set_random_seed(random_seed)
         self.chunks = []
         encoded = text.encode("utf-8") + b"\0"
         status = self.library.espeak_Synth(
@@ -303,13 +305,13 @@ def _espeak() -> _Espeak:
 
 
 def espeak_available() -> bool:
-    """Whether libespeak-ng and its voice data from ``espeakng-loader`` can be loaded (nothing is synthesised)."""
+    """Whether libespeak-ng and its voice data from ``espeakng-loader`` load and initialise in this process."""
     try:
-        import espeakng_loader
-
-        ctypes.CDLL(espeakng_loader.get_library_path())
-        return Path(espeakng_loader.get_data_path(), "phontab").is_file()
-    except (ImportError, OSError, RuntimeError):
+        with _ESPEAK_LOCK:
+            _espeak()
+        return True
+    except EspeakUnavailable as error:
+        log.debug("eSpeak NG unavailable: %s", error)
         return False
 
 
@@ -342,10 +344,12 @@ def _numpy_voice(voice: str, gender: str) -> tuple[float, float]:
 
 def _smooth(track: np.ndarray, seconds: float) -> np.ndarray:
     """Moving Hann-window average that holds the edge values (no fall towards zero at the ends)."""
+    from scipy import signal
+
     window = np.hanning(max(3, int(seconds * SAMPLE_RATE)))
     half = len(window) // 2
     padded = np.pad(track, (half, len(window) - half - 1), mode="edge")
-    return np.convolve(padded, window / window.sum(), mode="valid")
+    return signal.fftconvolve(padded, window / window.sum(), mode="valid")
 
 
 def _synthesize_numpy(
@@ -412,7 +416,9 @@ def _synthesize_numpy(
     time_axis = np.arange(total) / SAMPLE_RATE
     declination = np.linspace(1.5, -1.5, total) * range_semitones / 4
     peak = np.exp(-0.5 * (np.arange(int(0.3 * SAMPLE_RATE)) / (0.06 * SAMPLE_RATE) - 2.5) ** 2)
-    accent_curve = np.convolve(accents * rng.uniform(0.5, 1.0, total), peak, mode="same") * range_semitones
+    accent_curve = (
+        signal.fftconvolve(accents * rng.uniform(0.5, 1.0, total), peak, mode="same") * range_semitones
+    )
     drift = np.interp(time_axis, np.linspace(0, time_axis[-1], 12), rng.normal(0, 0.4, 12))
     f0 = base_f0 * 2 ** ((declination + accent_curve + drift) / 12)
     phase = np.cumsum(f0 / SAMPLE_RATE) % 1.0
@@ -424,32 +430,55 @@ def _synthesize_numpy(
     excitation = np.diff(pulse, prepend=0.0) * voicing * 8 + rng.standard_normal(total) * (
         noise_level + 0.01 * voicing
     )
-    # Time-varying cascade of three resonators, coefficients updated every 5 ms.
-    hop = int(0.005 * SAMPLE_RATE)
+    # Time-varying cascade of three resonators (one 6th-order filter), coefficients updated every 10 ms.
+    hop = int(0.01 * SAMPLE_RATE)
     output = np.zeros(total)
-    states = [np.zeros(2) for _ in range(3)]
-    bandwidths = (80.0, 110.0, 160.0)
+    state = np.zeros(6)
+    radii = np.exp(-np.pi * np.array([80.0, 110.0, 160.0]) / SAMPLE_RATE)
     for start in range(0, total, hop):
-        block = excitation[start : start + hop]
-        for k in range(3):
-            frequency = min(formant_tracks[k, start], 0.45 * SAMPLE_RATE)
-            radius = math.exp(-math.pi * bandwidths[k] / SAMPLE_RATE)
-            a = [1.0, -2 * radius * math.cos(2 * math.pi * frequency / SAMPLE_RATE), radius * radius]
-            block, states[k] = signal.lfilter([1 - radius], a, block, zi=states[k])
-        output[start : start + hop] = block
+        frequencies = np.minimum(formant_tracks[:, start], 0.45 * SAMPLE_RATE)
+        denominator = np.array([1.0])
+        for radius, frequency in zip(radii, frequencies, strict=True):
+            pole_pair = [1.0, -2 * radius * math.cos(2 * math.pi * frequency / SAMPLE_RATE), radius * radius]
+            denominator = np.convolve(denominator, pole_pair)
+        numerator = [float(np.prod(1 - radii))]
+        output[start : start + hop], state = signal.lfilter(
+            numerator, denominator, excitation[start : start + hop], zi=state
+        )
     output /= max(float(np.max(np.abs(output))), 1e-9)
     return (output * 20000).astype(np.int16)
 
 
 # -- prosody, levels, noise --------------------------------------------------------------------------------
-def _prosody(rng: np.random.Generator, item: Item, style: Style, read_speech: bool) -> Prosody:
+@dataclass(frozen=True)
+class Habit:
+    """A speaker's own speaking habits, so that speakers differ beyond their voice."""
+
+    log_rate: float
+    pitch: float
+    expressiveness: float  # scales the emotional pitch-range excursion
+    level_db: float  # recording level of this speaker (microphone distance, gain)
+
+
+def _habit(rng: np.random.Generator) -> Habit:
+    return Habit(
+        log_rate=float(rng.normal(0, 0.07)),
+        pitch=float(rng.normal(0, 3.0)),
+        expressiveness=float(np.exp(rng.normal(0, 0.2))),
+        level_db=float(rng.uniform(-29, -23)),
+    )
+
+
+def _prosody(rng: np.random.Generator, item: Item, style: Style, habit: Habit, read_speech: bool) -> Prosody:
     """Emotion prosody as the literature describes it, driven by the utterance's latent arousal/valence."""
     a = (item.latent_arousal - 3.0) / 2.0
     v = (item.latent_valence - 3.0) / 2.0
     j = style.jitter
-    rate = 170.0 * math.exp(style.rate_arousal * a + rng.normal(0, 0.07 * j)) * (0.9 if read_speech else 1.0)
-    pitch = 50 + style.pitch_arousal * a + style.pitch_valence * v + rng.normal(0, 5 * j)
-    pitch_range = 50 + style.range_arousal * a + style.range_valence * v + rng.normal(0, 7 * j)
+    log_rate = habit.log_rate + style.rate_arousal * a + rng.normal(0, 0.07 * j)
+    rate = 170.0 * math.exp(log_rate) * (0.9 if read_speech else 1.0)
+    pitch = 50 + habit.pitch + style.pitch_arousal * a + style.pitch_valence * v + rng.normal(0, 5 * j)
+    excursion = habit.expressiveness * (style.range_arousal * a + style.range_valence * v)
+    pitch_range = 50 + excursion + rng.normal(0, 7 * j)
     gain_db = style.gain_arousal_db * a + rng.normal(0, 2.0 * j)
     tilt = style.tilt_arousal * a + rng.normal(0, 0.15 * j)
     word_gap = 0
@@ -655,7 +684,7 @@ def _generate_part(part: str, folder: str, seed: int, engine: str, sizes: dict[s
     items, sentences = _items(part, rng, sizes)
     root = Path(folder)
     session_noise: dict[str, tuple[float, float]] = {}
-    speaker_level: dict[str, float] = {}
+    habits: dict[str, Habit] = {}
     rows, details = [], []
     for item in items:
         if item.session not in session_noise:
@@ -663,9 +692,10 @@ def _generate_part(part: str, folder: str, seed: int, engine: str, sizes: dict[s
                 float(rng.uniform(*style.noise_dbfs)),
                 float(rng.uniform(0.3, 0.9)),
             )
-        if item.speaker not in speaker_level:
-            speaker_level[item.speaker] = float(rng.uniform(-29, -23))
-        prosody = _prosody(rng, item, style, read_speech=part == "unlabeled_books")
+        if item.speaker not in habits:
+            habits[item.speaker] = _habit(rng)
+        habit = habits[item.speaker]
+        prosody = _prosody(rng, item, style, habit, read_speech=part == "unlabeled_books")
         order = rng.permutation(len(sentences))
         speech = np.zeros(0, np.int16)
         sentence = ""
@@ -686,7 +716,7 @@ def _generate_part(part: str, folder: str, seed: int, engine: str, sizes: dict[s
         audio = _finish(
             speech,
             prosody,
-            speaker_level[item.speaker],
+            habit.level_db,
             noise_dbfs + rng.normal(0, 1.0),
             brown,
             style.channel_lowpass_hz,
@@ -795,7 +825,11 @@ def _replace(source: Path, target: Path) -> None:
 
 
 def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> None:
-    """Generate all parts into ``folder``/<part>; with eSpeak in two fresh worker processes (fixed split)."""
+    """Generate all parts into ``folder``/<part>; with eSpeak in two fresh Python worker processes (fixed split).
+
+    The workers are ``python -c`` processes that import serlib and drive libespeak-ng through ctypes (not the
+    espeak-ng program); unlike multiprocessing they never re-import the caller's ``__main__``.
+    """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -805,22 +839,53 @@ def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> N
                 _generate_part(part, str(folder / part), seed, engine, sizes)
                 progress.update()
         else:
-            workers = max(1, min(len(_WORKER_PARTS), os.cpu_count() or 1))
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-                futures = [
-                    pool.submit(_generate_parts, parts, str(folder), seed, engine, sizes)
-                    for parts in _WORKER_PARTS
-                ]
-                for future, parts in zip(futures, _WORKER_PARTS, strict=True):
-                    future.result()
-                    progress.update(len(parts))
+            environment = dict(os.environ)
+            package_parent = str(Path(__file__).resolve().parent.parent)
+            environment["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [package_parent, os.environ.get("PYTHONPATH")])
+            )
+            workers = []
+            for parts in _WORKER_PARTS:
+                job = json.dumps(
+                    {"parts": parts, "folder": str(folder), "seed": seed, "engine": engine, "sizes": sizes}
+                )
+                command = [sys.executable, "-c", _WORKER_COMMAND, job]
+                workers.append(
+                    subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
+                    )
+                )
+            failures = []
+            for worker, parts in zip(workers, _WORKER_PARTS, strict=True):
+                _, errors = worker.communicate()
+                if worker.returncode != 0:
+                    failures.append(
+                        f"parts {', '.join(parts)} (exit {worker.returncode}): {errors.strip()[-1500:]}"
+                    )
+                progress.update(len(parts))
+            if failures:
+                raise DemoCorpusError("demo corpus worker failed: " + " | ".join(failures))
     log.info(
         "demo corpus (%s, seed %d) generated in %.1f s under %s",
         engine,
         seed,
         time.perf_counter() - started,
         folder,
+    )
+
+
+_WORKER_COMMAND = "import sys; from serlib.demo_corpus import _worker; _worker(sys.argv[1])"
+
+
+def _worker(job: str) -> None:
+    """Entry point of a worker process: generate the parts that the JSON ``job`` names."""
+    arguments = json.loads(job)
+    _generate_parts(
+        tuple(arguments["parts"]),
+        arguments["folder"],
+        int(arguments["seed"]),
+        arguments["engine"],
+        arguments["sizes"],
     )
 
 
