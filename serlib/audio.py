@@ -45,24 +45,34 @@ def load(
     start_s: float | None = None,
     end_s: float | None = None,
     sample_rate: int = TARGET_SAMPLE_RATE,
+    max_duration_s: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read ``[start_s, end_s)`` of a file as mono float32 at ``sample_rate`` Hz.
 
-    Only the requested segment is read from disk (a 2-hour TED talk is not decoded whole). Channels
-    are averaged; the native rate is converted with soxr (high quality). Integer PCM arrives in
-    [-1, 1) from soundfile; float files keep their values (resampling can overshoot 1 slightly).
+    Only the requested segment is read from disk (a 2-hour TED talk is not decoded whole); with
+    ``max_duration_s`` at most that many seconds from the segment start are read (for features that
+    cut longer turns anyway). Channels are averaged; the native rate is converted with soxr (high
+    quality). Integer PCM arrives in [-1, 1) from soundfile; float files keep their values
+    (resampling can overshoot 1 slightly).
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: file does not exist")
-    native_rate, total_frames, _ = info(path)
-    if total_frames <= 0:
-        raise AudioError(f"{path}: file is empty (0 samples)")
-    start, stop = _segment_frames(path, start_s, end_s, native_rate, total_frames)
     try:
-        data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioError(f"{path}: cannot be decoded ({_reason(error)})") from None
+        with sf.SoundFile(str(path)) as handle:
+            native_rate, total_frames = int(handle.samplerate), int(handle.frames)
+            if total_frames <= 0:
+                raise AudioError(f"{path}: file is empty (0 samples)")
+            start, stop = _segment_frames(path, start_s, end_s, native_rate, total_frames)
+            if max_duration_s is not None:
+                stop = min(stop, start + int(math.ceil(max_duration_s * native_rate)))
+            if start:
+                handle.seek(start)
+            data = handle.read(stop - start, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as error:
+        raise AudioError(f"{path}: cannot be read as audio ({_reason(error)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: segment [{start_s}, {end_s}) holds no samples")
     signal = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]

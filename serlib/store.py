@@ -519,10 +519,9 @@ def extract_task(
         result = {"utterance_id": row["utterance_id"], "path": row["path"], "error": None}
         results.append(result)
         try:
-            start, end = row["start_s"], row["end_s"]
-            if needed is not None:
-                end = _capped_end(row["path"], start, end, needed)
-            signal, _ = audio.load(row["path"], start, end, sample_rate=sample_rate)
+            signal, _ = audio.load(
+                row["path"], row["start_s"], row["end_s"], sample_rate=sample_rate, max_duration_s=needed
+            )
             signals[index] = signal
             result["samples"] = int(signal.shape[0])
         except (ValueError, OSError, RuntimeError) as error:
@@ -624,19 +623,6 @@ def _needed_seconds(extractor: str, parameters: dict[str, Any]) -> float | None:
         if parameters["fixed_length_s"] is not None and not parameters["center_fixed"]:
             return parameters["fixed_length_s"] + READ_MARGIN_S
     return None
-
-
-def _capped_end(path: str, start: float | None, end: float | None, needed: float) -> float | None:
-    """End of the segment to read: at most ``needed`` seconds after the start (and never past the file)."""
-    from serlib import audio
-
-    begin = start or 0.0
-    if end is not None:
-        return min(end, begin + needed)
-    native_rate, frames, _ = audio.info(path)
-    if frames / native_rate <= begin + needed:
-        return None
-    return begin + needed
 
 
 def _opensmile_version() -> str:

@@ -138,3 +138,12 @@ def test_real_emodb_file_is_resampled_to_16k(shared_data: Path) -> None:
     assert rate == 16000 and signal.dtype == np.float32
     assert len(signal) == 32000  # every Emo-DB file here is 2.0 s
     assert 0 < np.abs(signal).max() <= 1.0
+
+
+def test_max_duration_reads_a_prefix(tmp_path: Path) -> None:
+    ramp = (np.arange(48000) % 1000 / 1000.0 - 0.5).astype(np.float32)
+    path = tmp_path / "ramp.wav"
+    sf.write(path, ramp, 16000, subtype="FLOAT")
+    part, _ = audio.load(path, start_s=1.0, max_duration_s=0.5)
+    np.testing.assert_array_equal(part, ramp[16000:24000])
+    assert len(audio.load(path, max_duration_s=10.0)[0]) == 48000

@@ -206,3 +206,32 @@ def test_save_and_load_arrays(tmp_path: Path) -> None:
         store.save_arrays(tmp_path / "bad.h5", ["a"], vectors=np.eye(2))
     with pytest.raises(StoreError, match="does not exist"):
         store.load_arrays(tmp_path / "absent.h5")
+
+
+def test_forkserver_workers_give_the_same_rows(
+    tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start method used when 'fork' is unsafe (threads or TensorFlow in the parent)."""
+    import multiprocessing
+
+    monkeypatch.setattr(store, "TASK_SIZE", 3)
+    monkeypatch.setattr(store, "_process_context", lambda: multiprocessing.get_context("forkserver"))
+    serial = store.extract(manifest, "spectrogram", _config(tmp_path / "a"), progress=False)
+    parallel = store.extract(
+        manifest, "spectrogram", _config(tmp_path / "b", **{"features.n_jobs": 2}), progress=False
+    )
+    np.testing.assert_array_equal(parallel.features, serial.features)
+
+
+def test_logmel_store_reads_only_what_the_cut_keeps(tmp_path: Path) -> None:
+    """A turn longer than max_frames is cut; reading only its start gives the same rows."""
+    from serlib import audio, features
+
+    path = tmp_path / "long.wav"
+    rng = np.random.default_rng(3)
+    sf.write(path, (0.1 * rng.standard_normal(16000 * 3)).astype(np.float32), 16000, subtype="PCM_16")
+    rows = corpora.make_manifest([{"utterance_id": "long", "corpus": "tiny", "path": str(path)}])
+    stored = store.extract(rows, "logmel", _config(tmp_path), progress=False)  # 100 frames = 1.015 s
+    whole = features.logmel(audio.load(path)[0], 16000)
+    np.testing.assert_array_equal(stored.features[0], whole[:100])
+    assert stored.lengths.tolist() == [100]
