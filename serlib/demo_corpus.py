@@ -260,7 +260,10 @@ class _Espeak:
         self.chunks: list[np.ndarray] = []
         self.callback = _CALLBACK(self._collect)  # keep a reference: ctypes must not free it
         library.espeak_SetSynthCallback(self.callback)
-        self.libc = ctypes.CDLL(None)
+        try:  # eSpeak's noise generators use the C library's rand()
+            self.libc: Any = ctypes.CDLL(None)
+        except (OSError, TypeError):  # Windows: no process-wide C library handle
+            self.libc = None
         self.set_random_seed = getattr(library, "espeak_ng_SetRandSeed", None)  # newer libespeak-ng only
 
     def _collect(self, samples: Any, count: int, events: Any) -> int:
@@ -283,7 +286,8 @@ class _Espeak:
         }
         for name, value in settings.items():
             self.library.espeak_SetParameter(_PARAMETER[name], int(value), 0)
-        self.libc.srand(random_seed)
+        if self.libc is not None:
+            self.libc.srand(random_seed)
         if self.set_random_seed is not None:
             self.set_random_seed(random_seed)
         self.chunks = []
