@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -426,8 +427,16 @@ def egemaps_names() -> list[str]:
 
 def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     """The 88 eGeMAPSv02 functionals of one utterance (openSMILE, one call), float32 ``[88]``."""
-    output = _egemaps_smile()(_to_opensmile(signal), sample_rate)  # [1, 88, 1]
+    x = _to_opensmile(signal)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Segment too short")  # turned into an error below
+        output = _egemaps_smile()(x, sample_rate)  # [1, 88, 1]
     values = np.asarray(output, dtype=np.float32).reshape(-1)
     if values.shape[0] != EGEMAPS_DIMS:
         raise RuntimeError(f"openSMILE returned {values.shape[0]} eGeMAPS values instead of {EGEMAPS_DIMS}")
+    if not np.isfinite(values).all():
+        raise AudioError(
+            f"signal of {x.shape[1] / sample_rate * 1000:.0f} ms is too short for eGeMAPS (openSMILE gives no "
+            "values below about 60 ms)"
+        )
     return values

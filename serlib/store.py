@@ -607,11 +607,11 @@ def _spectrogram(
     lengths = [frames] * chunks.shape[0]
     fixed = parameters["fixed_length_s"]
     if fixed is not None and not parameters["center_fixed"] and parameters["chunk_length_s"] is None:
-        # frames that hold audio before the end padding (auDeep pads the raw samples with zeros)
+        # frames that start inside the real audio, before auDeep's zero padding of the raw samples
         width = int(sample_rate * parameters["window_s"])
         step = width - int(sample_rate * parameters["overlap_s"])
-        real = signal.shape[0]
-        lengths = [int(min(frames, max(1, 1 + (real - width) // step if real >= width else 1)))]
+        with_audio = 1 + max(0, signal.shape[0] - width) // step
+        lengths = [min(frames, with_audio)]
     return chunks, lengths
 
 

@@ -214,3 +214,8 @@ def test_egemaps_functionals() -> None:
     assert len(names) == 88
     f0_mean = values[names.index("F0semitoneFrom27.5Hz_sma3nz_amean")]
     assert f0_mean == pytest.approx(12 * np.log2(150 / 27.5), abs=1.0)  # 150 Hz is 29.4 semitones
+
+
+def test_egemaps_of_a_too_short_signal_is_an_error() -> None:
+    with pytest.raises(AudioError, match="too short for eGeMAPS"):
+        features.egemaps(_noise(0.03), RATE)
