@@ -173,6 +173,7 @@ class ReconstructionRMSE(keras.losses.Loss):
 # -- fused GRU -------------------------------------------------------------------------------------
 
 
+@tf.autograph.experimental.do_not_convert
 def fused_gru(
     x: Any, h0: Any, kernel: Any, recurrent_kernel: Any, bias: Any, reset_after: bool
 ) -> tuple[Any, Any]:
@@ -203,7 +204,8 @@ def fused_gru(
         rk_n = recurrent_kernel[:, 2 * units :]
 
         def ta():
-            return tf.TensorArray(x.dtype, size=steps)
+            # Kept readable after a first read: a persistent tape may run the gradient twice.
+            return tf.TensorArray(x.dtype, size=steps, clear_after_read=False)
 
         if reset_after:
 
@@ -552,7 +554,7 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> keras.Mode
 # -- encoding ----------------------------------------------------------------------------------------
 def representation_model(model: keras.Model) -> keras.Model:
     """The encoder part: spectrograms [batch, T, F] -> representation [batch, D] (the 'representation' layer)."""
-    return keras.Model(model.inputs, model.get_layer("representation").output, name="audeep_encoder")
+    return keras.Model(model.input, model.get_layer("representation").output, name="audeep_encoder")
 
 
 def encode(
@@ -934,7 +936,7 @@ def encode_configured(
                 f"{model_path} was trained on [T, F] = {trained_shape[1:]} but {corpus_key} spectrograms are "
                 f"{list(shape[1:])}; use the same features.spectrogram settings (fixed_length_s) for both"
             )
-    with h5py.File(store_path, "r") as handle:
+    with store.open_features(store_path) as handle:
         vectors = encode(model, handle["features"], config.autoencoder.encode_batch_size, progress=progress)
         ids = [str(i) for i in handle["ids"].asstr()[:]]
         chunks = (
