@@ -528,31 +528,15 @@ def extract_task(
             result["error"] = str(error)
     if extractor == "logmel":
         order = sorted(signals)
+        settings = {name: parameters[name] for name in ("bands", "low_hz", "high_hz", "frame_s", "shift_s")}
+        matrices: list[np.ndarray | None]
         try:
-            matrices = features.logmel_many(
-                [signals[i] for i in order],
-                sample_rate,
-                bands=parameters["bands"],
-                low_hz=parameters["low_hz"],
-                high_hz=parameters["high_hz"],
-                frame_s=parameters["frame_s"],
-                shift_s=parameters["shift_s"],
-            )
+            matrices = list(features.logmel_many([signals[i] for i in order], sample_rate, **settings))
         except (ValueError, RuntimeError):  # find the culprit one by one
             matrices = []
             for i in order:
                 try:
-                    matrices.append(
-                        features.logmel(
-                            signals[i],
-                            sample_rate,
-                            parameters["bands"],
-                            parameters["low_hz"],
-                            parameters["high_hz"],
-                            parameters["frame_s"],
-                            parameters["shift_s"],
-                        )
-                    )
+                    matrices.append(features.logmel(signals[i], sample_rate, **settings))
                 except (ValueError, RuntimeError) as error:
                     results[i]["error"] = str(error)
                     matrices.append(None)
