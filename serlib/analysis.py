@@ -75,9 +75,9 @@ PANELS: dict[str, Panel] = {
         "Valence class",
         order=("low", "medium", "high"),
         names={
-            "low": "Negative valence (low)",
-            "medium": "Neutral valence (medium)",
-            "high": "Positive valence (high)",
+            "low": "Low valence",
+            "medium": "Medium valence",
+            "high": "High valence",
         },
     ),
     "speaker": Panel("speaker", "Speaker"),
@@ -237,11 +237,10 @@ class Embedding:
     name: str  # "acnn" or "autoencoder"
     description: str  # what the vectors are, for figure titles
     vectors: np.ndarray  # [n, d] all vectors (the probes use all of them)
-    labels: (
-        pd.DataFrame
-    )  # n rows aligned with vectors: emotion, arousal_class, valence_class, speaker, gender
+    labels: pd.DataFrame  # n rows aligned with vectors: emotion, arousal/valence class, speaker, gender
     index: np.ndarray  # rows of vectors shown in the picture
     points: np.ndarray  # [len(index), 2]
+    perplexity: float  # the perplexity t-SNE used (lowered for few points)
 
 
 def embed(
@@ -261,8 +260,9 @@ def embed(
         )
     index = subsample(len(array), max_points, seed)
     points = tsne(array[index], seed=seed, perplexity=perplexity)
+    used = min(perplexity, max(1.0, (len(index) - 1) / 3.0))
     return Embedding(
-        name, description, array.astype(np.float32), labels.reset_index(drop=True), index, points
+        name, description, array.astype(np.float32), labels.reset_index(drop=True), index, points, used
     )
 
 
@@ -270,8 +270,8 @@ def embed_configured(
     name: str, description: str, vectors: np.ndarray, labels: pd.DataFrame, config: Any
 ) -> Embedding:
     """``embed`` with the seed, perplexity and point limit of ``config.tsne``."""
-    settings = config.tsne
-    return embed(name, description, vectors, labels, settings.seed, settings.perplexity, settings.max_points)
+    chosen = config.tsne
+    return embed(name, description, vectors, labels, chosen.seed, chosen.perplexity, chosen.max_points)
 
 
 def _classes(panel: Panel, values: pd.Series) -> list[str]:
@@ -406,7 +406,10 @@ def tsne_figure(
                 frameon=False,
                 markerscale=1.5,
             )
-    fig.suptitle(title or f"t-SNE of {embedding.description}", fontsize=12)
+    caption = f"{len(embedding.index)} of {len(embedding.vectors)} points shown, perplexity {embedding.perplexity:.3g}"
+    fig.suptitle(
+        f"{title or f't-SNE of {embedding.description}'}\n({caption}; probes on all points)", fontsize=12
+    )
     probes = pd.DataFrame(rows)
     probes.insert(0, "figure", "")
     return fig, probes.reindex(columns=list(PROBE_COLUMNS))
@@ -503,32 +506,30 @@ def labels_for(manifest: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
     return table.loc[list(ids), columns].fillna("").astype(str).reset_index()
 
 
-def _read_hidden(path: Path) -> tuple[list[str], np.ndarray]:
-    import h5py
-
-    with h5py.File(path, "r") as handle:
-        if "ids" not in handle:
-            raise AnalysisError(f"{path} has no 'ids' dataset: it is not a hidden-layer file of serlib")
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in handle["ids"][()]]
-        names = [n for n in ("hidden", "vectors", "activations") if n in handle]
-        if not names:
-            raise AnalysisError(f"{path} has no 'hidden' dataset (found {sorted(handle)})")
-        vectors = np.asarray(handle[names[0]][()], dtype=np.float32)
-    if len(ids) != len(vectors):
-        raise AnalysisError(f"{path}: {len(ids)} ids for {len(vectors)} vectors")
-    return ids, vectors
+def settings(config: Any) -> list[str]:
+    """The protocol's settings that are configured: ``within`` and/or ``cross``."""
+    protocol = config.protocol
+    chosen = ["within"] if protocol.within_corpus is not None else []
+    if protocol.cross_corpus_train is not None and protocol.cross_corpus_test is not None:
+        chosen.append("cross")
+    return chosen
 
 
 def finished_hidden_runs(config: Any, setting: str = "within") -> pd.DataFrame:
     """Finished ACNN runs (``metrics.json`` present) that stored a ``hidden.h5``: condition, seed, fold, path."""
     root = config.output_path / "results" / setting
     rows = []
-    for path in sorted(root.glob("*/seed*/*/hidden.h5")):
+    for path in sorted(root.glob("*/seed*/fold*/hidden.h5")):
         if not (path.parent / "metrics.json").is_file():
             continue
         condition, seed, fold = path.parts[-4], path.parts[-3], path.parts[-2]
         rows.append(
-            {"condition": condition, "seed": int(seed.removeprefix("seed")), "fold": fold, "path": path}
+            {
+                "condition": condition,
+                "seed": int(seed.removeprefix("seed")),
+                "fold": int(fold.removeprefix("fold")),
+                "path": path,
+            }
         )
     return pd.DataFrame(rows, columns=["condition", "seed", "fold", "path"])
 
@@ -548,7 +549,7 @@ def acnn_hidden(
     setting: str = "within",
     condition: str | None = None,
     seed: int | None = None,
-    fold: str | None = None,
+    fold: int | None = None,
 ) -> tuple[list[str], np.ndarray, str]:
     """Last-hidden-layer vectors of ONE trained ACNN for its test utterances: (ids, vectors, description).
 
@@ -556,6 +557,8 @@ def acnn_hidden(
     permuted and scaled differently), so the vectors of several folds must not share one picture. By
     default: the baseline condition, the lowest seed, and the fold with the most test utterances.
     """
+    from serlib import experiments
+
     runs = finished_hidden_runs(config, setting)
     condition = condition or baseline_condition(config)
     runs = runs[runs["condition"] == condition]
@@ -568,34 +571,42 @@ def acnn_hidden(
             f"no finished ACNN run with hidden.h5 under {config.output_path / 'results' / setting}/{condition}: "
             "run notebook 04 (experiments.run_protocol) with this configuration first"
         )
-    runs = runs[runs["seed"] == runs["seed"].min()]
-    loaded = [(_read_hidden(Path(p)), f) for p, f in zip(runs["path"], runs["fold"], strict=True)]
+    runs = runs[runs["seed"] == runs["seed"].min()].sort_values("fold")
+    loaded = [
+        (experiments.read_hidden(path), int(f)) for path, f in zip(runs["path"], runs["fold"], strict=True)
+    ]
     # The largest test fold; the first such fold on ties (max keeps the first maximum).
     (ids, vectors), chosen = max(loaded, key=lambda item: len(item[0][0]))
     corpus = config.protocol.within_corpus if setting == "within" else config.protocol.cross_corpus_test
-    description = (
-        f"the ACNN's last hidden layer ({corpus}, {setting}-corpus, condition {condition}, "
-        f"seed {int(runs['seed'].min())}, test {chosen})"
-    )
-    return ids, vectors, description
+    test = f"test session {chosen}" if setting == "within" else "all test utterances"
+    description = f"the ACNN's last hidden layer ({corpus}, condition {condition}, seed {int(runs['seed'].min())}, {test})"
+    return list(ids), _check_vectors(vectors, f"hidden layer of {condition}").astype(np.float32), description
 
 
-def autoencoder_corpus_of(config: Any, condition: Any, target: str) -> str | None:
-    """The corpus key whose audio trains the AE of ``condition`` when testing on ``target`` (None for BL)."""
-    source = condition.autoencoder_corpus
-    if source == "none":
-        return None
-    return target if source == "target" else source
+def autoencoder_jobs(config: Any) -> pd.DataFrame:
+    """Each distinct autoencoder the protocol needs, once: corpus key, epochs and the conditions using it."""
+    from serlib import experiments
+
+    jobs: dict[tuple[str, int], list[str]] = {}
+    for setting in settings(config):
+        for condition in config.protocol.conditions:
+            key = experiments.autoencoder_corpus(config, setting, condition)
+            if key is None:
+                continue
+            epochs = int(condition.autoencoder_epochs or config.autoencoder.epochs)
+            jobs.setdefault((key, epochs), []).append(f"{condition.name} ({setting})")
+    rows = [{"corpus": k, "epochs": e, "used_by": ", ".join(users)} for (k, e), users in jobs.items()]
+    return pd.DataFrame(rows, columns=["corpus", "epochs", "used_by"])
 
 
 def largest_autoencoder_condition(config: Any) -> Any:
     """The condition whose AE saw the most unlabeled utterances (full TED-LIUM, fT, in the paper)."""
-    from serlib import corpora
+    from serlib import corpora, experiments
 
-    target = config.protocol.within_corpus
+    setting = settings(config)[0] if settings(config) else "within"
     best, best_count = None, -1
     for condition in config.protocol.conditions:
-        key = autoencoder_corpus_of(config, condition, target)
+        key = experiments.autoencoder_corpus(config, setting, condition)
         if key is None:
             continue
         count = len(corpora.load_configured(config, key))
@@ -604,3 +615,503 @@ def largest_autoencoder_condition(config: Any) -> Any:
     if best is None:
         raise AnalysisError("no condition of protocol.conditions trains an autoencoder: nothing to show")
     return best
+
+
+def autoencoder_model(config: Any, condition: Any = None) -> tuple[Path, str]:
+    """The trained AE of ``condition`` (default: the most unlabeled data) for the within-corpus setting,
+    trained now or found in the cache: (model path, corpus key it was trained on)."""
+    from serlib import autoencoder, experiments
+
+    condition = condition or largest_autoencoder_condition(config)
+    setting = settings(config)[0]
+    key = experiments.autoencoder_corpus(config, setting, condition)
+    if key is None:
+        raise AnalysisError(f"condition {condition.name} trains no autoencoder (autoencoder_corpus: none)")
+    return autoencoder.train_configured(config, key, epochs=condition.autoencoder_epochs), key
+
+
+def autoencoder_vectors(config: Any, condition: Any = None) -> tuple[list[str], np.ndarray, str]:
+    """AE representations of the 4-class utterances of the within corpus: (ids, vectors, description).
+
+    ``condition`` defaults to the one with the most unlabeled data; its AE is trained (or found in the
+    cache) and the corpus encoded (or found) exactly as the protocol does it.
+    """
+    from serlib import autoencoder, corpora, experiments
+
+    condition = condition or largest_autoencoder_condition(config)
+    model, key = autoencoder_model(config, condition)
+    target = experiments.corpora_of(config, settings(config)[0])[1]
+    representations = autoencoder.encode_configured(config, model, target)
+    manifest = corpora.load_configured(config, target)
+    labeled = set(manifest.loc[manifest["emotion"].isin(corpora.EMOTIONS), "utterance_id"])
+    keep = [i for i, utterance in enumerate(representations.ids) if utterance in labeled]
+    ids = [representations.ids[i] for i in keep]
+    description = f"the AE representation ({target}, AE of condition {condition.name} trained on {key})"
+    return ids, _check_vectors(representations.vectors[keep]).astype(np.float32), description
+
+
+# -- notebook 01: the corpora ---------------------------------------------------------------------
+def corpus_roles(config: Any) -> dict[str, list[str]]:
+    """What each configured corpus is used for in the protocol (labeled training/test, which AE)."""
+    from serlib import experiments
+
+    roles: dict[str, list[str]] = {key: [] for key in config.corpora}
+    protocol = config.protocol
+    if protocol.within_corpus:
+        roles[protocol.within_corpus].append("within-corpus (LOSO)")
+    if "cross" in settings(config):
+        roles[protocol.cross_corpus_train].append("cross-corpus training")
+        roles[protocol.cross_corpus_test].append("cross-corpus test")
+    for setting in settings(config):
+        for condition in protocol.conditions:
+            key = experiments.autoencoder_corpus(config, setting, condition)
+            if key is not None:
+                label = f"AE of {condition.name}"
+                if label not in roles[key]:
+                    roles[key].append(label)
+    return roles
+
+
+def durations(manifest: pd.DataFrame) -> np.ndarray:
+    """Seconds per utterance: segment times where given, else the audio file's header."""
+    import soundfile
+
+    seconds = np.array(manifest["end_s"] - manifest["start_s"], dtype=float)  # a writable copy
+    for row in np.flatnonzero(np.isnan(seconds)):
+        info = soundfile.info(str(manifest["path"].iloc[row]))
+        seconds[row] = info.frames / info.samplerate
+    return seconds
+
+
+def corpus_summary(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per corpus: its role, utterances, 4-class labeled utterances, speakers, sessions, hours."""
+    from serlib import corpora
+
+    roles = corpus_roles(config)
+    rows = []
+    for key, manifest in manifests.items():
+        seconds = durations(manifest)
+        rows.append(
+            {
+                "corpus": key,
+                "type": config.corpora[key].type,
+                "used as": ", ".join(roles.get(key, [])) or "(not used by the protocol)",
+                "utterances": len(manifest),
+                "4-class labeled": int(manifest["emotion"].isin(corpora.EMOTIONS).sum()),
+                "speakers": int(manifest["speaker"].nunique()),
+                "sessions": int(manifest["session"].nunique()),
+                "hours": round(float(np.sum(seconds)) / 3600.0, 3),
+                "mean seconds": round(float(np.mean(seconds)), 2) if len(seconds) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paper_counts(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Class counts of configured IEMOCAP / MSP-IMPROV corpora next to the paper's (empty otherwise)."""
+    from serlib import corpora
+
+    papers = {
+        "iemocap": getattr(corpora, "IEMOCAP_PAPER_COUNTS", {}),
+        "msp_improv": getattr(corpora, "MSP_IMPROV_PAPER_COUNTS", {}),
+    }
+    rows = []
+    for key, manifest in manifests.items():
+        paper = papers.get(config.corpora[key].type)
+        if not paper:
+            continue
+        counts = manifest["emotion"].value_counts()
+        for emotion in corpora.EMOTIONS:
+            ours = int(counts.get(emotion, 0))
+            rows.append(
+                {
+                    "corpus": key,
+                    "emotion": emotion,
+                    "serlib": ours,
+                    "paper": paper[emotion],
+                    "difference": ours - paper[emotion],
+                }
+            )
+    return pd.DataFrame(rows, columns=["corpus", "emotion", "serlib", "paper", "difference"])
+
+
+def plot_label_distributions(manifests: dict[str, pd.DataFrame]) -> Any:
+    """Bar charts of emotion, arousal class and valence class per labeled corpus (counts on the bars)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from serlib import corpora
+
+    labeled = {k: m for k, m in manifests.items() if m["emotion"].isin(corpora.EMOTIONS).any()}
+    if not labeled:
+        raise AnalysisError("no configured corpus has emotion labels: nothing to plot")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    specs = (
+        ("emotion", corpora.EMOTIONS, "Emotion"),
+        ("arousal_class", corpora.LEVELS, "Arousal class"),
+        ("valence_class", corpora.LEVELS, "Valence class"),
+    )
+    colours = sns.color_palette("colorblind", len(labeled))
+    width = 0.8 / len(labeled)
+    for axis, (column, classes, title) in zip(axes, specs, strict=True):
+        for number, (key, manifest) in enumerate(labeled.items()):
+            subset = manifest[manifest["emotion"].isin(corpora.EMOTIONS)]
+            counts = subset[column].value_counts()
+            heights = [int(counts.get(c, 0)) for c in classes]
+            positions = np.arange(len(classes)) + (number - (len(labeled) - 1) / 2) * width
+            bars = axis.bar(positions, heights, width, color=colours[number], label=key)
+            axis.bar_label(bars, fontsize=8)
+        axis.set_xticks(np.arange(len(classes)), [c.capitalize() for c in classes])
+        axis.set_title(f"{title} (4-class utterances)")
+        axis.set_xlabel(title)
+        axis.set_ylabel("Utterances")
+    axes[0].legend(title="Corpus", frameon=False)
+    return fig
+
+
+def plot_durations(seconds: dict[str, np.ndarray], config: Any) -> Any:
+    """Histogram of utterance durations per corpus, with the ACNN's cut and the AE's fixed length marked."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axis = plt.subplots(figsize=(9, 4), layout="constrained")
+    colours = sns.color_palette("colorblind", max(3, len(seconds) + 2))
+    top = max((float(np.max(v)) for v in seconds.values() if len(v)), default=1.0)
+    bins = np.linspace(0, top * 1.02, 40)
+    for colour, (key, values) in zip(colours, seconds.items(), strict=False):
+        axis.hist(
+            values, bins=bins, histtype="step", linewidth=1.8, color=colour, label=f"{key} ({len(values)})"
+        )
+    logmel = config.features.logmel
+    cut = logmel.max_frames * logmel.shift_s
+    axis.axvline(cut, color="black", linestyle="--", label=f"ACNN input: cut/padded to {cut:.2f} s")
+    fixed = config.features.spectrogram.fixed_length_s
+    if fixed is not None:
+        axis.axvline(
+            fixed, color="grey", linestyle=":", linewidth=2, label=f"AE input: fixed length {fixed:.2f} s"
+        )
+    axis.set_xlabel("Utterance duration (s)")
+    axis.set_ylabel("Utterances")
+    axis.set_title("Utterance durations per corpus")
+    axis.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def examples(manifest: pd.DataFrame, per_class: int = 1) -> pd.DataFrame:
+    """The first ``per_class`` utterances of each emotion (for listening and pictures)."""
+    from serlib import corpora
+
+    picked = [manifest[manifest["emotion"] == e].head(per_class) for e in corpora.EMOTIONS]
+    return pd.concat(picked, ignore_index=True)
+
+
+def load_utterance(row: Any) -> tuple[np.ndarray, int]:
+    """The audio of one manifest row (a dict or named tuple), its segment only where times are given."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    start, end = get("start_s"), get("end_s")
+    from serlib import audio
+
+    return audio.load(
+        str(get("path")),
+        None if start is None or pd.isna(start) else float(start),
+        None if end is None or pd.isna(end) else float(end),
+    )
+
+
+def feature_plan(config: Any) -> pd.DataFrame:
+    """Which (corpus, extractor) stores the protocol reads: log-Mel for the labeled corpora, auDeep
+    spectrograms for every AE's training corpus and for the labeled corpora it encodes."""
+    from serlib import experiments
+
+    plan: dict[tuple[str, str], None] = {}
+    labeled = [key for setting in settings(config) for key in experiments.corpora_of(config, setting)]
+    for key in labeled:
+        plan[(key, "logmel")] = None
+    jobs = autoencoder_jobs(config)
+    for key in jobs["corpus"]:
+        plan[(key, "spectrogram")] = None
+    if len(jobs):
+        for key in labeled:
+            plan[(key, "spectrogram")] = None
+    return pd.DataFrame(list(plan), columns=["corpus", "extractor"])
+
+
+def plot_features(
+    signal: np.ndarray, sample_rate: int, config: Any, title: str = "", clip_below_db: Any = "config"
+) -> Any:
+    """One utterance three ways: the waveform, the ACNN's 26 log-Mel bands, the AE's auDeep spectrogram.
+
+    ``clip_below_db`` overrides the configured clipping threshold of the auDeep spectrogram (try -30).
+    """
+    import matplotlib.pyplot as plt
+
+    from serlib import features
+
+    logmel_settings = config.features.logmel
+    logmel = features.logmel(
+        signal,
+        sample_rate,
+        logmel_settings.bands,
+        logmel_settings.low_hz,
+        logmel_settings.high_hz,
+        logmel_settings.frame_s,
+        logmel_settings.shift_s,
+    )
+    spectrogram_settings = config.features.spectrogram.model_dump()
+    if clip_below_db != "config":
+        spectrogram_settings["clip_below_db"] = clip_below_db
+    spectrogram = np.asarray(features.audeep_spectrogram(signal, sample_rate, **spectrogram_settings))
+    if spectrogram.ndim == 3:  # chunked: show the chunks one after another
+        spectrogram = spectrogram.reshape(-1, spectrogram.shape[-1])
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8.5), layout="constrained")
+    time_axis = np.arange(len(signal)) / sample_rate
+    axes[0].plot(time_axis, signal, linewidth=0.5, color="#0173b2")
+    axes[0].set_xlim(0, time_axis[-1])
+    axes[0].set_xlabel("Time (s)")
+    axes[0].set_ylabel("Amplitude")
+    axes[0].set_title(f"Waveform {title}".strip())
+    shift = logmel_settings.shift_s
+    image = axes[1].imshow(
+        logmel.T,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, len(logmel) * shift, 0, logmel.shape[1]),
+    )
+    fig.colorbar(image, ax=axes[1], label="ln energy")
+    axes[1].set_xlabel("Time (s)")
+    axes[1].set_ylabel("Mel band (0-6.5 kHz)")
+    axes[1].set_title(
+        f"ACNN input: {logmel.shape[1]} log-Mel bands, {logmel.shape[0]} frames of 10 ms (openSMILE)"
+    )
+    hop = config.features.spectrogram.window_s - config.features.spectrogram.overlap_s
+    image = axes[2].imshow(
+        spectrogram.T,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=-1,
+        vmax=1,
+        extent=(0, len(spectrogram) * hop, 0, spectrogram.shape[1]),
+    )
+    fig.colorbar(image, ax=axes[2], label="normalised dB")
+    clip = spectrogram_settings["clip_below_db"]
+    axes[2].set_xlabel("Time (s)")
+    axes[2].set_ylabel("Mel band")
+    axes[2].set_title(
+        f"AE input: auDeep spectrogram, {spectrogram.shape[1]} mel bands, {spectrogram.shape[0]} frames of "
+        f"{hop * 1000:.0f} ms, clipped below {clip} dB"
+    )
+    return fig
+
+
+# -- notebook 02: autoencoders --------------------------------------------------------------------
+def loss_history(model_path: str | os.PathLike[str]) -> list[float]:
+    """Reconstruction RMSE per epoch stored next to a trained AE (``loss_history.csv``)."""
+    from serlib import autoencoder
+
+    path = Path(model_path).parent / autoencoder.HISTORY_CSV
+    if not path.is_file():
+        raise AnalysisError(f"{path} does not exist: was {model_path} trained by serlib.autoencoder?")
+    return pd.read_csv(path)["loss"].astype(float).tolist()
+
+
+def _decoder_model(model: Any) -> tuple[Any, Any]:
+    """(spectrogram -> decoder input, [spectrogram, decoder input] -> reconstruction) from a trained AE."""
+    import keras
+
+    decoder_input = model.get_layer("decoder_input").output
+    return keras.Model(model.inputs[0], decoder_input), keras.Model(
+        [model.inputs[0], decoder_input], model.outputs[0]
+    )
+
+
+def reconstruct(model: Any, spectrograms: np.ndarray) -> np.ndarray:
+    """Reconstructions ``[n, T, F]`` in the input's time order (the AE itself outputs reversed time)."""
+    x = np.asarray(spectrograms, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[np.newaxis]
+    return np.asarray(model(x, training=False))[:, ::-1]
+
+
+def decoder_leakage(
+    model: Any, spectrogram: np.ndarray, offsets: Iterable[int] = range(-3, 5)
+) -> pd.DataFrame:
+    """How much the reconstruction of each frame relies on each decoder input: the target-leakage test.
+
+    The decoder reconstructs target frame t (the reversed input) from its inputs [0, target[0], ...],
+    so decoder input t+1 IS target[t]. A bidirectional decoder's backward direction reads it (spec 2.4,
+    "target leakage"). For every offset k, decoder input t+k is blanked (set to 0) in copy t of the
+    utterance and the error of output frame t is measured; offset +1 is the leaked frame. Returns one row
+    per offset: ``offset``, ``rmse`` (with the input blanked) and ``baseline_rmse`` (nothing blanked).
+    """
+    x = np.asarray(spectrogram, dtype=np.float32)
+    if x.ndim != 2:
+        raise AnalysisError(f"decoder_leakage takes one spectrogram [T, F], got shape {x.shape}")
+    frames = len(x)
+    inputs_of, decode = _decoder_model(model)
+    decoder_inputs = np.asarray(inputs_of(x[np.newaxis]))[0]
+    target = x[::-1]
+    baseline = np.asarray(decode([x[np.newaxis], decoder_inputs[np.newaxis]], training=False))[0]
+    rows = []
+    for offset in offsets:
+        positions = [t for t in range(frames) if 0 <= t + offset < frames]
+        if not positions:
+            continue
+        batch = np.repeat(decoder_inputs[np.newaxis], len(positions), axis=0)
+        for row, t in enumerate(positions):
+            batch[row, t + offset] = 0.0
+        copies = np.repeat(x[np.newaxis], len(positions), axis=0)
+        output = np.asarray(decode([copies, batch], training=False))
+        errors = [output[row, t] - target[t] for row, t in enumerate(positions)]
+        rows.append(
+            {
+                "offset": int(offset),
+                "rmse": float(np.sqrt(np.mean(np.square(errors)))),
+                "baseline_rmse": float(np.sqrt(np.mean(np.square(baseline[positions] - target[positions])))),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_leakage(table: pd.DataFrame, title: str = "") -> Any:
+    """Bar chart of ``decoder_leakage``: reconstruction error of frame t with decoder input t+k blanked."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(7.5, 4), layout="constrained")
+    colours = ["#d55e00" if k == 1 else "#0173b2" for k in table["offset"]]
+    axis.bar(table["offset"].astype(str), table["rmse"], color=colours)
+    axis.axhline(float(table["baseline_rmse"].mean()), color="black", linestyle="--", label="nothing blanked")
+    axis.set_xlabel(
+        "Blanked decoder input, relative to the reconstructed frame (k in t+k; +1 = the target itself)"
+    )
+    axis.set_ylabel("Reconstruction RMSE of frame t")
+    axis.set_title(title or "Which decoder input does the reconstruction of frame t use?")
+    axis.legend(frameon=False)
+    return fig
+
+
+def plot_reconstruction(original: np.ndarray, reconstruction: np.ndarray, title: str = "") -> Any:
+    """Original and reconstructed auDeep spectrogram one above the other, with their RMSE."""
+    import matplotlib.pyplot as plt
+
+    rmse = float(np.sqrt(np.mean(np.square(np.asarray(original) - np.asarray(reconstruction)))))
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, layout="constrained")
+    for axis, data, name in zip(
+        axes, (original, reconstruction), ("Original", "Reconstruction"), strict=True
+    ):
+        image = axis.imshow(np.asarray(data).T, origin="lower", aspect="auto", cmap="magma", vmin=-1, vmax=1)
+        axis.set_ylabel("Mel band")
+        axis.set_title(name)
+    axes[1].set_xlabel("Frame (40 ms hop)")
+    fig.colorbar(image, ax=axes, label="normalised dB")
+    fig.suptitle(f"{title} (RMSE {rmse:.3f})".strip())
+    return fig
+
+
+# -- notebook 03: representations -----------------------------------------------------------------
+def encode_all(config: Any) -> pd.DataFrame:
+    """Train (or find) every condition's AE and encode its training and test corpora, exactly as the
+    protocol will (``experiments.prepare_sources``); one row per encoded corpus with the file path."""
+    from serlib import experiments
+
+    rows = []
+    for setting in settings(config):
+        for condition in config.protocol.conditions:
+            sources = experiments.prepare_sources(config, setting, condition)
+            if not sources.get("autoencoder_corpus"):
+                continue
+            for role in ("train", "test"):
+                rows.append(
+                    {
+                        "condition": condition.name,
+                        "setting": setting,
+                        "AE trained on": sources["autoencoder_corpus"],
+                        "role": role,
+                        "encoded corpus": sources[f"{role}_corpus"],
+                        "path": sources[f"{role}_representations"],
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["condition", "setting", "AE trained on", "role", "encoded corpus", "path"]
+    )
+
+
+def representation_overview(encoded: pd.DataFrame) -> pd.DataFrame:
+    """Shape and value statistics of each distinct representation file listed by ``encode_all``."""
+    from serlib import autoencoder
+
+    rows = []
+    for entry in encoded.drop_duplicates("path").to_dict("records"):
+        vectors = autoencoder.load_representations(entry["path"]).vectors
+        rows.append(
+            {
+                "AE trained on": entry["AE trained on"],
+                "encoded corpus": entry["encoded corpus"],
+                "utterances": vectors.shape[0],
+                "dimensions": vectors.shape[1],
+                "min": float(vectors.min()),
+                "max": float(vectors.max()),
+                "mean |v|": float(np.abs(vectors).mean()),
+                "saturated (|v| > 0.99)": float(np.mean(np.abs(vectors) > 0.99)),
+                "finite": bool(np.isfinite(vectors).all()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_vectors(vectors: np.ndarray, labels: pd.DataFrame, dimensions: int = 64, title: str = "") -> Any:
+    """Heat map of the first ``dimensions`` dimensions of each utterance's vector, rows sorted by emotion."""
+    import matplotlib.pyplot as plt
+
+    from serlib import corpora
+
+    order = np.argsort(
+        [corpora.EMOTIONS.index(e) if e in corpora.EMOTIONS else 99 for e in labels["emotion"]], kind="stable"
+    )
+    shown = np.asarray(vectors)[order][:, :dimensions]
+    fig, axis = plt.subplots(figsize=(10, 5), layout="constrained")
+    image = axis.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=axis, label="value (tanh output)")
+    emotions = labels["emotion"].to_numpy()[order]
+    edges = [0] + [i for i in range(1, len(emotions)) if emotions[i] != emotions[i - 1]] + [len(emotions)]
+    for start, end in zip(edges[:-1], edges[1:], strict=True):
+        axis.axhline(start - 0.5, color="black", linewidth=0.8)
+        axis.text(
+            -0.5, (start + end) / 2, f"{emotions[start].capitalize()} ", ha="right", va="center", fontsize=9
+        )
+    axis.set_yticks([])
+    axis.set_xlabel(f"Dimension (first {shown.shape[1]} of {np.asarray(vectors).shape[1]})")
+    axis.set_ylabel("Utterances, grouped by emotion", labelpad=45)
+    axis.set_title(title or "AE representations")
+    return fig
+
+
+# -- notebook 04: results -------------------------------------------------------------------------
+def plot_uar(runs: pd.DataFrame, chance: float = 0.25) -> Any:
+    """UAR of every run per condition and setting (each dot is one seed's fold or cross-corpus run)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if runs.empty:
+        raise AnalysisError("no finished runs to plot: run experiments.run_protocol first")
+    frame = runs.assign(UAR=100.0 * runs["uar"].astype(float))
+    fig, axis = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    sns.stripplot(
+        data=frame,
+        x="condition",
+        y="UAR",
+        hue="setting",
+        dodge=True,
+        palette="colorblind",
+        ax=axis,
+        jitter=0.15,
+        size=6,
+        alpha=0.8,
+    )
+    axis.axhline(100.0 * chance, color="grey", linestyle=":", label=f"chance ({100 * chance:.0f} %)")
+    axis.set_xlabel("Condition")
+    axis.set_ylabel("UAR (%) per run")
+    axis.set_title("Every ACNN run: unweighted average recall on its test data")
+    axis.legend(frameon=False, title="Setting")
+    return fig

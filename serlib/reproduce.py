@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -99,8 +100,29 @@ def setup_notebook(
     if overrides:
         config = config_module.override(config, **overrides)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _inline_figures()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     return config
+
+
+def _inline_figures() -> None:
+    """Inside a Jupyter kernel: draw figures inline, and tell library code (which picks a headless
+    backend when MPLBACKEND is unset) to keep that backend."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    shell.run_line_magic("matplotlib", "inline")
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of finished child processes (the notebook kernels), to log next to wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _log_line(path: Path, text: str) -> None:
@@ -159,6 +181,7 @@ def run(
     for number, name in enumerate(selected, start=1):
         output = executed_dir / name
         begin = time.perf_counter()
+        cpu_begin = _children_cpu_seconds()
         stamp = datetime.now().isoformat(timespec="seconds")
         print(f"[{number}/{len(selected)}] {name} running ...", flush=True)
         try:
@@ -198,8 +221,12 @@ def run(
             )
             return 1
         seconds = time.perf_counter() - begin
+        cpu = _children_cpu_seconds() - cpu_begin
         end = datetime.now().isoformat(timespec="seconds")
-        _log_line(log_path, f"{name}\tstart {stamp}\tend {end}\tseconds {seconds:.1f}\tstatus ok")
+        _log_line(
+            log_path,
+            f"{name}\tstart {stamp}\tend {end}\tseconds {seconds:.1f}\tkernel_cpu_s {cpu:.1f}\tstatus ok",
+        )
         print(
             f"[{number}/{len(selected)}] {name} done in {seconds:.1f} s (total {time.perf_counter() - started:.1f} s)",
             flush=True,
