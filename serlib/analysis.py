@@ -980,7 +980,9 @@ def plot_leakage(table: pd.DataFrame, title: str = "") -> Any:
 
     fig, axis = plt.subplots(figsize=(7.5, 4), layout="constrained")
     colours = ["#d55e00" if k == 1 else "#0173b2" for k in table["offset"]]
-    axis.bar(table["offset"].astype(str), table["rmse"], color=colours)
+    offsets = table["offset"].to_numpy()
+    axis.bar(offsets, table["rmse"], color=colours)
+    axis.set_xticks(offsets, [f"{k:+d}" if k else "0" for k in offsets])
     axis.axhline(float(table["baseline_rmse"].mean()), color="black", linestyle="--", label="nothing blanked")
     axis.set_xlabel(
         "Blanked decoder input, relative to the reconstructed frame (k in t+k; +1 = the target itself)"

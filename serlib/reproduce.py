@@ -102,6 +102,7 @@ def setup_notebook(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _inline_figures()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     return config
 
 

@@ -152,3 +152,22 @@ def test_labels_for_aligns_by_id_and_names_unknown_ids():
     assert list(labels["utterance_id"]) == ["c", "a"] and list(labels["emotion"]) == ["angry", "sad"]
     with pytest.raises(analysis.AnalysisError, match="not in the manifest"):
         analysis.labels_for(manifest, ["a", "zz"])
+
+
+def test_decoder_leakage_probe_sees_the_bidirectional_decoder_read_its_target():
+    from serlib import autoencoder
+    from serlib import config as config_module
+
+    base = config_module.override(
+        config_module.load_preset("demo"),
+        **{"autoencoder.layers": 1, "autoencoder.units": 4, "features.spectrogram.mel_bands": 8},
+    )
+    spectrogram = np.random.default_rng(0).uniform(-1, 1, (12, 8)).astype(np.float32)
+    leaky = analysis.decoder_leakage(autoencoder.build_autoencoder(base), spectrogram, offsets=range(-2, 4))
+    assert list(leaky["offset"]) == [-2, -1, 0, 1, 2, 3] and np.isfinite(leaky["rmse"]).all()
+    # The backward stack reads later decoder inputs: blanking the target (+1) changes the output.
+    assert abs(leaky.set_index("offset").loc[1, "rmse"] - leaky["baseline_rmse"].iloc[0]) > 1e-6
+    # A unidirectional decoder is causal: blanking any later input leaves frame t exactly as it was.
+    causal = config_module.override(base, **{"autoencoder.bidirectional_decoder": False})
+    table = analysis.decoder_leakage(autoencoder.build_autoencoder(causal), spectrogram, offsets=range(1, 4))
+    np.testing.assert_allclose(table["rmse"], table["baseline_rmse"], rtol=0, atol=1e-6)
