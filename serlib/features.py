@@ -47,6 +47,32 @@ _SINK_BLOCK = 100
 _BATCH_SAMPLES = 16000 * 120
 
 
+def _bind_opensmile_to_itself() -> None:
+    """Load openSMILE's library with RTLD_DEEPBIND before ``import opensmile`` does (Linux/glibc).
+
+    TensorFlow's libtensorflow_framework exports Ooura's FFT (``rdft``, ``cdft``, ... in double
+    precision) under the names openSMILE's library uses for its own float FFT. Loaded after
+    TensorFlow, openSMILE bound to TensorFlow's and corrupted memory ("malloc(): invalid size").
+    DEEPBIND makes the library use its own symbols; opensmile's later load returns this handle.
+    """
+    import ctypes
+    import importlib.util
+    import os
+    import platform
+
+    deepbind = getattr(os, "RTLD_DEEPBIND", 0)
+    spec = importlib.util.find_spec("opensmile")
+    if not deepbind or spec is None or not spec.submodule_search_locations or platform.system() != "Linux":
+        return
+    root = Path(os.path.realpath(spec.submodule_search_locations[0])) / "core" / "bin"
+    library = root / f"manylinux_2_17_{platform.machine().lower()}" / "libSMILEapi.so"
+    if library.is_file():
+        ctypes.CDLL(str(library), mode=os.RTLD_NOW | deepbind)
+
+
+_bind_opensmile_to_itself()
+
+
 # -- log-Mel (openSMILE) ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=8)
 def _logmel_smile(bands: int, low_hz: float, high_hz: float, frame_s: float, shift_s: float):
