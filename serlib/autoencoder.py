@@ -179,131 +179,121 @@ def fused_gru(
 ) -> tuple[Any, Any]:
     """A GRU layer's forward pass with hand-written backpropagation through time (Keras gate order z, r, h).
 
-    x [B, T, F], h0 [B, U] -> (outputs [B, T, U], last state [B, U]). The input projection of all
+    x [B, T, F], h0 [B, U] -> (outputs [B, T, U], last state [B, U]); ``bias`` is [3U] (reset_before,
+    TF1's GRUCell) or [2, 3U] (reset_after: input and recurrent bias). The input projection of all
     frames is one matrix product before the loop and the weight gradients are single products after
-    the backward loop, so only the unavoidable [B, U] x [U, 3U] products run per time step. Same maths
-    as Keras' GRU with ``reset_after`` True or False (tested against it).
+    the backward loop, so only the unavoidable [B, U] x [U, 3U] products run per time step; everything
+    a step needs later is saved in one concatenated write. Same maths as Keras' GRU (tested against it).
     """
     units = recurrent_kernel.shape[0]
+    convert = tf.convert_to_tensor
+    return _fused_gru(
+        convert(x), convert(h0), convert(kernel), convert(recurrent_kernel), convert(bias), units, reset_after
+    )
 
+
+def _fused_gru(
+    x: Any, h0: Any, kernel: Any, recurrent_kernel: Any, bias: Any, units: int, reset_after: bool
+) -> Any:
     @tf.custom_gradient
-    def run(x, h0, kernel, recurrent_kernel, bias):
+    def run(x: Any, h0: Any, kernel: Any, recurrent_kernel: Any, bias: Any) -> Any:
         shape = tf.shape(x)
         batch, steps = shape[0], shape[1]
         features = x.shape[-1]
-        xt = tf.transpose(x, [1, 0, 2])
-        x2 = tf.reshape(xt, [-1, features])
-        if reset_after:
-            bx, br = bias[0], bias[1]
-        else:
-            bx = bias
-        gx = tf.reshape(tf.matmul(x2, kernel) + bx, [steps, batch, 3 * units])
-        gx_zr_ta = tf.TensorArray(x.dtype, size=steps).unstack(gx[:, :, : 2 * units])
-        gx_n_ta = tf.TensorArray(x.dtype, size=steps).unstack(gx[:, :, 2 * units :])
-        rk_zr = recurrent_kernel[:, : 2 * units]
-        rk_n = recurrent_kernel[:, 2 * units :]
+        dtype = x.dtype
+        x2 = tf.reshape(tf.transpose(x, [1, 0, 2]), [-1, features])  # time-major rows
+        input_bias = bias[0] if reset_after else bias
+        gx = tf.reshape(tf.nn.bias_add(tf.matmul(x2, kernel), input_bias), [steps, batch, 3 * units])
+        gx_ta = tf.TensorArray(dtype, size=steps).unstack(gx)
+        saved_ta = tf.TensorArray(dtype, size=steps, clear_after_read=False)
+        # saved per step: [h_prev | z | r | n | aux], aux = recurrent candidate term (reset_after) or r*h_prev
+        rk_zr, rk_n = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
+        split_sizes = [2 * units, units]
 
-        def ta():
-            # Kept readable after a first read: a persistent tape may run the gradient twice.
-            return tf.TensorArray(x.dtype, size=steps, clear_after_read=False)
-
-        if reset_after:
-
-            def step(t, h, out, zr_a, n_a, aux):
-                gh = tf.matmul(h, recurrent_kernel) + br
-                gh_zr, gh_n = tf.split(gh, [2 * units, units], axis=1)
-                zr = tf.sigmoid(gx_zr_ta.read(t) + gh_zr)
+        def forward(t: Any, h: Any, saved: Any) -> Any:
+            gx_zr, gx_n = tf.split(gx_ta.read(t), split_sizes, axis=1)
+            if reset_after:
+                gh_zr, gh_n = tf.split(
+                    tf.nn.bias_add(tf.matmul(h, recurrent_kernel), bias[1]), split_sizes, axis=1
+                )
+                zr = tf.sigmoid(gx_zr + gh_zr)
                 z, r = tf.split(zr, 2, axis=1)
-                n = tf.tanh(gx_n_ta.read(t) + r * gh_n)
-                h = n + z * (h - n)
-                return t + 1, h, out.write(t, h), zr_a.write(t, zr), n_a.write(t, n), aux.write(t, gh_n)
-        else:
-
-            def step(t, h, out, zr_a, n_a, aux):
-                zr = tf.sigmoid(gx_zr_ta.read(t) + tf.matmul(h, rk_zr))
+                aux = gh_n
+                n = tf.tanh(gx_n + r * gh_n)
+            else:
+                zr = tf.sigmoid(gx_zr + tf.matmul(h, rk_zr))
                 z, r = tf.split(zr, 2, axis=1)
-                rh = r * h
-                n = tf.tanh(gx_n_ta.read(t) + tf.matmul(rh, rk_n))
-                h = n + z * (h - n)
-                return t + 1, h, out.write(t, h), zr_a.write(t, zr), n_a.write(t, n), aux.write(t, rh)
+                aux = r * h
+                n = tf.tanh(gx_n + tf.matmul(aux, rk_n))
+            new = n + z * (h - n)
+            return t + 1, new, saved.write(t, tf.concat([h, zr, n, aux], axis=1))
 
-        _, last, out, zr_a, n_a, aux = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (tf.constant(0), h0, ta(), ta(), ta(), ta()),
-            parallel_iterations=1,
+        _, last, saved_ta = tf.while_loop(
+            lambda t, *_: t < steps, forward, (tf.constant(0), h0, saved_ta), parallel_iterations=1
         )
-        outputs_t = out.stack()  # [T,B,U]
+        saved_all = saved_ta.stack()  # [T, B, 5U]
+        outputs_t = tf.concat([saved_all[1:, :, :units], last[None]], axis=0)
         outputs = tf.transpose(outputs_t, [1, 0, 2])
 
-        def grad(d_outputs, d_last):
+        def grad(d_outputs: Any, d_last: Any) -> Any:
             d_out_t = tf.zeros_like(outputs_t) if d_outputs is None else tf.transpose(d_outputs, [1, 0, 2])
             carry0 = tf.zeros_like(h0) if d_last is None else d_last
-            hp_t = tf.concat([h0[None], outputs_t[:-1]], axis=0)
-            dout_ta = tf.TensorArray(x.dtype, size=steps).unstack(d_out_t)
-            hp_ta = tf.TensorArray(x.dtype, size=steps).unstack(hp_t)
+            d_out_ta = tf.TensorArray(dtype, size=steps).unstack(d_out_t)
+            deltas_ta = tf.TensorArray(dtype, size=steps)
+            # deltas per step: [d z_pre | d r_pre | d n_pre | extra], extra = d n_pre * r (reset_after)
 
-            if reset_after:
+            def backward(i: Any, carry: Any, deltas: Any) -> Any:
+                t = steps - 1 - i
+                h_prev, zr, n, aux = tf.split(saved_ta.read(t), [units, 2 * units, units, units], axis=1)
+                z, r = tf.split(zr, 2, axis=1)
+                dh = d_out_ta.read(t) + carry
+                d_n = dh * (1.0 - z) * (1.0 - n * n)
+                d_z = dh * (h_prev - n)
+                if reset_after:
+                    d_r = d_n * aux
+                    d_zr = tf.concat([d_z, d_r], axis=1) * (zr * (1.0 - zr))
+                    d_n_r = d_n * r
+                    recurrent = tf.matmul(
+                        tf.concat([d_zr, d_n_r], axis=1), recurrent_kernel, transpose_b=True
+                    )
+                    carry = dh * z + recurrent
+                    row = tf.concat([d_zr, d_n, d_n_r], axis=1)
+                else:
+                    d_aux = tf.matmul(d_n, rk_n, transpose_b=True)
+                    d_zr = tf.concat([d_z, d_aux * h_prev], axis=1) * (zr * (1.0 - zr))
+                    carry = dh * z + d_aux * r + tf.matmul(d_zr, rk_zr, transpose_b=True)
+                    row = tf.concat([d_zr, d_n], axis=1)
+                return i + 1, carry, deltas.write(t, row)
 
-                def back(i, carry, dgx_a, dgh_a):
-                    t = steps - 1 - i
-                    dh = dout_ta.read(t) + carry
-                    zr = zr_a.read(t)
-                    z, r = tf.split(zr, 2, axis=1)
-                    n = n_a.read(t)
-                    dn = dh * (1.0 - z) * (1.0 - n * n)
-                    dz = dh * (hp_ta.read(t) - n)
-                    dr = dn * aux.read(t)
-                    dzr = tf.concat([dz, dr], axis=1) * (zr * (1.0 - zr))
-                    dgh = tf.concat([dzr, dn * r], axis=1)
-                    carry = dh * z + tf.matmul(dgh, recurrent_kernel, transpose_b=True)
-                    return i + 1, carry, dgx_a.write(t, tf.concat([dzr, dn], axis=1)), dgh_a.write(t, dgh)
-            else:
-
-                def back(i, carry, dgx_a, dgh_a):
-                    t = steps - 1 - i
-                    dh = dout_ta.read(t) + carry
-                    zr = zr_a.read(t)
-                    z, r = tf.split(zr, 2, axis=1)
-                    n = n_a.read(t)
-                    hp = hp_ta.read(t)
-                    dn = dh * (1.0 - z) * (1.0 - n * n)
-                    dz = dh * (hp - n)
-                    drh = tf.matmul(dn, rk_n, transpose_b=True)
-                    dzr = tf.concat([dz, drh * hp], axis=1) * (zr * (1.0 - zr))
-                    carry = dh * z + drh * r + tf.matmul(dzr, rk_zr, transpose_b=True)
-                    return i + 1, carry, dgx_a.write(t, tf.concat([dzr, dn], axis=1)), dgh_a
-
-            _, dh0, dgx_a, dgh_a = tf.while_loop(
-                lambda i, *_: i < steps, back, (tf.constant(0), carry0, ta(), ta()), parallel_iterations=1
+            _, d_h0, deltas_ta = tf.while_loop(
+                lambda i, *_: i < steps, backward, (tf.constant(0), carry0, deltas_ta), parallel_iterations=1
             )
-            dgx2 = tf.reshape(dgx_a.stack(), [-1, 3 * units])
-            d_kernel = tf.matmul(x2, dgx2, transpose_a=True)
-            dx = tf.transpose(
-                tf.reshape(tf.matmul(dgx2, kernel, transpose_b=True), [steps, batch, features]), [1, 0, 2]
-            )
-            dbx = tf.reduce_sum(dgx2, axis=0)
-            hp2 = tf.reshape(hp_t, [-1, units])
+            deltas = tf.reshape(deltas_ta.stack(), [steps * batch, -1])
+            d_gx = deltas[:, : 3 * units]
+            d_kernel = tf.matmul(x2, d_gx, transpose_a=True)
+            d_x2 = tf.matmul(d_gx, kernel, transpose_b=True)
+            d_x = tf.transpose(tf.reshape(d_x2, [steps, batch, features]), [1, 0, 2])
+            saved2 = tf.reshape(saved_all, [steps * batch, 5 * units])
+            h_prev2, aux2 = saved2[:, :units], saved2[:, 4 * units :]
+            d_input_bias = tf.reduce_sum(d_gx, axis=0)
             if reset_after:
-                dgh2 = tf.reshape(dgh_a.stack(), [-1, 3 * units])
-                d_rk = tf.matmul(hp2, dgh2, transpose_a=True)
-                d_bias = tf.stack([dbx, tf.reduce_sum(dgh2, axis=0)])
+                d_gh = tf.concat([deltas[:, : 2 * units], deltas[:, 3 * units :]], axis=1)
+                d_recurrent = tf.matmul(h_prev2, d_gh, transpose_a=True)
+                d_bias = tf.stack([d_input_bias, tf.reduce_sum(d_gh, axis=0)])
             else:
-                rh2 = tf.reshape(aux.stack(), [-1, units])
-                d_rk = tf.concat(
+                d_recurrent = tf.concat(
                     [
-                        tf.matmul(hp2, dgx2[:, : 2 * units], transpose_a=True),
-                        tf.matmul(rh2, dgx2[:, 2 * units :], transpose_a=True),
+                        tf.matmul(h_prev2, d_gx[:, : 2 * units], transpose_a=True),
+                        tf.matmul(aux2, d_gx[:, 2 * units :], transpose_a=True),
                     ],
                     axis=1,
                 )
-                d_bias = dbx
-            return dx, dh0, d_kernel, d_rk, d_bias
+                d_bias = d_input_bias
+            return d_x, d_h0, d_kernel, d_recurrent, d_bias
 
         return (outputs, last), grad
 
-    c = tf.convert_to_tensor
-    return run(c(x), c(h0), c(kernel), c(recurrent_kernel), c(bias))
+    return run(x, h0, kernel, recurrent_kernel, bias)
 
 
 @keras.saving.register_keras_serializable(package="serlib")
@@ -374,19 +364,23 @@ def flops_per_utterance(config: Any, frames: int) -> dict[str, float]:
 
 
 class _Seeds:
-    """Distinct, reproducible integer seeds for the initialisers and dropout layers of one model."""
+    """Distinct, reproducible integer seeds for the initialisers and dropout layers of one model.
 
-    def __init__(self, seed: int) -> None:
+    Also carries the GRU layer class, so the benchmark can build the same graph with stock Keras GRUs.
+    """
+
+    def __init__(self, seed: int, gru_class: type[keras.layers.GRU] | None = None) -> None:
         self._rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xAE])
+        self.gru_class = gru_class or AudeepGRU
 
     def next(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _gru(units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dtype: Any) -> AudeepGRU:
+def _gru(units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dtype: Any) -> keras.layers.GRU:
     # Default activations, no recurrent dropout, no unroll: eligible for the fused cuDNN kernel when
     # reset_after=True (Keras' default GRU path otherwise).
-    return AudeepGRU(
+    return seeds.gru_class(
         units,
         return_sequences=True,
         return_state=True,
@@ -459,14 +453,20 @@ def _strategy(config: Any) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_autoencoder(config: Any, seed: int | None = None, compile: bool = True) -> keras.Model:
+def build_autoencoder(
+    config: Any,
+    seed: int | None = None,
+    compile: bool = True,
+    gru_class: type[keras.layers.GRU] | None = None,
+) -> keras.Model:
     """The trainable autoencoder: input [batch, T, F] (any T), output the reconstruction of the reversed input.
 
     Output frame t reconstructs input frame T-1-t (auDeep's target order); train with targets
     ``x[:, ::-1]``. Compiled with the RMSE loss and Adam(epsilon=1e-8, clipvalue) unless ``compile=False``.
+    ``gru_class`` (default ``AudeepGRU``) exists for benchmarks against the stock ``keras.layers.GRU``.
     """
     ae = config.autoencoder
-    seeds = _Seeds(config.seed if seed is None else seed)
+    seeds = _Seeds(config.seed if seed is None else seed, gru_class)
     features = config.features.spectrogram.mel_bands
     dtype = "mixed_float16" if ae.mixed_precision else None
     directions_dec = 2 if ae.bidirectional_decoder else 1
