@@ -843,6 +843,7 @@ def librispeech(
     subsets: tuple[str, ...] | list[str] | None = None,
     hours: float | None = None,
     seed: int = 0,
+    segment_s: float | None = None,
 ) -> pd.DataFrame:
     """LibriSpeech utterances ``<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<n>.flac`` (no labels).
 
@@ -850,6 +851,9 @@ def librispeech(
     exists; transcripts are not needed. Session is the chapter. ``hours=H`` keeps a subset of at least
     H hours: the utterances sorted by id are shuffled with ``random.Random(seed)`` and taken in that
     order until their durations (soundfile header: frames / sample rate) reach H hours.
+    ``segment_s=S`` splits every file into consecutive S-second rows (``start_s``/``end_s``, ids
+    ``<id>_<k>``; a tail shorter than S/2 is dropped, a file shorter than that kept whole), so an AE
+    with a short fixed input length still sees all of the audio instead of one cut per file.
     """
     folder = _librispeech_folder(Path(root))
     source = f"LibriSpeech {folder}"
@@ -881,7 +885,25 @@ def librispeech(
         log.info("%s: skipped %d files not named <speaker>-<chapter>-<n>.flac", source, odd)
     if hours is not None:
         rows = _take_hours(rows, float(hours), seed, source)
+    if segment_s is not None:
+        rows = _segments(rows, float(segment_s), source)
     return _finish(rows, source)
+
+
+def _segments(rows: list[dict[str, Any]], segment_s: float, source: str) -> list[dict[str, Any]]:
+    """Each row split into consecutive ``segment_s`` pieces; tails shorter than half a piece dropped."""
+    if segment_s <= 0:
+        raise CorpusError(f"{source}: segment_s must be positive, got {segment_s}")
+    pieces = []
+    for row in rows:
+        length = _audio_seconds(row["path"])
+        count = max(1, int(length // segment_s) + (length % segment_s >= segment_s / 2))
+        for k in range(count):
+            start = k * segment_s
+            end = min(start + segment_s, length)
+            pieces.append(row | {"utterance_id": f"{row['utterance_id']}_{k}", "start_s": start, "end_s": end})
+    log.info("%s: %d files split into %d segments of %.2f s", source, len(rows), len(pieces), segment_s)
+    return pieces
 
 
 def _take_hours(rows: list[dict[str, Any]], hours: float, seed: int, source: str) -> list[dict[str, Any]]:
