@@ -119,7 +119,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         print(predict.format_table(results))
-    return 0
+    # 0: every file predicted; 1: some files could not be used (each has its error in the output)
+    return 1 if any(result["error"] for result in results) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
