@@ -256,4 +256,10 @@ def band_statistics(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarr
 
 def load_acnn(path: Any) -> keras.Model:
     """Load a saved ACNN ``.keras`` file with Keras' safe mode on (no code is deserialised)."""
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as error:  # refused (code in it) or damaged
+        raise ACNNError(
+            f"{path}: refused or unreadable in Keras safe mode ({' '.join(str(error).split())[:200]}); "
+            "use an ACNN trained and saved by serlib"
+        ) from None
