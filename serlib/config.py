@@ -209,7 +209,9 @@ class ProtocolConfig(_Strict):
     conditions: list[ConditionConfig] = Field(default_factory=list)
     n_jobs: int = Field(1, ge=0, description="parallel runs (processes); 0 = all cores")
     figure2_condition: str | None = Field(
-        None, description="condition shown against BL in Figure 2; None = the best mean UAR"
+        None,
+        description="condition shown against BL in Figure 2; None = the best mean UAR among conditions whose "
+        "AE saw other speech than the target corpus (not C)",
     )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
 

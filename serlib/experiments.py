@@ -32,7 +32,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -507,14 +507,15 @@ def read_representations(path: str | Path) -> tuple[list[str], np.ndarray]:
         )
 
 
-_DATA_CACHE: dict[tuple[str, str], LabeledData] = {}
+# corpus key -> (store file, its mtime, arrays); at most two corpora (a cross pair) stay in memory
+_DATA_CACHE: dict[str, tuple[Path, int, LabeledData]] = {}
 
 
-def extract_logmel(config: Config, key: str) -> Any:
-    """The log-Mel FeatureSet of corpus ``key`` (``store.extract_configured``; cached on disk)."""
+def extract_features(config: Config, key: str, extractor: str = "logmel") -> Any:
+    """The FeatureSet of corpus ``key`` (``store.extract_configured``; cached on disk, loaded lazily)."""
     from serlib import store
 
-    return store.extract_configured(config, key, "logmel")
+    return store.extract_configured(config, key, extractor)
 
 
 def labeled_manifest(config: Config, key: str) -> pd.DataFrame:
@@ -525,14 +526,23 @@ def labeled_manifest(config: Config, key: str) -> pd.DataFrame:
     return manifest[manifest["emotion"].isin(EMOTIONS)]
 
 
-def load_labeled(config: Config, key: str) -> LabeledData:
-    """The 4-class labeled utterances of corpus ``key`` with their log-Mel features (feature store)."""
-    features = extract_logmel(config, key)
+def _stamp(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+def load_labeled(config: Config, key: str, store_name: str | None = None) -> LabeledData:
+    """The 4-class labeled utterances of corpus ``key`` with their log-Mel features (feature store).
+
+    Kept in memory per process; with ``store_name`` (the store file of ``data_identity``) a kept copy
+    of that unchanged file is returned without asking the store again.
+    """
+    cached = _DATA_CACHE.get(key)
+    if cached is not None and store_name == cached[0].name and _stamp(cached[0]) == cached[1]:
+        return cached[2]
+    features = extract_features(config, key, "logmel")
     path = Path(features.path)
-    stamp = f"{path}:{path.stat().st_mtime_ns if path.exists() else 0}:{len(features.ids)}"
-    cached = _DATA_CACHE.get((key, stamp))
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == path and cached[1] == _stamp(path):
+        return cached[2]
     manifest = labeled_manifest(config, key)
     expected = (config.features.logmel.max_frames, config.features.logmel.bands)
     if tuple(features.features.shape[1:]) != expected:
@@ -548,8 +558,10 @@ def load_labeled(config: Config, key: str) -> LabeledData:
         source=f"corpora.{key}",
         skipped=[item[0] for item in getattr(features, "skipped", [])],
     )
-    _DATA_CACHE.clear()  # keep one corpus pair at most in memory
-    _DATA_CACHE[(key, stamp)] = data
+    _DATA_CACHE.pop(key, None)
+    while len(_DATA_CACHE) >= 2:
+        _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+    _DATA_CACHE[key] = (path, _stamp(path), data)
     return data
 
 
@@ -558,8 +570,11 @@ def run_data(
 ) -> tuple[LabeledData, LabeledData]:
     """The training and test arrays of one run (with AE vectors when the condition has them)."""
     train_key, test_key = sources["train_corpus"], sources["test_corpus"]
-    train = load_labeled(config, train_key)
-    test = train if test_key == train_key else load_labeled(config, test_key)
+    identity = sources.get("identity", {})
+    train = load_labeled(config, train_key, identity.get(f"{train_key}/logmel"))
+    test = (
+        train if test_key == train_key else load_labeled(config, test_key, identity.get(f"{test_key}/logmel"))
+    )
     if sources.get("autoencoder_corpus"):
         ids, vectors = read_representations(sources["train_representations"])
         train = with_representations(train, ids, vectors, f"corpora.{train_key}")
@@ -575,8 +590,34 @@ def run_data(
 
 
 # -- fingerprints and run enumeration -----------------------------------------------------------------
-def fingerprint(config: Config, setting: str, condition: ConditionConfig) -> str:
-    """Hash of every parameter a run's result depends on (not n_jobs, paths of outputs or jit)."""
+def data_identity(
+    config: Config, setting: str, condition: ConditionConfig, memo: dict[tuple[str, str], str] | None = None
+) -> dict[str, str]:
+    """The feature-store files a run reads (their names hash the audio files' identity and the feature
+    parameters): log-Mel of the labeled corpora and, for AE conditions, the spectrograms of the AE's
+    and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
+    memo = {} if memo is None else memo
+
+    def name(key: str, extractor: str) -> str:
+        if (key, extractor) not in memo:
+            memo[(key, extractor)] = Path(extract_features(config, key, extractor).path).name
+        return memo[(key, extractor)]
+
+    train_key, test_key = corpora_of(config, setting)
+    identity = {f"{key}/logmel": name(key, "logmel") for key in sorted({train_key, test_key})}
+    ae_key = autoencoder_corpus(config, setting, condition)
+    if ae_key is not None:
+        for key in sorted({ae_key, train_key, test_key}):
+            identity[f"{key}/spectrogram"] = name(key, "spectrogram")
+    return identity
+
+
+def fingerprint(
+    config: Config, setting: str, condition: ConditionConfig, identity: dict[str, str] | None = None
+) -> str:
+    """Hash of every parameter and input file a run's result depends on (``data_identity``; not
+    n_jobs, output paths or jit), so a changed parameter or corpus repeats the run."""
+    identity = data_identity(config, setting, condition) if identity is None else identity
     train_key, test_key = corpora_of(config, setting)
     ae_key = autoencoder_corpus(config, setting, condition)
     keys = sorted({train_key, test_key, *([ae_key] if ae_key else [])})
@@ -589,6 +630,7 @@ def fingerprint(config: Config, setting: str, condition: ConditionConfig) -> str
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in keys},
         "autoencoder_corpus": ae_key,
+        "data": identity,
     }
     if ae_key is not None:
         autoencoder = config.autoencoder.model_dump(mode="json")
@@ -597,6 +639,7 @@ def fingerprint(config: Config, setting: str, condition: ConditionConfig) -> str
         autoencoder["epochs"] = condition.autoencoder_epochs or config.autoencoder.epochs
         parts["autoencoder"] = autoencoder
         parts["spectrogram"] = config.features.spectrogram.model_dump(mode="json")
+        parts["autoencoder_seed"] = config.seed
     if any(config.corpora[k].type == "demo" for k in keys):
         parts["demo_corpus"] = config.demo_corpus
     text = json.dumps(parts, sort_keys=True)
@@ -650,8 +693,9 @@ def grid(config: Config, folds: list[int] | None = None) -> list[RunKey]:
     return runs
 
 
-def finished(config: Config, key: RunKey) -> dict[str, Any] | None:
-    """The stored metrics of a finished run with the current parameters, else None."""
+def finished(config: Config, key: RunKey, expected: str | None = None) -> dict[str, Any] | None:
+    """The stored metrics of a finished run with the current parameters (fingerprint ``expected``,
+    computed when not given), else None."""
     path = run_folder(config.output_dir, key.setting, key.condition, key.seed, key.fold) / "metrics.json"
     if not path.is_file():
         return None
@@ -660,33 +704,33 @@ def finished(config: Config, key: RunKey) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         log.warning("%s is unreadable; the run is repeated", path)
         return None
-    if stored.get("fingerprint") != fingerprint(config, key.setting, config.condition(key.condition)):
+    if expected is None:
+        expected = fingerprint(config, key.setting, config.condition(key.condition))
+    if stored.get("fingerprint") != expected:
         log.warning("%s was computed with other parameters; the run is repeated", path)
         return None
     return stored
 
 
 # -- run_one ------------------------------------------------------------------------------------------
-class _EpochBar:
-    """A Keras callback showing a tqdm bar over epochs (used in the main process only)."""
+def _epoch_bar(total: int, description: str) -> Any:
+    """A Keras callback showing a tqdm bar over a run's epochs (used in the main process only)."""
+    import keras
+    from tqdm.auto import tqdm
 
-    def __new__(cls, total: int, description: str) -> Any:
-        import keras
-        from tqdm.auto import tqdm
+    class EpochBar(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.bar = tqdm(total=total, desc=description, unit="epoch", leave=False)
 
-        class Bar(keras.callbacks.Callback):
-            def on_train_begin(self, logs: Any = None) -> None:
-                self.bar = tqdm(total=total, desc=description, unit="epoch", leave=False)
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.bar.update(1)
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                self.bar.update(1)
-                if logs and "loss" in logs:
-                    self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+        def on_train_end(self, logs: Any = None) -> None:
+            self.bar.close()
 
-            def on_train_end(self, logs: Any = None) -> None:
-                self.bar.close()
-
-        return Bar()
+    return EpochBar()
 
 
 def run_one(
@@ -700,16 +744,17 @@ def run_one(
 ) -> dict[str, Any]:
     """Train and evaluate one ACNN (setting, condition, seed, fold); skipped when already finished.
 
-    ``sources`` are the AE/representation paths from ``prepare_sources`` (computed here when omitted).
-    Returns the run's metrics (the content of its ``metrics.json``).
+    ``sources`` are the AE/representation paths from ``prepare_sources`` plus the run's ``fingerprint``
+    (computed here when omitted). Returns the run's metrics (the content of its ``metrics.json``).
     """
     if setting not in SETTINGS:
         raise ProtocolError(f"unknown setting {setting!r}; use one of {SETTINGS}")
     key = RunKey(setting, condition, int(seed), int(fold))
-    done = finished(config, key)
+    condition_config = config.condition(condition)
+    expected = (sources or {}).get("fingerprint") or fingerprint(config, setting, condition_config)
+    done = finished(config, key, expected)
     if done is not None:
         return done
-    condition_config = config.condition(condition)
     if sources is None:
         sources = prepare_sources(config, setting, condition_config)
     train, test = run_data(config, setting, key.fold, sources)
@@ -719,10 +764,10 @@ def run_one(
         else config.acnn.dropout_keep_probability
     )
     label = f"{setting} {condition} seed {seed} fold {fold}"
-    bar = _EpochBar(config.acnn.epochs, label) if epoch_progress else None
+    bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress else None
     trained = fit_predict(config, train, test, key.seed, keep_probability=keep, progress=bar)
     extra = {
-        "fingerprint": fingerprint(config, setting, condition_config),
+        "fingerprint": expected,
         "keep_probability": keep,
         "external_dim": 0 if train.external is None else int(train.external.shape[1]),
         "train_corpus": sources["train_corpus"],
@@ -804,7 +849,6 @@ def run_protocol(
     config: Config,
     n_jobs: int | None = None,
     progress: bool = True,
-    runner: Callable[..., dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished (setting, condition, seed, fold), then write runs.csv, Table 1 and Figure 2.
 
@@ -827,26 +871,35 @@ def run_protocol(
         jobs = os.cpu_count() or 1
     folds = within_folds(config) if "within" in _settings(config) else []
     runs = grid(config, folds)
-    _write_protocol(config, folds)
-    pending = [key for key in runs if finished(config, key) is None]
+    memo: dict[tuple[str, str], str] = {}
+    identities = {
+        (setting, c.name): data_identity(config, setting, c, memo)
+        for setting in _settings(config)
+        for c in config.protocol.conditions
+    }
+    fingerprints = {
+        (setting, name): fingerprint(config, setting, config.condition(name), identity)
+        for (setting, name), identity in identities.items()
+    }
+    _write_protocol(config, folds, fingerprints)
+    pending = [
+        key for key in runs if finished(config, key, fingerprints[(key.setting, key.condition)]) is None
+    ]
     log.info(
         "%d runs configured, %d already finished, %d to do", len(runs), len(runs) - len(pending), len(pending)
     )
     if pending:
         sources = {}
         for setting, condition in dict.fromkeys((key.setting, key.condition) for key in pending):
-            sources[(setting, condition)] = prepare_sources(config, setting, config.condition(condition))
-        for setting in dict.fromkeys(key.setting for key in pending):  # fill the log-Mel stores once
-            for corpus in dict.fromkeys(corpora_of(config, setting)):
-                if jobs <= 1:
-                    load_labeled(config, corpus)
-                else:
-                    extract_logmel(config, corpus)
+            prepared = prepare_sources(config, setting, config.condition(condition))
+            sources[(setting, condition)] = prepared | {
+                "fingerprint": fingerprints[(setting, condition)],
+                "identity": identities[(setting, condition)],
+            }
         bar = tqdm(total=len(pending), desc="ACNN runs", unit="run", disable=not progress)
         if jobs <= 1:
-            run = runner or run_one
             for key in pending:
-                result = run(
+                result = run_one(
                     config,
                     key.setting,
                     key.condition,
@@ -888,7 +941,7 @@ def _figure_folders(config: Config) -> list[Path]:
     return unique
 
 
-def _write_protocol(config: Config, folds: list[int]) -> None:
+def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:
     """results/protocol.json: the configured grid, so Table 1 can be re-rendered without the config."""
     baseline = next(
         (c.name for c in config.protocol.conditions if c.autoencoder_corpus == CONDITION_SOURCES_NONE), None
@@ -908,11 +961,7 @@ def _write_protocol(config: Config, folds: list[int]) -> None:
         "seeds": list(config.protocol.seeds),
         "settings": settings,
         "figure2_condition": config.protocol.figure2_condition,
-        "fingerprints": {
-            f"{setting}/{c.name}": fingerprint(config, setting, c)
-            for setting in settings
-            for c in config.protocol.conditions
-        },
+        "fingerprints": {f"{setting}/{name}": value for (setting, name), value in fingerprints.items()},
     }
     _write_json(protocol, Path(config.output_dir) / "results" / "protocol.json")
 
@@ -1118,9 +1167,17 @@ def figure2(
     baseline = protocol.get("baseline")
     chosen = protocol.get("figure2_condition")
     if chosen is None or chosen not in matrices:
-        others = table[(table["condition"] != baseline) & table["condition"].isin(list(matrices))]
-        others = others.dropna(subset=[f"{setting}_mean"])
-        chosen = None if others.empty else str(others.loc[others[f"{setting}_mean"].idxmax(), "condition"])
+        # the best condition whose AE saw additional unlabeled speech (not C = the target corpus itself),
+        # else the best of any AE condition
+        candidates = table[(table["condition"] != baseline) & table["condition"].isin(list(matrices))]
+        candidates = candidates.dropna(subset=[f"{setting}_mean"])
+        external = candidates[candidates["autoencoder_corpus"] != CONDITION_SOURCE_TARGET]
+        candidates = external if not external.empty else candidates
+        chosen = (
+            None
+            if candidates.empty
+            else str(candidates.loc[candidates[f"{setting}_mean"].idxmax(), "condition"])
+        )
     panels = []
     corpus = protocol["settings"][setting]["test_corpus"]
     for name, title in ((baseline, f"{baseline}: ACNN"), (chosen, f"{chosen}: ACNN + AE")):

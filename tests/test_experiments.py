@@ -1,7 +1,7 @@
 """The protocol on a tiny synthetic corpus: folds, files per run, skipping, determinism, Table 1, Figure 2.
 
 The corpus is a manifest CSV (no audio is read) whose log-Mel "features" are structured random arrays
-served through a monkeypatched ``experiments.extract_logmel``; the AE condition reads a representation
+served through a monkeypatched ``experiments.extract_features``; the AE condition reads a representation
 file written by the test, so no autoencoder is trained.
 """
 
@@ -126,7 +126,7 @@ def synthetic(tmp_path_factory):
         handle.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
         handle.create_dataset("vectors", data=np.tanh(rng.normal(size=(len(ids), 6))).astype(np.float32))
     patch = pytest.MonkeyPatch()
-    patch.setattr(experiments, "extract_logmel", lambda config, key: feature_sets[key])
+    patch.setattr(experiments, "extract_features", lambda config, key, extractor="logmel": feature_sets[key])
 
     def sources(config, setting, condition):
         train_key, test_key = experiments.corpora_of(config, setting)
@@ -285,6 +285,10 @@ def test_changed_parameters_repeat_a_run(protocol_run):
     key = experiments.RunKey("within", "BL", 0, 1)
     assert experiments.finished(protocol_run.config, key) is not None
     assert experiments.finished(changed, key) is None
+    # a re-extracted corpus (another feature-store file) also repeats the run
+    condition = protocol_run.config.condition("BL")
+    other_audio = experiments.fingerprint(protocol_run.config, "within", condition, {"synth/logmel": "new.h5"})
+    assert experiments.finished(protocol_run.config, key, other_audio) is None
 
 
 def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_run, synthetic):
