@@ -21,6 +21,13 @@ the paper; the UAR of the seed's pooled predictions is kept as ``*_pooled_mean``
 min and max over seeds, a 95 % t confidence interval over seeds and a paired test against BL over
 seeds; ``table1.csv``/``table1.md`` (UAR in %), ``runs.csv`` and Figure 2 (mean row-normalised confusion
 matrices over seeds, BL vs the best or the configured AE condition).
+
+Determinism: a run seeds Python, NumPy and TensorFlow with its seed (``keras.utils.set_random_seed``);
+on one machine with the same number of threads its predictions are bit-identical across processes.
+Parallel workers use fewer threads per process than a serial run, which changes floating-point
+summation order: probabilities then differ in about the sixth decimal (predicted classes agreed in
+every demo run checked). TensorFlow's op-determinism switch is not set (CPU kernels are deterministic
+for a fixed thread count; on GPUs set ``TF_DETERMINISTIC_OPS=1`` if bit-identity is needed).
 """
 
 from __future__ import annotations
@@ -659,6 +666,8 @@ def _settings(config: Config) -> list[str]:
 def within_folds(config: Config) -> list[int]:
     """The within-corpus folds to run: ``protocol.folds`` or every session of the within corpus."""
     key = config.protocol.within_corpus
+    if key is None:
+        raise ProtocolError("protocol.within_corpus is not set, so there are no within-corpus folds")
     labeled = labeled_manifest(config, key)
     available = sorted(set(session_folds(labeled["session"]).tolist()))
     if config.protocol.folds is None:
@@ -799,7 +808,6 @@ def _model_metadata(
     config: Config, sources: dict[str, Any], trained: TrainedRun, keep: float, condition: str, seed: int
 ) -> dict[str, Any]:
     """What ``serlib predict`` needs besides model.keras: feature and AE parameters and the class names."""
-    mean, std = trained.normalisation if trained.normalisation is not None else (None, None)
     ae = None
     if sources.get("autoencoder_corpus"):
         ae = {
@@ -822,8 +830,12 @@ def _model_metadata(
         "acnn": config.acnn.model_dump(mode="json"),
         "keep_probability": keep,
         "normalisation": None
-        if mean is None
-        else {"mean": mean.tolist(), "std": std.tolist(), "in_model": True},
+        if trained.normalisation is None
+        else {
+            "mean": trained.normalisation[0].tolist(),
+            "std": trained.normalisation[1].tolist(),
+            "in_model": True,
+        },
         "autoencoder": ae,
     }
 
@@ -889,12 +901,12 @@ def run_protocol(
         "%d runs configured, %d already finished, %d to do", len(runs), len(runs) - len(pending), len(pending)
     )
     if pending:
-        sources = {}
-        for setting, condition in dict.fromkeys((key.setting, key.condition) for key in pending):
-            prepared = prepare_sources(config, setting, config.condition(condition))
-            sources[(setting, condition)] = prepared | {
-                "fingerprint": fingerprints[(setting, condition)],
-                "identity": identities[(setting, condition)],
+        sources: dict[tuple[str, str], dict[str, Any]] = {}
+        for setting, name in dict.fromkeys((key.setting, key.condition) for key in pending):
+            prepared = prepare_sources(config, setting, config.condition(name))
+            sources[(setting, name)] = prepared | {
+                "fingerprint": fingerprints[(setting, name)],
+                "identity": identities[(setting, name)],
             }
         bar = tqdm(total=len(pending), desc="ACNN runs", unit="run", disable=not progress)
         if jobs <= 1:
@@ -1194,15 +1206,15 @@ def figure2(
             for i in range(len(EMOTIONS))
         ]
     )
-    folders = [Path(f) for f in folders]
-    for folder in folders:
+    targets = [Path(f) for f in folders]
+    for folder in targets:
         _write_csv(frame, folder / f"{FIGURE2_STEM}.csv", float_format="%.4f")
     fig = plots.confusion_pair(
         panels,
         EMOTIONS,
         title=f"Figure 2: mean confusion over seeds, {corpus} ({'leave-one-session-out' if setting == 'within' else 'cross-corpus'})",
     )
-    written = plots.save_figure(fig, FIGURE2_STEM, folders)
+    written = plots.save_figure(fig, FIGURE2_STEM, targets)
     plots.close(fig)
     return written
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
@@ -22,38 +23,38 @@ class MetricsError(ValueError):
     """Inputs to a measure are inconsistent (lengths, empty sets, unknown labels)."""
 
 
-def uar(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+def uar(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Unweighted average recall: the mean recall over the classes that occur in ``y_true``."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape:
-        raise MetricsError(f"y_true has {y_true.shape} labels but y_pred {y_pred.shape}")
-    if y_true.size == 0:
+    true, predicted = np.asarray(y_true), np.asarray(y_pred)
+    if true.shape != predicted.shape:
+        raise MetricsError(f"y_true has {true.shape} labels but y_pred {predicted.shape}")
+    if true.size == 0:
         raise MetricsError("UAR of an empty set of predictions is undefined")
     with warnings.catch_warnings():  # predicted classes absent from y_true are expected, not a problem
         warnings.simplefilter("ignore", UserWarning)
-        return float(balanced_accuracy_score(y_true, y_pred))
+        return float(balanced_accuracy_score(true, predicted))
 
 
-def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
+def confusion(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any]) -> np.ndarray:
     """Counts ``[true, predicted]`` in the order of ``labels``."""
     return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(labels))
 
 
-def row_normalise(counts: np.ndarray) -> np.ndarray:
+def row_normalise(counts: ArrayLike) -> np.ndarray:
     """Each row divided by its sum (recall per true class on the diagonal); empty rows stay zero."""
-    counts = np.asarray(counts, dtype=np.float64)
-    totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    array = np.asarray(counts, dtype=np.float64)
+    totals = array.sum(axis=1, keepdims=True)
+    return np.divide(array, totals, out=np.zeros_like(array), where=totals > 0)
 
 
-def mean_confusion(matrices: Sequence[np.ndarray]) -> np.ndarray:
+def mean_confusion(matrices: Sequence[ArrayLike]) -> np.ndarray:
     """The mean of row-normalised confusion matrices (e.g. one per seed), as the paper's Figure 2."""
     if not len(matrices):
         raise MetricsError("no confusion matrices to average")
     return np.mean([row_normalise(m) for m in matrices], axis=0)
 
 
-def summarise(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+def summarise(values: ArrayLike, confidence: float = 0.95) -> dict[str, float]:
     """Mean, min, max, standard deviation and a t-based confidence interval of the mean over seeds.
 
     With a single value the interval is undefined (NaN).
@@ -72,7 +73,7 @@ def summarise(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
     return result
 
 
-def paired_test(condition: Sequence[float], baseline: Sequence[float]) -> dict[str, float]:
+def paired_test(condition: ArrayLike, baseline: ArrayLike) -> dict[str, float]:
     """Paired comparison of per-seed scores of a condition with the baseline's for the same seeds.
 
     Returns the mean difference, the two-sided paired t-test p-value (primary; the seeds are the
