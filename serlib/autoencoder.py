@@ -445,12 +445,9 @@ def _random_bias(seeds: _Seeds) -> keras.initializers.Initializer:
 
 
 def _strategy(config: Any) -> tf.distribute.Strategy:
-    choice = config.autoencoder.distribution
-    if choice == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if choice == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    from serlib.cluster import distribution_strategy  # one per process; checks TF_CONFIG for multi_worker
+
+    return distribution_strategy(config)
 
 
 def build_autoencoder(
@@ -548,7 +545,13 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> keras.Mode
     path = Path(path)
     if not path.is_file():
         raise AutoencoderError(f"autoencoder model {path} does not exist; train one with `serlib train-ae`")
-    return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except (ValueError, TypeError, KeyError, OSError) as error:  # refused (code in it) or damaged
+        raise AutoencoderError(
+            f"{path}: refused or unreadable in Keras safe mode ({' '.join(str(error).split())[:200]}); "
+            "use an autoencoder trained and saved by serlib"
+        ) from None
 
 
 # -- encoding ----------------------------------------------------------------------------------------
@@ -576,19 +579,23 @@ def encode(
     )
     total = shape[0]
     vectors = np.empty((total, dimension), np.float32)
-    starts = range(0, total, max(1, int(batch_size)))
-    for start in _progress(starts, progress, "encode", unit="batch"):
+    bar = _progress(total, progress, "encode")
+    for start in range(0, total, max(1, int(batch_size))):
         batch = np.asarray(spectrograms[start : start + batch_size], dtype=np.float32)
         vectors[start : start + len(batch)] = np.asarray(call(batch), dtype=np.float32)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
     return vectors
 
 
-def _progress(iterable: Any, enabled: bool, description: str, **kwargs: Any) -> Any:
+def _progress(total: int, enabled: bool, description: str) -> Any:
     if not enabled:
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=description, **kwargs)
+    return tqdm(total=total, desc=description, unit="utt")
 
 
 # -- training ----------------------------------------------------------------------------------------

@@ -342,3 +342,31 @@ def test_configured_training_and_encoding_with_chunks(trained, tmp_path, monkeyp
         )
         == 0
     )
+
+
+@pytest.mark.slow
+def test_demo_corpus_end_to_end(tmp_path):
+    """Demo preset on a small generated demo corpus: the loss falls, one finite vector per labeled utterance."""
+    from serlib import corpora, demo_corpus
+
+    sizes = {
+        "labeled_sessions": 5,
+        "utterances_per_speaker_emotion": 1,
+        "cross_sessions": 2,
+        "cross_utterances_per_speaker_emotion": 1,
+        "unlabeled_talks": 4,
+        "unlabeled_utterances": 64,
+        "books_readers": 2,
+        "books_utterances": 4,
+    }
+    config = config_module.override(config_module.load_preset("demo"), output_dir=str(tmp_path))
+    demo_corpus.generate(tmp_path / "data" / "demo", seed=0, **sizes)
+    model_path = autoencoder.train_configured(config, "demo_talks", progress=False)
+    losses = _state(model_path.parent)["loss"]
+    assert len(losses) == config.autoencoder.epochs
+    assert losses[-1] < 0.7 * losses[0]
+    representations = autoencoder.encode_configured(config, model_path, "demo_emotion", progress=False)
+    manifest = corpora.load_configured(config, "demo_emotion")
+    assert representations.ids == manifest["utterance_id"].tolist()
+    assert representations.vectors.shape == (len(manifest), autoencoder.representation_dim(config))
+    assert np.isfinite(representations.vectors).all()
