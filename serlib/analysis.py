@@ -51,10 +51,16 @@ class Panel:
     order: tuple[str, ...] = ()
     names: dict[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
+    colours: dict[str, str] = field(default_factory=dict)  # fixed colours; others from the palette
 
     def name(self, value: str) -> str:
         return self.names.get(value, value)
 
+
+# Colours from seaborn's colour-blind palette, chosen so that the pictures read alike: angry shares the
+# colour of high arousal (vermillion), sad that of low arousal (blue), medium and neutral are grey.
+EMOTION_COLOURS = {"angry": "#d55e00", "happy": "#cc78bc", "sad": "#0173b2", "neutral": "#949494"}
+LEVEL_COLOURS = {"low": "#0173b2", "medium": "#949494", "high": "#d55e00"}
 
 PANELS: dict[str, Panel] = {
     "emotion": Panel(
@@ -63,12 +69,14 @@ PANELS: dict[str, Panel] = {
         order=("angry", "happy", "sad", "neutral"),
         names={"angry": "Angry", "happy": "Happy", "sad": "Sad", "neutral": "Neutral"},
         exclude=("neutral",),
+        colours=EMOTION_COLOURS,
     ),
     "arousal_class": Panel(
         "arousal_class",
         "Arousal class",
         order=("low", "medium", "high"),
         names={"low": "Low arousal", "medium": "Medium arousal", "high": "High arousal"},
+        colours=LEVEL_COLOURS,
     ),
     "valence_class": Panel(
         "valence_class",
@@ -79,6 +87,7 @@ PANELS: dict[str, Panel] = {
             "medium": "Medium valence",
             "high": "High valence",
         },
+        colours=LEVEL_COLOURS,
     ),
     "speaker": Panel("speaker", "Speaker"),
     "gender": Panel("gender", "Gender", order=("female", "male"), names={"female": "Female", "male": "Male"}),
@@ -378,6 +387,7 @@ def tsne_figure(
         styles = _style(max(positions, default=-1) + 1)
         for position, value in zip(positions, classes, strict=True):
             colour, marker = styles[position]
+            colour = panel.colours.get(value, colour)
             at = (values == value).to_numpy()
             axis.scatter(
                 *embedding.points[at].T,
@@ -765,7 +775,8 @@ def plot_label_distributions(manifests: dict[str, pd.DataFrame]) -> Any:
         axis.set_title(f"{title} (4-class utterances)")
         axis.set_xlabel(title)
         axis.set_ylabel("Utterances")
-    axes[0].legend(title="Corpus", frameon=False)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, title="Corpus", loc="outside right upper", frameon=False)
     return fig
 
 
@@ -937,13 +948,15 @@ def reconstruct(model: Any, spectrograms: np.ndarray) -> np.ndarray:
 def decoder_leakage(
     model: Any, spectrogram: np.ndarray, offsets: Iterable[int] = range(-3, 5)
 ) -> pd.DataFrame:
-    """How much the reconstruction of each frame relies on each decoder input: the target-leakage test.
+    """How much the reconstruction of each frame depends on each decoder input: the target-leakage test.
 
     The decoder reconstructs target frame t (the reversed input) from its inputs [0, target[0], ...],
-    so decoder input t+1 IS target[t]. A bidirectional decoder's backward direction reads it (spec 2.4,
-    "target leakage"). For every offset k, decoder input t+k is blanked (set to 0) in copy t of the
-    utterance and the error of output frame t is measured; offset +1 is the leaked frame. Returns one row
-    per offset: ``offset``, ``rmse`` (with the input blanked) and ``baseline_rmse`` (nothing blanked).
+    so in auDeep's bidirectional decoder, decoder input t+1 IS target[t], and the backward direction
+    reads it (spec 2.4, "target leakage"). For every offset k, decoder input t+k is blanked (set to 0,
+    the middle of the [-1, 1] range) in copy t of the utterance, and output frame t is compared with
+    the output when nothing is blanked. One row per offset: ``change`` (RMS change of output frame t:
+    how much frame t depends on that input), ``rmse`` (reconstruction error of frame t with the input
+    blanked) and ``baseline_rmse`` (nothing blanked). A causal decoder has ``change`` 0 for all k >= 1.
     """
     x = np.asarray(spectrogram, dtype=np.float32)
     if x.ndim != 2:
@@ -963,33 +976,32 @@ def decoder_leakage(
             batch[row, t + offset] = 0.0
         copies = np.repeat(x[np.newaxis], len(positions), axis=0)
         output = np.asarray(decode([copies, batch], training=False))
-        errors = [output[row, t] - target[t] for row, t in enumerate(positions)]
+        frame_out = np.stack([output[row, t] for row, t in enumerate(positions)])
         rows.append(
             {
                 "offset": int(offset),
-                "rmse": float(np.sqrt(np.mean(np.square(errors)))),
+                "change": float(np.sqrt(np.mean(np.square(frame_out - baseline[positions])))),
+                "rmse": float(np.sqrt(np.mean(np.square(frame_out - target[positions])))),
                 "baseline_rmse": float(np.sqrt(np.mean(np.square(baseline[positions] - target[positions])))),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["offset", "change", "rmse", "baseline_rmse"])
 
 
 def plot_leakage(table: pd.DataFrame, title: str = "") -> Any:
-    """Bar chart of ``decoder_leakage``: reconstruction error of frame t with decoder input t+k blanked."""
+    """Bar chart of ``decoder_leakage``: how much output frame t changes when decoder input t+k is blanked."""
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(7.5, 4), layout="constrained")
-    colours = ["#d55e00" if k == 1 else "#0173b2" for k in table["offset"]]
+    fig, axis = plt.subplots(figsize=(8, 4.2), layout="constrained")
     offsets = table["offset"].to_numpy()
-    axis.bar(offsets, table["rmse"], color=colours)
+    colours = ["#d55e00" if k == 1 else ("#0173b2" if k <= 0 else "#949494") for k in offsets]
+    axis.bar(offsets, table["change"], color=colours)
     axis.set_xticks(offsets, [f"{k:+d}" if k else "0" for k in offsets])
-    axis.axhline(float(table["baseline_rmse"].mean()), color="black", linestyle="--", label="nothing blanked")
     axis.set_xlabel(
-        "Blanked decoder input, relative to the reconstructed frame (k in t+k; +1 = the target itself)"
+        "Blanked decoder input t+k (k <= 0: seen by teacher forcing; +1: the target frame itself)"
     )
-    axis.set_ylabel("Reconstruction RMSE of frame t")
-    axis.set_title(title or "Which decoder input does the reconstruction of frame t use?")
-    axis.legend(frameon=False)
+    axis.set_ylabel("RMS change of output frame t")
+    axis.set_title(title or "Which decoder inputs does the reconstruction of frame t use?")
     return fig
 
 

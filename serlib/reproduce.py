@@ -15,6 +15,7 @@ import os
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,8 @@ def setup_notebook(
     if overrides:
         config = config_module.override(config, **overrides)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # tqdm.auto wants ipywidgets for notebook bars; its text bars serve headless runs just as well.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     _inline_figures()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
