@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiny_pipeline import finished_run
+from tiny_pipeline import reference_run
 
 from serlib import cli, predict
 from serlib.corpora import EMOTIONS, LEVELS
@@ -27,7 +27,7 @@ slow = pytest.mark.slow  # the module fixture trains the tiny protocol (about 20
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    config = finished_run(tmp_path_factory.mktemp("predict_run"))
+    config, _ = reference_run(tmp_path_factory.getbasetemp() / "tiny_shared")
     models = predict.export_models(config)
     return config, models
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
+from tiny_pipeline import assert_no_pickle_files, assert_plain_hdf5
 
 import serlib
 from serlib import acnn, autoencoder, corpora, predict, store
@@ -241,43 +241,6 @@ def test_model_folder_with_lambda_model_is_refused(lambda_model, tmp_path):
 
 
 # -- stores hold plain arrays ---------------------------------------------------------------------------
-def assert_plain_hdf5(path: Path) -> None:
-    """Every dataset is numeric or UTF-8/ASCII text, every attribute a string or number: nothing pickled."""
-
-    def check(name: str, item) -> None:
-        if isinstance(item, h5py.Dataset):
-            dtype = item.dtype
-            assert dtype.kind in "fiub" or h5py.check_string_dtype(dtype) is not None, (
-                f"{path}:{name} has {dtype}"
-            )
-            assert dtype.fields is None and h5py.check_vlen_dtype(dtype) in (None, str, bytes), (
-                f"{path}:{name}"
-            )
-        for key, value in item.attrs.items():
-            assert isinstance(value, (str, bytes, int, float, np.number, np.ndarray)), f"{path}:{name}@{key}"
-            if isinstance(value, np.ndarray):
-                assert value.dtype.kind in "fiubSU", f"{path}:{name}@{key} has {value.dtype}"
-
-    with h5py.File(path, "r") as handle:
-        check("/", handle)
-        handle.visititems(check)
-
-
-PICKLE_MAGIC = re.compile(rb"^\x80[\x02-\x05]")
-
-
-def assert_no_pickle_files(root: Path) -> list[Path]:
-    """No file under ``root`` is a pickle (by name or by its first bytes); returns the files seen."""
-    files = [p for p in root.rglob("*") if p.is_file()]
-    for path in files:
-        assert path.suffix not in {".pkl", ".pickle", ".joblib"}, f"{path} is a pickle by name"
-        with path.open("rb") as handle:
-            assert not PICKLE_MAGIC.match(handle.read(2)), f"{path} starts like a pickle"
-        if path.suffix in {".npy", ".npz"}:
-            np.load(path, allow_pickle=False)  # raises for object arrays
-    return files
-
-
 def test_feature_stores_are_plain_hdf5(tmp_path):
     rows = []
     for i in range(3):

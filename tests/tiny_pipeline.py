@@ -3,13 +3,18 @@
 Cross-corpus only (demo ``labeled`` -> demo ``cross``), the baseline and one autoencoder condition,
 one seed, 1-2 epochs: enough to produce every kind of file the pipeline writes (feature stores, AE
 checkpoints and model, representation stores, run results, ``model.keras`` + ``model.json``).
-``finished_run`` runs it once per test process and folder.
+``reference_run`` runs it once per test session in a clean child process (shared by the predict and
+interruption tests); ``run_child`` runs it with progress markers and can SIGKILL it at one of them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+import h5py
+import numpy as np
 
 from serlib import config as config_module
 
@@ -25,9 +30,10 @@ DEMO_SIZES = {
 }
 
 
-def tiny_config(out: Path, **changes: Any) -> config_module.Config:
-    """The tiny configuration writing under ``out`` (dotted-key ``changes`` applied on top)."""
-    root = str(out / "data")
+def tiny_config(out: Path, data: Path | None = None, **changes: Any) -> config_module.Config:
+    """The tiny configuration writing under ``out`` (demo corpus in ``data``, default ``out/data``;
+    dotted-key ``changes`` applied on top)."""
+    root = str(data if data is not None else out / "data")
     config = config_module.from_dict(
         {
             "name": "tiny",
@@ -63,16 +69,161 @@ def tiny_config(out: Path, **changes: Any) -> config_module.Config:
     return config_module.override(config, **changes) if changes else config
 
 
-_FINISHED: dict[str, config_module.Config] = {}
+# -- file checks shared by the safe-files and interruption tests -----------------------------------------
+def assert_plain_hdf5(path: Path) -> None:
+    """Every dataset is numeric or UTF-8/ASCII text, every attribute a string or number: nothing pickled."""
+
+    def check(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset):
+            dtype = item.dtype
+            assert dtype.kind in "fiub" or h5py.check_string_dtype(dtype) is not None, (
+                f"{path}:{name} has {dtype}"
+            )
+            assert dtype.fields is None and h5py.check_vlen_dtype(dtype) in (None, str, bytes), (
+                f"{path}:{name}"
+            )
+        for key, value in item.attrs.items():
+            assert isinstance(value, (str, bytes, int, float, np.number, np.ndarray)), f"{path}:{name}@{key}"
+            if isinstance(value, np.ndarray):
+                assert value.dtype.kind in "fiubSU", f"{path}:{name}@{key} has {value.dtype}"
+
+    with h5py.File(path, "r") as handle:
+        check("/", handle)
+        handle.visititems(check)
 
 
-def finished_run(out: Path) -> config_module.Config:
-    """The tiny protocol run to completion under ``out`` (once per process and folder)."""
-    key = str(out)
-    if key not in _FINISHED:
-        from serlib import experiments
+PICKLE_MAGIC = re.compile(rb"^\x80[\x02-\x05]")
 
-        config = tiny_config(out)
-        experiments.run_protocol(config, progress=False)
-        _FINISHED[key] = config
-    return _FINISHED[key]
+
+def assert_no_pickle_files(root: Path) -> list[Path]:
+    """No file under ``root`` is a pickle (by name or by its first bytes); returns the files seen."""
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for path in files:
+        assert path.suffix not in {".pkl", ".pickle", ".joblib"}, f"{path} is a pickle by name"
+        with path.open("rb") as handle:
+            assert not PICKLE_MAGIC.match(handle.read(2)), f"{path} starts like a pickle"
+        if path.suffix in {".npy", ".npz"}:
+            np.load(path, allow_pickle=False)  # raises for object arrays
+    return files
+
+
+# -- the protocol in a child process, printing progress markers ---------------------------------------
+MARKER = "MARK"
+_THIS = Path(__file__).resolve()
+
+
+def _install_markers() -> None:
+    """Print a ``MARK <kind>`` line after every store task, fit batch/epoch and written run (kill points)."""
+    import keras
+
+    from serlib import experiments, store
+
+    def mark(kind: str) -> None:
+        print(f"{MARKER} {kind}", flush=True)
+
+    store.TASK_SIZE = 4  # more tasks, more points to be killed at
+    extract_task = store.extract_task
+
+    def marked_task(*args: Any, **kwargs: Any) -> Any:
+        results = extract_task(*args, **kwargs)
+        mark("store")
+        return results
+
+    store.extract_task = marked_task
+
+    class Marks(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            mark(f"fit-batch {self.model.name}")
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            mark(f"fit-epoch {self.model.name}")
+
+    fit = keras.Model.fit
+
+    def marked_fit(self: Any, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+        return fit(self, *args, callbacks=[*(callbacks or []), Marks()], **kwargs)
+
+    keras.Model.fit = marked_fit
+    write_run = experiments.write_run
+
+    def marked_write_run(*args: Any, **kwargs: Any) -> Any:
+        mark("run-writing")
+        result = write_run(*args, **kwargs)
+        mark("run-written")
+        return result
+
+    experiments.write_run = marked_write_run
+
+
+def run_child(
+    out: Path,
+    kill_after: tuple[str | tuple[str, ...], int] | None = None,
+    delay_s: float = 0.0,
+    timeout_s: float = 300.0,
+):
+    """Run the tiny protocol in a fresh process; with ``kill_after=(prefix, n)`` SIGKILL it ``delay_s``
+    after the n-th marker whose kind starts with ``prefix``. Returns (return code, marker kinds, stderr)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, str(_THIS), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=environment,
+        )
+        kinds: list[str] = []
+        seen = 0
+        started = time.monotonic()
+        assert child.stdout is not None
+        for line in child.stdout:
+            position = line.find(f"{MARKER} ")  # Keras progress bars may precede it on the line
+            if position < 0:
+                continue
+            kinds.append(line[position + len(MARKER) + 1 :].strip())
+            if kill_after is not None and kinds[-1].startswith(kill_after[0]):
+                seen += 1
+                if seen == kill_after[1]:
+                    time.sleep(delay_s)
+                    child.send_signal(signal.SIGKILL)
+                    break
+            if time.monotonic() - started > timeout_s:
+                child.kill()
+                break
+        code = child.wait(timeout=timeout_s)
+        child.stdout.close()
+        errors.seek(0)
+        return code, kinds, errors.read()
+
+
+_REFERENCE: dict[str, tuple[config_module.Config, list[str]]] = {}
+
+
+def reference_run(base: Path) -> tuple[config_module.Config, list[str]]:
+    """The tiny protocol run uninterrupted in a clean child process under ``base/reference`` (once per
+    process; pass the session's base temp folder to share it): its config and the markers it printed."""
+    out = base / "reference"
+    if str(out) not in _REFERENCE:
+        code, kinds, errors = run_child(out)
+        assert code == 0, f"the tiny reference run failed:\n{errors[-3000:]}"
+        _REFERENCE[str(out)] = (tiny_config(out), kinds)
+    return _REFERENCE[str(out)]
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from serlib import experiments
+
+    _install_markers()
+    experiments.run_protocol(tiny_config(Path(sys.argv[1])), progress=False)
+    print(f"{MARKER} done", flush=True)

@@ -1,0 +1,116 @@
+"""Determinism on one machine: the same seed gives identical features, AE vectors, ACNN predictions and
+UAR; another seed gives other numbers. Across processes the interruption test checks the same for the
+whole protocol. What may differ across machines is listed in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tiny_pipeline import tiny_config
+
+from serlib import audio, autoencoder, corpora, experiments, features, metrics, store
+from serlib.corpora import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The tiny demo corpus with its stores, extracted twice into separate caches."""
+    base = tmp_path_factory.mktemp("determinism")
+    data = base / "data"
+    first = tiny_config(base / "a", data)
+    second = tiny_config(base / "b", data, **{"features.n_jobs": 2})  # worker processes this time
+    manifest = corpora.load_configured(first, "emo")
+    sets = {
+        name: [store.extract_configured(config, "emo", name, progress=False) for config in (first, second)]
+        for name in ("logmel", "spectrogram")
+    }
+    return first, manifest, sets
+
+
+def test_features_are_identical_across_extractions(corpus):
+    _, _, sets = corpus
+    for name, (a, b) in sets.items():
+        assert a.path != b.path and a.ids == b.ids
+        np.testing.assert_array_equal(a.features, b.features, err_msg=name)
+        np.testing.assert_array_equal(a.lengths, b.lengths)
+
+
+def test_logmel_does_not_depend_on_importing_tensorflow_first(corpus, tmp_path):
+    """openSMILE's library and TensorFlow's export the same FFT symbol names; the values must not
+    change (nor the process crash) when TensorFlow was imported before serlib.features."""
+    _, manifest, _ = corpus
+    path = manifest["path"].iloc[0]
+    script = (
+        "import sys, numpy as np\n"
+        "first = sys.argv[1] == 'tensorflow'\n"
+        "if first:\n    import tensorflow\n"
+        "from serlib import audio, features\n"
+        "signal, rate = audio.load(sys.argv[2])\n"
+        "np.save(sys.argv[3], features.logmel(signal, rate))\n"
+    )
+    outputs = {}
+    for order in ("plain", "tensorflow"):
+        target = tmp_path / f"{order}.npy"
+        done = subprocess.run(
+            [sys.executable, "-c", script, order, path, str(target)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[order] = np.load(target, allow_pickle=False)
+    np.testing.assert_array_equal(outputs["plain"], outputs["tensorflow"])
+    signal, rate = audio.load(path)
+    np.testing.assert_array_equal(features.logmel(signal, rate), outputs["plain"])  # this process too
+
+
+@pytest.fixture(scope="module")
+def autoencoders(corpus, tmp_path_factory):
+    """The tiny AE trained three times: seed 0 twice, seed 1 once; their vectors for the corpus."""
+    config, _, sets = corpus
+    spectrograms = sets["spectrogram"][0].features
+    folder = tmp_path_factory.mktemp("autoencoders")
+    vectors = {}
+    for name, seed in (("a", 0), ("b", 0), ("other", 1)):
+        path = autoencoder.train(config, spectrograms, folder / name, epochs=2, seed=seed, progress=False)
+        model = autoencoder.load_model(path, compile=False)
+        vectors[name] = (path, autoencoder.encode(model, spectrograms, batch_size=16))
+    return vectors
+
+
+def test_autoencoder_same_seed_same_vectors(autoencoders):
+    (path_a, a), (path_b, b), (_, other) = autoencoders["a"], autoencoders["b"], autoencoders["other"]
+    np.testing.assert_array_equal(a, b)
+    losses = [json.loads((p.parent / autoencoder.STATE_FILE).read_text())["loss"] for p in (path_a, path_b)]
+    assert losses[0] == losses[1]
+    assert np.isfinite(a).all() and not np.allclose(a, other, atol=1e-3)
+
+
+def _split(config, manifest, sets, vectors):
+    logmel = sets["logmel"][0]
+    data = experiments.labeled_data(manifest, logmel.ids, logmel.features, logmel.lengths, "emo")
+    data = experiments.with_representations(data, sets["spectrogram"][0].ids, vectors, "emo")
+    train, test = experiments.fold_indices(experiments.session_folds(data.session), 1)
+    return data.subset(train), data.subset(test)
+
+
+def test_acnn_same_seed_same_predictions_and_uar(corpus, autoencoders):
+    config, manifest, sets = corpus
+    train, test = _split(config, manifest, sets, autoencoders["a"][1])
+    runs = [experiments.fit_predict(config, train, test, seed) for seed in (0, 0, 1)]
+    first, again, other = (run.probabilities for run in runs)
+    for head in ("emotion", "arousal", "valence"):
+        np.testing.assert_array_equal(first[head], again[head], err_msg=head)
+    uars = [metrics.uar(test.emotion, run.probabilities["emotion"].argmax(axis=1)) for run in runs]
+    assert uars[0] == uars[1]
+    np.testing.assert_array_equal(runs[0].hidden, runs[1].hidden)
+    assert runs[0].history["loss"] == runs[1].history["loss"]
+    assert not np.allclose(first["emotion"], other["emotion"], atol=1e-4)
+    assert first["emotion"].shape == (len(test), len(EMOTIONS))
