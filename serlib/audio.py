@@ -30,14 +30,18 @@ def info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
         header = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as error:
         raise AudioError(f"{path}: cannot be read as audio ({_reason(error)})") from None
-    # libsndfile reads a cut-off WAV silently up to its end and logs "data : <declared> (should be <held>)".
-    cut = re.search(r"^data : (\d+) \(should be (\d+)\)", header.extra_info, re.MULTILINE)
+    _refuse_truncated(path, header.extra_info)
+    return int(header.samplerate), int(header.frames), int(header.channels)
+
+
+def _refuse_truncated(path: str | os.PathLike[str], log: str) -> None:
+    """libsndfile reads a cut-off WAV silently up to its end; its log says "data : <declared> (should be <held>)"."""
+    cut = re.search(r"^data : (\d+) \(should be (\d+)\)", log, re.MULTILINE)
     if cut and int(cut.group(2)) < int(cut.group(1)):
         raise AudioError(
             f"{path}: truncated (the header declares {cut.group(1)} bytes of audio, the file holds "
             f"{cut.group(2)}); copy or download the file again"
         )
-    return int(header.samplerate), int(header.frames), int(header.channels)
 
 
 def load(
@@ -61,6 +65,7 @@ def load(
     try:
         with sf.SoundFile(str(path)) as handle:
             native_rate, total_frames = int(handle.samplerate), int(handle.frames)
+            _refuse_truncated(path, handle.extra_info)
             if total_frames <= 0:
                 raise AudioError(f"{path}: file is empty (0 samples)")
             start, stop = _segment_frames(path, start_s, end_s, native_rate, total_frames)

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serlib import audio, cli, corpora
+from serlib import audio, cli, corpora, features, store
 from serlib import config as config_module
 
 MINUS_6_DBFS = 10 ** (-6 / 20)
@@ -605,3 +605,74 @@ def test_cli_reports_one_line(tmp_path, capsys, case, argv_tail, expected):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("serlib config: error:"), captured.err
     assert expected in lines[0] and "Traceback" not in captured.err
+
+
+# -- silence and bad files through the feature store ---------------------------------------------------
+@pytest.fixture
+def silence_manifest(tmp_path):
+    rows = []
+    for name, signal in (("tone", _sine(16000, 1.0)), ("silence", np.zeros(16000))):
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, signal, 16000, subtype="PCM_16")
+        rows.append({"utterance_id": name, "path": str(path)})
+    nan_path = tmp_path / "nan.wav"
+    sf.write(nan_path, np.full(16000, np.nan), 16000, subtype="FLOAT")
+    rows.append({"utterance_id": "nan", "path": str(nan_path)})
+    return corpora.make_manifest(rows), tmp_path
+
+
+def _store_config(tmp_path: Path, allow_skip: bool = False) -> config_module.Config:
+    return config_module.override(
+        config_module.load_preset("demo"),
+        **{
+            "output_dir": str(tmp_path / "out"),
+            "features.n_jobs": 1,
+            "features.allow_skip": allow_skip,
+            "features.spectrogram.fixed_length_s": 1.0,
+        },
+    )
+
+
+def test_logmel_and_egemaps_of_silence_are_finite(silence_manifest):
+    """openSMILE's log floor: digital silence gives ln(1e-10) in every band, not -inf."""
+    manifest, tmp_path = silence_manifest
+    config = _store_config(tmp_path, allow_skip=True)
+    for extractor in ("logmel", "egemaps"):
+        stored = store.extract(manifest, extractor, config, progress=False)
+        assert stored.ids == ["tone", "silence"] and [s[0] for s in stored.skipped] == ["nan"]
+        assert np.isfinite(stored.features).all()
+    logmel = store.extract(manifest, "logmel", config, progress=False)
+    silent = logmel.features[1, : logmel.lengths[1]]
+    np.testing.assert_allclose(silent, features.LOGMEL_FLOOR, rtol=1e-6)
+
+
+def test_spectrogram_of_silence_is_a_clear_error(silence_manifest):
+    """auDeep's dB scale is relative to the file's maximum: undefined for digital silence."""
+    manifest, tmp_path = silence_manifest
+    with pytest.raises(store.StoreError) as error:
+        store.extract(manifest.iloc[:2], "spectrogram", _store_config(tmp_path), progress=False)
+    _clear_error(error, "silence.wav", "silent", "allow_skip")
+    with pytest.raises(features.AudioError, match="silent"):
+        features.audeep_spectrogram(np.zeros(16000, np.float32), 16000)
+
+
+def test_nan_file_through_the_store_names_the_file(silence_manifest):
+    manifest, tmp_path = silence_manifest
+    with pytest.raises(store.StoreError) as error:
+        store.extract(manifest, "logmel", _store_config(tmp_path), progress=False)
+    _clear_error(error, "nan.wav", "NaN or infinite", "allow_skip")
+
+
+def test_cli_extract_with_a_bad_manifest(tmp_path, capsys):
+    bad = tmp_path / "bad_manifest.csv"
+    bad.write_text(HEADER + "u1,a.wav,s1,1,furious,4,2\n", encoding="utf-8")
+    data = _with("corpora", {"mine": {"type": "manifest", "root": str(bad)}})
+    data["protocol"].update(
+        within_corpus="mine", cross_corpus_train=None, cross_corpus_test=None, conditions=[]
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert cli.main(["extract", "--config", str(path), "--corpus", "mine"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "bad_manifest.csv" in lines[0] and "furious" in lines[0], captured.err
