@@ -83,7 +83,9 @@ def safe_load_model(path: str | os.PathLike[str]) -> Any:
 
 # -- the model folder --------------------------------------------------------------------------------
 def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
-    """The model folder meant by ``path``: itself, the default of a ``models.json`` index, or ``<path>/models``."""
+    """The model folder meant by ``path``: itself, the default of a ``models.json`` index, or of
+    ``<path>/models``; for an output folder of a finished protocol without exported models (or its
+    absent ``models`` folder) the models are exported first (``export_models``)."""
     path = Path(path)
     if (path / METADATA_FILE).is_file():
         return path
@@ -97,14 +99,13 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
                     f"{index_path}: its default model {default!r} is not a folder with {METADATA_FILE}"
                 )
             return folder / default
-    if (path / "results" / "cross").is_dir():
-        raise PredictError(
-            f"{path} holds protocol results but no exported models: run serlib.predict.export_models(config) "
-            f"(or `make demo`), or pass a run folder such as {path}/results/cross/BL/seed0/fold0"
-        )
+    for output in (path, path.parent) if path.name == "models" else (path,):
+        if (output / "results" / "protocol.json").is_file():
+            log.info("exporting the models of %s to %s (first use)", output, output / "models")
+            return resolve_model_dir(export_models(output))
     raise PredictError(
-        f"{path} is not a model folder: expected {METADATA_FILE} + {MODEL_FILE} in it, or an index {INDEX_FILE} "
-        "(written by serlib.predict.export_models, e.g. runs/demo/models)"
+        f"{path} is not a model folder: expected {METADATA_FILE} + {MODEL_FILE} in it, an index {INDEX_FILE} "
+        "(written by serlib.predict.export_models, e.g. runs/demo/models), or a finished run's output folder"
     )
 
 
@@ -508,31 +509,39 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
 
 # -- export ------------------------------------------------------------------------------------------
 def export_models(
-    config: Any, out_dir: str | os.PathLike[str] | None = None, seed: int | None = None
+    source: Any, out_dir: str | os.PathLike[str] | None = None, seed: int | None = None
 ) -> Path:
     """Copy the cross-corpus BL model and the best AE-condition model of a finished protocol into model folders.
 
-    ``out_dir`` defaults to ``<output_dir>/models``; each condition gets ``<out_dir>/<condition>/`` with
-    ``model.keras``, ``model.json`` (the AE path made relative, the AE's sha256 and input shape added)
-    and, for an AE condition, ``autoencoder.keras``. The run of ``seed`` (default: the first configured
-    seed) is exported, not the best seed. "Best" AE condition = highest mean cross-corpus UAR over
-    seeds; it is the default of ``models.json``. The folder is built beside the target and renamed in.
+    ``source`` is the run's Config, or its output folder (conditions and seeds are then read from
+    ``results/protocol.json``). ``out_dir`` defaults to ``<output_dir>/models``; each condition gets
+    ``<out_dir>/<condition>/`` with ``model.keras``, ``model.json`` (the AE path made relative, the AE's
+    sha256 and input shape added) and, for an AE condition, ``autoencoder.keras``. The run of ``seed``
+    (default: the first configured seed) is exported, not the best seed. "Best" AE condition = highest
+    mean cross-corpus UAR over seeds; it is the default of ``models.json``. The folder is built beside
+    the target and renamed in.
     """
-    output = Path(config.output_dir)
+    if isinstance(source, (str, os.PathLike)):
+        output = Path(source)
+        protocol = _read_json(output / "results" / "protocol.json")
+        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol.get("conditions", [])]
+        seeds = [int(s) for s in protocol.get("seeds", [])]
+    else:
+        output = Path(source.output_dir)
+        conditions = [(c.name, c.autoencoder_corpus) for c in source.protocol.conditions]
+        seeds = [int(s) for s in source.protocol.seeds]
     out = Path(out_dir) if out_dir is not None else output / "models"
-    seed = int(config.protocol.seeds[0] if seed is None else seed)
+    if seed is None and not seeds:
+        raise PredictError(f"{output}: the protocol names no seeds; pass seed=")
+    seed = int(seeds[0] if seed is None else seed)
     cross = output / "results" / "cross"
     scores: dict[str, float] = {}
-    for condition in config.protocol.conditions:
-        uars = []
-        for metrics_path in sorted((cross / condition.name).glob("seed*/fold0/metrics.json")):
-            uars.append(float(_read_json(metrics_path)["uar"]))
-        if uars and (cross / condition.name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
-            scores[condition.name] = float(np.mean(uars))
-    baseline = next((c.name for c in config.protocol.conditions if c.autoencoder_corpus == "none"), None)
-    with_ae = [
-        c.name for c in config.protocol.conditions if c.autoencoder_corpus != "none" and c.name in scores
-    ]
+    for name, _ in conditions:
+        uars = [float(_read_json(p)["uar"]) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
+        if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
+            scores[name] = float(np.mean(uars))
+    baseline = next((name for name, corpus in conditions if corpus == "none"), None)
+    with_ae = [name for name, corpus in conditions if corpus != "none" and name in scores]
     chosen = ([baseline] if baseline in scores else []) + (
         [max(with_ae, key=lambda n: scores[n])] if with_ae else []
     )

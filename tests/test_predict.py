@@ -258,6 +258,18 @@ def test_run_folder_works_directly(run, demo_wavs):
 
 
 @slow
+def test_models_are_exported_on_first_use(run, demo_wavs, tmp_path):
+    """``serlib predict --model <output>/models`` right after ``serlib evaluate``: exported from
+    results/protocol.json, then used."""
+    config, _ = run
+    shutil.copytree(Path(config.output_dir) / "results", tmp_path / "results")
+    (result,) = predict.predict_paths(tmp_path / "models", demo_wavs[:1], progress=False)
+    _check_result(result)
+    assert result["model"] == "sT"
+    assert json.loads((tmp_path / "models" / predict.INDEX_FILE).read_text())["default"] == "sT"
+
+
+@slow
 def test_real_emodb_wavs(run, shared_data):
     """Real speech at 22.05 kHz from Emo-DB: valid outputs (the tiny synthetic model is no judge of accuracy)."""
     _, models = run
