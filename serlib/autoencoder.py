@@ -203,90 +203,94 @@ def _fused_gru(
         dtype = x.dtype
         x2 = tf.reshape(tf.transpose(x, [1, 0, 2]), [-1, features])  # time-major rows
         input_bias = bias[0] if reset_after else bias
-        gx = tf.reshape(tf.nn.bias_add(tf.matmul(x2, kernel), input_bias), [steps, batch, 3 * units])
-        gx_ta = tf.TensorArray(dtype, size=steps).unstack(gx)
-        saved_ta = tf.TensorArray(dtype, size=steps, clear_after_read=False)
-        # saved per step: [h_prev | z | r | n | aux], aux = recurrent candidate term (reset_after) or r*h_prev
+        k_zr, k_n = kernel[:, : 2 * units], kernel[:, 2 * units :]
         rk_zr, rk_n = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
-        split_sizes = [2 * units, units]
+        # Input projections of all frames, one product per gate group (contiguous per-step reads).
+        gx_zr = tf.reshape(tf.matmul(x2, k_zr) + input_bias[: 2 * units], [steps, batch, 2 * units])
+        gx_n = tf.reshape(tf.matmul(x2, k_n) + input_bias[2 * units :], [steps, batch, units])
+        gx_zr_ta = tf.TensorArray(dtype, size=steps).unstack(gx_zr)
+        gx_n_ta = tf.TensorArray(dtype, size=steps).unstack(gx_n)
 
-        def forward(t: Any, h: Any, saved: Any) -> Any:
-            gx_zr, gx_n = tf.split(gx_ta.read(t), split_sizes, axis=1)
+        def array() -> Any:
+            # Kept readable after a first read: a persistent tape may run the gradient twice.
+            return tf.TensorArray(dtype, size=steps, clear_after_read=False)
+
+        def forward(t: Any, h: Any, out: Any, prev: Any, zr_a: Any, n_a: Any, aux_a: Any) -> Any:
             if reset_after:
-                gh_zr, gh_n = tf.split(
-                    tf.nn.bias_add(tf.matmul(h, recurrent_kernel), bias[1]), split_sizes, axis=1
-                )
-                zr = tf.sigmoid(gx_zr + gh_zr)
+                gh = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), bias[1])
+                gh_zr, gh_n = tf.split(gh, [2 * units, units], axis=1)
+                zr = tf.sigmoid(gx_zr_ta.read(t) + gh_zr)
                 z, r = tf.split(zr, 2, axis=1)
                 aux = gh_n
-                n = tf.tanh(gx_n + r * gh_n)
+                n = tf.tanh(gx_n_ta.read(t) + r * gh_n)
             else:
-                zr = tf.sigmoid(gx_zr + tf.matmul(h, rk_zr))
+                zr = tf.sigmoid(gx_zr_ta.read(t) + tf.matmul(h, rk_zr))
                 z, r = tf.split(zr, 2, axis=1)
                 aux = r * h
-                n = tf.tanh(gx_n + tf.matmul(aux, rk_n))
+                n = tf.tanh(gx_n_ta.read(t) + tf.matmul(aux, rk_n))
             new = n + z * (h - n)
-            return t + 1, new, saved.write(t, tf.concat([h, zr, n, aux], axis=1))
+            return (
+                t + 1,
+                new,
+                out.write(t, new),
+                prev.write(t, h),
+                zr_a.write(t, zr),
+                n_a.write(t, n),
+                aux_a.write(t, aux),
+            )
 
-        _, last, saved_ta = tf.while_loop(
-            lambda t, *_: t < steps, forward, (tf.constant(0), h0, saved_ta), parallel_iterations=1
+        initial = (tf.constant(0), h0, array(), array(), array(), array(), array())
+        _, last, out_a, prev_a, zr_a, n_a, aux_a = tf.while_loop(
+            lambda t, *_: t < steps, forward, initial, parallel_iterations=1
         )
-        saved_all = saved_ta.stack()  # [T, B, 5U]
-        outputs_t = tf.concat([saved_all[1:, :, :units], last[None]], axis=0)
+        outputs_t = out_a.stack()
         outputs = tf.transpose(outputs_t, [1, 0, 2])
 
         def grad(d_outputs: Any, d_last: Any) -> Any:
             d_out_t = tf.zeros_like(outputs_t) if d_outputs is None else tf.transpose(d_outputs, [1, 0, 2])
             carry0 = tf.zeros_like(h0) if d_last is None else d_last
             d_out_ta = tf.TensorArray(dtype, size=steps).unstack(d_out_t)
-            deltas_ta = tf.TensorArray(dtype, size=steps)
-            # deltas per step: [d z_pre | d r_pre | d n_pre | extra], extra = d n_pre * r (reset_after)
 
-            def backward(i: Any, carry: Any, deltas: Any) -> Any:
+            def backward(i: Any, carry: Any, d_zr_a: Any, d_n_a: Any, d_gh_a: Any) -> Any:
                 t = steps - 1 - i
-                h_prev, zr, n, aux = tf.split(saved_ta.read(t), [units, 2 * units, units, units], axis=1)
+                zr, n, aux, h_prev = zr_a.read(t), n_a.read(t), aux_a.read(t), prev_a.read(t)
                 z, r = tf.split(zr, 2, axis=1)
                 dh = d_out_ta.read(t) + carry
                 d_n = dh * (1.0 - z) * (1.0 - n * n)
                 d_z = dh * (h_prev - n)
                 if reset_after:
-                    d_r = d_n * aux
-                    d_zr = tf.concat([d_z, d_r], axis=1) * (zr * (1.0 - zr))
-                    d_n_r = d_n * r
-                    recurrent = tf.matmul(
-                        tf.concat([d_zr, d_n_r], axis=1), recurrent_kernel, transpose_b=True
-                    )
-                    carry = dh * z + recurrent
-                    row = tf.concat([d_zr, d_n, d_n_r], axis=1)
+                    d_zr = tf.concat([d_z, d_n * aux], axis=1) * (zr * (1.0 - zr))
+                    d_gh = tf.concat([d_zr, d_n * r], axis=1)
+                    carry = dh * z + tf.matmul(d_gh, recurrent_kernel, transpose_b=True)
+                    d_gh_a = d_gh_a.write(t, d_gh)
                 else:
                     d_aux = tf.matmul(d_n, rk_n, transpose_b=True)
                     d_zr = tf.concat([d_z, d_aux * h_prev], axis=1) * (zr * (1.0 - zr))
                     carry = dh * z + d_aux * r + tf.matmul(d_zr, rk_zr, transpose_b=True)
-                    row = tf.concat([d_zr, d_n], axis=1)
-                return i + 1, carry, deltas.write(t, row)
+                return i + 1, carry, d_zr_a.write(t, d_zr), d_n_a.write(t, d_n), d_gh_a
 
-            _, d_h0, deltas_ta = tf.while_loop(
-                lambda i, *_: i < steps, backward, (tf.constant(0), carry0, deltas_ta), parallel_iterations=1
+            initial = (tf.constant(0), carry0, array(), array(), array())
+            _, d_h0, d_zr_a, d_n_a, d_gh_a = tf.while_loop(
+                lambda i, *_: i < steps, backward, initial, parallel_iterations=1
             )
-            deltas = tf.reshape(deltas_ta.stack(), [steps * batch, -1])
-            d_gx = deltas[:, : 3 * units]
-            d_kernel = tf.matmul(x2, d_gx, transpose_a=True)
-            d_x2 = tf.matmul(d_gx, kernel, transpose_b=True)
+            rows = steps * batch
+            d_zr = tf.reshape(d_zr_a.stack(), [rows, 2 * units])
+            d_n = tf.reshape(d_n_a.stack(), [rows, units])
+            h_prev = tf.reshape(prev_a.stack(), [rows, units])
+            d_kernel = tf.concat(
+                [tf.matmul(x2, d_zr, transpose_a=True), tf.matmul(x2, d_n, transpose_a=True)], axis=1
+            )
+            d_x2 = tf.matmul(d_zr, k_zr, transpose_b=True) + tf.matmul(d_n, k_n, transpose_b=True)
             d_x = tf.transpose(tf.reshape(d_x2, [steps, batch, features]), [1, 0, 2])
-            saved2 = tf.reshape(saved_all, [steps * batch, 5 * units])
-            h_prev2, aux2 = saved2[:, :units], saved2[:, 4 * units :]
-            d_input_bias = tf.reduce_sum(d_gx, axis=0)
+            d_input_bias = tf.concat([tf.reduce_sum(d_zr, axis=0), tf.reduce_sum(d_n, axis=0)], axis=0)
             if reset_after:
-                d_gh = tf.concat([deltas[:, : 2 * units], deltas[:, 3 * units :]], axis=1)
-                d_recurrent = tf.matmul(h_prev2, d_gh, transpose_a=True)
+                d_gh = tf.reshape(d_gh_a.stack(), [rows, 3 * units])
+                d_recurrent = tf.matmul(h_prev, d_gh, transpose_a=True)
                 d_bias = tf.stack([d_input_bias, tf.reduce_sum(d_gh, axis=0)])
             else:
+                aux = tf.reshape(aux_a.stack(), [rows, units])
                 d_recurrent = tf.concat(
-                    [
-                        tf.matmul(h_prev2, d_gx[:, : 2 * units], transpose_a=True),
-                        tf.matmul(aux2, d_gx[:, 2 * units :], transpose_a=True),
-                    ],
-                    axis=1,
+                    [tf.matmul(h_prev, d_zr, transpose_a=True), tf.matmul(aux, d_n, transpose_a=True)], axis=1
                 )
                 d_bias = d_input_bias
             return d_x, d_h0, d_kernel, d_recurrent, d_bias
