@@ -1074,8 +1074,12 @@ def representation_overview(encoded: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_vectors(vectors: np.ndarray, labels: pd.DataFrame, dimensions: int = 64, title: str = "") -> Any:
-    """Heat map of the first ``dimensions`` dimensions of each utterance's vector, rows sorted by emotion."""
+def plot_vectors(
+    vectors: np.ndarray, labels: pd.DataFrame, dimensions: int = 64, title: str = "", standardise: bool = True
+) -> Any:
+    """Two heat maps of the first ``dimensions`` dimensions, one row per utterance, grouped by emotion:
+    the raw values, and (``standardise``) each dimension z-scored across utterances, which shows the
+    small per-utterance differences that the raw values' large per-dimension offsets hide."""
     import matplotlib.pyplot as plt
 
     from serlib import corpora
@@ -1083,21 +1087,35 @@ def plot_vectors(vectors: np.ndarray, labels: pd.DataFrame, dimensions: int = 64
     order = np.argsort(
         [corpora.EMOTIONS.index(e) if e in corpora.EMOTIONS else 99 for e in labels["emotion"]], kind="stable"
     )
-    shown = np.asarray(vectors)[order][:, :dimensions]
-    fig, axis = plt.subplots(figsize=(10, 5), layout="constrained")
-    image = axis.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-    fig.colorbar(image, ax=axis, label="value (tanh output)")
+    raw = np.asarray(vectors, dtype=np.float64)
+    panels = [("Raw values (tanh output)", raw, -1.0, 1.0, "value")]
+    if standardise:
+        z = (raw - raw.mean(axis=0)) / np.maximum(raw.std(axis=0), 1e-12)
+        panels.append(("Each dimension standardised across utterances", z, -2.5, 2.5, "z-score"))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(7.5 * len(panels), 5), squeeze=False, layout="constrained"
+    )
     emotions = labels["emotion"].to_numpy()[order]
     edges = [0] + [i for i in range(1, len(emotions)) if emotions[i] != emotions[i - 1]] + [len(emotions)]
-    for start, end in zip(edges[:-1], edges[1:], strict=True):
-        axis.axhline(start - 0.5, color="black", linewidth=0.8)
-        axis.text(
-            -0.5, (start + end) / 2, f"{emotions[start].capitalize()} ", ha="right", va="center", fontsize=9
-        )
-    axis.set_yticks([])
-    axis.set_xlabel(f"Dimension (first {shown.shape[1]} of {np.asarray(vectors).shape[1]})")
-    axis.set_ylabel("Utterances, grouped by emotion", labelpad=45)
-    axis.set_title(title or "AE representations")
+    for axis, (name, data, low, high, unit) in zip(axes[0], panels, strict=True):
+        shown = data[order][:, :dimensions]
+        image = axis.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=low, vmax=high, interpolation="nearest")
+        fig.colorbar(image, ax=axis, label=unit)
+        for start, end in zip(edges[:-1], edges[1:], strict=True):
+            axis.axhline(start - 0.5, color="black", linewidth=0.8)
+            axis.text(
+                -0.8,
+                (start + end) / 2,
+                f"{emotions[start].capitalize()} ",
+                ha="right",
+                va="center",
+                fontsize=9,
+            )
+        axis.set_yticks([])
+        axis.set_xlabel(f"Dimension (first {shown.shape[1]} of {raw.shape[1]})")
+        axis.set_ylabel("Utterances, grouped by emotion", labelpad=45)
+        axis.set_title(name)
+    fig.suptitle(title or "AE representations")
     return fig
 
 
@@ -1127,5 +1145,5 @@ def plot_uar(runs: pd.DataFrame, chance: float = 0.25) -> Any:
     axis.set_xlabel("Condition")
     axis.set_ylabel("UAR (%) per run")
     axis.set_title("Every ACNN run: unweighted average recall on its test data")
-    axis.legend(frameon=False, title="Setting")
+    axis.legend(frameon=False, title="Setting", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

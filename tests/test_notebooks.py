@@ -44,7 +44,7 @@ def test_select_accepts_names_stems_and_prefixes():
 
 
 def tiny_config(out: Path) -> config_module.Config:
-    """The demo's structure (five conditions, both settings, 2 folds, 1 seed) at seconds scale."""
+    """The demo's structure (five conditions, both settings, 1 fold, 1 seed) at seconds scale."""
     base = config_module.load_preset("demo")
     corpora = base.model_dump(mode="json")["corpora"]
     corpora["demo_talks_small"]["options"]["limit"] = 6
@@ -78,7 +78,7 @@ def tiny_config(out: Path) -> config_module.Config:
             "acnn.epochs": 1,
             "acnn.batch_size": 16,
             "protocol.seeds": [0],
-            "protocol.folds": [1, 2],
+            "protocol.folds": [1],  # one leave-one-session-out fold: 5 + 5 ACNN runs in all
             "protocol.conditions": [
                 {"name": "BL", "autoencoder_corpus": "none"},
                 {"name": "C", "autoencoder_corpus": "target"},
