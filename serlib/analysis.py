@@ -426,30 +426,10 @@ def tsne_figure(
 
 
 def save_figure(fig: Any, stem: str, folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """PNG and PDF of ``fig`` in every folder, each written to a temp file and renamed.
+    """PNG and PDF of ``fig`` in every folder (``serlib.plots.save_figure``: temp file, then rename)."""
+    from serlib import plots
 
-    Uses ``serlib.plots.save_figure`` when that module offers it, so all figures share one style.
-    """
-    folders = [Path(f) for f in folders]
-    try:
-        from serlib import plots
-
-        shared = getattr(plots, "save_figure", None)
-    except ImportError:
-        shared = None
-    if shared is not None:
-        shared(fig, stem, folders)
-        return [folder / f"{stem}.{suffix}" for folder in folders for suffix in ("png", "pdf")]
-    written = []
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        for suffix in ("png", "pdf"):
-            path = folder / f"{stem}.{suffix}"
-            tmp = folder / f".{stem}.tmp{os.getpid()}.{suffix}"
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
-            os.replace(tmp, path)
-            written.append(path)
-    return written
+    return plots.save_figure(fig, stem, [Path(f) for f in folders])
 
 
 def figure_folders(config: Any) -> list[Path]:
@@ -788,7 +768,7 @@ def plot_durations(seconds: dict[str, np.ndarray], config: Any) -> Any:
     fig, axis = plt.subplots(figsize=(9, 4), layout="constrained")
     colours = sns.color_palette("colorblind", max(3, len(seconds) + 2))
     top = max((float(np.max(v)) for v in seconds.values() if len(v)), default=1.0)
-    bins = np.linspace(0, top * 1.02, 40)
+    bins = np.linspace(0, top * 1.02, 40).tolist()
     for colour, (key, values) in zip(colours, seconds.items(), strict=False):
         axis.hist(
             values, bins=bins, histtype="step", linewidth=1.8, color=colour, label=f"{key} ({len(values)})"
