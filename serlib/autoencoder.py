@@ -1,11 +1,33 @@
 """auDeep's time-recurrent autoencoder (spec sections 2-3) re-implemented in TF2 / Keras 3.
 
-The model is a functional Keras model of stock GRU/Dropout/Dense layers plus three tiny registered
-layers (time reversal, time shift, state split), so it saves as ``.keras`` and loads with
-``safe_mode=True``. Batch-major [batch, T, F] replaces auDeep's time-major layout (same maths).
-Training streams batches from the HDF5 feature store through ``tf.data``; checkpoints are written
-after every epoch and a re-run resumes from the last one. ``encode`` returns the representation: tanh
-of a dense layer on the encoder's final states, ``layers * units * (2 if bidirectional decoder)`` dims.
+The model is a functional Keras model of GRU (``AudeepGRU``, a ``keras.layers.GRU`` subclass),
+Dropout and Dense layers plus three tiny registered layers (time reversal, time shift, state split),
+so it saves as ``.keras`` and loads with ``safe_mode=True``. Batch-major [batch, T, F] replaces auDeep's
+time-major layout (same maths). Faithful to the spec:
+
+* encoder: a deep GRU stack over x[0..T-1] (bidirectional = two independent stacks); the
+  representation is tanh(Dense(S_dec)) on the final states of all encoder layers, S_dec =
+  layers * units * (2 if bidirectional decoder) = 1024 for the paper;
+* decoder initial states are the representation split [l1fw | l1bw | l2fw | l2bw]; its input is a zero
+  frame followed by the reversed input shifted by one; targets are the reversed input; a bidirectional
+  decoder is two independent stacks (the backward one on the time-reversed input, re-reversed), joined
+  only at the output, so its backward direction sees the frame it reconstructs (auDeep's leakage);
+  the unidirectional decoder reproduces auDeep's step loop, which shifts the decoder input a second time,
+  and its extra inner tanh projection (feed-previous is not offered: auDeep's default 0);
+* output tanh(Dense(F)); loss one RMSE over the batch; Adam(epsilon=1e-8) with element-wise clipping;
+  dropout as separate layers with a fresh mask per element and step: p on each stack's input,
+  1-(1-p)^2 between layers, p on the decoder's top outputs; TF1 initialisation (Glorot-uniform GRU
+  kernels per gate group, gate bias 1, random +-sqrt(3/n) dense biases).
+
+Fixed length: auDeep trains and encodes one T per data set; serlib uses the configured
+``features.spectrogram.fixed_length_s`` for every corpus (paper preset 7.5 s -> 186 frames, for the
+labeled corpora and the unlabeled ones alike; longer unlabeled segments are cut at the end, shorter ones
+zero-padded, as auDeep's ``--fixed-length``). With chunking each chunk is one training instance and
+the chunk vectors of an utterance are concatenated in chunk order (``audeep fuse chunks``).
+
+Training streams shuffled batches from the HDF5 feature store through ``tf.data``; a checkpoint is
+written after every epoch and a re-run resumes from the last one with the same result as an
+uninterrupted run (batch order and dropout masks depend only on seed and epoch).
 """
 
 from __future__ import annotations
@@ -256,16 +278,17 @@ def _fused_gru(
                 zr, n, aux, h_prev = zr_a.read(t), n_a.read(t), aux_a.read(t), prev_a.read(t)
                 z, r = tf.split(zr, 2, axis=1)
                 dh = d_out_ta.read(t) + carry
-                d_n = dh * (1.0 - z) * (1.0 - n * n)
+                # TanhGrad(y, dy) = dy * (1 - y^2), SigmoidGrad(y, dy) = dy * y * (1 - y): one pass each.
+                d_n = tf.raw_ops.TanhGrad(y=n, dy=dh - dh * z)
                 d_z = dh * (h_prev - n)
                 if reset_after:
-                    d_zr = tf.concat([d_z, d_n * aux], axis=1) * (zr * (1.0 - zr))
+                    d_zr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_n * aux], axis=1))
                     d_gh = tf.concat([d_zr, d_n * r], axis=1)
                     carry = dh * z + tf.matmul(d_gh, recurrent_kernel, transpose_b=True)
                     d_gh_a = d_gh_a.write(t, d_gh)
                 else:
                     d_aux = tf.matmul(d_n, rk_n, transpose_b=True)
-                    d_zr = tf.concat([d_z, d_aux * h_prev], axis=1) * (zr * (1.0 - zr))
+                    d_zr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_aux * h_prev], axis=1))
                     carry = dh * z + d_aux * r + tf.matmul(d_zr, rk_zr, transpose_b=True)
                 return i + 1, carry, d_zr_a.write(t, d_zr), d_n_a.write(t, d_n), d_gh_a
 
