@@ -38,6 +38,7 @@ SUBMIT_WINDOW_PER_WORKER = 3  # extraction tasks in flight per worker: keeps wor
 CONNECT_TIMEOUT_S = 30
 _STRATEGIES: dict[tuple[str, str], Any] = {}
 _THREADS_SET: list[int] = []
+_PRIVATE_RANDOM: list[Any] = []
 
 
 class ClusterError(ValueError):
@@ -170,12 +171,39 @@ def _set_threads(threads: int | None) -> None:
     _THREADS_SET.append(threads)
 
 
+def _private_keras_random() -> None:
+    """Give Keras its own ``random.Random`` for the seeds it draws from Python's ``random`` module.
+
+    A Dask worker's event loop draws from the global ``random`` while a task runs, so the default
+    seeds Keras draws for initialisers and dropout after ``keras.utils.set_random_seed`` would depend
+    on timing. Keras seeds and reads the private instance exactly as it would the module, so a run
+    gives the same numbers as in the serial path. Done once per worker process.
+    """
+    if _PRIVATE_RANDOM:
+        return
+    import random
+
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    private = random.Random()
+    for module, name in ((seed_generator, "python_random"), (rng_utils, "random")):
+        if getattr(module, name, None) is random:
+            setattr(module, name, private)
+        else:  # pragma: no cover - another Keras version
+            log.warning(
+                "cannot isolate %s.%s: Dask runs may not repeat serial results", module.__name__, name
+            )
+    _PRIVATE_RANDOM.append(private)
+
+
 # -- Dask: the experiment grid ------------------------------------------------------------------------
 def _grid_task(
     config_data: dict[str, Any], key: tuple[str, str, int, int], sources: dict[str, Any], threads: int | None
 ) -> dict[str, Any]:
     """Worker side of one protocol run: ``experiments.run_one`` with the run's prepared sources."""
     _set_threads(threads)
+    _private_keras_random()
     from serlib import experiments
     from serlib.config import from_dict
 

@@ -40,7 +40,6 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -841,22 +840,6 @@ def _model_metadata(
 
 
 # -- the whole protocol -------------------------------------------------------------------------------
-def _worker_setup(threads: int) -> None:
-    """Process initialiser: share the cores between parallel runs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def _worker_run(config_data: dict[str, Any], key: RunKey, sources: dict[str, Any]) -> dict[str, Any]:
-    from serlib.config import from_dict
-
-    config = from_dict(config_data, "protocol worker")
-    return run_one(config, key.setting, key.condition, key.seed, key.fold, sources=sources)
-
-
 def run_protocol(
     config: Config,
     n_jobs: int | None = None,
@@ -865,7 +848,8 @@ def run_protocol(
     """Run every unfinished (setting, condition, seed, fold), then write runs.csv, Table 1 and Figure 2.
 
     AE training and encoding happen once per condition in this process before any ACNN run; with
-    ``n_jobs`` (default ``protocol.n_jobs``; 0 = all cores) > 1 the ACNN runs go to spawned processes.
+    ``n_jobs`` (default ``protocol.n_jobs``; 0 = all cores) > 1 or ``protocol.scheduler_address`` set,
+    the ACNN runs are Dask tasks (``serlib.cluster.run_grid``), else they run here one after another.
     Returns Table 1 as a DataFrame.
     """
     from tqdm.auto import tqdm
@@ -909,7 +893,7 @@ def run_protocol(
                 "identity": identities[(setting, name)],
             }
         bar = tqdm(total=len(pending), desc="ACNN runs", unit="run", disable=not progress)
-        if jobs <= 1:
+        if jobs <= 1 and config.protocol.scheduler_address is None:
             for key in pending:
                 result = run_one(
                     config,
@@ -922,24 +906,14 @@ def run_protocol(
                 )
                 bar.update(1)
                 bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
-        else:
-            import multiprocessing
+        else:  # Dask: protocol.scheduler_address, else a LocalCluster of `jobs` processes (serlib.cluster)
+            from serlib import cluster
 
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            context = multiprocessing.get_context("spawn")
-            data = config.model_dump(mode="json")
-            with ProcessPoolExecutor(
-                jobs, mp_context=context, initializer=_worker_setup, initargs=(threads,)
-            ) as pool:
-                futures = {
-                    pool.submit(_worker_run, data, key, sources[(key.setting, key.condition)]): key
-                    for key in pending
-                }
-                for future in as_completed(futures):
-                    key = futures[future]
-                    result = future.result()
-                    bar.update(1)
-                    bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+            def report(key: RunKey, result: dict[str, Any]) -> None:
+                bar.update(1)
+                bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+
+            cluster.run_grid(config, pending, sources, n_workers=jobs, on_result=report)
         bar.close()
     return summarise(config.output_dir, write_figures=True, figure_folders=_figure_folders(config))
 

@@ -451,6 +451,16 @@ def _run_tasks(
     from tqdm.auto import tqdm
 
     tasks = [rows[start : start + TASK_SIZE] for start in range(0, len(rows), TASK_SIZE)]
+    if getattr(config.protocol, "scheduler_address", None):  # a Dask cluster: tasks go to its workers
+        from serlib import cluster
+
+        with tqdm(total=len(rows), desc=f"{corpus_key} {extractor}", unit="utt", disable=not progress) as bar:
+            for task, results in zip(
+                tasks, cluster.extract_tasks(extractor, parameters, tasks, config), strict=True
+            ):
+                bar.update(len(task))
+                yield results
+        return
     workers = min(_workers(config), len(tasks))
     if workers <= 1:
         with tqdm(total=len(rows), desc=f"{corpus_key} {extractor}", unit="utt", disable=not progress) as bar:

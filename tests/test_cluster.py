@@ -1,0 +1,287 @@
+"""serlib.cluster: Dask runs give exactly the serial results; AE training under MirroredStrategy.
+
+One 2-worker ``LocalCluster`` (processes, one thread each) serves the module. The tiny corpus is real
+audio (tones whose pitch and loudness depend on the emotion) so workers run the same code path as the
+serial run: manifest CSV -> openSMILE log-Mel store -> ACNN -> result files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from serlib import cluster, experiments, store
+from serlib import config as config_module
+from serlib.corpora import EMOTIONS
+
+RATE = 16000
+PITCH = {"angry": 320.0, "happy": 260.0, "neutral": 180.0, "sad": 130.0}
+LOUDNESS = {"angry": 0.5, "happy": 0.35, "neutral": 0.2, "sad": 0.12}
+
+
+def _corpus(folder: Path, prefix: str, sessions: int, seed: int) -> Path:
+    """A manifest CSV of short tone-plus-noise WAVs, 2 speakers x 8 utterances per session."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for session in range(1, sessions + 1):
+        for gender in ("F", "M"):
+            for i in range(8):
+                emotion = EMOTIONS[i % 4]
+                seconds = float(rng.uniform(0.35, 0.5))
+                t = np.arange(int(seconds * RATE)) / RATE
+                pitch = PITCH[emotion] * (1.4 if gender == "F" else 1.0) * rng.uniform(0.95, 1.05)
+                signal = LOUDNESS[emotion] * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(
+                    t.size
+                )
+                name = f"{prefix}{session}{gender}_{i:02d}"
+                sf.write(folder / f"{name}.wav", signal.astype(np.float32), RATE, subtype="PCM_16")
+                rows.append(
+                    {
+                        "utterance_id": name,
+                        "path": f"{name}.wav",
+                        "speaker": f"{prefix}{session}{gender}",
+                        "session": str(session),
+                        "gender": "female" if gender == "F" else "male",
+                        "emotion": emotion,
+                    }
+                )
+    path = folder / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _config(tmp: Path, output: str, n_jobs: int) -> config_module.Config:
+    return config_module.from_dict(
+        {
+            "name": "cluster-test",
+            "output_dir": str(tmp / output),
+            "cache_dir": str(tmp / "cache"),
+            "figures_dir": str(tmp / output / "figures"),
+            "corpora": {
+                "synth": {"type": "manifest", "root": str(tmp / "synth" / "manifest.csv")},
+                "other": {"type": "manifest", "root": str(tmp / "other" / "manifest.csv")},
+            },
+            "features": {"logmel": {"max_frames": 50}, "n_jobs": 1},
+            "acnn": {
+                "filters": 6,
+                "kernel_frames": 5,
+                "conv_stride": 2,
+                "pool_size": 4,
+                "pool_stride": 2,
+                "epochs": 3,
+                "batch_size": 16,
+                "learning_rate": 0.02,
+            },
+            "protocol": {
+                "within_corpus": "synth",
+                "cross_corpus_train": "synth",
+                "cross_corpus_test": "other",
+                "seeds": [0],
+                "conditions": [{"name": "BL", "autoencoder_corpus": "none"}],
+                "n_jobs": n_jobs,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One 2-worker LocalCluster (processes=True, threads_per_worker=1) for the module."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        ) as local,
+        Client(local) as connected,
+    ):
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    _corpus(tmp / "synth", "S", sessions=2, seed=1)
+    _corpus(tmp / "other", "O", sessions=1, seed=2)
+    return tmp
+
+
+def _predictions(output: Path) -> dict[str, str]:
+    files = sorted((output / "results").rglob("predictions.csv"))
+    return {str(f.relative_to(output)): f.read_text(encoding="utf-8") for f in files}
+
+
+def _run_metrics(output: Path) -> dict[str, tuple[float, float, list[float]]]:
+    metrics = {}
+    for path in sorted((output / "results").rglob("metrics.json")):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        metrics[str(path.relative_to(output))] = (stored["uar"], stored["final_loss"], stored["loss_history"])
+    return metrics
+
+
+def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch):
+    serial = experiments.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
+    calls = []
+    run_grid = cluster.run_grid
+
+    def on_shared_cluster(*args, **kwargs):
+        calls.append(len(args[1]))
+        return run_grid(*args, **{**kwargs, "client": client})
+
+    monkeypatch.setattr(cluster, "run_grid", on_shared_cluster)
+    parallel = experiments.run_protocol(_config(corpus, "dask", n_jobs=2), progress=False)
+    assert calls == [3]  # 2 within folds + 1 cross run, all on Dask
+    serial_predictions = _predictions(corpus / "serial")
+    assert len(serial_predictions) == 3
+    assert _predictions(corpus / "dask") == serial_predictions
+    assert _run_metrics(corpus / "dask") == _run_metrics(corpus / "serial")
+    pd.testing.assert_frame_equal(parallel, serial)
+
+
+def test_dask_extraction_matches_the_serial_store(corpus, client, monkeypatch):
+    config = config_module.override(
+        _config(corpus, "extract", n_jobs=1),
+        cache_dir=str(corpus / "extract-cache"),
+        **{"protocol.scheduler_address": "tcp://shared-test-cluster:8786"},
+    )
+    used = []
+
+    def shared(config, n_workers=None):
+        used.append(config.protocol.scheduler_address)
+        return _Yield(client)
+
+    monkeypatch.setattr(cluster, "dask_client", shared)
+    from serlib import corpora
+
+    manifest = corpora.load_configured(config, "synth")
+    with_dask = store.extract(manifest, "logmel", config, progress=False, corpus_key="synth")
+    assert used == ["tcp://shared-test-cluster:8786"]
+    serial_config = config_module.override(config, cache_dir=str(corpus / "serial-cache"))
+    serial_config.protocol.scheduler_address = None
+    serial = store.extract(manifest, "logmel", serial_config, progress=False, corpus_key="synth")
+    assert with_dask.ids == serial.ids == manifest["utterance_id"].tolist()
+    np.testing.assert_array_equal(with_dask.features, serial.features)
+    np.testing.assert_array_equal(with_dask.lengths, serial.lengths)
+
+
+class _Yield:
+    """A context manager yielding an existing client (the module's shared LocalCluster)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __enter__(self):
+        return self.client
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+    config = config_module.override(
+        config_module.load_preset("demo"),
+        output_dir=str(tmp_path),
+        **{"protocol.scheduler_address": "tcp://127.0.0.1:1"},
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
+    try:
+        with pytest.raises(cluster.ClusterError, match="protocol.scheduler_address"):
+            with cluster.dask_client(config):
+                pass
+    finally:
+        monkey.undo()
+
+
+def test_multi_worker_without_tf_config_names_the_variable(monkeypatch):
+    config = config_module.override(
+        config_module.load_preset("demo"), **{"autoencoder.distribution": "multi_worker"}
+    )
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(cluster.ClusterError, match="TF_CONFIG"):
+        cluster.distribution_strategy(config)
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(cluster.ClusterError, match="not valid JSON"):
+        cluster.distribution_strategy(config)
+    monkeypatch.setenv("TF_CONFIG", '{"task": {"type": "worker", "index": 0}}')
+    with pytest.raises(cluster.ClusterError, match="'cluster' and 'task'"):
+        cluster.distribution_strategy(config)
+
+
+def test_grid_dispatch_rule():
+    config = config_module.load_preset("demo")
+    assert not cluster.grid_uses_dask(config, n_jobs=1)
+    assert cluster.grid_uses_dask(config, n_jobs=2)
+    config.protocol.scheduler_address = "tcp://somewhere:8786"
+    assert cluster.grid_uses_dask(config, n_jobs=1)
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    from serlib import autoencoder, cluster
+    from serlib import config as config_module
+
+    config = config_module.override(
+        config_module.load_preset("demo"),
+        **{
+            "autoencoder.distribution": "mirrored",
+            "autoencoder.units": 8,
+            "autoencoder.layers": 1,
+            "autoencoder.batch_size": 8,
+            "autoencoder.learning_rate": 0.01,
+            "autoencoder.dropout": 0.0,
+            "features.spectrogram.mel_bands": 6,
+        },
+    )
+    strategy = cluster.distribution_strategy(config)
+    rng = np.random.default_rng(0)
+    base = np.sin(np.linspace(0, 6, 12))[None, :, None] * rng.uniform(0.2, 0.8, size=(1, 1, 6))
+    data = np.tanh(base + 0.05 * rng.standard_normal((32, 12, 6))).astype(np.float32)
+    path = autoencoder.train(config, data, sys.argv[1], epochs=3, seed=3, progress=False)
+    state = json.loads((path.parent / "training_state.json").read_text())
+    model = autoencoder.load_model(path)
+    vectors = autoencoder.encode(model, data, batch_size=16)
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "kind": type(strategy).__name__,
+        "loss": state["loss"],
+        "shape": list(vectors.shape),
+        "dim": autoencoder.representation_dim(config),
+    }))
+    """
+)
+
+
+def test_autoencoder_trains_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["kind"] == "MirroredStrategy" and result["replicas"] == 2
+    losses = result["loss"]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert result["shape"] == [32, result["dim"]] == [32, 16]
