@@ -326,6 +326,35 @@ def table_with_baseline(output_dir: str | Path) -> str:
     return text
 
 
+def confusion_markdown(output_dir: str | Path) -> str:
+    """Mean row-normalised confusion matrices (%, rows = true class) per setting and condition, the
+    eGeMAPS-SVM included: per seed, the counts pooled over its folds; then the mean over seeds."""
+    from serlib import experiments
+
+    root = experiments._results_root(output_dir)
+    protocol, runs = experiments.collect_runs(root)
+    svm = baseline_runs(root, protocol)
+    protocol = dict(protocol)
+    if not svm.empty:
+        protocol["conditions"] = [*protocol["conditions"], {"name": CONDITION, "autoencoder_corpus": "none"}]
+        runs = pd.concat([runs, svm], ignore_index=True) if not runs.empty else svm
+    lines = []
+    for setting, description in protocol["settings"].items():
+        matrices = experiments.confusion_by_condition(protocol, runs, setting)
+        corpus = description["test_corpus"]
+        for condition, matrix in matrices.items():
+            lines += [
+                f"{setting} ({corpus}), {condition}: rows true, columns predicted, % of the true class",
+                "",
+                "| true \\ predicted | " + " | ".join(EMOTIONS) + " |",
+                "|---|" + "---:|" * len(EMOTIONS),
+            ]
+            for i, name in enumerate(EMOTIONS):
+                lines.append(f"| {name} | " + " | ".join(f"{100 * v:.1f}" for v in matrix[i]) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
 # -- ACNN epochs chosen on training folds only ------------------------------------------------------------
 def acnn_epoch_curves(
     config: Config, max_epochs: int = 100, seed: int = 0, inner_per_fold: int = 1
@@ -446,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (config.output_path / "results" / "protocol.json").is_file():
                 print(table_with_baseline(config.output_dir), end="")
         elif args.command == "table":
-            print(table_with_baseline(config.output_dir), end="")
+            print(table_with_baseline(config.output_dir))
+            print(confusion_markdown(config.output_dir), end="")
         else:
             curves = acnn_epoch_curves(config, max_epochs=args.max_epochs, inner_per_fold=args.inner)
             out = config.output_path / "epoch_selection.csv"
