@@ -230,8 +230,6 @@ def _fused_gru(
         # Input projections of all frames, one product per gate group (contiguous per-step reads).
         gx_zr = tf.reshape(tf.matmul(x2, k_zr) + input_bias[: 2 * units], [steps, batch, 2 * units])
         gx_n = tf.reshape(tf.matmul(x2, k_n) + input_bias[2 * units :], [steps, batch, units])
-        gx_zr_ta = tf.TensorArray(dtype, size=steps).unstack(gx_zr)
-        gx_n_ta = tf.TensorArray(dtype, size=steps).unstack(gx_n)
 
         def array() -> Any:
             # Kept readable after a first read: a persistent tape may run the gradient twice.
@@ -241,15 +239,15 @@ def _fused_gru(
             if reset_after:
                 gh = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), bias[1])
                 gh_zr, gh_n = tf.split(gh, [2 * units, units], axis=1)
-                zr = tf.sigmoid(gx_zr_ta.read(t) + gh_zr)
+                zr = tf.sigmoid(gx_zr[t] + gh_zr)
                 z, r = tf.split(zr, 2, axis=1)
                 aux = gh_n
-                n = tf.tanh(gx_n_ta.read(t) + r * gh_n)
+                n = tf.tanh(gx_n[t] + r * gh_n)
             else:
-                zr = tf.sigmoid(gx_zr_ta.read(t) + tf.matmul(h, rk_zr))
+                zr = tf.sigmoid(gx_zr[t] + tf.matmul(h, rk_zr))
                 z, r = tf.split(zr, 2, axis=1)
                 aux = r * h
-                n = tf.tanh(gx_n_ta.read(t) + tf.matmul(aux, rk_n))
+                n = tf.tanh(gx_n[t] + tf.matmul(aux, rk_n))
             new = n + z * (h - n)
             return (
                 t + 1,
@@ -271,13 +269,12 @@ def _fused_gru(
         def grad(d_outputs: Any, d_last: Any) -> Any:
             d_out_t = tf.zeros_like(outputs_t) if d_outputs is None else tf.transpose(d_outputs, [1, 0, 2])
             carry0 = tf.zeros_like(h0) if d_last is None else d_last
-            d_out_ta = tf.TensorArray(dtype, size=steps).unstack(d_out_t)
 
             def backward(i: Any, carry: Any, d_zr_a: Any, d_n_a: Any, d_gh_a: Any) -> Any:
                 t = steps - 1 - i
                 zr, n, aux, h_prev = zr_a.read(t), n_a.read(t), aux_a.read(t), prev_a.read(t)
                 z, r = tf.split(zr, 2, axis=1)
-                dh = d_out_ta.read(t) + carry
+                dh = d_out_t[t] + carry
                 # TanhGrad(y, dy) = dy * (1 - y^2), SigmoidGrad(y, dy) = dy * y * (1 - y): one pass each.
                 d_n = tf.raw_ops.TanhGrad(y=n, dy=dh - dh * z)
                 d_z = dh * (h_prev - n)
@@ -299,21 +296,32 @@ def _fused_gru(
             rows = steps * batch
             d_zr = tf.reshape(d_zr_a.stack(), [rows, 2 * units])
             d_n = tf.reshape(d_n_a.stack(), [rows, units])
-            h_prev = tf.reshape(prev_a.stack(), [rows, units])
+
+            def by_previous_state(d: Any, width: int) -> Any:
+                # h_prev^T d with h_prev = [h0, outputs[:-1]]: dim-0 slices share memory, no copy.
+                d_t = tf.reshape(d, [steps, batch, width])
+                later = tf.matmul(
+                    tf.reshape(outputs_t[:-1], [-1, units]),
+                    tf.reshape(d_t[1:], [-1, width]),
+                    transpose_a=True,
+                )
+                return tf.matmul(h0, d_t[0], transpose_a=True) + later
+
             d_kernel = tf.concat(
                 [tf.matmul(x2, d_zr, transpose_a=True), tf.matmul(x2, d_n, transpose_a=True)], axis=1
             )
             d_x2 = tf.matmul(d_zr, k_zr, transpose_b=True) + tf.matmul(d_n, k_n, transpose_b=True)
             d_x = tf.transpose(tf.reshape(d_x2, [steps, batch, features]), [1, 0, 2])
-            d_input_bias = tf.concat([tf.reduce_sum(d_zr, axis=0), tf.reduce_sum(d_n, axis=0)], axis=0)
+            ones = tf.ones([1, rows], dtype)  # column sums as products: faster than reduce_sum here
+            d_input_bias = tf.concat([tf.matmul(ones, d_zr)[0], tf.matmul(ones, d_n)[0]], axis=0)
             if reset_after:
                 d_gh = tf.reshape(d_gh_a.stack(), [rows, 3 * units])
-                d_recurrent = tf.matmul(h_prev, d_gh, transpose_a=True)
-                d_bias = tf.stack([d_input_bias, tf.reduce_sum(d_gh, axis=0)])
+                d_recurrent = by_previous_state(d_gh, 3 * units)
+                d_bias = tf.stack([d_input_bias, tf.matmul(ones, d_gh)[0]])
             else:
                 aux = tf.reshape(aux_a.stack(), [rows, units])
                 d_recurrent = tf.concat(
-                    [tf.matmul(h_prev, d_zr, transpose_a=True), tf.matmul(aux, d_n, transpose_a=True)], axis=1
+                    [by_previous_state(d_zr, 2 * units), tf.matmul(aux, d_n, transpose_a=True)], axis=1
                 )
                 d_bias = d_input_bias
             return d_x, d_h0, d_kernel, d_recurrent, d_bias
