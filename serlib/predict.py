@@ -121,7 +121,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 @dataclass
 class Predictor:
-    """A loaded model folder: the ACNN, the AE (or None) and the feature parameters of ``model.json``."""
+    """A loaded model folder: the ACNN, the AE's encoder (or None) and the feature parameters of ``model.json``."""
 
     folder: Path
     metadata: dict[str, Any]
@@ -235,14 +235,15 @@ def _load_autoencoder(
         )
     from serlib import autoencoder
 
-    dimension = int(autoencoder.representation_model(model).outputs[0].shape[-1])
+    encoder = autoencoder.representation_model(model)  # spectrograms -> representation, built once
+    dimension = int(encoder.outputs[0].shape[-1])
     chunks = int(spectrogram.get("chunk_count") or 1)
     if representation != (dimension * chunks,):
         raise PredictError(
             f"{path}: mismatch: it gives {dimension * chunks}-dimensional representations but the ACNN takes "
             f"{representation[0]}; the ACNN and the autoencoder do not belong together"
         )
-    return model, {"sample_rate": sample_rate, **spectrogram, "input_shape": recorded_shape}
+    return encoder, {"sample_rate": sample_rate, **spectrogram, "input_shape": recorded_shape}
 
 
 def _sha256(path: Path) -> str:
@@ -321,8 +322,9 @@ def predict_paths(
         results[index]["duration_s"] = round(duration, 3)
         results[index]["windows"] = len(segments[index])
     pending = {index: _Accumulator(len(parts)) for index, parts in segments.items()}
-    bar = tqdm(total=len(files), desc="predict", unit="file", disable=not progress)
-    bar.update(len(files) - len(pending))
+    # progress in windows (a long file is many of them), with the count of finished files
+    bar = tqdm(total=sum(map(len, segments.values())), desc="predict", unit="window", disable=not progress)
+    finished = len(files) - len(pending)
     for block in _blocks(files, segments):
         for index, output in _classify(block, predictor):
             if output.get("error") and results[index]["error"] is None:
@@ -331,7 +333,9 @@ def predict_paths(
             accumulator.add(output)
             if accumulator.done:
                 _finish(results[index], accumulator, predictor)
-                bar.update(1)
+                finished += 1
+        bar.update(len(block))
+        bar.set_postfix(files=f"{finished}/{len(files)}")
     bar.close()
     return results
 
@@ -426,7 +430,7 @@ def _representations(
     rows: list[dict[str, Any]], predictor: Predictor, errors: dict[int, str]
 ) -> dict[int, np.ndarray]:
     """The AE vector of each window (chunks concatenated in order, as ``encode_configured`` fuses them)."""
-    from serlib import autoencoder, store
+    from serlib import store
 
     parameters = {k: v for k, v in (predictor.spectrogram_parameters or {}).items() if k != "input_shape"}
     results = store.extract_task("spectrogram", parameters, rows)
@@ -447,7 +451,7 @@ def _representations(
             f"on {recorded}; model.json's spectrogram parameters do not fit this autoencoder"
         )
     chunks = np.concatenate(stacks)
-    encoded = autoencoder.encode(predictor.autoencoder, chunks, batch_size=max(1, len(chunks)))
+    encoded = np.asarray(predictor.autoencoder.predict_on_batch(chunks), dtype=np.float32)  # no dropout
     vectors: dict[int, np.ndarray] = {}
     offset = 0
     for position, stack in zip(owners, stacks, strict=True):
@@ -493,7 +497,7 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
                 f"{result['duration_s']:.2f}",
             ]
         )
-    widths = [max(len(row[i]) for row in lines if i < len(row) and len(row) > 2) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in lines if len(row) > 2 or i == 0) for i in range(len(header))]
     text = []
     for row in lines:
         if len(row) == 2:  # an error line spans the table

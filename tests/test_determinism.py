@@ -24,7 +24,7 @@ def corpus(tmp_path_factory):
     base = tmp_path_factory.mktemp("determinism")
     data = base / "data"
     first = tiny_config(base / "a", data)
-    second = tiny_config(base / "b", data, **{"features.n_jobs": 2})  # worker processes this time
+    second = tiny_config(base / "b", data)
     manifest = corpora.load_configured(first, "emo")
     sets = {
         name: [store.extract_configured(config, "emo", name, progress=False) for config in (first, second)]
@@ -79,7 +79,7 @@ def autoencoders(corpus, tmp_path_factory):
     folder = tmp_path_factory.mktemp("autoencoders")
     vectors = {}
     for name, seed in (("a", 0), ("b", 0), ("other", 1)):
-        path = autoencoder.train(config, spectrograms, folder / name, epochs=2, seed=seed, progress=False)
+        path = autoencoder.train(config, spectrograms, folder / name, epochs=1, seed=seed, progress=False)
         model = autoencoder.load_model(path, compile=False)
         vectors[name] = (path, autoencoder.encode(model, spectrograms, batch_size=16))
     return vectors
