@@ -432,6 +432,9 @@ def _representations(
     """The AE vector of each window (chunks concatenated in order, as ``encode_configured`` fuses them)."""
     from serlib import store
 
+    encoder = predictor.autoencoder
+    if encoder is None:
+        return {}
     parameters = {k: v for k, v in (predictor.spectrogram_parameters or {}).items() if k != "input_shape"}
     results = store.extract_task("spectrogram", parameters, rows)
     stacks, owners = [], []
@@ -451,7 +454,7 @@ def _representations(
             f"on {recorded}; model.json's spectrogram parameters do not fit this autoencoder"
         )
     chunks = np.concatenate(stacks)
-    encoded = np.asarray(predictor.autoencoder.predict_on_batch(chunks), dtype=np.float32)  # no dropout
+    encoded = np.asarray(encoder.predict_on_batch(chunks), dtype=np.float32)  # no dropout
     vectors: dict[int, np.ndarray] = {}
     offset = 0
     for position, stack in zip(owners, stacks, strict=True):
