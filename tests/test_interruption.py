@@ -193,7 +193,7 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_files(tmp_path, demo_data, refer
 
 
 # -- the whole protocol: AE training and ACNN runs --------------------------------------------------------
-EARLY = ("store", "fit-batch audeep", "fit-epoch audeep")  # extraction and autoencoder training
+EARLY = ("fit-batch audeep", "fit-epoch audeep")  # autoencoder training (extraction: the tests above)
 LATE = ("fit-batch acnn", "fit-epoch acnn", "run-")  # ACNN runs and their result files
 
 
@@ -244,12 +244,12 @@ def assert_same_results(reference: Path, other: Path) -> None:
 
 @pytest.mark.slow
 def test_protocol_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_path, tmp_path_factory):
-    """Kill 1 during extraction or AE training, kill 2 during the ACNN runs, then run to the end."""
+    """Kill 1 during AE training, kill 2 during the ACNN runs, then run to the end."""
     reference, kinds = reference_run(tmp_path_factory.getbasetemp() / "tiny_shared")
     rng = random.Random(SEED)
     early = sum(kind.startswith(EARLY) for kind in kinds)
     late = sum(kind.startswith(LATE) for kind in kinds)
-    assert early > 10 and late > 10, kinds
+    assert early >= 4 and late > 10, kinds
     out = tmp_path / "interrupted"
 
     first = (EARLY, rng.randint(1, early - 1))
@@ -266,6 +266,6 @@ def test_protocol_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_pat
     code, seen, errors = run_child(out)
     assert code == 0, errors[-3000:]
     assert seen.count("run-written") == 2 - finished_before  # finished runs are not repeated
-    assert not any(kind.startswith(EARLY) for kind in seen)  # stores and the AE were complete
+    assert not any(kind.startswith(("store", *EARLY)) for kind in seen)  # stores and the AE were complete
     assert_final_files_valid(out)
     assert_same_results(Path(reference.output_dir), out)
