@@ -85,10 +85,13 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
     svm = baseline.run_baseline(config, settings=["within"])
     summary = baseline.table_with_baseline(config.output_dir)
 
+    print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
     assert list(svm["fold"]) == [1, 2]
-    assert svm["uar"].mean() > 0.55, svm
-    assert table.loc["BL", "within_mean"] > 40.0, table
-    assert table.loc["U", "within_mean"] > 35.0, table
+    # Reached on this 2-core machine: SVM 75.1 %, BL 77.6 %, U 85.4 % (chance 25 %); the bounds keep
+    # ~15-30 points of margin for other machines' numerics and seeds.
+    assert svm["uar"].mean() > 0.60, svm
+    assert table.loc["BL", "within_mean"] > 55.0, table
+    assert table.loc["U", "within_mean"] > 50.0, table
     assert baseline.CONDITION in summary and "| BL |" in summary
     metrics = json.loads(
         (
