@@ -235,7 +235,7 @@ def _fused_gru(
             # Kept readable after a first read: a persistent tape may run the gradient twice.
             return tf.TensorArray(dtype, size=steps, clear_after_read=False)
 
-        def forward(t: Any, h: Any, out: Any, prev: Any, zr_a: Any, n_a: Any, aux_a: Any) -> Any:
+        def forward(t: Any, h: Any, states: Any, zr_a: Any, n_a: Any, aux_a: Any) -> Any:
             if reset_after:
                 gh = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), bias[1])
                 gh_zr, gh_n = tf.split(gh, [2 * units, units], axis=1)
@@ -252,18 +252,20 @@ def _fused_gru(
             return (
                 t + 1,
                 new,
-                out.write(t, new),
-                prev.write(t, h),
+                states.write(t + 1, new),
                 zr_a.write(t, zr),
                 n_a.write(t, n),
                 aux_a.write(t, aux),
             )
 
-        initial = (tf.constant(0), h0, array(), array(), array(), array(), array())
-        _, last, out_a, prev_a, zr_a, n_a, aux_a = tf.while_loop(
+        # states holds h0, h1, .., hT: entry t is the previous state of step t, entries 1.. the outputs.
+        states = tf.TensorArray(dtype, size=steps + 1, clear_after_read=False).write(0, h0)
+        initial = (tf.constant(0), h0, states, array(), array(), array())
+        _, last, states, zr_a, n_a, aux_a = tf.while_loop(
             lambda t, *_: t < steps, forward, initial, parallel_iterations=1
         )
-        outputs_t = out_a.stack()
+        all_states = states.stack()
+        outputs_t = all_states[1:]  # dim-0 slices share memory
         outputs = tf.transpose(outputs_t, [1, 0, 2])
 
         def grad(d_outputs: Any, d_last: Any) -> Any:
@@ -272,21 +274,22 @@ def _fused_gru(
 
             def backward(i: Any, carry: Any, d_zr_a: Any, d_n_a: Any, d_gh_a: Any) -> Any:
                 t = steps - 1 - i
-                zr, n, aux, h_prev = zr_a.read(t), n_a.read(t), aux_a.read(t), prev_a.read(t)
+                zr, n, aux, h_prev = zr_a.read(t), n_a.read(t), aux_a.read(t), states.read(t)
                 z, r = tf.split(zr, 2, axis=1)
                 dh = d_out_t[t] + carry
+                dh_z = dh * z
                 # TanhGrad(y, dy) = dy * (1 - y^2), SigmoidGrad(y, dy) = dy * y * (1 - y): one pass each.
-                d_n = tf.raw_ops.TanhGrad(y=n, dy=dh - dh * z)
+                d_n = tf.raw_ops.TanhGrad(y=n, dy=dh - dh_z)
                 d_z = dh * (h_prev - n)
                 if reset_after:
                     d_zr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_n * aux], axis=1))
                     d_gh = tf.concat([d_zr, d_n * r], axis=1)
-                    carry = dh * z + tf.matmul(d_gh, recurrent_kernel, transpose_b=True)
+                    carry = dh_z + tf.matmul(d_gh, recurrent_kernel, transpose_b=True)
                     d_gh_a = d_gh_a.write(t, d_gh)
                 else:
                     d_aux = tf.matmul(d_n, rk_n, transpose_b=True)
                     d_zr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_aux * h_prev], axis=1))
-                    carry = dh * z + d_aux * r + tf.matmul(d_zr, rk_zr, transpose_b=True)
+                    carry = dh_z + d_aux * r + tf.matmul(d_zr, rk_zr, transpose_b=True)
                 return i + 1, carry, d_zr_a.write(t, d_zr), d_n_a.write(t, d_n), d_gh_a
 
             initial = (tf.constant(0), carry0, array(), array(), array())
@@ -297,15 +300,10 @@ def _fused_gru(
             d_zr = tf.reshape(d_zr_a.stack(), [rows, 2 * units])
             d_n = tf.reshape(d_n_a.stack(), [rows, units])
 
+            h_prev = tf.reshape(all_states[:-1], [rows, units])  # h0 .. h_{T-1}, no copy
+
             def by_previous_state(d: Any, width: int) -> Any:
-                # h_prev^T d with h_prev = [h0, outputs[:-1]]: dim-0 slices share memory, no copy.
-                d_t = tf.reshape(d, [steps, batch, width])
-                later = tf.matmul(
-                    tf.reshape(outputs_t[:-1], [-1, units]),
-                    tf.reshape(d_t[1:], [-1, width]),
-                    transpose_a=True,
-                )
-                return tf.matmul(h0, d_t[0], transpose_a=True) + later
+                return tf.matmul(h_prev, d, transpose_a=True)
 
             d_kernel = tf.concat(
                 [tf.matmul(x2, d_zr, transpose_a=True), tf.matmul(x2, d_n, transpose_a=True)], axis=1
