@@ -216,6 +216,11 @@ class ProtocolConfig(_Strict):
         "AE saw other speech than the target corpus (not C)",
     )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
+    egemaps_svm: bool = Field(
+        False,
+        description="also run the classic eGeMAPS functionals + linear SVM reference on the same folds "
+        "(an extra Table 1 row; serlib.baseline)",
+    )
 
     @model_validator(mode="after")
     def _unique_conditions(self) -> ProtocolConfig:
