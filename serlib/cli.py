@@ -17,8 +17,12 @@ from serlib import config as config_module
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=config_module.PRESETS, default=None, help="built-in configuration")
-    parser.add_argument("--config", type=Path, default=None, help="YAML configuration file (overrides --preset)")
+    parser.add_argument(
+        "--preset", choices=config_module.PRESETS, default=None, help="built-in configuration"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML configuration file (overrides --preset)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
 
 
@@ -72,7 +76,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
     config = _config(args)
     representations = autoencoder.encode_configured(config, args.model, args.corpus)
-    print(f"{len(representations.ids)} vectors of {representations.vectors.shape[1]} dims -> {representations.path}")
+    print(
+        f"{len(representations.ids)} vectors of {representations.vectors.shape[1]} dims -> {representations.path}"
+    )
     return 0
 
 
@@ -84,7 +90,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(experiments.render_table(config.output_dir), end="")
     out = config.output_path
     print(f"\ntables: {out / 'table1.md'}, {out / 'table1.csv'}; runs: {out / 'runs.csv'}")
-    print(f"figure 2: {out / 'figures' / (experiments.FIGURE2_STEM + '.png')} (and .pdf, also in {config.figures_dir}/)")
+    print(
+        f"figure 2: {out / 'figures' / (experiments.FIGURE2_STEM + '.png')} (and .pdf, also in {config.figures_dir}/)"
+    )
     return 0
 
 
@@ -99,7 +107,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from serlib import reproduce
 
     return reproduce.run(
-        preset=args.preset, config_path=args.config, out=args.out, notebooks=args.notebook, timeout=args.timeout
+        preset=args.preset,
+        config_path=args.config,
+        out=args.out,
+        notebooks=args.notebook,
+        timeout=args.timeout,
     )
 
 
@@ -196,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "extract" and args.extractor is None:
         args.extractor = ["logmel", "spectrogram"]
     try:

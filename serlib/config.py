@@ -41,7 +41,11 @@ class _Strict(BaseModel):
     def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """Lax mode would read ``epochs: yes`` as 1; a boolean is only accepted where one is expected."""
         annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
-        if isinstance(value, bool) and annotation is not Any and bool not in (annotation, *get_args(annotation)):
+        if (
+            isinstance(value, bool)
+            and annotation is not Any
+            and bool not in (annotation, *get_args(annotation))
+        ):
             raise ValueError("expected a number or text, got a boolean (true/false/yes/no)")
         return value
 
@@ -49,9 +53,9 @@ class _Strict(BaseModel):
 class CorpusConfig(_Strict):
     """Where one corpus lives and how to read it (see ``serlib.corpora.load``)."""
 
-    type: Literal["iemocap", "msp_improv", "tedlium2", "librispeech", "emodb", "ravdess", "manifest", "demo"] = (
-        Field(description="loader name")
-    )
+    type: Literal[
+        "iemocap", "msp_improv", "tedlium2", "librispeech", "emodb", "ravdess", "manifest", "demo"
+    ] = Field(description="loader name")
     root: str = Field(
         description="corpus folder (or manifest CSV for type 'manifest'); '${SERLIB_DATA}' and "
         "'${OUTPUT_DIR}' are expanded"
@@ -60,7 +64,9 @@ class CorpusConfig(_Strict):
 
 
 class AudioConfig(_Strict):
-    sample_rate: int = Field(16000, gt=0, description="every file is resampled to this rate (soxr, high quality)")
+    sample_rate: int = Field(
+        16000, gt=0, description="every file is resampled to this rate (soxr, high quality)"
+    )
 
 
 class LogMelConfig(_Strict):
@@ -72,7 +78,9 @@ class LogMelConfig(_Strict):
     frame_s: float = Field(0.025, gt=0)
     shift_s: float = Field(0.010, gt=0)
     max_frames: int = Field(
-        750, gt=0, description="7.5 s at 10 ms: longer turns are cut, shorter ones zero-padded (paper, Sec. 3)"
+        750,
+        gt=0,
+        description="7.5 s at 10 ms: longer turns are cut, shorter ones zero-padded (paper, Sec. 3)",
     )
 
 
@@ -97,7 +105,9 @@ class SpectrogramConfig(_Strict):
     @model_validator(mode="after")
     def _chunks_together(self) -> SpectrogramConfig:
         if (self.chunk_length_s is None) != (self.chunk_count is None):
-            raise ValueError("chunk_length_s and chunk_count must be given together or not at all (as in auDeep)")
+            raise ValueError(
+                "chunk_length_s and chunk_count must be given together or not at all (as in auDeep)"
+            )
         if self.overlap_s >= self.window_s:
             raise ValueError("overlap_s must be smaller than window_s")
         return self
@@ -128,7 +138,9 @@ class AutoencoderConfig(_Strict):
     bidirectional_encoder: bool = False
     bidirectional_decoder: bool = True
     learning_rate: float = Field(0.001, gt=0)
-    dropout: float = Field(0.2, ge=0, lt=1, description="auDeep keep_prob 0.8: on every cell's input and output")
+    dropout: float = Field(
+        0.2, ge=0, lt=1, description="auDeep keep_prob 0.8: on every cell's input and output"
+    )
     gradient_clip_value: float = Field(2.0, gt=0, description="element-wise clipping, as auDeep")
     batch_size: int = Field(64, gt=0)
     epochs: int = Field(64, gt=0, description="default; a condition may override (full TED-LIUM: 32)")
@@ -187,7 +199,9 @@ class ACNNConfig(_Strict):
     @model_validator(mode="after")
     def _weights(self) -> ACNNConfig:
         if self.arousal_weight + self.valence_weight >= 1:
-            raise ValueError("arousal_weight + valence_weight must be below 1 (loss weight of emotion is 1-a-b)")
+            raise ValueError(
+                "arousal_weight + valence_weight must be below 1 (loss weight of emotion is 1-a-b)"
+            )
         return self
 
 
@@ -243,7 +257,9 @@ class Config(_Strict):
 
     name: str = "paper"
     output_dir: str = "runs/paper"
-    cache_dir: str | None = Field(None, description="feature/representation stores; None = <output_dir>/cache")
+    cache_dir: str | None = Field(
+        None, description="feature/representation stores; None = <output_dir>/cache"
+    )
     figures_dir: str = "figures"
     seed: int = Field(0, description="global seed for generators, AE training and t-SNE")
     corpora: dict[str, CorpusConfig] = Field(default_factory=dict)
@@ -449,7 +465,11 @@ def _demo() -> dict[str, Any]:
         "corpora": {
             "demo_emotion": {"type": "demo", "root": root, "options": {"part": "labeled"}},
             "demo_cross": {"type": "demo", "root": root, "options": {"part": "cross"}},
-            "demo_talks_small": {"type": "demo", "root": root, "options": {"part": "unlabeled", "limit": 120}},
+            "demo_talks_small": {
+                "type": "demo",
+                "root": root,
+                "options": {"part": "unlabeled", "limit": 120},
+            },
             "demo_talks": {"type": "demo", "root": root, "options": {"part": "unlabeled"}},
             "demo_books": {"type": "demo", "root": root, "options": {"part": "unlabeled_books"}},
         },

@@ -901,7 +901,9 @@ def _segments(rows: list[dict[str, Any]], segment_s: float, source: str) -> list
         for k in range(count):
             start = k * segment_s
             end = min(start + segment_s, length)
-            pieces.append(row | {"utterance_id": f"{row['utterance_id']}_{k}", "start_s": start, "end_s": end})
+            pieces.append(
+                row | {"utterance_id": f"{row['utterance_id']}_{k}", "start_s": start, "end_s": end}
+            )
     log.info("%s: %d files split into %d segments of %.2f s", source, len(rows), len(pieces), segment_s)
     return pieces
 

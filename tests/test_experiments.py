@@ -287,7 +287,9 @@ def test_changed_parameters_repeat_a_run(protocol_run):
     assert experiments.finished(changed, key) is None
     # a re-extracted corpus (another feature-store file) also repeats the run
     condition = protocol_run.config.condition("BL")
-    other_audio = experiments.fingerprint(protocol_run.config, "within", condition, {"synth/logmel": "new.h5"})
+    other_audio = experiments.fingerprint(
+        protocol_run.config, "within", condition, {"synth/logmel": "new.h5"}
+    )
     assert experiments.finished(protocol_run.config, key, other_audio) is None
 
 
