@@ -85,32 +85,53 @@ class AutoencoderError(ValueError):
 # -- registered building blocks -----------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="serlib")
 class ReverseTime(keras.layers.Layer):
-    """Reverses the time axis of [batch, T, F] (auDeep's reversed targets and backward stacks)."""
+    """Reverses the time axis (``axis``: 1 for [batch, T, F], 0 for time-major [T, batch, F])."""
+
+    def __init__(self, axis: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = int(axis)
 
     def call(self, inputs: Any) -> Any:
-        return ops.flip(inputs, axis=1)
+        return ops.flip(inputs, axis=self.axis)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+@keras.saving.register_keras_serializable(package="serlib")
+class SwapBatchTime(keras.layers.Layer):
+    """[batch, T, F] <-> [T, batch, F]: the model runs time-major inside, as auDeep, without per-layer transposes."""
+
+    def call(self, inputs: Any) -> Any:
+        return ops.transpose(inputs, (1, 0, 2))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[1], input_shape[0], *input_shape[2:])
 
 
 @keras.saving.register_keras_serializable(package="serlib")
 class ShiftTime(keras.layers.Layer):
     """Delays a sequence by ``steps`` frames: ``steps`` zero frames first, the last ``steps`` frames dropped."""
 
-    def __init__(self, steps: int = 1, **kwargs: Any) -> None:
+    def __init__(self, steps: int = 1, axis: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.steps = int(steps)
+        self.axis = int(axis)
 
     def call(self, inputs: Any) -> Any:
-        zeros = ops.zeros_like(inputs[:, : self.steps])
-        return ops.concatenate([zeros, inputs[:, : -self.steps]], axis=1)
+        head = [slice(None)] * self.axis + [slice(None, self.steps)]
+        body = [slice(None)] * self.axis + [slice(None, -self.steps)]
+        zeros = ops.zeros_like(inputs[tuple(head)])
+        return ops.concatenate([zeros, inputs[tuple(body)]], axis=self.axis)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "steps": self.steps}
+        return {**super().get_config(), "steps": self.steps, "axis": self.axis}
 
 
 @keras.saving.register_keras_serializable(package="serlib")
@@ -197,21 +218,31 @@ class ReconstructionRMSE(keras.losses.Loss):
 
 @tf.autograph.experimental.do_not_convert
 def fused_gru(
-    x: Any, h0: Any, kernel: Any, recurrent_kernel: Any, bias: Any, reset_after: bool
+    x: Any,
+    h0: Any,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Any,
+    reset_after: bool,
+    time_major: bool = False,
 ) -> tuple[Any, Any]:
     """A GRU layer's forward pass with hand-written backpropagation through time (Keras gate order z, r, h).
 
-    x [B, T, F], h0 [B, U] -> (outputs [B, T, U], last state [B, U]); ``bias`` is [3U] (reset_before,
-    TF1's GRUCell) or [2, 3U] (reset_after: input and recurrent bias). The input projection of all
-    frames is one matrix product before the loop and the weight gradients are single products after
-    the backward loop, so only the unavoidable [B, U] x [U, 3U] products run per time step; everything
-    a step needs later is saved in one concatenated write. Same maths as Keras' GRU (tested against it).
+    x [B, T, F] (or [T, B, F] with ``time_major``), h0 [B, U] -> (outputs in the layout of x, last state
+    [B, U]); ``bias`` is [3U] (reset_before, TF1's GRUCell) or [2, 3U] (reset_after: input and recurrent
+    bias). The input projection of all frames is one matrix product before the loop and the weight
+    gradients are single products after the backward loop, so only the unavoidable [B, U] x [U, 3U]
+    products run per time step. Same maths as Keras' GRU (tested against it).
     """
     units = recurrent_kernel.shape[0]
     convert = tf.convert_to_tensor
-    return _fused_gru(
-        convert(x), convert(h0), convert(kernel), convert(recurrent_kernel), convert(bias), units, reset_after
+    x = convert(x)
+    if not time_major:
+        x = tf.transpose(x, [1, 0, 2])
+    outputs, last = _fused_gru(
+        x, convert(h0), convert(kernel), convert(recurrent_kernel), convert(bias), units, reset_after
     )
+    return (outputs if time_major else tf.transpose(outputs, [1, 0, 2])), last
 
 
 def _fused_gru(
@@ -219,11 +250,11 @@ def _fused_gru(
 ) -> Any:
     @tf.custom_gradient
     def run(x: Any, h0: Any, kernel: Any, recurrent_kernel: Any, bias: Any) -> Any:
-        shape = tf.shape(x)
-        batch, steps = shape[0], shape[1]
+        shape = tf.shape(x)  # time-major [T, B, F]
+        steps, batch = shape[0], shape[1]
         features = x.shape[-1]
         dtype = x.dtype
-        x2 = tf.reshape(tf.transpose(x, [1, 0, 2]), [-1, features])  # time-major rows
+        x2 = tf.reshape(x, [-1, features])  # time-major rows
         input_bias = bias[0] if reset_after else bias
         k_zr, k_n = kernel[:, : 2 * units], kernel[:, 2 * units :]
         rk_zr, rk_n = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
@@ -266,10 +297,9 @@ def _fused_gru(
         )
         all_states = states.stack()
         outputs_t = all_states[1:]  # dim-0 slices share memory
-        outputs = tf.transpose(outputs_t, [1, 0, 2])
 
         def grad(d_outputs: Any, d_last: Any) -> Any:
-            d_out_t = tf.zeros_like(outputs_t) if d_outputs is None else tf.transpose(d_outputs, [1, 0, 2])
+            d_out_t = tf.zeros_like(outputs_t) if d_outputs is None else d_outputs
             carry0 = tf.zeros_like(h0) if d_last is None else d_last
 
             def backward(i: Any, carry: Any, d_zr_a: Any, d_n_a: Any, d_gh_a: Any) -> Any:
@@ -309,7 +339,7 @@ def _fused_gru(
                 [tf.matmul(x2, d_zr, transpose_a=True), tf.matmul(x2, d_n, transpose_a=True)], axis=1
             )
             d_x2 = tf.matmul(d_zr, k_zr, transpose_b=True) + tf.matmul(d_n, k_n, transpose_b=True)
-            d_x = tf.transpose(tf.reshape(d_x2, [steps, batch, features]), [1, 0, 2])
+            d_x = tf.reshape(d_x2, [steps, batch, features])
             ones = tf.ones([1, rows], dtype)  # column sums as products: faster than reduce_sum here
             d_input_bias = tf.concat([tf.matmul(ones, d_zr)[0], tf.matmul(ones, d_n)[0]], axis=0)
             if reset_after:
@@ -324,7 +354,7 @@ def _fused_gru(
                 d_bias = d_input_bias
             return d_x, d_h0, d_kernel, d_recurrent, d_bias
 
-        return (outputs, last), grad
+        return (outputs_t, last), grad
 
     return run(x, h0, kernel, recurrent_kernel, bias)
 
@@ -336,9 +366,20 @@ class AudeepGRU(keras.layers.GRU):
     On a GPU with ``reset_after=True`` the stock cuDNN kernel runs; elsewhere (CPU, or the TF1
     ``reset_after=False`` variant) ``fused_gru`` replaces Keras' per-step cell calls, which repeat the
     input projection at every step and leave gradients to automatic differentiation of the loop.
+    ``time_major=True`` takes and returns [T, batch, F] (auDeep's layout), saving two transposes per
+    layer and direction in a stack.
     """
 
-    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
+    def __init__(self, units: int, time_major: bool = False, **kwargs: Any) -> None:
+        super().__init__(units, **kwargs)
+        self.time_major = bool(time_major)
+        if self.time_major and (self.stateful or self.go_backwards):
+            raise AutoencoderError("AudeepGRU(time_major=True) supports neither stateful nor go_backwards")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "time_major": self.time_major}
+
+    def _fused(self, mask: Any) -> bool:
         cell = self.cell
         standard = (
             mask is None
@@ -351,19 +392,61 @@ class AudeepGRU(keras.layers.GRU):
             and cell.recurrent_activation is keras.activations.sigmoid
         )
         cudnn = cell.reset_after and bool(tf.config.list_logical_devices("GPU"))
-        if not standard or cudnn or keras.backend.backend() != "tensorflow":
-            return super().inner_loop(sequences, initial_state, mask, training=training)
-        state = initial_state[0] if isinstance(initial_state, list | tuple) else initial_state
+        return standard and not cudnn and keras.backend.backend() == "tensorflow"
+
+    def _run_fused(self, sequences: Any, state: Any, time_major: bool) -> tuple[Any, Any]:
+        cell = self.cell
         dtype = sequences.dtype
-        outputs, last = fused_gru(
+        return fused_gru(
             sequences,
             ops.cast(state, dtype),
             ops.cast(cell.kernel, dtype),
             ops.cast(cell.recurrent_kernel, dtype),
             ops.cast(cell.bias, dtype),
             cell.reset_after,
+            time_major=time_major,
         )
+
+    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
+        if not self._fused(mask):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        state = initial_state[0] if isinstance(initial_state, list | tuple) else initial_state
+        outputs, last = self._run_fused(sequences, state, time_major=False)
         return last, outputs, [last]
+
+    def call(
+        self, sequences: Any, initial_state: Any = None, mask: Any = None, training: bool = False
+    ) -> Any:
+        if not self.time_major:
+            return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        if isinstance(initial_state, list | tuple):
+            initial_state = initial_state[0] if initial_state else None
+        if self._fused(mask):
+            if initial_state is None:
+                initial_state = ops.zeros(
+                    (ops.shape(sequences)[1], self.cell.units), dtype=self.compute_dtype
+                )
+            outputs, last = self._run_fused(sequences, initial_state, time_major=True)
+            outputs, last = ops.cast(outputs, self.compute_dtype), ops.cast(last, self.compute_dtype)
+        else:  # e.g. cuDNN: Keras' own path in batch-major layout
+            batch_major = ops.transpose(sequences, (1, 0, 2))
+            states = None if initial_state is None else [initial_state]
+            result = super().call(batch_major, initial_state=states, mask=mask, training=training)
+            outputs, last = (result[0], result[1]) if self.return_state else (result, None)
+            if self.return_sequences:
+                outputs = ops.transpose(outputs, (1, 0, 2))
+            if not self.return_state:
+                return outputs
+            return outputs, last
+        output = outputs if self.return_sequences else last
+        return (output, last) if self.return_state else output
+
+    def compute_output_shape(self, sequences_shape: tuple, initial_state_shape: Any = None) -> Any:
+        if not self.time_major:
+            return super().compute_output_shape(sequences_shape, initial_state_shape)
+        steps, batch = sequences_shape[0], sequences_shape[1]
+        output = (steps, batch, self.cell.units) if self.return_sequences else (batch, self.cell.units)
+        return (output, (batch, self.cell.units)) if self.return_state else output
 
 
 # -- architecture -----------------------------------------------------------------------------------
@@ -405,6 +488,9 @@ class _Seeds:
     def __init__(self, seed: int, gru_class: type[keras.layers.GRU] | None = None) -> None:
         self._rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xAE])
         self.gru_class = gru_class or AudeepGRU
+        # AudeepGRU runs time-major (auDeep's layout) between the model's two transposes.
+        self.time_major = issubclass(self.gru_class, AudeepGRU)
+        self.time_axis = 0 if self.time_major else 1
 
     def next(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
@@ -423,6 +509,7 @@ def _gru(units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dty
         bias_initializer=GRUGateBias(),
         name=name,
         dtype=dtype,
+        **({"time_major": True} if seeds.time_major else {}),
     )
 
 
@@ -444,7 +531,8 @@ def _stack(
     """
     ae = config.autoencoder
     rate = ae.dropout
-    x = ReverseTime(name=f"{prefix}_reverse_input", dtype=dtype)(inputs) if backward else inputs
+    axis = seeds.time_axis
+    x = ReverseTime(axis, name=f"{prefix}_reverse_input", dtype=dtype)(inputs) if backward else inputs
     input_dim = inputs.shape[-1]
     states = []
     for layer in range(ae.layers):
@@ -467,7 +555,7 @@ def _stack(
     if top_dropout and rate > 0:
         x = keras.layers.Dropout(rate, seed=seeds.next(), name=f"{prefix}_dropout_top", dtype=dtype)(x)
     if backward:
-        x = ReverseTime(name=f"{prefix}_reverse_output", dtype=dtype)(x)
+        x = ReverseTime(axis, name=f"{prefix}_reverse_output", dtype=dtype)(x)
     return x, states
 
 
@@ -502,10 +590,12 @@ def build_autoencoder(
     directions_dec = 2 if ae.bidirectional_decoder else 1
     with _strategy(config).scope():
         inputs = keras.Input((None, features), name="spectrogram")
+        axis = seeds.time_axis
+        x = SwapBatchTime(name="time_major", dtype=dtype)(inputs) if seeds.time_major else inputs
         # Encoder over x[0..T-1] from zero states; the states of all layers form s_enc.
-        _, forward_states = _stack(inputs, None, "encoder_fw", config, seeds, False, False, dtype)
+        _, forward_states = _stack(x, None, "encoder_fw", config, seeds, False, False, dtype)
         if ae.bidirectional_encoder:
-            _, backward_states = _stack(inputs, None, "encoder_bw", config, seeds, True, False, dtype)
+            _, backward_states = _stack(x, None, "encoder_bw", config, seeds, True, False, dtype)
             final = [s for pair in zip(forward_states, backward_states, strict=True) for s in pair]
         else:
             final = forward_states
@@ -524,9 +614,9 @@ def build_autoencoder(
         states = SplitState(blocks, name="decoder_initial_states", dtype=dtype)(representation)
         states = states if isinstance(states, list | tuple) else [states]
         # Decoder input: a zero frame, then the reversed input shifted by one: [0, x[T-1], ..., x[1]].
-        reversed_input = ReverseTime(name="target_order", dtype=dtype)(inputs)
+        reversed_input = ReverseTime(axis, name="target_order", dtype=dtype)(x)
         if ae.bidirectional_decoder:
-            decoder_input = ShiftTime(1, name="decoder_input", dtype=dtype)(reversed_input)
+            decoder_input = ShiftTime(1, axis, name="decoder_input", dtype=dtype)(reversed_input)
             fw_states = [states[directions_dec * layer] for layer in range(ae.layers)]
             bw_states = [states[directions_dec * layer + 1] for layer in range(ae.layers)]
             fw, _ = _stack(decoder_input, fw_states, "decoder_fw", config, seeds, False, True, dtype)
@@ -535,7 +625,7 @@ def build_autoencoder(
         else:
             # auDeep's unidirectional step loop feeds decoder-input[t-1] at step t (zero at t=0): with
             # feed-previous off this is a plain GRU over the decoder input shifted a second time.
-            decoder_input = ShiftTime(2, name="decoder_input", dtype=dtype)(reversed_input)
+            decoder_input = ShiftTime(2, axis, name="decoder_input", dtype=dtype)(reversed_input)
             top, _ = _stack(decoder_input, states, "decoder_fw", config, seeds, False, True, dtype)
             decoder_output = keras.layers.Dense(
                 features,
@@ -553,6 +643,10 @@ def build_autoencoder(
             name="reconstruction",
             dtype="float32" if ae.mixed_precision else None,
         )(decoder_output)
+        if seeds.time_major:
+            reconstruction = SwapBatchTime(
+                name="batch_major", dtype="float32" if ae.mixed_precision else None
+            )(reconstruction)
         model = keras.Model(inputs, reconstruction, name="audeep_autoencoder")
         if compile:
             _compile(model, config)
