@@ -372,3 +372,18 @@ def test_demo_corpus_end_to_end(tmp_path):
     assert representations.ids == manifest["utterance_id"].tolist()
     assert representations.vectors.shape == (len(manifest), autoencoder.representation_dim(config))
     assert np.isfinite(representations.vectors).all()
+
+
+def test_time_major_gru_fallback_path_matches_the_fused_path(monkeypatch):
+    # On a GPU (cuDNN) AudeepGRU(time_major=True) transposes and runs Keras' own GRU; same numbers.
+    x = tf.constant(np.random.default_rng(2).uniform(-1, 1, (7, 3, 5)).astype(np.float32))  # [T, B, F]
+    h0 = tf.constant(np.random.default_rng(3).uniform(-1, 1, (3, 4)).astype(np.float32))
+    layer = autoencoder.AudeepGRU(
+        4, time_major=True, return_sequences=True, return_state=True, reset_after=False
+    )
+    fused_outputs, fused_last = layer(x, initial_state=[h0])
+    monkeypatch.setattr(autoencoder.AudeepGRU, "_fused", lambda self, mask: False)
+    outputs, last = layer(x, initial_state=[h0])
+    assert outputs.shape == (7, 3, 4) and last.shape == (3, 4)
+    np.testing.assert_allclose(outputs, fused_outputs, atol=1e-6)
+    np.testing.assert_allclose(last, fused_last, atol=1e-6)
