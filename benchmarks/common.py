@@ -8,6 +8,7 @@ of this process and its children (worker processes), sampled every few milliseco
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -121,6 +122,20 @@ def gemm_rates(size: int = GEMM_SIZE, repeats: int = 5) -> dict[str, float]:
     return {k: round(v, 1) for k, v in rates.items()}
 
 
+def gemm_per_cpu_second(size: int = GEMM_SIZE, repeats: int = 5) -> float:
+    """TensorFlow float32 GEMM GFLOP per CPU-second of this process: the work-efficiency ceiling, which
+    other processes taking whole cores change much less than the wall-clock rate."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size), seed=0)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.linalg.matmul(x, x)))
+    matmul(a).numpy()
+    start = cpu_seconds()
+    for _ in range(repeats):
+        matmul(a).numpy()
+    return 2.0 * size**3 * repeats / (cpu_seconds() - start) / 1e9
+
+
 def _tree_rss(process: Any) -> int:
     import psutil
 
@@ -148,21 +163,26 @@ class PeakMemory:
 
 
 @contextmanager
-def peak_memory(interval_s: float = SAMPLE_INTERVAL_S) -> Iterator[PeakMemory]:
-    """Sample the RSS of this process and its children in a thread; ``peak_mib`` is the highest sum.
+def peak_memory(interval_s: float = SAMPLE_INTERVAL_S, pid: int | None = None) -> Iterator[PeakMemory]:
+    """Sample the RSS of a process (default: this one) and its children in a thread; ``peak_mib`` is the
+    highest sum.
 
     Sampling misses spikes shorter than ``interval_s``; ``ru_maxrss`` (``max_rss_mib``) does not, but
-    it is a high-water mark of the process's whole life.
+    it is a high-water mark of the process's whole life. Sampling another process (``pid``) keeps the
+    sampler thread out of it (``serlib.store`` forks workers only from a single-threaded process).
     """
     import psutil
 
-    me = psutil.Process()
+    me = psutil.Process(pid)
     result = PeakMemory(start_mib=_tree_rss(me) / 2**20)
     result.peak_mib = result.start_mib
 
     def sample() -> None:
         while not result._stop.wait(interval_s):
-            result.peak_mib = max(result.peak_mib, _tree_rss(me) / 2**20)
+            try:
+                result.peak_mib = max(result.peak_mib, _tree_rss(me) / 2**20)
+            except psutil.NoSuchProcess:  # the sampled process has ended
+                return
             result.samples += 1
 
     thread = threading.Thread(target=sample, name="peak-memory", daemon=True)
@@ -172,7 +192,8 @@ def peak_memory(interval_s: float = SAMPLE_INTERVAL_S) -> Iterator[PeakMemory]:
     finally:
         result._stop.set()
         thread.join()
-        result.peak_mib = max(result.peak_mib, _tree_rss(me) / 2**20)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            result.peak_mib = max(result.peak_mib, _tree_rss(me) / 2**20)
 
 
 def max_rss_mib() -> float:
