@@ -942,8 +942,19 @@ def decoder_leakage(
     if x.ndim != 2:
         raise AnalysisError(f"decoder_leakage takes one spectrogram [T, F], got shape {x.shape}")
     frames = len(x)
-    inputs_of, decode = _decoder_model(model)
-    decoder_inputs = np.asarray(inputs_of(x[np.newaxis]))[0]
+    inputs_of, decode_layer_layout = _decoder_model(model)
+    # The AE may run time-major inside ([T, batch, F], auDeep's layout): the decoder-input layer then
+    # holds time first, while the model's input and output stay batch-major.
+    time_major = any(layer.name == "time_major" for layer in model.layers)
+
+    def decode(arrays: list[np.ndarray], training: bool = False) -> Any:
+        spectrograms, inputs = arrays
+        if time_major:
+            inputs = np.transpose(inputs, (1, 0, 2))
+        return decode_layer_layout([spectrograms, inputs], training=training)
+
+    decoder_inputs = np.asarray(inputs_of(x[np.newaxis]))
+    decoder_inputs = decoder_inputs[:, 0] if time_major else decoder_inputs[0]
     target = x[::-1]
     baseline = np.asarray(decode([x[np.newaxis], decoder_inputs[np.newaxis]], training=False))[0]
     rows = []
