@@ -2,7 +2,9 @@
 
 One 2-worker ``LocalCluster`` (processes, one thread each) serves the module. The tiny corpus is real
 audio (tones whose pitch and loudness depend on the emotion) so workers run the same code path as the
-serial run: manifest CSV -> openSMILE log-Mel store -> ACNN -> result files.
+serial run: manifest CSV -> openSMILE log-Mel store -> ACNN -> result files. (Bit-identity also needs
+the same TensorFlow intra-op thread count in both paths once oneDNN splits work between threads, which
+these tiny shapes do not; docs/performance.md.)
 """
 
 from __future__ import annotations
