@@ -252,9 +252,10 @@ def run_grid(
         try:
             for future in as_completed(futures):
                 index = futures[future]
-                results[index] = future.result()
+                result: dict[str, Any] = future.result()
+                results[index] = result
                 if on_result is not None:
-                    on_result(keys[index], results[index])
+                    on_result(keys[index], result)
         finally:
             pending = [f for f in futures if not f.done()]
             if pending:
