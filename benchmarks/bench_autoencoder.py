@@ -9,9 +9,6 @@ batches of 64 (the paper's batch size) with ``train_on_batch``. Rows:
   ``gru_variant`` values, and the same graph built from stock ``keras.layers.GRU`` ("plain Keras":
   Keras' per-step cell loop with automatic differentiation) for comparison; with op determinism on
   (as ``autoencoder.train`` runs) and, for the fused reset_after model, off;
-* ``train``, TF default threads: the fused reset_before model and the plain Keras reset_after model
-  again in a child process with TensorFlow's default CPU threads (the rows above use
-  ``autoencoder.configure_cpu_threads()``, as ``serlib train-ae`` does);
 * ``encode``: inference throughput of ``autoencoder.encode`` (batch 500, auDeep's generation batch);
 * ``pipeline``: the ``tf.data`` reader alone (shuffled batches streamed from an HDF5 store).
 
@@ -25,10 +22,7 @@ the training step / TensorFlow GEMM FLOPs per CPU-second (work efficiency, less 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -175,36 +169,9 @@ def _pipeline_row(count: int, batches: int) -> dict[str, Any]:
     }
 
 
-DEFAULT_THREAD_CONFIGURATIONS = [
-    ("reset_before", "AudeepGRU", True),
-    ("reset_after", "plain Keras GRU", True),
-]
-
-
-def _default_thread_rows(quick: bool) -> list[dict[str, Any]]:
-    """Training rows measured in a child process that keeps TensorFlow's default CPU threads."""
-    command = [sys.executable, "-m", "benchmarks.bench_autoencoder", "--child-default-threads"]
-    command += ["--quick"] if quick else []
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"default-thread benchmark child failed: {result.stderr[-2000:]}")
-    rows = json.loads(result.stdout.strip().splitlines()[-1])
-    for row in rows:
-        row["implementation"] += ", TF default threads"
-    return rows
-
-
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """All rows; ``quick`` times 2 batches per training configuration instead of 5.
-
-    This process uses ``autoencoder.configure_cpu_threads()`` (as ``serlib train-ae`` does); two
-    configurations are repeated in a child process with TensorFlow's default threads for comparison.
-    """
+    """All rows; ``quick`` times 2 batches per training configuration instead of 5."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from serlib import autoencoder
-
-    threads = autoencoder.configure_cpu_threads()
     batches = 2 if quick else 5
     rows: list[dict[str, Any]] = []
     gemm = common.gemm_rates()
@@ -226,8 +193,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ]
     for variant, implementation, deterministic in configurations:
         rows.append(_train_row(variant, implementation, batches, deterministic))
-        rows[-1]["cpu_threads"] = "serlib (intra 1/2 of cores, inter 2)" if threads else "TF default"
-    rows.extend(_default_thread_rows(quick))
     gemm_after = common.gemm_rates()
     rows.append({"row": "gemm", "implementation": "numpy / TensorFlow float32 2048^2 (after)", **gemm_after})
     ceiling = max(gemm["best"], gemm_after["best"])
@@ -249,7 +214,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "implementation",
         "gru_variant",
         "deterministic",
-        "cpu_threads",
         "s_per_batch_median",
         "cpu_s_per_batch",
         "utterances_per_s",
@@ -270,15 +234,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 timed batches per configuration instead of 5")
-    parser.add_argument("--child-default-threads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_default_threads:
-        batches = 2 if args.quick else 5
-        rows = [_train_row(v, i, batches, d) for v, i, d in DEFAULT_THREAD_CONFIGURATIONS]
-        for row in rows:
-            row["cpu_threads"] = "TF default"
-        print(json.dumps(rows))
-        return
     machine = common.describe_machine()
     rows = run(quick=args.quick)
     print(", ".join(f"{k}: {v}" for k, v in machine.items()))

@@ -59,7 +59,6 @@ __all__ = [
     "AutoencoderError",
     "RepresentationSet",
     "build_autoencoder",
-    "configure_cpu_threads",
     "encode",
     "encode_configured",
     "flops_per_utterance",
@@ -880,29 +879,6 @@ def _fingerprint(config: Any, shape: tuple[int, ...], seed: int) -> dict[str, An
     parameters.pop("encode_batch_size", None)
     parameters.pop("epochs", None)
     return {"autoencoder": parameters, "shape": list(shape), "seed": int(seed)}
-
-
-def configure_cpu_threads() -> bool:
-    """Set TensorFlow's CPU threads the way this model trains fastest: ops on few threads, two at once.
-
-    The recurrent loops issue many small operations; splitting each over all cores costs more than it
-    gains, while the decoder's two directions run side by side. On 2 cores (paper batch, measured with
-    benchmarks/bench_autoencoder.py) intra-op 1 / inter-op 2 trains ~12% faster than TensorFlow's
-    default. Only possible before TensorFlow starts its thread pools (a fresh process such as the CLI);
-    skipped when a GPU is visible. Returns whether the setting was applied.
-    """
-    if tf.config.list_physical_devices("GPU"):
-        return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // 2))
-        tf.config.threading.set_inter_op_parallelism_threads(2)
-    except RuntimeError:  # TensorFlow is already running: keep its threads
-        return False
-    return True
 
 
 @contextmanager

@@ -65,7 +65,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_train_ae(args: argparse.Namespace) -> int:
     from serlib import autoencoder
 
-    autoencoder.configure_cpu_threads()  # fresh process: TensorFlow's threads can still be chosen
     config = _config(args)
     path = autoencoder.train_configured(config, args.corpus, epochs=args.epochs)
     print(path)
@@ -75,7 +74,6 @@ def _cmd_train_ae(args: argparse.Namespace) -> int:
 def _cmd_encode(args: argparse.Namespace) -> int:
     from serlib import autoencoder
 
-    autoencoder.configure_cpu_threads()
     config = _config(args)
     representations = autoencoder.encode_configured(config, args.model, args.corpus)
     print(
