@@ -364,17 +364,22 @@ class AudeepGRU(keras.layers.GRU):
     ``reset_after=False`` variant) ``fused_gru`` replaces Keras' per-step cell calls, which repeat the
     input projection at every step and leave gradients to automatic differentiation of the loop.
     ``time_major=True`` takes and returns [T, batch, F] (auDeep's layout), saving two transposes per
-    layer and direction in a stack.
+    layer and direction in a stack. ``batch_shards=2`` runs the two halves of the batch as separate
+    loops that TensorFlow schedules on different cores (same maths): used for stacks that have no
+    concurrent sibling (the unidirectional encoder), ~6% faster training on 2 cores.
     """
 
-    def __init__(self, units: int, time_major: bool = False, **kwargs: Any) -> None:
+    def __init__(self, units: int, time_major: bool = False, batch_shards: int = 1, **kwargs: Any) -> None:
         super().__init__(units, **kwargs)
         self.time_major = bool(time_major)
+        self.batch_shards = int(batch_shards)
         if self.time_major and (self.stateful or self.go_backwards):
             raise AutoencoderError("AudeepGRU(time_major=True) supports neither stateful nor go_backwards")
+        if self.batch_shards < 1:
+            raise AutoencoderError(f"AudeepGRU batch_shards must be >= 1, got {batch_shards}")
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "time_major": self.time_major}
+        return {**super().get_config(), "time_major": self.time_major, "batch_shards": self.batch_shards}
 
     def _fused(self, mask: Any) -> bool:
         cell = self.cell
@@ -394,15 +399,21 @@ class AudeepGRU(keras.layers.GRU):
     def _run_fused(self, sequences: Any, state: Any, time_major: bool) -> tuple[Any, Any]:
         cell = self.cell
         dtype = sequences.dtype
-        return fused_gru(
-            sequences,
-            ops.cast(state, dtype),
-            ops.cast(cell.kernel, dtype),
-            ops.cast(cell.recurrent_kernel, dtype),
-            ops.cast(cell.bias, dtype),
-            cell.reset_after,
-            time_major=time_major,
-        )
+        weights = [ops.cast(w, dtype) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+        state = ops.cast(state, dtype)
+        if self.batch_shards == 1:
+            return fused_gru(sequences, state, *weights, cell.reset_after, time_major=time_major)
+        axis = 1 if time_major else 0
+        batch = tf.shape(state)[0]
+        sizes = [batch // self.batch_shards] * (self.batch_shards - 1)
+        sizes.append(batch - sum(sizes))  # any batch size, also odd or smaller than the shard count
+        results = [
+            fused_gru(x, h, *weights, cell.reset_after, time_major=time_major)
+            for x, h in zip(
+                tf.split(sequences, sizes, axis=axis), tf.split(state, sizes, axis=0), strict=True
+            )
+        ]
+        return tf.concat([r[0] for r in results], axis=axis), tf.concat([r[1] for r in results], axis=0)
 
     def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False) -> Any:
         if not self._fused(mask):
@@ -493,7 +504,9 @@ class _Seeds:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _gru(units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dtype: Any) -> keras.layers.GRU:
+def _gru(
+    units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dtype: Any, shards: int
+) -> keras.layers.GRU:
     # Default activations, no recurrent dropout, no unroll: eligible for the fused cuDNN kernel when
     # reset_after=True (Keras' default GRU path otherwise).
     return seeds.gru_class(
@@ -506,7 +519,7 @@ def _gru(units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dty
         bias_initializer=GRUGateBias(),
         name=name,
         dtype=dtype,
-        **({"time_major": True} if seeds.time_major else {}),
+        **({"time_major": True, "batch_shards": shards} if seeds.time_major else {}),
     )
 
 
@@ -519,12 +532,14 @@ def _stack(
     backward: bool,
     top_dropout: bool,
     dtype: Any,
+    shards: int = 1,
 ) -> tuple[Any, list[Any]]:
     """One deep GRU stack with auDeep's per-step dropout placement; returns (top outputs, final states).
 
     Dropout: rate p on the stack's input, 1-(1-p)^2 between layers (the lower cell's output drop and
     the upper cell's input drop), p on the top output when it feeds the reconstruction. A backward
-    stack runs on the time-reversed sequence and its outputs are reversed back.
+    stack runs on the time-reversed sequence and its outputs are reversed back. ``shards``: see
+    ``AudeepGRU.batch_shards`` (2 for a stack without a concurrent sibling direction).
     """
     ae = config.autoencoder
     rate = ae.dropout
@@ -545,6 +560,7 @@ def _stack(
             seeds,
             f"{prefix}_gru_{layer + 1}",
             dtype,
+            shards,
         )
         initial = None if initial_states is None else [initial_states[layer]]
         x, state = gru(x, initial_state=initial)
@@ -590,7 +606,8 @@ def build_autoencoder(
         axis = seeds.time_axis
         x = SwapBatchTime(name="time_major", dtype=dtype)(inputs) if seeds.time_major else inputs
         # Encoder over x[0..T-1] from zero states; the states of all layers form s_enc.
-        _, forward_states = _stack(x, None, "encoder_fw", config, seeds, False, False, dtype)
+        shards = 1 if ae.bidirectional_encoder else 2
+        _, forward_states = _stack(x, None, "encoder_fw", config, seeds, False, False, dtype, shards)
         if ae.bidirectional_encoder:
             _, backward_states = _stack(x, None, "encoder_bw", config, seeds, True, False, dtype)
             final = [s for pair in zip(forward_states, backward_states, strict=True) for s in pair]
@@ -623,7 +640,7 @@ def build_autoencoder(
             # auDeep's unidirectional step loop feeds decoder-input[t-1] at step t (zero at t=0): with
             # feed-previous off this is a plain GRU over the decoder input shifted a second time.
             decoder_input = ShiftTime(2, axis, name="decoder_input", dtype=dtype)(reversed_input)
-            top, _ = _stack(decoder_input, states, "decoder_fw", config, seeds, False, True, dtype)
+            top, _ = _stack(decoder_input, states, "decoder_fw", config, seeds, False, True, dtype, 2)
             decoder_output = keras.layers.Dense(
                 features,
                 activation="tanh",

@@ -387,3 +387,14 @@ def test_time_major_gru_fallback_path_matches_the_fused_path(monkeypatch):
     assert outputs.shape == (7, 3, 4) and last.shape == (3, 4)
     np.testing.assert_allclose(outputs, fused_outputs, atol=1e-6)
     np.testing.assert_allclose(last, fused_last, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batch_shards_give_the_same_outputs_for_any_batch_size(batch):
+    x = tf.constant(np.random.default_rng(4).uniform(-1, 1, (6, batch, 5)).astype(np.float32))  # [T, B, F]
+    one = autoencoder.AudeepGRU(4, time_major=True, return_sequences=True, return_state=True)
+    two = autoencoder.AudeepGRU(4, time_major=True, batch_shards=2, return_sequences=True, return_state=True)
+    one(x), two(x)
+    two.set_weights(one.get_weights())
+    for a, b in zip(one(x), two(x), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
