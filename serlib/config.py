@@ -129,9 +129,9 @@ class AutoencoderConfig(_Strict):
     gru_variant: Literal["reset_after", "reset_before"] = Field(
         "reset_before",
         description="reset_before = TF1 GRUCell exactly as auDeep (2,659,968 parameters in the paper setting); "
-        "reset_after = the cuDNN variant, 3U more biases per layer. reset_before: faithful and ~8% faster "
-        "on CPU with serlib's fused loop (benchmarks/bench_autoencoder.py); on a GPU choose reset_after "
-        "for cuDNN",
+        "reset_after = the cuDNN variant, 3U more biases per layer. reset_before: faithful, and on CPU "
+        "serlib's fused loop trains it as fast as reset_after (benchmarks/bench_autoencoder.py: 1.02-1.09 "
+        "vs 1.08-1.11 s per paper batch on 2 cores); on a GPU choose reset_after for cuDNN",
     )
     layers: int = Field(2, gt=0)
     units: int = Field(256, gt=0)
