@@ -928,6 +928,8 @@ def train(
     Streams shuffled batches of ``config.autoencoder.batch_size`` (memory independent of N), writes a
     checkpoint and the loss history (CSV + PNG) after every epoch, resumes from the last checkpoint when
     re-run, and returns the final ``autoencoder.keras``. Same seed, same machine: same weights.
+    ``callbacks`` are extra Keras callbacks (run after the checkpoint of each epoch); ``deterministic``
+    turns on TensorFlow's op determinism while training (no measurable cost on CPU).
     """
     ae = config.autoencoder
     epochs = int(epochs or ae.epochs)
