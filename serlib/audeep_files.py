@@ -68,8 +68,7 @@ def fuse_chunks(
             f"incomplete: {_names(bad)}"
         )
     if expected == 1:
-        order = [per_id[0] for per_id in rows.values()]
-        return list(rows), vectors[order]
+        return list(rows), vectors[[per_id[0] for per_id in rows.values()]]
     order = np.array([[per_id[c] for c in range(expected)] for per_id in rows.values()])
     fused = vectors[order.reshape(-1)].reshape(len(rows), expected * vectors.shape[1])
     return list(rows), fused

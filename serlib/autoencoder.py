@@ -509,6 +509,7 @@ def _gru(
 ) -> keras.layers.GRU:
     # Default activations, no recurrent dropout, no unroll: eligible for the fused cuDNN kernel when
     # reset_after=True (Keras' default GRU path otherwise).
+    layout: dict[str, Any] = {"time_major": True, "batch_shards": shards} if seeds.time_major else {}
     return seeds.gru_class(
         units,
         return_sequences=True,
@@ -519,7 +520,7 @@ def _gru(
         bias_initializer=GRUGateBias(),
         name=name,
         dtype=dtype,
-        **({"time_major": True, "batch_shards": shards} if seeds.time_major else {}),
+        **layout,
     )
 
 
