@@ -433,13 +433,10 @@ def save_figure(fig: Any, stem: str, folders: Iterable[str | os.PathLike[str]]) 
 
 
 def figure_folders(config: Any) -> list[Path]:
-    """Where figures go: ``<output_dir>/figures`` and ``config.figures_dir`` (once if they coincide)."""
-    folders = [config.output_path / "figures", Path(config.figures_dir)]
-    unique: list[Path] = []
-    for folder in folders:
-        if all(folder.resolve() != other.resolve() for other in unique):
-            unique.append(folder)
-    return unique
+    """Where figures go (``plots.figure_folders``): ``<output_dir>/figures`` and ``config.figures_dir``."""
+    from serlib import plots
+
+    return plots.figure_folders(config)
 
 
 def figures_for(

@@ -919,12 +919,9 @@ def run_protocol(
 
 
 def _figure_folders(config: Config) -> list[Path]:
-    folders = [config.output_path / "figures", Path(config.figures_dir)]
-    unique: list[Path] = []
-    for folder in folders:
-        if all(folder.resolve() != other.resolve() for other in unique):
-            unique.append(folder)
-    return unique
+    from serlib import plots
+
+    return plots.figure_folders(config)
 
 
 def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:

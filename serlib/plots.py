@@ -125,3 +125,13 @@ def save_figure(fig: Any, stem: str, folders: Iterable[str | os.PathLike[str]], 
 def close(fig: Any) -> None:
     """Release a figure's memory (many runs in one process)."""
     _pyplot().close(fig)
+
+
+def figure_folders(config: Any) -> list[Path]:
+    """Where figures go: ``<output_dir>/figures`` and ``config.figures_dir`` (once if they coincide)."""
+    folders = [config.output_path / "figures", Path(config.figures_dir)]
+    unique: list[Path] = []
+    for folder in folders:
+        if all(folder.resolve() != other.resolve() for other in unique):
+            unique.append(folder)
+    return unique
