@@ -126,8 +126,8 @@ def normalise(
         out["ratio_vs_reference"] = row.get("ratio_vs_librosa")
         out["reference"] = "librosa"
         cpu = row.get("realtime_factor_per_cpu_s")
-        if cpu:
-            out["note"] = f"{cpu:,.0f}x real time per CPU-second"
+        notes = [f"{cpu:,.0f}x real time per CPU-second"] if cpu else []
+        out["note"] = "; ".join(notes + ([row["note"]] if row.get("note") else []))
     elif module == "autoencoder":
         out = _autoencoder_row(row, rows)
     out.setdefault("stage", module)

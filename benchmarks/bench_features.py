@@ -3,10 +3,12 @@
 Run ``python -m benchmarks.bench_features [--quick]``. Speech comes from ``$SERLIB_DATA/ravdess`` (480
 files, 30 min, 16 kHz) or, when that is absent, from the demo corpus (generated under /tmp). Rows:
 
-* ``compute``: the extractor on signals already in memory, one process (openSMILE log-Mel with
-  serlib's batching, and one openSMILE run per utterance; auDeep spectrogram);
+* ``compute``: the extractor on signals already in memory, one process (log-Mel: serlib's numpy
+  engine, openSMILE with serlib's batching, and one openSMILE run per utterance; auDeep
+  spectrogram); the numpy engine's row also gives its largest difference from openSMILE's values
+  on the same files;
 * ``store``: the whole store path (decode, resample, extract, write HDF5) with 1 process and all
-  cores, into a fresh cache folder;
+  cores, into a fresh cache folder (log-Mel with either engine);
 * ``librosa``: the same quantity computed with librosa, one process, for comparison.
 
 The paper's preset is used (750 frames, 7.5 s fixed length); RAVDESS turns are all shorter than
@@ -95,11 +97,12 @@ def _librosa_spectrogram(signals: list[np.ndarray]) -> None:
         (2 * (db - db.min()) / max(db.max() - db.min(), 1e-4) - 1).T.astype(np.float32)
 
 
-def _store_rate(manifest: pd.DataFrame, extractor: str, jobs: int) -> tuple[tuple[float, float], int]:
+def _store_rate(
+    manifest: pd.DataFrame, extractor: str, jobs: int, engine: str = "numpy"
+) -> tuple[tuple[float, float], int]:
     with tempfile.TemporaryDirectory(prefix="serlib-bench-") as folder:
-        config = config_module.override(
-            config_module.load_preset("paper"), output_dir=folder, **{"features.n_jobs": jobs}
-        )
+        settings = {"features.n_jobs": jobs, "features.logmel.engine": engine}
+        config = config_module.override(config_module.load_preset("paper"), output_dir=folder, **settings)
         workers = store._workers(config)
         start, cpu = time.perf_counter(), _cpu_seconds()
         store.extract(manifest, extractor, config, progress=False, corpus_key="bench")
@@ -114,7 +117,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     repeats = 1 if quick else 2
     rows: list[dict[str, Any]] = []
 
-    def add(extractor: str, implementation: str, processes: int, timing: tuple[float, float]) -> None:
+    def add(
+        extractor: str, implementation: str, processes: int, timing: tuple[float, float], note: str = ""
+    ) -> None:
         wall, cpu = timing
         rows.append(
             {
@@ -129,26 +134,39 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 "cpu_s": round(cpu, 3),
                 "realtime_factor_per_cpu_s": round(seconds / cpu, 1),
                 "source": source,
+                "note": note,
             }
         )
 
-    features.logmel(signals[0], 16000)  # build the openSMILE object once, outside the timing
+    features.logmel(signals[0], 16000, engine="opensmile")  # build the openSMILE object outside the timing
+    fast = features.logmel_many(signals, 16000, engine="numpy")
+    reference = features.logmel_many(signals, 16000, engine="opensmile")
+    difference = np.concatenate([(a - b).ravel() for a, b in zip(fast, reference, strict=True)])
+    add(
+        "logmel",
+        "serlib numpy engine (compute)",
+        1,
+        _timed(lambda: features.logmel_many(signals, 16000, engine="numpy"), repeats),
+        f"vs openSMILE: max |diff| {np.abs(difference).max():.1e}, mean |diff| "
+        f"{np.abs(difference).mean():.1e} ln units",
+    )
     add(
         "logmel",
         "openSMILE, batched (compute)",
         1,
-        _timed(lambda: features.logmel_many(signals, 16000), repeats),
+        _timed(lambda: features.logmel_many(signals, 16000, engine="opensmile"), repeats),
     )
     add(
         "logmel",
         "openSMILE, one run per utterance (compute)",
         1,
-        _timed(lambda: [features.logmel(s, 16000) for s in signals], repeats),
+        _timed(lambda: [features.logmel(s, 16000, engine="opensmile") for s in signals], repeats),
     )
     add("logmel", "librosa (compute)", 1, _timed(lambda: _librosa_logmel(signals), repeats))
-    for jobs in (1, 0):
-        timing, workers = _store_rate(manifest, "logmel", jobs)
-        add("logmel", "serlib store (decode+extract+HDF5)", workers, timing)
+    for engine, jobs_list in (("numpy", (1, 0)), ("opensmile", (0,))):
+        for jobs in jobs_list:
+            timing, workers = _store_rate(manifest, "logmel", jobs, engine)
+            add("logmel", f"serlib store, {engine} engine (decode+extract+HDF5)", workers, timing)
 
     def spectrograms() -> None:
         for signal in signals:

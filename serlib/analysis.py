@@ -844,6 +844,7 @@ def plot_features(
         logmel_settings.high_hz,
         logmel_settings.frame_s,
         logmel_settings.shift_s,
+        logmel_settings.engine,
     )
     spectrogram_settings = config.features.spectrogram.model_dump()
     if clip_below_db != "config":

@@ -77,6 +77,11 @@ class LogMelConfig(_Strict):
     high_hz: float = Field(6500.0, gt=0)
     frame_s: float = Field(0.025, gt=0)
     shift_s: float = Field(0.010, gt=0)
+    engine: Literal["numpy", "opensmile"] = Field(
+        "numpy",
+        description="numpy: openSMILE's log-Mel definitions vectorised, equal to openSMILE within float32 "
+        "rounding (max 6e-4 ln units) and about 10x faster; opensmile: the opensmile package itself",
+    )
     max_frames: int = Field(
         750,
         gt=0,

@@ -202,6 +202,7 @@ def extractor_parameters(config: Any, extractor: str) -> dict[str, Any]:
             **common,
             **config.features.logmel.model_dump(mode="json"),
             "opensmile_config_sha256": hashlib.sha256(conf).hexdigest(),
+            "numpy_engine_version": 1,
             "opensmile_version": _opensmile_version(),
         }
     if extractor == "spectrogram":
@@ -498,8 +499,9 @@ def _warm_up(extractor: str, parameters: dict[str, Any]) -> None:
     from serlib import features
 
     if extractor == "logmel":
-        keys = ("bands", "low_hz", "high_hz", "frame_s", "shift_s")
-        features._logmel_smile(*(parameters[k] for k in keys))
+        if parameters.get("engine") == "opensmile":
+            keys = ("bands", "low_hz", "high_hz", "frame_s", "shift_s")
+            features._logmel_smile(*(parameters[k] for k in keys))
     elif extractor == "egemaps":
         features._egemaps_smile()
 
@@ -538,7 +540,8 @@ def extract_task(
             result["error"] = str(error)
     if extractor == "logmel":
         order = sorted(signals)
-        settings = {name: parameters[name] for name in ("bands", "low_hz", "high_hz", "frame_s", "shift_s")}
+        names = ("bands", "low_hz", "high_hz", "frame_s", "shift_s", "engine")
+        settings = {name: parameters[name] for name in names if name in parameters}
         matrices: list[np.ndarray | None]
         try:
             matrices = list(features.logmel_many([signals[i] for i in order], sample_rate, **settings))
