@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import common
 from serlib import audio, corpora, features, store
 from serlib import config as config_module
 
@@ -138,7 +139,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             }
         )
 
-    features.logmel(signals[0], 16000, engine="opensmile")  # build the openSMILE object outside the timing
+    # Outside the timing: build the openSMILE object, import librosa and compile its numba kernels.
+    features.logmel(signals[0], 16000, engine="opensmile")
+    _librosa_logmel(signals[:1])
+    _librosa_spectrogram(signals[:1])
     fast = features.logmel_many(signals, 16000, engine="numpy")
     reference = features.logmel_many(signals, 16000, engine="opensmile")
     difference = np.concatenate([(a - b).ravel() for a, b in zip(fast, reference, strict=True)])
@@ -212,10 +216,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "cpu_s",
         "realtime_factor_per_cpu_s",
     ]
-    lines = [" | ".join(header), " | ".join("---" for _ in header)]
-    for row in rows:
-        lines.append(" | ".join("" if row[h] is None else str(row[h]) for h in header))
-    return "\n".join(lines)
+    return common.markdown_table(rows, header)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: machine description, measured GEMM rate, timing and peak memory.
+"""Shared benchmark helpers: machine description, measured GEMM rate, timing, peak memory and tables.
 
 The GEMM rate is the ceiling achieved FLOP/s are compared with: the best of numpy's BLAS and
 TensorFlow's matmul on large float32 square matrices, measured in the same run as the benchmarks (so
@@ -206,3 +206,12 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """``rows`` as a Markdown table with one column per key in ``columns``; a missing or None value is an
+    empty cell, so rows of different kinds can share one table."""
+    lines = [" | ".join(columns), " | ".join("---" for _ in columns)]
+    for row in rows:
+        lines.append(" | ".join("" if row.get(column) is None else str(row[column]) for column in columns))
+    return "\n".join(lines)

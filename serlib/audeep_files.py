@@ -125,6 +125,12 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+def _with_extension(path: str | os.PathLike[str], extension: str) -> Path:
+    """``path`` ending in ``extension`` (any case): appended, not substituted, so ``rep.v1`` keeps its dot part."""
+    path = Path(path)
+    return path if path.suffix.lower() == extension else path.with_name(path.name + extension)
+
+
 def export_csv(
     path: str | os.PathLike[str],
     ids: Sequence[str],
@@ -138,9 +144,7 @@ def export_csv(
     ``label_numeric`` is the index of the label in the sorted label names (auDeep's label map for
     nominal labels); missing labels are empty fields.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".csv":
-        path = path.with_name(path.name + ".csv")
+    path = _with_extension(path, ".csv")
     frame, _ = _frame(ids, vectors, labels, chunk_numbers, labels_last)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
@@ -161,9 +165,7 @@ def export_arff(
     since ARFF has no empty nominal type); missing values are ``?``. Floats use Python's shortest
     round-trip representation, so float32 values come back exactly.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".arff":
-        path = path.with_name(path.name + ".arff")
+    path = _with_extension(path, ".arff")
     frame, names = _frame(ids, vectors, labels, chunk_numbers, labels_last)
     attributes: list[tuple[str, object]] = []
     for column in frame.columns:

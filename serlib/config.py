@@ -431,6 +431,20 @@ def override(config: Config, **changes: Any) -> Config:
 
 
 # -- presets ---------------------------------------------------------------------------------------
+def _table1_conditions(
+    small_talks: str, books: str, all_talks: str, all_talks_epochs: int
+) -> list[dict[str, Any]]:
+    """Table 1's five conditions, BL, C, sT, Li and fT, over the given autoencoder corpora (both presets
+    run the same protocol; the demo's corpora stand in for the paper's)."""
+    return [
+        {"name": "BL", "autoencoder_corpus": CONDITION_SOURCES_NONE},
+        {"name": "C", "autoencoder_corpus": CONDITION_SOURCE_TARGET},
+        {"name": "sT", "autoencoder_corpus": small_talks},
+        {"name": "Li", "autoencoder_corpus": books},
+        {"name": "fT", "autoencoder_corpus": all_talks, "autoencoder_epochs": all_talks_epochs},
+    ]
+
+
 def _paper() -> dict[str, Any]:
     return {
         "name": "paper",
@@ -451,13 +465,12 @@ def _paper() -> dict[str, Any]:
             "cross_corpus_train": "iemocap",
             "cross_corpus_test": "msp_improv",
             "seeds": list(range(10)),
-            "conditions": [
-                {"name": "BL", "autoencoder_corpus": "none"},
-                {"name": "C", "autoencoder_corpus": "target"},
-                {"name": "sT", "autoencoder_corpus": "tedlium_small"},
-                {"name": "Li", "autoencoder_corpus": "librispeech_100h"},
-                {"name": "fT", "autoencoder_corpus": "tedlium_full", "autoencoder_epochs": 32},
-            ],
+            "conditions": _table1_conditions(
+                small_talks="tedlium_small",
+                books="librispeech_100h",
+                all_talks="tedlium_full",
+                all_talks_epochs=32,
+            ),
         },
     }
 
@@ -486,13 +499,9 @@ def _demo() -> dict[str, Any]:
             "cross_corpus_train": "demo_emotion",
             "cross_corpus_test": "demo_cross",
             "seeds": [0, 1],
-            "conditions": [
-                {"name": "BL", "autoencoder_corpus": "none"},
-                {"name": "C", "autoencoder_corpus": "target"},
-                {"name": "sT", "autoencoder_corpus": "demo_talks_small"},
-                {"name": "Li", "autoencoder_corpus": "demo_books"},
-                {"name": "fT", "autoencoder_corpus": "demo_talks", "autoencoder_epochs": 6},
-            ],
+            "conditions": _table1_conditions(
+                small_talks="demo_talks_small", books="demo_books", all_talks="demo_talks", all_talks_epochs=6
+            ),
         },
         "tsne": {"perplexity": 20.0},
         "demo_corpus": {"seed": 0},

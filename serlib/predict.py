@@ -247,11 +247,9 @@ def _load_autoencoder(
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's bytes, read in blocks (kept here: ``autoencoder`` would import TensorFlow)."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # -- inputs and windows ------------------------------------------------------------------------------

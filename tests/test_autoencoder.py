@@ -178,8 +178,10 @@ def test_unidirectional_decoder_sees_neither_target_nor_previous_frame(tmp_path)
         assert norms[t, frames + 1 - t] > 1e-5  # target two steps back (auDeep's double shift)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["XLA loops", "executor loops"])
 @pytest.mark.parametrize("variant", ["reset_after", "reset_before"])
-def test_fused_gru_matches_keras_gru(variant):
+def test_fused_gru_matches_keras_gru(variant, compiled, monkeypatch):
+    monkeypatch.setattr(autoencoder, "COMPILE_LOOPS", compiled)
     reset_after = variant == "reset_after"
     rng = np.random.default_rng(1)
     x = tf.constant(rng.uniform(-1, 1, (3, 7, 5)).astype(np.float32))

@@ -152,29 +152,31 @@ def evil_module(tmp_path, monkeypatch) -> Path:
     return marker
 
 
+def _dense_layer(config: dict) -> dict:
+    """The saved model's Dense layer entry, the one each crafted file tampers with."""
+    return next(item for item in config["config"]["layers"] if item["class_name"] == "Dense")
+
+
+def _function_activation(config: dict, module: str, function: str) -> None:
+    """Make the Dense layer's activation ``module.function``, serialised as Keras writes a plain function."""
+    _dense_layer(config)["config"]["activation"] = {
+        "module": module,
+        "class_name": "function",
+        "config": function,
+        "registered_name": "function",
+    }
+
+
 def _foreign_layer(config: dict) -> None:
-    layer = next(item for item in config["config"]["layers"] if item["class_name"] == "Dense")
-    layer.update(module="serlib_evil_module", class_name="Evil", registered_name=None)
+    _dense_layer(config).update(module="serlib_evil_module", class_name="Evil", registered_name=None)
 
 
 def _foreign_activation(config: dict) -> None:
-    layer = next(item for item in config["config"]["layers"] if item["class_name"] == "Dense")
-    layer["config"]["activation"] = {
-        "module": "serlib_evil_module",
-        "class_name": "function",
-        "config": "evil",
-        "registered_name": "function",
-    }
+    _function_activation(config, "serlib_evil_module", "evil")
 
 
 def _builtin_eval(config: dict) -> None:
-    layer = next(item for item in config["config"]["layers"] if item["class_name"] == "Dense")
-    layer["config"]["activation"] = {
-        "module": "builtins",
-        "class_name": "function",
-        "config": "eval",
-        "registered_name": "function",
-    }
+    _function_activation(config, "builtins", "eval")
 
 
 @pytest.mark.parametrize(
