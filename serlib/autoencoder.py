@@ -2,8 +2,8 @@
 
 The model is a functional Keras model of GRU (``AudeepGRU``, a ``keras.layers.GRU`` subclass),
 Dropout and Dense layers plus three tiny registered layers (time reversal, time shift, state split),
-so it saves as ``.keras`` and loads with ``safe_mode=True``. Batch-major [batch, T, F] replaces auDeep's
-time-major layout (same maths). Faithful to the spec:
+so it saves as ``.keras`` and loads with ``safe_mode=True``. The model takes and returns batch-major
+[batch, T, F] and runs time-major inside, as auDeep (same maths). Faithful to the spec:
 
 * encoder: a deep GRU stack over x[0..T-1] (bidirectional = two independent stacks); the
   representation is tanh(Dense(S_dec)) on the final states of all encoder layers, S_dec =
@@ -248,9 +248,9 @@ def fused_gru(
 
 # The two time loops of a fused GRU layer are compiled with XLA, which fuses each step's gate
 # arithmetic into a few kernels: these steps are small ([B, U] x [U, 3U] products plus ten elementwise
-# ops), so per-op dispatch costs as much as the arithmetic. Measured on 2 CPU cores (paper AE,
-# batch 64): +40 % forward-loop throughput at B = 64; whole-model XLA (``jit_compile``) is slower,
-# because XLA's CPU matrix products and scheduling lose to oneDNN on the big input projections.
+# ops), and TensorFlow's own tanh/sigmoid kernels cost 3-4x XLA's on them. Measured on 2 CPU cores
+# (paper AE, batch 64): 1.14-1.17x faster training (docs/performance.md); whole-model XLA
+# (``jit_compile``) is slower, because XLA's CPU matrix products lose to oneDNN on the big projections.
 COMPILE_LOOPS = True
 
 
