@@ -52,7 +52,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from serlib import runtime
 from serlib.audeep_files import fuse_chunks
+from serlib.progress import bar as progress_bar
+from serlib.progress import keras_verbose
 
 log = logging.getLogger(__name__)
 
@@ -745,6 +748,7 @@ def encode(
 
     Deterministic for given weights and batch size (auDeep's generation; spec 3.1).
     """
+    runtime.configure()
     encoder = representation_model(model)
     features = encoder.inputs[0].shape[-1]
     dimension = encoder.outputs[0].shape[-1]
@@ -769,11 +773,7 @@ def encode(
 
 
 def _progress(total: int, enabled: bool, description: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="utt")
+    return progress_bar(total, description, unit="utt") if enabled else None
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -968,6 +968,7 @@ def train(
     ``callbacks`` are extra Keras callbacks (run after the checkpoint of each epoch); ``deterministic``
     turns on TensorFlow's op determinism while training (no measurable cost on CPU).
     """
+    runtime.configure()
     ae = config.autoencoder
     epochs = int(epochs or ae.epochs)
     seed = int(config.seed if seed is None else seed)
@@ -1010,7 +1011,7 @@ def train(
                 epochs=epochs,
                 initial_epoch=state["epoch"],
                 steps_per_epoch=steps,
-                verbose=1 if progress else 0,
+                verbose=keras_verbose(progress),
                 shuffle=False,
                 callbacks=[_Checkpoint(model_dir, state, seed), *callbacks],
             )

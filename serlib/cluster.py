@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 SUBMIT_WINDOW_PER_WORKER = 3  # extraction tasks in flight per worker: keeps workers busy, memory bounded
 CONNECT_TIMEOUT_S = 30
 _STRATEGIES: dict[tuple[str, str], Any] = {}
-_THREADS_SET: list[int] = []
 _PRIVATE_RANDOM: list[Any] = []
 
 
@@ -95,13 +94,13 @@ def _tf_config() -> str:
 
 # -- Dask: clients ------------------------------------------------------------------------------------
 def worker_count(n_jobs: int) -> int:
-    """Worker processes for ``n_jobs`` (0 = one per core available to this process)."""
+    """Worker processes for ``n_jobs``; 0 = as many as the cores hold at ``SERLIB_TF_THREADS`` threads
+    each (every worker runs TensorFlow with the submitting process's thread count)."""
     if n_jobs > 0:
         return int(n_jobs)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    from serlib import runtime
+
+    return max(1, runtime.available_cores() // runtime.requested_threads())
 
 
 def grid_uses_dask(config: Any, n_jobs: int | None = None) -> bool:
@@ -148,27 +147,13 @@ def dask_client(config: Any, n_workers: int | None = None) -> Iterator[Any]:
         yield client
 
 
-def _threads_for(client: Any, config: Any) -> int | None:
-    """TensorFlow threads per task: the cores shared between local workers; a remote cluster's own."""
-    if config.protocol.scheduler_address:
-        return None
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
-    return max(1, worker_count(0) // workers)
+def _threads_for(client: Any, config: Any) -> int:
+    """TensorFlow intra-op threads for every task: the submitting process's own count, so a run on a
+    worker (local or remote) computes exactly what the serial path computes (``serlib.runtime``)."""
+    from serlib import runtime
 
-
-def _set_threads(threads: int | None) -> None:
-    """Set TensorFlow's thread pools once per worker process (before its first TensorFlow op)."""
-    if threads is None or _THREADS_SET:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already ran something in this process: keep its pools
-        log.debug("TensorFlow threads already initialised in this worker")
-    _THREADS_SET.append(threads)
+    configured = runtime.settings()["intra_op_threads"]
+    return configured or runtime.requested_threads()
 
 
 def _private_keras_random() -> None:
@@ -202,7 +187,9 @@ def _grid_task(
     config_data: dict[str, Any], key: tuple[str, str, int, int], sources: dict[str, Any], threads: int | None
 ) -> dict[str, Any]:
     """Worker side of one protocol run: ``experiments.run_one`` with the run's prepared sources."""
-    _set_threads(threads)
+    from serlib import runtime
+
+    runtime.configure(threads)
     _private_keras_random()
     from serlib import experiments
     from serlib.config import from_dict

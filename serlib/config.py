@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -368,20 +369,51 @@ def load(path: str | os.PathLike[str]) -> Config:
     return from_dict(data or {}, str(path))
 
 
-def _commented_lines(model: BaseModel, indent: int) -> list[str]:
-    """YAML lines of a model, each field followed by its description as a comment."""
+_ABSENT = object()
+_LONGEST_QUOTED_VALUE = 60  # longer paper values are named, not quoted, in a departure comment
+
+
+def _field_comment(description: str, value: Any, paper: Any, reason: str | None) -> str:
+    """The comment of one field: its documented reason where the value is the paper preset's; where it
+    departs, the departure's reason (if known) and the paper's value with the paper's reason."""
+    if paper is _ABSENT or value == paper:
+        return description
+    quoted = json.dumps(paper, ensure_ascii=False)
+    paper_part = (
+        f"paper: {quoted}" if len(quoted) <= _LONGEST_QUOTED_VALUE else "differs from the paper preset"
+    )
+    if description and len(quoted) <= _LONGEST_QUOTED_VALUE:
+        paper_part += f" ({description})"
+    return f"{reason}; {paper_part}" if reason else paper_part
+
+
+def _commented_lines(
+    model: BaseModel,
+    indent: int,
+    paper: Any = None,
+    reasons: dict[str, str] | None = None,
+    path: str = "",
+) -> list[str]:
+    """YAML lines of a model, each field followed by a comment (``_field_comment``)."""
     lines: list[str] = []
     pad = "  " * indent
     data = model.model_dump(mode="json")
+    paper_data = paper.model_dump(mode="json") if isinstance(paper, BaseModel) else None
+    reasons = reasons or {}
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        comment = (field.description or "").replace("\n", " ")
+        dotted = f"{path}{name}"
+        paper_value = paper_data.get(name, _ABSENT) if paper_data is not None else _ABSENT
+        comment = _field_comment(
+            (field.description or "").replace("\n", " "), data[name], paper_value, reasons.get(dotted)
+        )
         if isinstance(value, BaseModel):
             doc = (type(value).__doc__ or "").strip().splitlines()
             if doc:
                 lines.append(f"{pad}# {doc[0]}")
             lines.append(f"{pad}{name}:")
-            lines.extend(_commented_lines(value, indent + 1))
+            child = getattr(paper, name, None) if paper is not None else None
+            lines.extend(_commented_lines(value, indent + 1, child, reasons, f"{dotted}."))
             continue
         dumped = yaml.safe_dump({name: data[name]}, sort_keys=False, allow_unicode=True, width=1000)
         dumped_lines = dumped.rstrip("\n").splitlines()
@@ -395,14 +427,19 @@ def _commented_lines(model: BaseModel, indent: int) -> list[str]:
 
 
 def dumps(config: Config, comments: bool = True) -> str:
-    """The configuration as YAML; with ``comments`` every documented field carries its reason."""
+    """The configuration as YAML; with ``comments`` every documented field carries its reason, and a
+    value that departs from the paper preset says so, with the paper's value and the departure's reason
+    (the presets' reasons are in ``DEPARTURES``)."""
     if not comments:
         return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     header = [
         f"# serlib configuration '{config.name}' (validated; unknown keys are errors).",
-        "# Comments give the paper's value or the documented choice where the paper is silent.",
+        "# Comments: the documented choice where the value is the paper's; where it departs from the",
+        "# paper preset, the reason (when known) and 'paper: <value>' with the paper's reason.",
     ]
-    return "\n".join(header + _commented_lines(config, 0)) + "\n"
+    paper = from_dict(_paper(), "preset paper")
+    reasons = DEPARTURES.get(config.name, {})
+    return "\n".join(header + _commented_lines(config, 0, paper, reasons)) + "\n"
 
 
 def save(config: Config, path: str | os.PathLike[str]) -> Path:
@@ -506,6 +543,31 @@ def _demo() -> dict[str, Any]:
         "tsne": {"perplexity": 20.0},
         "demo_corpus": {"seed": 0},
     }
+
+
+DEPARTURES: dict[str, dict[str, str]] = {
+    "demo": {
+        "name": "the demo preset",
+        "output_dir": "the demo's own run folder",
+        "corpora": "generated offline: eSpeak NG voices as speakers (serlib.demo_corpus)",
+        "features.logmel.max_frames": "4.0 s: the demo's sentences last 1-4 s",
+        "features.spectrogram.fixed_length_s": "4.0 s, as the log-Mel input: the demo's sentences last 1-4 s",
+        "autoencoder.units": "64 units instead of 256: minutes, not hours, on 2 cores",
+        "autoencoder.epochs": "8 epochs, for minutes on 2 cores (the demo shows the pipeline, not the result)",
+        "autoencoder.batch_size": "32: the demo corpora hold a few hundred utterances",
+        "acnn.filters": "64 filters instead of 200, for speed on 2 cores",
+        "acnn.epochs": "15 epochs, for minutes on 2 cores",
+        "acnn.learning_rate": "twice Adam's default, so that the short demo training gets further",
+        "protocol.within_corpus": "the demo's labeled corpus stands in for IEMOCAP",
+        "protocol.cross_corpus_train": "the demo's labeled corpus stands in for IEMOCAP",
+        "protocol.cross_corpus_test": "the demo's cross corpus (other voices) stands in for MSP-IMPROV",
+        "protocol.seeds": "2 seeds, for minutes on 2 cores (no confidence interval below 3)",
+        "protocol.conditions": "Table 1's five conditions, over the demo's unlabeled corpora",
+        "tsne.perplexity": "20: the demo has a few hundred points, not thousands",
+        "demo_corpus": "the generator's seed",
+    },
+}
+"""Why each preset departs from the paper preset, by dotted key (printed in its generated YAML)."""
 
 
 def load_preset(name: str) -> Config:

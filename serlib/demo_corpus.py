@@ -834,10 +834,10 @@ def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> N
     The workers are ``python -c`` processes that import serlib and drive libespeak-ng through ctypes (not the
     espeak-ng program); unlike multiprocessing they never re-import the caller's ``__main__``.
     """
-    from tqdm.auto import tqdm
+    from serlib.progress import bar as progress_bar
 
     started = time.perf_counter()
-    with tqdm(total=len(PARTS), desc="demo corpus", unit="part") as progress:
+    with progress_bar(len(PARTS), "demo corpus", unit="part") as progress:
         if engine == "numpy":
             for part in PARTS:
                 _generate_part(part, str(folder / part), seed, engine, sizes)

@@ -50,6 +50,8 @@ import pandas as pd
 from serlib import metrics
 from serlib.config import CONDITION_SOURCE_TARGET, CONDITION_SOURCES_NONE, ConditionConfig, Config
 from serlib.corpora import EMOTIONS, LEVELS
+from serlib.progress import bar as progress_bar
+from serlib.progress import interactive
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,7 @@ class TrainedRun:
     history: dict[str, list[float]]
     seconds: float
     normalisation: tuple[np.ndarray, np.ndarray] | None
+    tensorflow: dict[str, Any] | None = None  # serlib.runtime.settings() while training
 
 
 def fit_predict(
@@ -259,10 +262,11 @@ def fit_predict(
     """Train a fresh ACNN on ``train`` for ``acnn.epochs`` epochs (seeded) and predict ``test``."""
     import keras
 
-    from serlib import acnn
+    from serlib import acnn, runtime
 
     if (train.external is None) != (test.external is None):
         raise ProtocolError("train and test data must both have or both lack the AE representation")
+    tensorflow_settings = runtime.configure()
     keras.utils.set_random_seed(int(seed))
     statistics = None
     if config.acnn.normalisation == "standardise":
@@ -294,6 +298,7 @@ def fit_predict(
         history={k: [float(x) for x in v] for k, v in history.history.items()},
         seconds=seconds,
         normalisation=statistics,
+        tensorflow=tensorflow_settings,
     )
 
 
@@ -366,6 +371,7 @@ def write_run(
         "final_loss": trained.history["loss"][-1] if trained.history.get("loss") else math.nan,
         "loss_history": trained.history.get("loss", []),
         "train_seconds": round(trained.seconds, 3),
+        "tensorflow": trained.tensorflow,
         **(extra or {}),
     }
     _write_json(result, folder / "metrics.json")  # last: marks the run finished
@@ -722,13 +728,12 @@ def finished(config: Config, key: RunKey, expected: str | None = None) -> dict[s
 
 # -- run_one ------------------------------------------------------------------------------------------
 def _epoch_bar(total: int, description: str) -> Any:
-    """A Keras callback showing a tqdm bar over a run's epochs (used in the main process only)."""
+    """A Keras callback showing progress over a run's epochs (a bar, or a line per tenth in a log)."""
     import keras
-    from tqdm.auto import tqdm
 
     class EpochBar(keras.callbacks.Callback):
         def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = tqdm(total=total, desc=description, unit="epoch", leave=False)
+            self.bar = progress_bar(total, description, unit="epoch", leave=False)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.bar.update(1)
@@ -772,7 +777,8 @@ def run_one(
         else config.acnn.dropout_keep_probability
     )
     label = f"{setting} {condition} seed {seed} fold {fold}"
-    bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress else None
+    # epochs as a bar in terminals and notebooks; a log gets one line per finished run instead
+    bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress and interactive() else None
     trained = fit_predict(config, train, test, key.seed, keep_probability=keep, progress=bar)
     extra = {
         "fingerprint": expected,
@@ -852,8 +858,6 @@ def run_protocol(
     the ACNN runs are Dask tasks (``serlib.cluster.run_grid``), else they run here one after another.
     Returns Table 1 as a DataFrame.
     """
-    from tqdm.auto import tqdm
-
     for condition in config.protocol.conditions:
         if not _NAME.match(condition.name):
             raise ProtocolError(
@@ -862,9 +866,9 @@ def run_protocol(
             )
     if config.protocol.figure2_condition is not None:
         config.condition(config.protocol.figure2_condition)  # raises ConfigError when unknown
-    jobs = config.protocol.n_jobs if n_jobs is None else n_jobs
-    if jobs == 0:
-        jobs = os.cpu_count() or 1
+    from serlib import cluster
+
+    jobs = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)
     folds = within_folds(config) if "within" in _settings(config) else []
     runs = grid(config, folds)
     memo: dict[tuple[str, str], str] = {}
@@ -892,7 +896,7 @@ def run_protocol(
                 "fingerprint": fingerprints[(setting, name)],
                 "identity": identities[(setting, name)],
             }
-        bar = tqdm(total=len(pending), desc="ACNN runs", unit="run", disable=not progress)
+        bar = progress_bar(len(pending), "ACNN runs", unit="run", enabled=progress, every=True)
         if jobs <= 1 and config.protocol.scheduler_address is None:
             for key in pending:
                 result = run_one(
@@ -904,14 +908,13 @@ def run_protocol(
                     sources=sources[(key.setting, key.condition)],
                     epoch_progress=progress,
                 )
-                bar.update(1)
                 bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+                bar.update(1)
         else:  # Dask: protocol.scheduler_address, else a LocalCluster of `jobs` processes (serlib.cluster)
-            from serlib import cluster
 
             def report(key: RunKey, result: dict[str, Any]) -> None:
-                bar.update(1)
                 bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+                bar.update(1)
 
             cluster.run_grid(config, pending, sources, n_workers=jobs, on_result=report)
         bar.close()
@@ -1103,7 +1106,9 @@ def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
         for setting in SETTINGS:
             if setting not in settings:
                 continue
-            interval = f"[{_number(row[f'{setting}_ci_low'])}, {_number(row[f'{setting}_ci_high'])}]"
+            interval = metrics.interval_text(
+                row[f"{setting}_ci_low"], row[f"{setting}_ci_high"], int(row[f"{setting}_seeds"] or 0)
+            )
             delta = row[f"{setting}_delta_vs_bl"]
             lines.append(
                 f"| {row['condition']} | {setting} | {row[f'{setting}_seeds']} | {row[f'{setting}_folds']} | {interval} | "

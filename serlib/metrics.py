@@ -54,23 +54,42 @@ def mean_confusion(matrices: Sequence[ArrayLike]) -> np.ndarray:
     return np.mean([row_normalise(m) for m in matrices], axis=0)
 
 
-def summarise(values: ArrayLike, confidence: float = 0.95) -> dict[str, float]:
+MIN_VALUES_FOR_INTERVAL = 3
+"""Below 3 seeds a t interval is uninformative (2 seeds: the t quantile is 12.7 and the interval spans
+most of the scale), so no interval is given."""
+
+
+def summarise(
+    values: ArrayLike, confidence: float = 0.95, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> dict[str, float]:
     """Mean, min, max, standard deviation and a t-based confidence interval of the mean over seeds.
 
-    With a single value the interval is undefined (NaN).
+    The interval needs at least ``MIN_VALUES_FOR_INTERVAL`` values (else NaN: tables print "n/a (2
+    seeds)") and is clipped to ``bounds``, the range the measure can take (a UAR lies in [0, 1]).
     """
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
         raise MetricsError("no values to summarise")
     mean = float(array.mean())
     result = {"mean": mean, "min": float(array.min()), "max": float(array.max()), "n": int(array.size)}
-    if array.size > 1:
-        std = float(array.std(ddof=1))
-        half = float(stats.t.ppf(0.5 + confidence / 2, df=array.size - 1) * std / math.sqrt(array.size))
-        result.update(std=std, ci_low=mean - half, ci_high=mean + half)
-    else:
-        result.update(std=math.nan, ci_low=math.nan, ci_high=math.nan)
+    result["std"] = float(array.std(ddof=1)) if array.size > 1 else math.nan
+    result.update(ci_low=math.nan, ci_high=math.nan)
+    if array.size >= MIN_VALUES_FOR_INTERVAL:
+        half = float(
+            stats.t.ppf(0.5 + confidence / 2, df=array.size - 1) * result["std"] / math.sqrt(array.size)
+        )
+        low, high = mean - half, mean + half
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
+        result.update(ci_low=low, ci_high=high)
     return result
+
+
+def interval_text(low: float, high: float, n: int, scale: float = 1.0, digits: int = 2) -> str:
+    """A confidence interval for a table: ``[71.55, 76.77]``, or why there is none (``n/a (2 seeds)``)."""
+    if n < MIN_VALUES_FOR_INTERVAL or math.isnan(low) or math.isnan(high):
+        return f"n/a ({n} seed{'s' if n != 1 else ''})"
+    return f"[{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
 
 
 def paired_test(condition: ArrayLike, baseline: ArrayLike) -> dict[str, float]:

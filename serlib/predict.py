@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from serlib import runtime
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
@@ -158,6 +160,7 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
             f"{metadata_path}: mismatch: inputs.logmel {expected_inputs} but logmel.max_frames/bands give "
             f"[{logmel['max_frames']}, {logmel['bands']}]; the model and its parameters do not belong together"
         )
+    runtime.configure()
     acnn = safe_load_model(folder / MODEL_FILE)
     inputs = {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in acnn.inputs}
     if inputs.get("logmel") != tuple(expected_inputs):
@@ -296,13 +299,13 @@ def predict_paths(
 ) -> list[dict[str, Any]]:
     """One result dict per audio file (folders searched recursively), in input order.
 
-    Keys: ``file``, ``duration_s``, ``windows``, ``emotion`` and ``probabilities`` (per emotion, sum 1),
-    ``arousal``/``valence`` and their ``*_probabilities``, ``model``, and ``error`` (None, or why the
-    file could not be used: the batch goes on).
+    Keys: ``file``, ``duration_s``, ``window_s`` (the model's window: max_frames x shift), ``windows``,
+    ``emotion`` and ``probabilities`` (per emotion, sum 1), ``arousal``/``valence`` and their
+    ``*_probabilities``, ``model``, and ``error`` (None, or why the file could not be used: the batch
+    goes on).
     """
-    from tqdm.auto import tqdm
-
     from serlib import audio
+    from serlib.progress import bar as progress_bar
 
     predictor = predictor or load_predictor(model_dir)
     files = audio_files(inputs)
@@ -321,7 +324,7 @@ def predict_paths(
         results[index]["windows"] = len(segments[index])
     pending = {index: _Accumulator(len(parts)) for index, parts in segments.items()}
     # progress in windows (a long file is many of them), with the count of finished files
-    bar = tqdm(total=sum(map(len, segments.values())), desc="predict", unit="window", disable=not progress)
+    bar = progress_bar(sum(map(len, segments.values())), "predict", unit="window", enabled=progress)
     finished = len(files) - len(pending)
     for block in _blocks(files, segments):
         for index, output in _classify(block, predictor):
@@ -342,6 +345,7 @@ def _empty_result(path: Path, error: str | None, predictor: Predictor) -> dict[s
     return {
         "file": str(path),
         "duration_s": None,
+        "window_s": round(predictor.window_s, 3),
         "windows": 0,
         "emotion": None,
         "probabilities": None,
@@ -509,6 +513,12 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
             )
     failed = sum(1 for r in results if r.get("error"))
     text.append(f"{len(results) - failed} files predicted, {failed} failed")
+    window = next((r["window_s"] for r in results if r.get("window_s")), None)
+    if window:
+        text.append(
+            f"window {window:.2f} s (the model's max_frames x shift): longer files are read in windows of "
+            f"that length every {window / 2:.2f} s and their probabilities averaged"
+        )
     return "\n".join(text)
 
 

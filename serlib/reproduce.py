@@ -14,6 +14,7 @@ import logging
 import os
 import resource
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -101,6 +102,9 @@ def setup_notebook(
     if overrides:
         config = config_module.override(config, **overrides)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from serlib import runtime
+
+    runtime.configure()  # the TensorFlow threads every serlib process uses (docs/reliability.md)
     # tqdm.auto wants ipywidgets for notebook bars; its text bars serve headless runs just as well.
     warnings.filterwarnings("ignore", message="IProgress not found")
     _inline_figures()
@@ -121,6 +125,27 @@ def _inline_figures() -> None:
         return
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     shell.run_line_magic("matplotlib", "inline")
+
+
+def ipc_kernel_manager(folder: Path) -> type:
+    """A Jupyter kernel manager that talks to its kernel over local IPC sockets in ``folder``.
+
+    jupyter_client's default is TCP on localhost, for which ipykernel prints "Kernel is running over
+    TCP without encryption" at every start; IPC sockets are files only this user can reach.
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(folder / "kernel")
+
+    return IPCKernelManager
 
 
 def _children_cpu_seconds() -> float:
@@ -173,6 +198,8 @@ def run(
         "config_path": str(resolved.resolve()),
         "output_dir": str(out_dir),
     }
+    sockets = tempfile.TemporaryDirectory(prefix="serlib-kernel-")
+    kernel_manager = ipc_kernel_manager(Path(sockets.name))
     started = time.perf_counter()
     _log_line(
         log_path,
@@ -197,6 +224,7 @@ def run(
                 cwd=str(Path.cwd()),
                 progress_bar=False,
                 execution_timeout=timeout,
+                kernel_manager_class=kernel_manager,
             )
         except PapermillExecutionError as error:
             seconds = time.perf_counter() - begin

@@ -449,13 +449,13 @@ def _run_tasks(
     corpus_key: str,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield each task's results in manifest order, computed serially or by worker processes."""
-    from tqdm.auto import tqdm
+    from serlib.progress import bar as progress_bar
 
     tasks = [rows[start : start + TASK_SIZE] for start in range(0, len(rows), TASK_SIZE)]
     if getattr(config.protocol, "scheduler_address", None):  # a Dask cluster: tasks go to its workers
         from serlib import cluster
 
-        with tqdm(total=len(rows), desc=f"{corpus_key} {extractor}", unit="utt", disable=not progress) as bar:
+        with progress_bar(len(rows), f"{corpus_key} {extractor}", unit="utt", enabled=progress) as bar:
             for task, results in zip(
                 tasks, cluster.extract_tasks(extractor, parameters, tasks, config), strict=True
             ):
@@ -464,7 +464,7 @@ def _run_tasks(
         return
     workers = min(_workers(config), len(tasks))
     if workers <= 1:
-        with tqdm(total=len(rows), desc=f"{corpus_key} {extractor}", unit="utt", disable=not progress) as bar:
+        with progress_bar(len(rows), f"{corpus_key} {extractor}", unit="utt", enabled=progress) as bar:
             for task in tasks:
                 results = extract_task(extractor, parameters, task)
                 bar.update(len(task))
@@ -480,7 +480,7 @@ def _run_tasks(
             for i in range(min(window, len(tasks)))
         }
         # the workers exist now (forked before tqdm starts its monitor thread)
-        bar = tqdm(total=len(rows), desc=f"{corpus_key} {extractor}", unit="utt", disable=not progress)
+        bar = progress_bar(len(rows), f"{corpus_key} {extractor}", unit="utt", enabled=progress)
         try:
             for index in range(len(tasks)):
                 following = index + window

@@ -11,6 +11,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """TensorFlow's threads and op determinism fixed before any test runs a model (serlib.runtime),
+    so every in-process result is computed with the settings a Dask worker or a child process uses."""
+    from serlib import runtime
+
+    runtime.configure()
+
+
 def _folder(variable: str) -> Path | None:
     value = os.environ.get(variable)
     if not value:

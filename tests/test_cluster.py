@@ -1,10 +1,10 @@
 """serlib.cluster: Dask runs give exactly the serial results; AE training under MirroredStrategy.
 
-One 2-worker ``LocalCluster`` (processes, one thread each) serves the module. The tiny corpus is real
-audio (tones whose pitch and loudness depend on the emotion) so workers run the same code path as the
-serial run: manifest CSV -> openSMILE log-Mel store -> ACNN -> result files. (Bit-identity also needs
-the same TensorFlow intra-op thread count in both paths once oneDNN splits work between threads, which
-these tiny shapes do not; docs/performance.md.)
+One 2-worker ``LocalCluster`` (processes, one Dask thread each) serves the module. The tiny corpus is
+real audio (tones whose pitch and loudness depend on the emotion) so workers run the same code path as
+the serial run: manifest CSV -> openSMILE log-Mel store -> ACNN -> result files. Bit-identity holds by
+construction: every task runs TensorFlow with the submitting process's thread count and op
+determinism (serlib.runtime; the contract is docs/reliability.md, section 3).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serlib import cluster, experiments, store
+from serlib import cluster, experiments, runtime, store
 from serlib import config as config_module
 from serlib.corpora import EMOTIONS
 
@@ -123,11 +123,16 @@ def _predictions(output: Path) -> dict[str, str]:
     return {str(f.relative_to(output)): f.read_text(encoding="utf-8") for f in files}
 
 
-def _run_metrics(output: Path) -> dict[str, tuple[float, float, list[float]]]:
+def _run_metrics(output: Path) -> dict[str, tuple]:
     metrics = {}
     for path in sorted((output / "results").rglob("metrics.json")):
         stored = json.loads(path.read_text(encoding="utf-8"))
-        metrics[str(path.relative_to(output))] = (stored["uar"], stored["final_loss"], stored["loss_history"])
+        metrics[str(path.relative_to(output))] = (
+            stored["uar"],
+            stored["final_loss"],
+            stored["loss_history"],
+            stored["tensorflow"],
+        )
     return metrics
 
 
@@ -147,6 +152,8 @@ def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch)
     assert len(serial_predictions) == 3
     assert _predictions(corpus / "dask") == serial_predictions
     assert _run_metrics(corpus / "dask") == _run_metrics(corpus / "serial")
+    settings = {record[3]["intra_op_threads"] for record in _run_metrics(corpus / "dask").values()}
+    assert settings == {runtime.requested_threads()}  # the workers ran with the submitter's threads
     pd.testing.assert_frame_equal(parallel, serial)
 
 

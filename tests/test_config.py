@@ -15,6 +15,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("name", config.PRESETS)
 def test_committed_yaml_matches_preset(name: str) -> None:
     assert config.load(CONFIGS / f"{name}.yaml") == config.load_preset(name)
+    assert (CONFIGS / f"{name}.yaml").read_text(encoding="utf-8") == config.dumps(config.load_preset(name))
 
 
 def test_paper_preset_has_the_papers_numbers() -> None:
@@ -106,3 +107,39 @@ def test_unset_corpus_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None
 def test_committed_yaml_is_commented() -> None:
     text = (CONFIGS / "paper.yaml").read_text()
     assert "keep_prob" in text and "# " in text
+
+
+def test_comments_describe_the_value_written_not_the_papers() -> None:
+    """A value that departs from the paper preset is commented with its reason and the paper's value;
+    the paper's own reason never stands alone beside another value."""
+    lines = _lines_by_key(config.dumps(config.load_preset("demo")))
+    assert lines["features.logmel.max_frames"].startswith("    max_frames: 400  # 4.0 s")
+    assert "paper: 750 (7.5 s at 10 ms" in lines["features.logmel.max_frames"]
+    rate = lines["acnn.learning_rate"]
+    assert rate.count("#") == 1 and "paper: 0.001" in rate
+    assert not rate.split("# ")[1].startswith("not stated; Adam's default")
+    paper = config.load_preset("paper").model_dump(mode="json")
+    demo = config.load_preset("demo").model_dump(mode="json")
+    for section in ("features", "autoencoder", "acnn", "tsne"):
+        for key, value in demo[section].items():
+            if isinstance(value, dict):
+                continue
+            if value != paper[section][key]:
+                line = lines[f"{section}.{key}"]
+                assert "paper: " in line, f"{section}.{key} departs from the paper without saying so"
+    custom = config.override(config.load_preset("paper"), **{"acnn.epochs": 30})
+    line = next(line for line in config.dumps(custom).splitlines() if line.strip().startswith("epochs: 30"))
+    assert "# paper: 100 (fixed number of epochs" in line  # no reason known: the paper's value is named
+
+
+def _lines_by_key(text: str) -> dict[str, str]:
+    """Each YAML line of a generated configuration under its dotted key (sections by indentation)."""
+    lines, path = {}, []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", "-")):
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        key = line.strip().split(":")[0]
+        path = [*path[:depth], key]
+        lines[".".join(path)] = line
+    return lines

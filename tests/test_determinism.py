@@ -114,3 +114,43 @@ def test_acnn_same_seed_same_predictions_and_uar(corpus, autoencoders):
     assert runs[0].history["loss"] == runs[1].history["loss"]
     assert not np.allclose(first["emotion"], other["emotion"], atol=1e-4)
     assert first["emotion"].shape == (len(test), len(EMOTIONS))
+
+
+def test_runs_record_their_tensorflow_settings(corpus, autoencoders):
+    """Clause (c): every ACNN run records the thread count and switches it ran with; in this process
+    they are the ones serlib.runtime set at the start of the session."""
+    from serlib import runtime
+
+    config, manifest, sets = corpus
+    train, test = _split(config, manifest, sets, autoencoders["a"][1])
+    trained = experiments.fit_predict(config, train, test, 0)
+    assert trained.tensorflow == runtime.settings()
+    assert trained.tensorflow["intra_op_threads"] == runtime.requested_threads()
+    assert trained.tensorflow["op_determinism"] is True and trained.tensorflow["onednn"] in ("on", "off")
+
+
+def test_thread_setting_is_read_from_the_environment_in_a_fresh_process():
+    script = "import json; from serlib import runtime; print(json.dumps(runtime.configure()))"
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERLIB_TF_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    settings = json.loads(done.stdout.strip().splitlines()[-1])
+    assert settings["intra_op_threads"] == settings["inter_op_threads"] == 1 and settings["op_determinism"]
+    environment["SERLIB_TF_THREADS"] = "two"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert done.returncode != 0 and "SERLIB_TF_THREADS='two' is not a whole number" in done.stderr
+
+
+def test_late_thread_change_is_reported(caplog):
+    """TensorFlow refuses new thread counts once it has run; serlib keeps the count and says why."""
+    from serlib import runtime
+
+    before = runtime.settings()
+    with caplog.at_level("WARNING", logger="serlib.runtime"):
+        after = runtime.configure(before["intra_op_threads"] + 1)
+    assert after == before
+    assert "before serlib could set" in caplog.text and "SERLIB_TF_THREADS" in caplog.text

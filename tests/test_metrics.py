@@ -80,3 +80,27 @@ def test_paired_test_against_the_baseline():
     assert same["mean_difference"] == 0 and math.isnan(same["t_p"]) and math.isnan(same["wilcoxon_p"])
     with pytest.raises(metrics.MetricsError, match="same seeds"):
         metrics.paired_test([0.5, 0.6], [0.5])
+
+
+def test_interval_needs_three_seeds_and_stays_on_the_uar_scale():
+    two = metrics.summarise([0.10, 0.95])  # a t interval over 2 seeds would be about [-4.7, 5.8]
+    assert math.isnan(two["ci_low"]) and math.isnan(two["ci_high"]) and two["std"] > 0
+    assert metrics.interval_text(two["ci_low"], two["ci_high"], 2) == "n/a (2 seeds)"
+    assert metrics.interval_text(math.nan, math.nan, 1) == "n/a (1 seed)"
+    wide = metrics.summarise([0.02, 0.98, 0.99])
+    assert 0.0 <= wide["ci_low"] <= wide["mean"] <= wide["ci_high"] <= 1.0
+    unclipped = stats.t.interval(
+        0.95, df=2, loc=np.mean([0.02, 0.98, 0.99]), scale=stats.sem([0.02, 0.98, 0.99])
+    )
+    assert unclipped[0] < 0 and unclipped[1] > 1 and (wide["ci_low"], wide["ci_high"]) == (0.0, 1.0)
+    assert metrics.interval_text(0.7155, 0.7677, 5, scale=100) == "[71.55, 76.77]"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12))
+def test_no_interval_leaves_the_unit_range(values):
+    summary = metrics.summarise(values)
+    if len(values) < metrics.MIN_VALUES_FOR_INTERVAL:
+        assert math.isnan(summary["ci_low"])
+    else:
+        assert 0.0 <= summary["ci_low"] <= summary["ci_high"] <= 1.0

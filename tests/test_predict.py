@@ -168,9 +168,12 @@ def test_cli_json_and_table(run, demo_wavs, tmp_path, capsys):
     assert [Path(r["file"]).name for r in output] == [demo_wavs[0].name, "corrupt.wav"]
     _check_result(output[0])
     assert "corrupt.wav" in output[1]["error"]
+    window = run[0].features.logmel.max_frames * run[0].features.logmel.shift_s
+    assert output[0]["window_s"] == output[1]["window_s"] == pytest.approx(window)
     assert cli.main(["predict", "--model", str(models / "BL"), str(demo_wavs[0])]) == 0
     table = capsys.readouterr().out
     assert demo_wavs[0].name in table and "1 files predicted, 0 failed" in table
+    assert f"window {window:.2f} s" in table
     assert all(name in table.splitlines()[0] for name in EMOTIONS)
 
 
