@@ -55,13 +55,32 @@ class CorpusConfig(_Strict):
     """Where one corpus lives and how to read it (see ``serlib.corpora.load``)."""
 
     type: Literal[
-        "iemocap", "msp_improv", "tedlium2", "librispeech", "emodb", "ravdess", "manifest", "demo"
-    ] = Field(description="loader name")
+        "iemocap",
+        "msp_improv",
+        "tedlium2",
+        "librispeech",
+        "emodb",
+        "ravdess",
+        "nemo",
+        "manifest",
+        "demo",
+        "union",
+    ] = Field(description="loader name; 'union' joins other configured corpora (options.parts)")
     root: str = Field(
-        description="corpus folder (or manifest CSV for type 'manifest'); '${SERLIB_DATA}' and "
-        "'${OUTPUT_DIR}' are expanded"
+        "",
+        description="corpus folder (or manifest CSV for type 'manifest'; none for 'union'); "
+        "'${SERLIB_DATA}' and '${OUTPUT_DIR}' are expanded",
     )
-    options: dict[str, Any] = Field(default_factory=dict, description="loader options, e.g. talks: 400")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="loader options, e.g. talks: 400; every loader takes segment_s (split rows into pieces)",
+    )
+
+    @model_validator(mode="after")
+    def _root_given(self) -> CorpusConfig:
+        if self.type != "union" and not self.root:
+            raise ValueError(f"root is required for a corpus of type {self.type!r}")
+        return self
 
 
 class AudioConfig(_Strict):
@@ -282,6 +301,18 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _references(self) -> Config:
         keys = set(self.corpora)
+        for key, corpus in self.corpora.items():
+            if corpus.type != "union":
+                continue
+            parts = corpus.options.get("parts")
+            if not isinstance(parts, list) or not parts:
+                raise ValueError(f"corpora.{key}.options.parts must list the corpus keys the union joins")
+            for part in parts:
+                if part not in keys or self.corpora[part].type == "union" or part == key:
+                    raise ValueError(
+                        f"corpora.{key}.options.parts: {part!r} is not another configured corpus "
+                        f"(known: {sorted(keys)}; a union cannot contain a union)"
+                    )
         for field in ("within_corpus", "cross_corpus_train", "cross_corpus_test"):
             value = getattr(self.protocol, field)
             if value is not None and value not in keys:

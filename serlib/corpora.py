@@ -254,11 +254,16 @@ def load_manifest(root: str | Path, check_files: bool = True) -> pd.DataFrame:
     return read_manifest(root, check_files=check_files)
 
 
-def load(name: str, root: str | Path, **options: Any) -> pd.DataFrame:
+def load(name: str, root: str | Path, segment_s: float | None = None, **options: Any) -> pd.DataFrame:
     """Load corpus ``name`` from folder ``root`` as a validated manifest DataFrame.
 
     Options are the loader's keyword arguments; a misspelt one is an error that lists the valid ones.
+    ``segment_s``, accepted by every loader, splits the rows into pieces of that many seconds
+    (``segments``).
     """
+    if segment_s is not None:
+        manifest = load(name, root, **options)
+        return validate(segments(manifest, float(segment_s), f"{name} {root}"), f"{name} {root}", False)
     import inspect
 
     if name not in _LOADERS:
@@ -275,14 +280,21 @@ def load(name: str, root: str | Path, **options: Any) -> pd.DataFrame:
         if unknown:
             raise CorpusError(
                 f"corpus type {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
-                f"{', '.join(allowed) or '(none)'}"
+                f"{', '.join([*allowed, 'segment_s'])}"
             )
     return loader(root, **options)
 
 
 def load_configured(config: Any, key: str) -> pd.DataFrame:
-    """Load the corpus configured under ``config.corpora[key]`` (generating the demo corpus if needed)."""
+    """Load the corpus configured under ``config.corpora[key]`` (generating the demo corpus if needed).
+
+    A corpus of type ``union`` is the rows of the configured corpora named in its option ``parts``,
+    each id prefixed with its part's key (``librispeech:19-198-0001``), optionally split into
+    ``segment_s`` pieces: several sources of unlabeled speech for one autoencoder.
+    """
     corpus = config.corpora[key]
+    if corpus.type == "union":
+        return _union(config, key)
     root = config.corpus_root(key)
     options = dict(corpus.options)
     if corpus.type == "demo":
@@ -293,6 +305,34 @@ def load_configured(config: Any, key: str) -> pd.DataFrame:
     manifest = manifest.copy()
     manifest["corpus"] = key
     return manifest
+
+
+UNION_OPTIONS = ("parts", "segment_s")
+
+
+def _union(config: Any, key: str) -> pd.DataFrame:
+    options = dict(config.corpora[key].options)
+    unknown = sorted(set(options) - set(UNION_OPTIONS))
+    parts = options.get("parts")
+    if unknown or not isinstance(parts, list) or not parts:
+        raise CorpusError(
+            f"corpora.{key}: a union takes the options {', '.join(UNION_OPTIONS)} with parts = a list of "
+            f"corpus keys (got {sorted(options)})"
+        )
+    pieces = []
+    for part in parts:
+        if part == key or part not in config.corpora or config.corpora[part].type == "union":
+            raise CorpusError(
+                f"corpora.{key}.options.parts: {part!r} must be another configured corpus that is not a union"
+            )
+        manifest = load_configured(config, part).copy()
+        manifest["utterance_id"] = part + ":" + manifest["utterance_id"].astype(str)
+        pieces.append(manifest.loc[:, list(MANIFEST_COLUMNS)])
+    manifest = pd.concat(pieces, ignore_index=True)
+    if options.get("segment_s") is not None:
+        manifest = segments(manifest, float(options["segment_s"]), f"corpora.{key}")
+    manifest["corpus"] = key
+    return validate(make_manifest(manifest), f"corpora.{key}", check_files=False)
 
 
 def _import_loaders() -> None:
@@ -843,17 +883,14 @@ def librispeech(
     subsets: tuple[str, ...] | list[str] | None = None,
     hours: float | None = None,
     seed: int = 0,
-    segment_s: float | None = None,
 ) -> pd.DataFrame:
     """LibriSpeech utterances ``<subset>/<speaker>/<chapter>/<speaker>-<chapter>-<n>.flac`` (no labels).
 
     ``subsets=None`` takes every subset folder present. Speaker sex comes from SPEAKERS.TXT when it
     exists; transcripts are not needed. Session is the chapter. ``hours=H`` keeps a subset of at least
     H hours: the utterances sorted by id are shuffled with ``random.Random(seed)`` and taken in that
-    order until their durations (soundfile header: frames / sample rate) reach H hours.
-    ``segment_s=S`` splits every file into consecutive S-second rows (``start_s``/``end_s``, ids
-    ``<id>_<k>``; a tail shorter than S/2 is dropped, a file shorter than that kept whole), so an AE
-    with a short fixed input length still sees all of the audio instead of one cut per file.
+    order until their durations (soundfile header: frames / sample rate) reach H hours. (Every loader
+    also takes ``segment_s``: see ``load``.)
     """
     folder = _librispeech_folder(Path(root))
     source = f"LibriSpeech {folder}"
@@ -885,27 +922,37 @@ def librispeech(
         log.info("%s: skipped %d files not named <speaker>-<chapter>-<n>.flac", source, odd)
     if hours is not None:
         rows = _take_hours(rows, float(hours), seed, source)
-    if segment_s is not None:
-        rows = _segments(rows, float(segment_s), source)
     return _finish(rows, source)
 
 
-def _segments(rows: list[dict[str, Any]], segment_s: float, source: str) -> list[dict[str, Any]]:
-    """Each row split into consecutive ``segment_s`` pieces; tails shorter than half a piece dropped."""
+def segments(manifest: pd.DataFrame, segment_s: float, source: str = "corpus") -> pd.DataFrame:
+    """Each row split into consecutive ``segment_s`` pieces (``start_s``/``end_s``, ids ``<id>_<k>``).
+
+    A tail shorter than half a piece is dropped; a row shorter than that stays whole (as ``<id>_0``).
+    Rows that are already segments of a longer file are split within their own start and end. So an
+    autoencoder with a short fixed input length sees all of the audio, not one cut per file.
+    """
     if segment_s <= 0:
         raise CorpusError(f"{source}: segment_s must be positive, got {segment_s}")
     pieces = []
-    for row in rows:
-        length = _audio_seconds(row["path"])
+    for row in manifest.to_dict("records"):
+        begin = 0.0 if _missing(row["start_s"]) else float(row["start_s"])
+        end_of_row = _audio_seconds(row["path"]) if _missing(row["end_s"]) else float(row["end_s"])
+        length = end_of_row - begin
         count = max(1, int(length // segment_s) + (length % segment_s >= segment_s / 2))
         for k in range(count):
-            start = k * segment_s
-            end = min(start + segment_s, length)
+            start = begin + k * segment_s
+            end = min(start + segment_s, end_of_row)
             pieces.append(
                 row | {"utterance_id": f"{row['utterance_id']}_{k}", "start_s": start, "end_s": end}
             )
-    log.info("%s: %d files split into %d segments of %.2f s", source, len(rows), len(pieces), segment_s)
-    return pieces
+    log.info("%s: %d rows split into %d segments of %.2f s", source, len(manifest), len(pieces), segment_s)
+    frame = pd.DataFrame(pieces, columns=list(manifest.columns))
+    return frame.astype({"start_s": "float64", "end_s": "float64"})
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _take_hours(rows: list[dict[str, Any]], hours: float, seed: int, source: str) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ def test_emodb_config_validates_and_keeps_the_protocol() -> None:
     assert (config.protocol.cross_corpus_train, config.protocol.cross_corpus_test) == ("emodb", "ravdess")
     assert len(config.protocol.seeds) >= 5
     sources = {c.name: c.autoencoder_corpus for c in config.protocol.conditions}
-    assert sources == {"BL": "none", "C": "target", "U": "librispeech"}
+    assert sources == {"BL": "none", "C": "target", "U": "librispeech", "U4h": "unlabeled_4h"}
+    assert config.corpora["unlabeled_4h"].options["parts"] == ["nemo_all", "librispeech"]
     # C trains on every file of the tested corpus (labels unused): both keep all labels
     assert config.corpora["emodb"].options.get("all_labels") is True
     assert config.corpora["ravdess"].options.get("all_labels") is True
