@@ -449,9 +449,11 @@ def _ValidationUAR(inputs: dict[str, np.ndarray], labels: np.ndarray, scores: li
     """A Keras callback appending the emotion UAR on (inputs, labels) to ``scores`` after every epoch."""
     import keras
 
+    from serlib import acnn
+
     class ValidationUAR(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            outputs = self.model.predict(inputs, batch_size=256, verbose=0)
+            outputs = self.model.predict(inputs, batch_size=acnn.PREDICT_BATCH_SIZE, verbose=0)
             probabilities = outputs[0] if isinstance(outputs, list) else outputs["emotion"]
             scores.append(metrics.uar(labels, np.argmax(probabilities, axis=1)))
 

@@ -287,7 +287,7 @@ def fit_predict(
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
-    outputs = acnn.predict_all(model, test.inputs(), batch_size=max(256, config.acnn.batch_size))
+    outputs = acnn.predict_all(model, test.inputs())
     probabilities = {name: outputs[name] for name in acnn.HEADS}
     hidden, attention = outputs[acnn.HIDDEN_LAYER], outputs["attention"]
     return TrainedRun(

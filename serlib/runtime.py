@@ -61,11 +61,14 @@ def onednn_setting() -> str:
 
 
 def configure(threads: int | None = None) -> dict[str, Any]:
-    """Set TensorFlow's intra- and inter-op threads to ``threads`` (default ``requested_threads()``)
-    and switch op determinism on; returns the settings in force (``settings()``).
+    """Set TensorFlow's intra- and inter-op threads to ``threads`` (default ``requested_threads()``);
+    with a GPU visible, also switch op determinism on. Returns the settings in force (``settings()``).
 
     Call it before the first model is built. Repeated calls with the same count cost nothing; a
-    different count after TensorFlow has started is refused by TensorFlow and logged once.
+    different count after TensorFlow has started is refused by TensorFlow and logged once. On the CPU
+    the kernels are deterministic for a fixed thread count, and op determinism stays off outside AE
+    training (which switches it on itself): with it on, TensorFlow 2.21's input pipeline logs a
+    spurious "NodeDef mentions attribute use_unbounded_threadpool" error line at every ACNN ``fit``.
     """
     wanted = requested_threads() if threads is None else int(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,7 +90,8 @@ def configure(threads: int | None = None) -> dict[str, Any]:
                     THREADS_VARIABLE,
                 )
                 _STATE["warned"] = wanted
-    tf.config.experimental.enable_op_determinism()
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()  # cuDNN autotuning and atomics otherwise
     return settings()
 
 

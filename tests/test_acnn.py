@@ -159,3 +159,107 @@ def test_safe_mode_round_trip_gives_identical_predictions(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded.get_layer("standardise").mean), -10.0)
     hidden = acnn.hidden_model(loaded).predict(inputs, verbose=0)
     np.testing.assert_array_equal(hidden, after["hidden"])
+
+
+def _padded_batch(frames: int, count: int, seed: int = 0):
+    """Log-Mel-like inputs whose lengths vary (zero padding at the end) and random labels."""
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(-8.0, 3.0, size=(count, frames, 26)).astype(np.float32)
+    lengths = rng.integers(frames // 5, frames + 1, count)
+    lengths[:3] = (frames, frames // 4, frames // 3)  # a full-length, and batches of short ones
+    for row, length in enumerate(lengths):
+        inputs[row, length:] = 0.0
+    targets = {
+        "emotion": rng.integers(0, 4, count).astype(np.int32),
+        "arousal": rng.integers(-1, 3, count).astype(np.int32),
+        "valence": rng.integers(-1, 3, count).astype(np.int32),
+    }
+    return inputs, lengths, targets
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # the paper's pooling (30 / 3): overlapping windows, the XLA-compiled gradient
+        {"acnn.pool_stride": 30},  # non-overlapping windows
+        {"acnn.pool_size": 10},  # 10 is no multiple of 3: Keras' own pooling
+        {"acnn.attention_masking": True},
+    ],
+    ids=["pool-30-3", "pool-30-30", "pool-10-3", "masking"],
+)
+def test_fast_implementation_equals_the_reference_within_float32_rounding(paper, changes):
+    """Predictions, the loss of each of two epochs and the weights after them: the speed kernels
+    (padding-aware convolution, pooling with a compiled gradient) compute the reference's function."""
+    import keras
+
+    frames = 240
+    base = {"features.logmel.max_frames": frames, "acnn.filters": 40} | changes
+    inputs, lengths, targets = _padded_batch(frames, 96)
+    results = {}
+    for implementation in ("reference", "fast"):
+        config = config_module.override(paper, **base, **{"acnn.implementation": implementation})
+        keras.utils.set_random_seed(3)
+        model = acnn.build_acnn(config, normalisation=acnn.band_statistics(inputs, lengths))
+        before = model.predict(inputs, batch_size=32, verbose=0)
+        history = model.fit(inputs, targets, batch_size=16, epochs=2, shuffle=True, verbose=0)
+        results[implementation] = (before, history.history["loss"], model.get_weights(), model)
+    (reference, fast) = results["reference"], results["fast"]
+    from serlib import acnn_kernels
+
+    assert type(fast[3].get_layer("pool")) is acnn_kernels.FastMaxPooling1D
+    assert type(fast[3].get_layer("conv")) is acnn_kernels.PaddingAwareConv1D
+    assert type(reference[3].get_layer("pool")) is keras.layers.MaxPooling1D
+    pool = config_module.override(paper, **base).acnn
+    assert acnn_kernels.fast_pooling_applies(pool.pool_size, pool.pool_stride, "valid") == (
+        pool.pool_size != 10
+    )
+    for a, b in zip(reference[0], fast[0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert len(reference[1]) == len(fast[1]) == 2
+    np.testing.assert_allclose(reference[1], fast[1], rtol=1e-5)
+    for a, b in zip(reference[2], fast[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_padding_aware_convolution_and_fast_pooling_outputs_and_gradients(paper):
+    """Layer by layer: the same outputs as Keras' layers, and the same kernel and bias gradients within
+    rounding, for batches whose real frames end early (the skipped steps) or fill the input."""
+    import tensorflow as tf
+
+    from serlib import acnn_kernels
+
+    inputs, _, _ = _padded_batch(120, 8, seed=1)
+    for batch in (inputs[:1], inputs[1:3], inputs):  # long, short-only and mixed batches
+        x = tf.constant(batch)
+        reference = tf.keras.layers.Conv1D(16, 10, strides=3, activation="relu")
+        fast = acnn_kernels.PaddingAwareConv1D(16, 10, strides=3, activation="relu")
+        reference.build(x.shape)
+        fast.build(x.shape)
+        rng = np.random.default_rng(2)
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in reference.weights]
+        weights[1] += 0.05  # positive biases: the padded steps carry relu(b) > 0
+        reference.set_weights(weights)
+        fast.set_weights(weights)
+        gradients = []
+        for layer, pooling in (
+            (reference, tf.keras.layers.MaxPooling1D(6, 3)),
+            (fast, acnn_kernels.FastMaxPooling1D(6, 3)),
+        ):
+            with tf.GradientTape() as tape:
+                pooled = pooling(layer(x))
+                loss = tf.reduce_sum(tf.sin(pooled))
+            gradients.append((pooled.numpy(), [g.numpy() for g in tape.gradient(loss, layer.weights)]))
+        np.testing.assert_allclose(gradients[0][0], gradients[1][0], rtol=0, atol=1e-6)
+        for a, b in zip(gradients[0][1], gradients[1][1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_layers_load_in_safe_mode(tmp_path, paper):
+    config = config_module.override(paper, **{"features.logmel.max_frames": 120, "acnn.filters": 8})
+    model = acnn.build_acnn(config)
+    model.save(tmp_path / "fast.keras")
+    loaded = acnn.load_acnn(tmp_path / "fast.keras")
+    assert type(loaded.get_layer("conv")).__name__ == "PaddingAwareConv1D"
+    inputs, _, _ = _padded_batch(120, 4)
+    for a, b in zip(model.predict(inputs, verbose=0), loaded.predict(inputs, verbose=0), strict=True):
+        np.testing.assert_array_equal(a, b)
