@@ -18,6 +18,7 @@ from keras import ops
 
 from serlib.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
 from serlib.corpora import EMOTIONS, LEVELS
+from serlib.normalisation import band_statistics  # noqa: F401 - the statistics BandStandardisation takes
 
 HEADS = {"emotion": len(EMOTIONS), "arousal": len(LEVELS), "valence": len(LEVELS)}
 MISSING_LABEL = -1  # arousal/valence class of an utterance without ratings: ignored by the loss
@@ -241,27 +242,6 @@ def attention_weights(
 ) -> np.ndarray:
     """The attention weights ``alpha`` ``[N, pooled_steps]`` of each utterance (each row sums to 1)."""
     return predict_all(model, inputs, batch_size)["attention"]
-
-
-def band_statistics(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and standard deviation over the real (unpadded) frames of ``features`` [N, T, F]."""
-    features = np.asarray(features)
-    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), features.shape[1])
-    mask = np.arange(features.shape[1])[None, :] < lengths[:, None]
-    count = int(mask.sum())
-    if count == 0:
-        raise ACNNError("no real frames to compute the band statistics from (all lengths are 0)")
-    total = np.zeros(features.shape[2], dtype=np.float64)
-    squares = np.zeros(features.shape[2], dtype=np.float64)
-    for start in range(0, len(features), 512):  # chunked: no float64 copy of the whole corpus
-        chunk = features[start : start + 512].astype(np.float64)
-        chunk_mask = mask[start : start + 512, :, None]
-        total += (chunk * chunk_mask).sum(axis=(0, 1))
-        squares += (chunk**2 * chunk_mask).sum(axis=(0, 1))
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    std = np.where(std > 1e-6, std, 1.0)
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def load_acnn(path: Any) -> keras.Model:

@@ -69,7 +69,15 @@ def labeled_functionals(config: Config, key: str) -> tuple[pd.DataFrame, np.ndar
             "re-run `serlib extract --extractor egemaps`"
         )
     rows = np.asarray([position[u] for u in manifest["utterance_id"]], dtype=np.int64)
-    values = np.asarray(features.features, dtype=np.float64)[rows].reshape(len(rows), -1)
+    everything = np.asarray(features.features, dtype=np.float64).reshape(len(features.ids), -1)
+    mode = config.features.normalisation
+    if mode != "train":  # every utterance of the corpus (or speaker) in the store, labels unused
+        from serlib import corpora, normalisation
+
+        speakers = corpora.load_configured(config, key).set_index("utterance_id")["speaker"]
+        groups = normalisation.groups_for(mode, speakers.reindex(features.ids).fillna("").to_numpy(), key)
+        everything = normalisation.standardise_vectors(everything, groups)
+    values = everything[rows]
     if not np.all(np.isfinite(values)):
         raise BaselineError(f"corpora.{key}: non-finite eGeMAPS functionals in {features.path}")
     return manifest, values
@@ -190,6 +198,7 @@ def fingerprint(config: Config, setting: str) -> str:
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in sorted({train_key, test_key})},
         "svm": PARAMETERS,
+        "normalisation": config.features.normalisation,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
@@ -398,7 +407,7 @@ def acnn_epoch_curves(
     """
     import keras
 
-    from serlib import acnn, experiments
+    from serlib import acnn, experiments, normalisation
 
     key = config.protocol.within_corpus
     if key is None:
@@ -417,7 +426,7 @@ def acnn_epoch_curves(
             train = data.subset(np.flatnonzero((folds_of != outer) & (folds_of != inner)))
             valid = data.subset(np.flatnonzero(folds_of == inner))
             keras.utils.set_random_seed(seed)
-            statistics = acnn.band_statistics(train.logmel, train.lengths)
+            statistics = normalisation.band_statistics(train.logmel, train.lengths)
             model = acnn.build_acnn(config, normalisation=statistics)
             scores: list[float] = []
             began = time.perf_counter()

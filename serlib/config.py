@@ -141,6 +141,12 @@ class SpectrogramConfig(_Strict):
 class FeaturesConfig(_Strict):
     logmel: LogMelConfig = Field(default_factory=LogMelConfig)
     spectrogram: SpectrogramConfig = Field(default_factory=SpectrogramConfig)
+    normalisation: Literal["train", "corpus", "speaker"] = Field(
+        "train",
+        description="whose statistics standardise log-Mel and eGeMAPS features: train = the training fold's, "
+        "inside the ACNN (the paper); corpus / speaker = each corpus's / speaker's own, labels unused "
+        "(serlib.normalisation; the unsupervised cross-corpus remedy)",
+    )
     n_jobs: int = Field(0, ge=0, description="worker processes for extraction; 0 = all cores")
     allow_skip: bool = Field(
         False, description="skip unreadable files (logged with a count) instead of stopping at the first"
@@ -209,6 +215,14 @@ class ACNNConfig(_Strict):
         description="fixed number of epochs; the paper names a development set but no early stopping or "
         "model selection, so serlib trains all epochs and evaluates the last one (no development split)",
     )
+    model_selection: Literal["none", "held_out_session"] = Field(
+        "none",
+        description="none: train all epochs and evaluate the last (the paper names train and development sets "
+        "but no selection rule); held_out_session: hold out one training session (speaker) as development "
+        "set, keep the weights of the epoch with the best development UAR, stop after `patience` epochs "
+        "without improvement",
+    )
+    patience: int = Field(10, gt=0, description="epochs without a better development UAR before stopping")
     normalisation: Literal["standardise", "none"] = Field(
         "standardise",
         description="per-band mean/std from the training fold's unpadded frames, applied inside the model; "

@@ -249,6 +249,7 @@ class TrainedRun:
     seconds: float
     normalisation: tuple[np.ndarray, np.ndarray] | None
     tensorflow: dict[str, Any] | None = None  # serlib.runtime.settings() while training
+    selected_epoch: int | None = None  # with acnn.model_selection: the epoch whose weights were kept
 
 
 def fit_predict(
@@ -258,11 +259,16 @@ def fit_predict(
     seed: int,
     keep_probability: float | None = None,
     progress: Any = None,
+    development: LabeledData | None = None,
 ) -> TrainedRun:
-    """Train a fresh ACNN on ``train`` for ``acnn.epochs`` epochs (seeded) and predict ``test``."""
+    """Train a fresh ACNN on ``train`` for ``acnn.epochs`` epochs (seeded) and predict ``test``.
+
+    With ``development`` data, the weights of the epoch with the best development UAR are kept and
+    training stops after ``acnn.patience`` epochs without a better one (``acnn.model_selection``).
+    """
     import keras
 
-    from serlib import acnn, runtime
+    from serlib import acnn, normalisation, runtime
 
     if (train.external is None) != (test.external is None):
         raise ProtocolError("train and test data must both have or both lack the AE representation")
@@ -270,12 +276,16 @@ def fit_predict(
     keras.utils.set_random_seed(int(seed))
     statistics = None
     if config.acnn.normalisation == "standardise":
-        statistics = acnn.band_statistics(train.logmel, train.lengths)
+        statistics = normalisation.band_statistics(train.logmel, train.lengths)
     external_dim = 0 if train.external is None else int(train.external.shape[1])
     model = acnn.build_acnn(
         config, external_dim=external_dim, keep_probability=keep_probability, normalisation=statistics
     )
     callbacks = [progress] if progress is not None else []
+    selection = None
+    if development is not None:
+        selection = _DevelopmentSelection(development, config.acnn.patience)
+        callbacks.insert(0, selection.callback())
     start = time.perf_counter()
     history = model.fit(
         train.inputs(),
@@ -287,6 +297,10 @@ def fit_predict(
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
+    history_values = {k: [float(x) for x in v] for k, v in history.history.items()}
+    if selection is not None:
+        model.set_weights(selection.best_weights)
+        history_values["development_uar"] = selection.scores
     outputs = acnn.predict_all(model, test.inputs())
     probabilities = {name: outputs[name] for name in acnn.HEADS}
     hidden, attention = outputs[acnn.HIDDEN_LAYER], outputs["attention"]
@@ -295,11 +309,60 @@ def fit_predict(
         probabilities=probabilities,
         hidden=np.asarray(hidden, dtype=np.float32),
         attention=np.asarray(attention, dtype=np.float32),
-        history={k: [float(x) for x in v] for k, v in history.history.items()},
+        history=history_values,
         seconds=seconds,
         normalisation=statistics,
         tensorflow=tensorflow_settings,
+        selected_epoch=None if selection is None else selection.best_epoch,
     )
+
+
+class _DevelopmentSelection:
+    """Development UAR after every epoch; the best epoch's weights; early stop after ``patience``."""
+
+    def __init__(self, development: LabeledData, patience: int) -> None:
+        self.development, self.patience = development, patience
+        self.scores: list[float] = []
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] = []
+
+    def callback(self) -> Any:
+        import keras
+
+        from serlib import acnn
+
+        selection = self
+
+        class DevelopmentUAR(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                outputs = acnn.predict_all(self.model, selection.development.inputs())
+                score = metrics.uar(selection.development.emotion, outputs["emotion"].argmax(axis=1))
+                selection.scores.append(score)
+                if not selection.best_weights or score > max(selection.scores[:-1]):
+                    selection.best_epoch, selection.best_weights = epoch + 1, self.model.get_weights()
+                elif epoch + 1 - selection.best_epoch >= selection.patience:
+                    self.model.stop_training = True
+
+        return DevelopmentUAR()
+
+
+def development_split(train: LabeledData, test: LabeledData | None = None) -> tuple[LabeledData, LabeledData]:
+    """(training, development) data: one training session held out as development set. Within a
+    corpus (``test`` = the fold's test data), the session following the test session in the corpus'
+    fold order, cyclically; across corpora (no ``test``), the training corpus' last session."""
+    sessions = train.session if test is None else np.concatenate([train.session, test.session])
+    folds = session_folds(sessions)[: len(train)]  # fold numbers of the whole corpus
+    training = sorted(set(folds.tolist()))
+    if len(training) < 2:
+        raise ProtocolError(
+            "acnn.model_selection: held_out_session needs at least 2 training sessions; use 'none'"
+        )
+    if test is None:
+        chosen = training[-1]
+    else:
+        tested = int(session_folds(sessions)[len(train)])
+        chosen = next((s for s in training if s > tested), training[0])
+    return train.subset(np.flatnonzero(folds != chosen)), train.subset(np.flatnonzero(folds == chosen))
 
 
 def run_folder(output_dir: str | Path, setting: str, condition: str, seed: int, fold: int) -> Path:
@@ -545,10 +608,14 @@ def _stamp(path: Path) -> int:
 def load_labeled(config: Config, key: str, store_name: str | None = None) -> LabeledData:
     """The 4-class labeled utterances of corpus ``key`` with their log-Mel features (feature store).
 
-    Kept in memory per process; with ``store_name`` (the store file of ``data_identity``) a kept copy
-    of that unchanged file is returned without asking the store again.
+    With ``features.normalisation`` ``corpus`` or ``speaker``, the features are first standardised with
+    the statistics of every utterance of the corpus (or of the speaker) in the store, whatever its label
+    (``serlib.normalisation``). Kept in memory per process; with ``store_name`` (the store file of
+    ``data_identity``) a kept copy of that unchanged file is returned without asking the store again.
     """
-    cached = _DATA_CACHE.get(key)
+    mode = config.features.normalisation
+    cache_key = f"{key}/{mode}"
+    cached = _DATA_CACHE.get(cache_key)
     if cached is not None and store_name == cached[0].name and _stamp(cached[0]) == cached[1]:
         return cached[2]
     features = extract_features(config, key, "logmel")
@@ -562,18 +629,25 @@ def load_labeled(config: Config, key: str, store_name: str | None = None) -> Lab
             f"log-Mel store {features.path} holds [frames, bands] = {tuple(features.features.shape[1:])}, "
             f"the configuration asks for {expected}; re-run `serlib extract`"
         )
+    values = features.features
+    if mode != "train":
+        from serlib import corpora, normalisation
+
+        speakers = corpora.load_configured(config, key).set_index("utterance_id")["speaker"]
+        groups = normalisation.groups_for(mode, speakers.reindex(features.ids).fillna("").to_numpy(), key)
+        values = normalisation.standardise_frames(values, features.lengths, groups)
     data = labeled_data(
         manifest,
         features.ids,
-        features.features,
+        values,
         features.lengths,
         source=f"corpora.{key}",
         skipped=[item[0] for item in getattr(features, "skipped", [])],
     )
-    _DATA_CACHE.pop(key, None)
+    _DATA_CACHE.pop(cache_key, None)
     while len(_DATA_CACHE) >= 2:
         _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-    _DATA_CACHE[key] = (path, _stamp(path), data)
+    _DATA_CACHE[cache_key] = (path, _stamp(path), data)
     return data
 
 
@@ -639,6 +713,7 @@ def fingerprint(
         "setting": setting,
         "acnn": acnn,
         "logmel": config.features.logmel.model_dump(mode="json"),
+        "normalisation": config.features.normalisation,
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in keys},
         "autoencoder_corpus": ae_key,
@@ -777,9 +852,14 @@ def run_one(
         else config.acnn.dropout_keep_probability
     )
     label = f"{setting} {condition} seed {seed} fold {fold}"
+    development = None
+    if config.acnn.model_selection == "held_out_session":
+        train, development = development_split(train, test if setting == "within" else None)
     # epochs as a bar in terminals and notebooks; a log gets one line per finished run instead
     bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress and interactive() else None
-    trained = fit_predict(config, train, test, key.seed, keep_probability=keep, progress=bar)
+    trained = fit_predict(
+        config, train, test, key.seed, keep_probability=keep, progress=bar, development=development
+    )
     extra = {
         "fingerprint": expected,
         "keep_probability": keep,
@@ -789,6 +869,10 @@ def run_one(
         "autoencoder_corpus": sources.get("autoencoder_corpus"),
         "autoencoder_model": sources.get("autoencoder_model"),
     }
+    if development is not None:
+        extra["development_session"] = str(development.session[0])
+        extra["selected_epoch"] = trained.selected_epoch
+        extra["development_uar"] = trained.history.get("development_uar", [])
     model_metadata = None
     if setting == "cross":
         model_metadata = _model_metadata(config, sources, trained, keep, condition, key.seed)
@@ -834,6 +918,7 @@ def _model_metadata(
         "logmel": config.features.logmel.model_dump(mode="json"),
         "acnn": config.acnn.model_dump(mode="json"),
         "keep_probability": keep,
+        "feature_normalisation": config.features.normalisation,
         "normalisation": None
         if trained.normalisation is None
         else {

@@ -112,3 +112,42 @@ def paired_test(condition: ArrayLike, baseline: ArrayLike) -> dict[str, float]:
     if difference.size >= 2 and np.any(difference != 0):
         result["wilcoxon_p"] = float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
     return result
+
+
+def minimal_detectable_difference(differences: ArrayLike, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test over these pairs would detect at
+    level ``alpha`` with probability ``power``, given their measured spread (statsmodels' power of the
+    one-sample t-test: effect size in standard deviations, times the pairs' standard deviation).
+
+    NaN for fewer than 3 pairs. For many pairs it approaches ``(z[1-alpha/2] + z[power]) * sd / sqrt(n)``.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    values = np.asarray(differences, dtype=np.float64)
+    if values.size < MIN_VALUES_FOR_INTERVAL:
+        return math.nan
+    effect = TTestPower().solve_power(
+        effect_size=None, nobs=values.size, alpha=alpha, power=power, alternative="two-sided"
+    )
+    return float(effect) * float(values.std(ddof=1))
+
+
+def paired_comparison(
+    condition: ArrayLike, baseline: ArrayLike, alpha: float = 0.05, power: float = 0.8
+) -> dict[str, float]:
+    """A condition against the baseline over matched pairs (e.g. (fold, seed) runs): the mean
+    difference with its t confidence interval, the paired t-test and Wilcoxon p-values
+    (``paired_test``), the pairs' standard deviation and the minimal detectable difference."""
+    a = np.asarray(condition, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    result = paired_test(a, b)
+    difference = a - b
+    n = int(difference.size)
+    result.update(n=n, sd=math.nan, ci_low=math.nan, ci_high=math.nan, mdd=math.nan)
+    if n >= 2:
+        result["sd"] = float(difference.std(ddof=1))
+    if n >= MIN_VALUES_FOR_INTERVAL:
+        half = float(stats.t.ppf(1 - alpha / 2, df=n - 1) * result["sd"] / math.sqrt(n))
+        result.update(ci_low=result["mean_difference"] - half, ci_high=result["mean_difference"] + half)
+        result["mdd"] = minimal_detectable_difference(difference, alpha, power)
+    return result

@@ -155,6 +155,13 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
         raise PredictError(
             f"{metadata_path}: missing or invalid entry {error}; export the models again"
         ) from None
+    mode = metadata.get("feature_normalisation", "train")
+    if mode != "train":
+        raise PredictError(
+            f"{metadata_path}: the model was trained with features.normalisation {mode!r}, which standardises "
+            "each test corpus (or speaker) with its own statistics; predict reads single files and supports "
+            "models trained with 'train' normalisation only"
+        )
     if expected_inputs != [int(logmel["max_frames"]), int(logmel["bands"])]:
         raise PredictError(
             f"{metadata_path}: mismatch: inputs.logmel {expected_inputs} but logmel.max_frames/bands give "

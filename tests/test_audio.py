@@ -147,3 +147,39 @@ def test_max_duration_reads_a_prefix(tmp_path: Path) -> None:
     part, _ = audio.load(path, start_s=1.0, max_duration_s=0.5)
     np.testing.assert_array_equal(part, ramp[16000:24000])
     assert len(audio.load(path, max_duration_s=10.0)[0]) == 48000
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "rate"),
+    [
+        ("a.ogg", {"format": "OGG", "subtype": "OPUS"}, 16000),  # nEMO's container and codec
+        ("b.ogg", {"format": "OGG", "subtype": "VORBIS"}, 22050),
+        ("c.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}, 16000),
+    ],
+)
+def test_lossy_containers_keep_the_tone_and_the_duration(tmp_path: Path, name, options, rate) -> None:
+    """Ogg/Opus, Ogg/Vorbis and MP3 (libsndfile >= 1.1) decode to the same tone at 16 kHz, within the
+    codec's error, with the duration of the original (MP3 may add its encoder delay)."""
+    path = tmp_path / name
+    sf.write(path, _sine(440.0, 1.0, rate, amplitude=0.5).astype(np.float32), rate, **options)
+    signal, out_rate = audio.load(path)
+    assert out_rate == 16000
+    assert abs(len(signal) - 16000) <= (1200 if name.endswith(".mp3") else 2)
+    assert abs(_peak_hz(signal[2000:14000], 16000) - 440.0) < 3.0
+    assert np.sqrt(np.mean(signal[2000:14000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+    assert audio.duration(path) == pytest.approx(len(signal) / 16000, abs=0.08)
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "random"])
+def test_corrupt_ogg_gets_the_same_clear_error_as_a_corrupt_wav(tmp_path: Path, damage: str) -> None:
+    good = tmp_path / "good.ogg"
+    sf.write(good, _sine(300.0, 1.0, 16000).astype(np.float32), 16000, format="OGG", subtype="OPUS")
+    data = good.read_bytes()
+    noise = np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    broken = tmp_path / f"{damage}.ogg"
+    broken.write_bytes(
+        {"cut": data[: len(data) // 2], "garbage": data[:200] + noise[200:], "random": noise[:5000]}[damage]
+    )
+    with pytest.raises(AudioError, match="cannot be read as audio") as error:
+        audio.load(broken)
+    assert str(broken) in str(error.value)

@@ -309,3 +309,93 @@ def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_r
     order = [features.ids.index(u) for u in predictions["utterance_id"]]
     probabilities = model.predict({"logmel": features.features[order]}, verbose=0)[0]
     np.testing.assert_allclose(probabilities, predictions[[f"p_{e}" for e in EMOTIONS]], atol=1e-5)
+
+
+# -- normalisation modes and model selection ---------------------------------------------------------
+def _labeled_with(synthetic, mode: str, feature_sets=None, other_emotions=None):
+    """(test corpus 'other', training corpus 'synth') as the protocol loads them under ``mode``."""
+    config = config_module.override(_config(synthetic.tmp, CONDITIONS), **{"features.normalisation": mode})
+    sets = feature_sets or synthetic.features
+    original = experiments.labeled_manifest
+
+    def relabelled(config, key):
+        manifest = original(config, key).copy()
+        if key == "other" and other_emotions is not None:
+            manifest["emotion"] = other_emotions
+        return manifest
+
+    experiments._DATA_CACHE.clear()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(experiments, "extract_features", lambda config, key, extractor="logmel": sets[key])
+    patch.setattr(experiments, "labeled_manifest", relabelled)
+    try:
+        return experiments.load_labeled(config, "other"), experiments.load_labeled(config, "synth")
+    finally:
+        patch.undo()
+        experiments._DATA_CACHE.clear()
+
+
+@pytest.mark.parametrize("mode", ["corpus", "speaker"])
+def test_corpus_and_speaker_normalisation_use_only_the_test_corpus_and_no_labels(synthetic, mode):
+    test, _ = _labeled_with(synthetic, mode)
+    groups = [None] if mode == "corpus" else sorted(set(test.speaker.tolist()))
+    for group in groups:
+        rows = np.flatnonzero(np.ones(len(test), bool) if group is None else test.speaker == group)
+        real = np.concatenate([test.logmel[i, : test.lengths[i]] for i in rows])
+        np.testing.assert_allclose(real.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(real.std(axis=0), 1.0, atol=1e-3)
+    for i in range(len(test)):
+        assert (test.logmel[i, test.lengths[i] :] == 0).all()  # padding stays padding
+    # another training corpus: the test corpus' normalised features do not change
+    shifted = types.SimpleNamespace(**vars(synthetic.features["synth"]))
+    shifted.features = synthetic.features["synth"].features * 3.0 + 7.0
+    again, _ = _labeled_with(synthetic, mode, feature_sets=synthetic.features | {"synth": shifted})
+    np.testing.assert_array_equal(again.logmel, test.logmel)
+    # other labels (every emotion moved to the next class): the same features
+    moved = [
+        EMOTIONS[(EMOTIONS.index(e) + 1) % 4]
+        for e in experiments.labeled_manifest(_config(synthetic.tmp, CONDITIONS), "other")["emotion"]
+    ]
+    relabelled, _ = _labeled_with(synthetic, mode, other_emotions=moved)
+    np.testing.assert_array_equal(relabelled.logmel, test.logmel)
+    assert not np.array_equal(relabelled.emotion, test.emotion)
+
+
+def test_train_normalisation_leaves_the_features_to_the_model(synthetic):
+    test, _ = _labeled_with(synthetic, "train")
+    other = synthetic.features["other"]
+    position = {u: i for i, u in enumerate(other.ids)}
+    np.testing.assert_array_equal(test.logmel, other.features[[position[u] for u in test.ids]])
+
+
+def test_development_session_follows_the_test_session(synthetic):
+    config = _config(synthetic.tmp, CONDITIONS)
+    data = experiments.load_labeled(config, "synth")
+    folds = experiments.session_folds(data.session)
+    for fold, expected in ((1, "2"), (2, "3"), (3, "1")):
+        train_index, test_index = experiments.fold_indices(folds, fold)
+        train, development = experiments.development_split(data.subset(train_index), data.subset(test_index))
+        assert set(development.session.tolist()) == {expected}
+        assert expected not in set(train.session.tolist()) and str(fold) not in set(train.session.tolist())
+    train, development = experiments.development_split(data)  # cross-corpus: the last session
+    assert set(development.session.tolist()) == {"3"} and len(train) + len(development) == len(data)
+
+
+def test_held_out_session_keeps_the_best_development_epoch(synthetic):
+    from serlib import acnn, metrics
+
+    config = config_module.override(
+        _config(synthetic.tmp, CONDITIONS),
+        **{"acnn.model_selection": "held_out_session", "acnn.patience": 3, "acnn.epochs": 12},
+    )
+    data = experiments.load_labeled(config, "synth")
+    train_index, test_index = experiments.fold_indices(experiments.session_folds(data.session), 1)
+    train, development = experiments.development_split(data.subset(train_index), data.subset(test_index))
+    trained = experiments.fit_predict(config, train, data.subset(test_index), 0, development=development)
+    scores = trained.history["development_uar"]
+    assert trained.selected_epoch == int(np.argmax(scores)) + 1
+    assert len(scores) == len(trained.history["loss"]) <= 12
+    if len(scores) < 12:  # stopped early: patience epochs after the best without a better one
+        assert len(scores) - trained.selected_epoch == 3
+    kept = acnn.predict_all(trained.model, development.inputs())["emotion"].argmax(axis=1)
+    assert metrics.uar(development.emotion, kept) == pytest.approx(max(scores))

@@ -22,7 +22,7 @@ from serlib import corpora
 def _audio(path: Path, seconds: float = 0.1, rate: int = 16000, **options) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = np.random.default_rng(len(path.name)).normal(0, 0.05, int(round(seconds * rate)))
-    sf.write(path, samples.astype(np.float32), rate, subtype="PCM_16", **options)
+    sf.write(path, samples.astype(np.float32), rate, **({"subtype": "PCM_16"} | options))
     return path
 
 
@@ -638,3 +638,142 @@ def test_configured_corpus_key_and_options(tmp_path: Path) -> None:
     )
     manifest = corpora.load_configured(config, "berlin")
     assert len(manifest) == len(EMODB_FIXTURE) and set(manifest["corpus"]) == {"berlin"}
+
+
+# -- nEMO ------------------------------------------------------------------------------------------
+NEMO_HEADER = "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"
+NEMO_FIXTURE = (
+    ("EB0_anger_1.ogg", "anger", "EB0", "female"),
+    ("EB0_sadness_2.ogg", "sadness", "EB0", "female"),
+    ("KS0_happiness_1.ogg", "happiness", "KS0", "male"),
+    ("KS0_fear_3.ogg", "fear", "KS0", "male"),
+    ("MP0_neutral_4.ogg", "neutral", "MP0", "male"),
+    ("MP0_surprised_5.ogg", "surprised", "MP0", "male"),
+)
+
+
+def _nemo_tree(tmp_path: Path, lines: list[str] | None = None) -> Path:
+    """nEMO's layout: data.tsv and samples/<file_id> as Ogg/Opus at 16 kHz (as the shared copy)."""
+    root = tmp_path / "nemo"
+    rows = (
+        lines
+        if lines is not None
+        else [
+            f"{name}\t{emotion}\tZdanie.\tzdanie\t{speaker}\t{gender}\t25"
+            for name, emotion, speaker, gender in NEMO_FIXTURE
+        ]
+    )
+    root.mkdir(parents=True)
+    (root / "data.tsv").write_text("\n".join([NEMO_HEADER, *rows]) + "\n", encoding="utf-8")
+    for name, *_ in NEMO_FIXTURE:
+        _audio(root / "samples" / name, seconds=0.5, format="OGG", subtype="OPUS")
+    return root
+
+
+def test_nemo_fixture_tree(tmp_path: Path) -> None:
+    root = _nemo_tree(tmp_path)
+    manifest = corpora.load("nemo", root)
+    assert manifest["utterance_id"].tolist() == [
+        "EB0_anger_1",
+        "EB0_sadness_2",
+        "KS0_happiness_1",
+        "MP0_neutral_4",
+    ]
+    _check_fields(
+        _row(manifest, "EB0_anger_1"),
+        emotion="angry",
+        speaker="EB0",
+        session="EB0",
+        gender="female",
+        arousal_class="high",
+        valence_class="low",
+        label_original="anger",
+        text="zdanie",
+        path=str(root / "samples" / "EB0_anger_1.ogg"),
+    )
+    _check_fields(_row(manifest, "KS0_happiness_1"), emotion="happy", gender="male", session="KS0")
+    _check_fields(_row(manifest, "EB0_sadness_2"), emotion="sad", arousal_class="low")
+    everything = corpora.load("nemo", root, all_labels=True)
+    assert len(everything) == 6
+    _check_fields(_row(everything, "KS0_fear_3"), emotion="", label_original="fear", arousal_class="")
+    assert sorted(everything["session"].unique()) == ["EB0", "KS0", "MP0"]  # one fold per speaker
+
+
+def test_nemo_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(corpora.CorpusError, match="no data.tsv in"):
+        corpora.load("nemo", tmp_path)
+    bad = ["EB0_anger_1.ogg\tjoy\tZ.\tz\tEB0\tfemale\t25"]
+    with pytest.raises(corpora.CorpusError, match=r"data.tsv:2: unknown emotion 'joy'"):
+        corpora.load("nemo", _nemo_tree(tmp_path / "a", bad))
+    twice = ["EB0_anger_1.ogg\tanger\tZ.\tz\tEB0\tfemale\t25"] * 2
+    with pytest.raises(corpora.CorpusError, match=r"data.tsv:3: EB0_anger_1.ogg is listed twice"):
+        corpora.load("nemo", _nemo_tree(tmp_path / "b", twice))
+    absent = ["XX0_anger_9.ogg\tanger\tZ.\tz\tXX0\tmale\t25"]
+    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio file"):
+        corpora.load("nemo", _nemo_tree(tmp_path / "c", absent))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "data.tsv").write_text("file\temotion\n", encoding="utf-8")
+    with pytest.raises(corpora.CorpusError, match="missing columns"):
+        corpora.load("nemo", tmp_path / "d")
+
+
+def test_nemo_shared_copy(shared_data: Path) -> None:
+    if not (shared_data / "nemo").is_dir():
+        pytest.skip("no nemo/ in SERLIB_DATA")
+    manifest = corpora.load("nemo", shared_data / "nemo")
+    assert manifest["emotion"].value_counts().to_dict() == {
+        "neutral": 809,
+        "sad": 769,
+        "angry": 749,
+        "happy": 749,
+    }
+    assert manifest["speaker"].nunique() == 9 and manifest["session"].nunique() == 9
+    assert manifest.groupby("gender")["speaker"].nunique().to_dict() == {"female": 4, "male": 5}
+    everything = corpora.load("nemo", shared_data / "nemo", all_labels=True)
+    assert len(everything) == corpora.NEMO_COUNTS["utterances"] == 4481
+
+
+# -- segments and unions ------------------------------------------------------------------------------
+def test_segment_option_splits_every_loader_s_rows(tmp_path: Path) -> None:
+    root = tmp_path / "emodb"
+    _audio(root / "wav" / "03a01Wa.wav", seconds=5.3)  # 2 + 2 + 1.3 s: the tail is kept (>= 1 s)
+    _audio(root / "wav" / "08a02Nb.wav", seconds=0.7)  # shorter than half a piece: kept whole
+    manifest = corpora.load("emodb", root, segment_s=2.0)
+    assert manifest["utterance_id"].tolist() == ["03a01Wa_0", "03a01Wa_1", "03a01Wa_2", "08a02Nb_0"]
+    np.testing.assert_allclose(manifest["start_s"], [0.0, 2.0, 4.0, 0.0])
+    np.testing.assert_allclose(manifest["end_s"], [2.0, 4.0, 5.3, 0.7])
+    assert set(manifest["emotion"]) == {"angry", "neutral"}  # the rows keep their labels
+    with pytest.raises(corpora.CorpusError, match="its options are all_labels, all_emotions, segment_s"):
+        corpora.load("emodb", root, segments=2.0)
+
+
+def test_union_joins_configured_corpora_with_prefixed_ids(tmp_path: Path) -> None:
+    emodb = _emodb_tree(tmp_path)
+    nemo = _nemo_tree(tmp_path)
+    config = config_module.from_dict(
+        {
+            "corpora": {
+                "berlin": {"type": "emodb", "root": str(emodb)},
+                "polish": {"type": "nemo", "root": str(nemo), "options": {"all_labels": True}},
+                "both": {"type": "union", "options": {"parts": ["berlin", "polish"], "segment_s": 0.2}},
+            },
+            "protocol": {"within_corpus": "berlin", "cross_corpus_train": None, "cross_corpus_test": None},
+        }
+    )
+    both = corpora.load_configured(config, "both")
+    assert set(both["corpus"]) == {"both"}
+    assert both["utterance_id"].str.startswith(("berlin:", "polish:")).all()
+    assert (
+        both["utterance_id"].str.startswith("polish:")
+    ).sum() == 6 * 2  # 0.5 s -> 0.2 + 0.2 (+0.1 dropped)
+    assert "polish:KS0_fear_3_1" in set(both["utterance_id"])
+    with pytest.raises(config_module.ConfigError, match="a union cannot contain a union"):
+        config_module.from_dict(
+            {
+                "corpora": {
+                    "a": {"type": "union", "options": {"parts": ["b"]}},
+                    "b": {"type": "union", "options": {"parts": ["a"]}},
+                },
+                "protocol": {"within_corpus": None, "cross_corpus_train": None, "cross_corpus_test": None},
+            }
+        )

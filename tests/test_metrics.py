@@ -104,3 +104,35 @@ def test_no_interval_leaves_the_unit_range(values):
         assert math.isnan(summary["ci_low"])
     else:
         assert 0.0 <= summary["ci_low"] <= summary["ci_high"] <= 1.0
+
+
+def test_minimal_detectable_difference_matches_the_normal_formula_for_many_pairs():
+    rng = np.random.default_rng(0)
+    differences = rng.normal(0.0, 0.03, 10_000)
+    expected = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * differences.std(ddof=1) / 100.0
+    assert metrics.minimal_detectable_difference(differences) == pytest.approx(expected, rel=2e-3)
+    assert math.isnan(metrics.minimal_detectable_difference([0.01, 0.02]))
+
+
+def test_a_true_difference_of_the_mdd_is_detected_four_times_in_five():
+    """Simulated experiments of 20 pairs whose true mean difference is the MDD computed from the true
+    spread: the paired t-test rejects at 5 % in about 80 % of them (the definition of power 0.8)."""
+    rng = np.random.default_rng(1)
+    sd, n = 0.02, 20
+    measured = rng.normal(size=n)
+    measured = (measured - measured.mean()) / measured.std(ddof=1) * sd  # a spread of exactly sd
+    mdd = metrics.minimal_detectable_difference(measured)
+    rejected = [stats.ttest_1samp(rng.normal(mdd, sd, n), 0.0).pvalue < 0.05 for _ in range(2000)]
+    assert 0.76 < np.mean(rejected) < 0.84
+
+
+def test_paired_comparison_interval_and_tests():
+    base = np.array([0.50, 0.52, 0.51, 0.49, 0.53, 0.50, 0.48, 0.55])
+    cond = base + np.array([0.01, 0.02, 0.00, 0.03, 0.01, 0.02, 0.01, 0.02])
+    result = metrics.paired_comparison(cond, base)
+    difference = cond - base
+    low, high = stats.t.interval(0.95, df=7, loc=difference.mean(), scale=stats.sem(difference))
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high))
+    assert result["n"] == 8 and result["t_p"] == pytest.approx(stats.ttest_rel(cond, base).pvalue)
+    assert result["mdd"] == pytest.approx(metrics.minimal_detectable_difference(difference))
+    assert result["mdd"] > 0 and result["ci_low"] > 0
