@@ -244,7 +244,7 @@ def _rows_of(results: list[dict[str, Any]], module: str) -> list[dict[str, Any]]
 
 def paper_scale(results: list[dict[str, Any]], cores: int) -> list[str]:
     """Markdown lines: how long the paper preset takes on this CPU, one GPU and N GPUs/machines."""
-    from serlib import config as config_module
+    from serlib.base import config as config_module
 
     ae_variant = config_module.load_preset("paper").autoencoder.gru_variant
     features = _rows_of(results, "features")

@@ -31,8 +31,8 @@ from benchmarks import common  # noqa: E402
 
 def flops_per_utterance(config: Any, external_dim: int = 0) -> dict[str, float]:
     """Forward and training FLOPs of one utterance: convolution, attention scores and sum, heads."""
-    from serlib import acnn
-    from serlib.corpora import EMOTIONS, LEVELS
+    from serlib.data.manifest import EMOTIONS, LEVELS
+    from serlib.models import acnn
 
     a = config.acnn
     frames, bands = config.features.logmel.max_frames, config.features.logmel.bands
@@ -60,12 +60,12 @@ def _data(config: Any, count: int, seed: int = 0) -> tuple[dict[str, np.ndarray]
 def _model(config: Any, mode: str) -> Any:
     import keras
 
-    from serlib import acnn
-    from serlib import config as config_module
+    from serlib.base import config as config_module
+    from serlib.models import acnn
 
     keras.utils.set_random_seed(0)
     chosen = config_module.override(config, **{"acnn.jit_compile": mode == "jit_compile"})
-    model = acnn.build_acnn(chosen)
+    model = acnn.build_configured(chosen)
     if mode == "eager":
         model.run_eagerly = True  # read when fit builds its train function
     return model
@@ -99,7 +99,7 @@ def _train_rate(config: Any, mode: str, count: int, epochs: int) -> tuple[float,
 
 def _predict_rate(config: Any, count: int, batch_size: int) -> tuple[float, float, float]:
     """(utterances per second, wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict``."""
-    from serlib import acnn
+    from serlib.models import acnn
 
     model = acnn.analysis_model(_model(config, "compiled"))  # what acnn.predict_all runs
     inputs, _ = _data(config, count)
@@ -112,7 +112,7 @@ def _predict_rate(config: Any, count: int, batch_size: int) -> tuple[float, floa
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """One dict per row (used by ``python -m benchmarks``)."""
-    from serlib import config as config_module
+    from serlib.base import config as config_module
 
     config = config_module.load_preset("paper")
     gemm_before = common.gemm_rates()

@@ -37,7 +37,7 @@ FRAMES, BANDS, BATCH = 186, 128, 64
 
 
 def _paper_config(variant: str) -> Any:
-    from serlib import config as config_module
+    from serlib.base import config as config_module
 
     return config_module.override(
         config_module.load_preset("paper"),
@@ -66,12 +66,13 @@ def _train_row(variant: str, implementation: str, batches: int, deterministic: b
     import keras
     from tensorflow.python.framework import config as tf_config
 
-    from serlib import autoencoder
+    from serlib.models import autoencoder
+    from serlib.models.autoencoder import fused_gru
 
     config = _paper_config(variant)
     gru_class = keras.layers.GRU if implementation == "plain Keras GRU" else None
-    compiled_before = autoencoder.COMPILE_LOOPS
-    autoencoder.COMPILE_LOOPS = "not XLA-compiled" not in implementation
+    compiled_before = fused_gru.COMPILE_LOOPS
+    fused_gru.COMPILE_LOOPS = "not XLA-compiled" not in implementation
     keras.utils.set_random_seed(0)
     before = tf_config.is_op_determinism_enabled()
     if deterministic:
@@ -79,7 +80,7 @@ def _train_row(variant: str, implementation: str, batches: int, deterministic: b
     else:
         tf_config.disable_op_determinism()
     try:
-        model = autoencoder.build_autoencoder(config, gru_class=gru_class)
+        model = autoencoder.build_configured(config, gru_class=gru_class)
         x = _batch()
         y = np.ascontiguousarray(x[:, ::-1])
         start = time.perf_counter()
@@ -94,9 +95,9 @@ def _train_row(variant: str, implementation: str, batches: int, deterministic: b
         cpu_per_batch = (common.cpu_seconds() - cpu_start) / batches
     finally:
         (tf_config.enable_op_determinism if before else tf_config.disable_op_determinism)()
-        autoencoder.COMPILE_LOOPS = compiled_before
+        fused_gru.COMPILE_LOOPS = compiled_before
     per_batch = float(np.median(times))
-    flops = autoencoder.flops_per_utterance(config, FRAMES)
+    flops = autoencoder.flops_per_utterance(config.autoencoder, config.features.spectrogram.mel_bands, FRAMES)
     utterances = BATCH / per_batch
     return {
         "row": "train",
@@ -118,16 +119,18 @@ def _train_row(variant: str, implementation: str, batches: int, deterministic: b
 
 
 def _encode_row(count: int) -> dict[str, Any]:
-    from serlib import autoencoder
+    from serlib.models import autoencoder
 
     config = _paper_config("reset_after")
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     data = np.random.default_rng(1).uniform(-1, 1, (count, FRAMES, BANDS)).astype(np.float32)
     autoencoder.encode(model, data[:8], batch_size=8)  # trace
     start = time.perf_counter()
     autoencoder.encode(model, data, batch_size=500)
     seconds = time.perf_counter() - start
-    forward = autoencoder.flops_per_utterance(config, FRAMES)["forward"]
+    forward = autoencoder.flops_per_utterance(
+        config.autoencoder, config.features.spectrogram.mel_bands, FRAMES
+    )["forward"]
     encoder_share = 1 / 3  # encoder GRUs are ~1/3 of the forward GEMMs (1 of 3 stacks)
     return {
         "row": "encode",
@@ -143,7 +146,7 @@ def _encode_row(count: int) -> dict[str, Any]:
 def _pipeline_row(count: int, batches: int) -> dict[str, Any]:
     import h5py
 
-    from serlib import autoencoder
+    from serlib.models.autoencoder import training
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "store.h5"
@@ -154,8 +157,8 @@ def _pipeline_row(count: int, batches: int) -> dict[str, Any]:
             for start in range(0, count, BATCH):
                 stop = min(count, start + BATCH)
                 handle["features"][start:stop] = _batch(start)[: stop - start]
-        source = autoencoder._Source(path)
-        dataset = autoencoder._dataset(source, BATCH, seed=0, first_epoch=0, last_epoch=1000)
+        source = training._Source(path)
+        dataset = training._dataset(source, BATCH, seed=0, first_epoch=0, last_epoch=1000)
         iterator = iter(dataset)
         next(iterator)
         with common.peak_memory() as memory:

@@ -29,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import common
-from serlib import audio, corpora, features, store
-from serlib import config as config_module
+from serlib.base import config as config_module
+from serlib.data import audio, loaders
+from serlib.data import manifest as manifests
+from serlib.features import egemaps, extraction, logmel, spectrogram, store
 
 QUICK_FILES = 60
 
@@ -42,13 +44,13 @@ def _speech(quick: bool) -> tuple[pd.DataFrame, str]:
         paths = sorted((Path(root) / "ravdess").rglob("*.wav"))
         source = "RAVDESS (SERLIB_DATA)"
         rows = [{"utterance_id": p.stem, "corpus": "ravdess", "path": str(p)} for p in paths]
-        manifest = corpora.make_manifest(rows)
+        manifest = manifests.make_manifest(rows)
     else:
-        from serlib import demo_corpus
+        from serlib.data.demo import generator
 
         folder = Path(tempfile.gettempdir()) / "serlib-bench-demo"
-        demo_corpus.ensure(folder)
-        manifest = corpora.load("demo", folder, part="labeled")
+        generator.ensure(folder)
+        manifest = loaders.load("demo", folder, part="labeled")
         source = "demo corpus (synthetic)"
     if quick:
         manifest = manifest.iloc[:QUICK_FILES].reset_index(drop=True)
@@ -104,9 +106,9 @@ def _store_rate(
     with tempfile.TemporaryDirectory(prefix="serlib-bench-") as folder:
         settings = {"features.n_jobs": jobs, "features.logmel.engine": engine}
         config = config_module.override(config_module.load_preset("paper"), output_dir=folder, **settings)
-        workers = store._workers(config)
+        workers = extraction.worker_processes(config.features.n_jobs)
         start, cpu = time.perf_counter(), _cpu_seconds()
-        store.extract(manifest, extractor, config, progress=False, corpus_key="bench")
+        store.extract_manifest(manifest, extractor, config, progress=False, corpus_key="bench")
         return (time.perf_counter() - start, _cpu_seconds() - cpu), workers
 
 
@@ -140,17 +142,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
 
     # Outside the timing: build the openSMILE object, import librosa and compile its numba kernels.
-    features.logmel(signals[0], 16000, engine="opensmile")
+    logmel.logmel(signals[0], 16000, engine="opensmile")
     _librosa_logmel(signals[:1])
     _librosa_spectrogram(signals[:1])
-    fast = features.logmel_many(signals, 16000, engine="numpy")
-    reference = features.logmel_many(signals, 16000, engine="opensmile")
+    fast = logmel.logmel_many(signals, 16000, engine="numpy")
+    reference = logmel.logmel_many(signals, 16000, engine="opensmile")
     difference = np.concatenate([(a - b).ravel() for a, b in zip(fast, reference, strict=True)])
     add(
         "logmel",
         "serlib numpy engine (compute)",
         1,
-        _timed(lambda: features.logmel_many(signals, 16000, engine="numpy"), repeats),
+        _timed(lambda: logmel.logmel_many(signals, 16000, engine="numpy"), repeats),
         f"vs openSMILE: max |diff| {np.abs(difference).max():.1e}, mean |diff| "
         f"{np.abs(difference).mean():.1e} ln units",
     )
@@ -158,13 +160,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         "logmel",
         "openSMILE, batched (compute)",
         1,
-        _timed(lambda: features.logmel_many(signals, 16000, engine="opensmile"), repeats),
+        _timed(lambda: logmel.logmel_many(signals, 16000, engine="opensmile"), repeats),
     )
     add(
         "logmel",
         "openSMILE, one run per utterance (compute)",
         1,
-        _timed(lambda: [features.logmel(s, 16000, engine="opensmile") for s in signals], repeats),
+        _timed(lambda: [logmel.logmel(s, 16000, engine="opensmile") for s in signals], repeats),
     )
     add("logmel", "librosa (compute)", 1, _timed(lambda: _librosa_logmel(signals), repeats))
     for engine, jobs_list in (("numpy", (1, 0)), ("opensmile", (0,))):
@@ -174,7 +176,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     def spectrograms() -> None:
         for signal in signals:
-            features.audeep_spectrogram(signal, 16000, fixed_length_s=7.5)
+            spectrogram.audeep_spectrogram(signal, 16000, fixed_length_s=7.5)
 
     add("spectrogram", "serlib auDeep (compute)", 1, _timed(spectrograms, repeats))
     add("spectrogram", "librosa (compute)", 1, _timed(lambda: _librosa_spectrogram(signals), repeats))
@@ -186,7 +188,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "egemaps",
             "openSMILE eGeMAPSv02 (compute)",
             1,
-            _timed(lambda: [features.egemaps(s, 16000) for s in signals], 1),
+            _timed(lambda: [egemaps.egemaps(s, 16000) for s in signals], 1),
         )
 
     for row in rows:

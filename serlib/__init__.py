@@ -1,11 +1,10 @@
 """serlib: reproduce Neumann & Vu (ICASSP 2019) — SER with autoencoder representations of unlabeled speech.
 
-Modules, one per concept: ``config`` (typed configuration and presets), ``corpora`` (manifests and
-loaders), ``demo_corpus`` (offline synthetic corpus), ``audio`` (reading and resampling), ``features``
-(openSMILE log-Mel, auDeep spectrograms, eGeMAPS), ``store`` (cached feature/representation files),
-``autoencoder`` (auDeep's recurrent autoencoder in Keras 3), ``audeep_files`` (auDeep CSV/ARFF
-interchange), ``acnn`` (attentive CNN), ``metrics``, ``experiments`` (the paper's protocol),
-``plots``, ``analysis`` (t-SNE and probes), ``reproduce`` (papermill), ``predict``.
+Layers in the paper's order, each importing only from those below it (enforced by import-linter):
+``base`` (configuration, measures, runtime) < ``data`` (audio, manifests, corpora) < ``features``
+(log-Mel, auDeep spectrograms, eGeMAPS, the store) < ``models`` (autoencoder, ACNN) < ``protocol``
+(the experiments, Table 1, Figure 2) < ``analysis`` (t-SNE, the notebooks' views) < ``app`` (command
+line, reproduction, predict). ``docs/architecture.md`` maps paper sections to notebooks and modules.
 """
 
 __version__ = "0.1.0"

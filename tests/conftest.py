@@ -14,7 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def pytest_configure(config: pytest.Config) -> None:
     """TensorFlow's threads and op determinism fixed before any test runs a model (serlib.runtime),
     so every in-process result is computed with the settings a Dask worker or a child process uses."""
-    from serlib import runtime
+    from serlib.base import runtime
 
     runtime.configure()
 

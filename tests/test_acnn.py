@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serlib import acnn
-from serlib import config as config_module
+from serlib.base import config as config_module
+from serlib.models import acnn, acnn_kernels
 
 
 def _layer_shapes(model):
@@ -32,7 +32,7 @@ def _tiny(**changes):
 
 @pytest.mark.parametrize("external_dim", [0, 1024])
 def test_paper_preset_layers_and_parameter_counts(paper, external_dim):
-    model = acnn.build_acnn(paper, external_dim=external_dim)
+    model = acnn.build_configured(paper, external_dim=external_dim)
     conv = model.get_layer("conv")
     assert tuple(conv.output.shape) == (None, 247, 200)  # (750 - 10) // 3 + 1 time steps, 200 filters
     assert tuple(model.get_layer("pool").output.shape) == (None, 73, 200)  # (247 - 30) // 3 + 1
@@ -52,27 +52,27 @@ def test_paper_preset_layers_and_parameter_counts(paper, external_dim):
 
 def test_pool_stride_equal_to_pool_size_gives_eight_steps(paper):
     config = config_module.override(paper, **{"acnn.pool_stride": 30})
-    model = acnn.build_acnn(config)
+    model = acnn.build_configured(config)
     assert tuple(model.get_layer("pool").output.shape) == (None, 8, 200)
     assert acnn.pooled_steps(750, config.acnn) == 8
     assert acnn.pooled_steps(750, paper.acnn) == 73
 
 
 def test_cross_corpus_keep_probability_sets_the_dropout_rate(paper):
-    model = acnn.build_acnn(paper, keep_probability=paper.acnn.dropout_keep_probability_cross)
+    model = acnn.build_configured(paper, keep_probability=paper.acnn.dropout_keep_probability_cross)
     assert model.get_layer("dropout").rate == pytest.approx(0.3)
 
 
 def test_too_few_frames_for_the_pooling_is_a_clear_error(paper):
     config = config_module.override(paper, **{"features.logmel.max_frames": 50})
     with pytest.raises(acnn.ACNNError, match="max_frames"):
-        acnn.build_acnn(config)
+        acnn.build_configured(config)
 
 
 @pytest.mark.parametrize("masking", [False, True])
 def test_attention_weights_sum_to_one_and_masking_ignores_padding(masking):
     config = _tiny(**{"acnn.attention_masking": masking})
-    model = acnn.build_acnn(config)
+    model = acnn.build_configured(config)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 60, 26)).astype(np.float32)
     x[:, 30:] = 0.0  # 30 real frames, then padding
@@ -95,7 +95,7 @@ def _softmax_cross_entropy(probabilities, labels):
 
 def test_multi_view_loss_is_the_weighted_sum_of_three_cross_entropies():
     config = _tiny(**{"acnn.arousal_weight": 0.3, "acnn.valence_weight": 0.1})
-    model = acnn.build_acnn(config, external_dim=3)
+    model = acnn.build_configured(config, external_dim=3)
     rng = np.random.default_rng(1)
     inputs = {
         "logmel": rng.normal(size=(6, 60, 26)).astype(np.float32),
@@ -138,7 +138,9 @@ def test_band_statistics_use_only_real_frames_and_padding_stays_zero():
 def test_safe_mode_round_trip_gives_identical_predictions(tmp_path):
     config = _tiny(**{"acnn.attention_masking": True})
     rng = np.random.default_rng(3)
-    model = acnn.build_acnn(config, external_dim=4, normalisation=(np.full(26, -10.0), np.full(26, 2.0)))
+    model = acnn.build_configured(
+        config, external_dim=4, normalisation=(np.full(26, -10.0), np.full(26, 2.0))
+    )
     inputs = {
         "logmel": rng.normal(size=(8, 60, 26)).astype(np.float32),
         "representation": rng.uniform(-1, 1, size=(8, 4)).astype(np.float32),
@@ -199,12 +201,11 @@ def test_fast_implementation_equals_the_reference_within_float32_rounding(paper,
     for implementation in ("reference", "fast"):
         config = config_module.override(paper, **base, **{"acnn.implementation": implementation})
         keras.utils.set_random_seed(3)
-        model = acnn.build_acnn(config, normalisation=acnn.band_statistics(inputs, lengths))
+        model = acnn.build_configured(config, normalisation=acnn.band_statistics(inputs, lengths))
         before = model.predict(inputs, batch_size=32, verbose=0)
         history = model.fit(inputs, targets, batch_size=16, epochs=2, shuffle=True, verbose=0)
         results[implementation] = (before, history.history["loss"], model.get_weights(), model)
     (reference, fast) = results["reference"], results["fast"]
-    from serlib import acnn_kernels
 
     assert type(fast[3].get_layer("pool")) is acnn_kernels.FastMaxPooling1D
     assert type(fast[3].get_layer("conv")) is acnn_kernels.PaddingAwareConv1D
@@ -225,8 +226,6 @@ def test_padding_aware_convolution_and_fast_pooling_outputs_and_gradients(paper)
     """Layer by layer: the same outputs as Keras' layers, and the same kernel and bias gradients within
     rounding, for batches whose real frames end early (the skipped steps) or fill the input."""
     import tensorflow as tf
-
-    from serlib import acnn_kernels
 
     inputs, _, _ = _padded_batch(120, 8, seed=1)
     for batch in (inputs[:1], inputs[1:3], inputs):  # long, short-only and mixed batches
@@ -256,7 +255,7 @@ def test_padding_aware_convolution_and_fast_pooling_outputs_and_gradients(paper)
 
 def test_fast_layers_load_in_safe_mode(tmp_path, paper):
     config = config_module.override(paper, **{"features.logmel.max_frames": 120, "acnn.filters": 8})
-    model = acnn.build_acnn(config)
+    model = acnn.build_configured(config)
     model.save(tmp_path / "fast.keras")
     loaded = acnn.load_acnn(tmp_path / "fast.keras")
     assert type(loaded.get_layer("conv")).__name__ == "PaddingAwareConv1D"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serlib import audeep_files
-from serlib.audeep_files import AudeepFileError
+from serlib.models.autoencoder import audeep_files
+from serlib.models.autoencoder.audeep_files import AudeepFileError
 
 
 def _manifest(ids: list[str]) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serlib import audio
-from serlib.audio import AudioError
+from serlib.data import audio
+from serlib.data.audio import AudioError
 
 
 def _sine(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:

@@ -14,11 +14,17 @@ import h5py
 import numpy as np
 import pytest
 
-from serlib import config as config_module
+from serlib.app import cli
+from serlib.base import config as config_module
+from serlib.base import config_yaml
+from serlib.data import loaders
+from serlib.data.demo import generator
+from serlib.features import store as store_module
+from serlib.models.autoencoder import encoding, fused_gru
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
-autoencoder = pytest.importorskip("serlib.autoencoder")
+autoencoder = pytest.importorskip("serlib.models.autoencoder")
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, BANDS, UNITS = 16, 16, 16
@@ -69,7 +75,7 @@ def trained(tmp_path_factory):
     config = _config(root)
     data = _spectrograms()
     store = _write_store(root / "store.h5", data, [f"u{i}" for i in range(len(data))], [0] * len(data))
-    path = autoencoder.train(config, store, root / "model", progress=False)
+    path = autoencoder.train(config.autoencoder, store, root / "model", seed=config.seed, progress=False)
     return {"config": config, "data": data, "store": store, "path": path, "root": root}
 
 
@@ -79,10 +85,10 @@ def test_paper_architecture_parameter_count_and_representation_size(variant, exp
     config = config_module.override(
         config_module.load_preset("paper"), **{"autoencoder.gru_variant": variant}
     )
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     # spec 2.6: 2,659,968 for TF1's GRU; reset_after adds 3U biases per layer and direction (+4,608).
     assert model.count_params() == expected
-    assert autoencoder.representation_dim(config) == 1024
+    assert autoencoder.representation_dim(config.autoencoder) == 1024
     assert model.get_layer("representation").output.shape[-1] == 1024
 
 
@@ -90,13 +96,13 @@ def test_representation_size_depends_on_the_decoder():
     config = config_module.load_preset("paper")
     uni = config_module.override(config, **{"autoencoder.bidirectional_decoder": False})
     bi_encoder = config_module.override(config, **{"autoencoder.bidirectional_encoder": True})
-    assert autoencoder.representation_dim(uni) == 512
-    assert autoencoder.representation_dim(bi_encoder) == 1024
+    assert autoencoder.representation_dim(uni.autoencoder) == 512
+    assert autoencoder.representation_dim(bi_encoder.autoencoder) == 1024
 
 
 def test_tf1_initialisation(tmp_path):
     config = _config(tmp_path, **{"autoencoder.gru_variant": "reset_before"})
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     gru = model.get_layer("encoder_fw_gru_1").cell
     bias = np.asarray(gru.bias)
     np.testing.assert_array_equal(bias[: 2 * UNITS], 1.0)  # update and reset gates
@@ -112,7 +118,7 @@ def test_tf1_initialisation(tmp_path):
 @pytest.mark.parametrize(("bidirectional", "shift"), [(True, 1), (False, 2)])
 def test_decoder_input_is_the_reversed_input_shifted(tmp_path, bidirectional, shift):
     config = _config(tmp_path, **{"autoencoder.bidirectional_decoder": bidirectional})
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     probe = keras.Model(model.input, model.get_layer("decoder_input").output)
     x = _spectrograms(3)
     decoder_input = np.swapaxes(
@@ -148,7 +154,7 @@ def _constant_representation(model) -> None:
 
 def test_bidirectional_decoder_backward_direction_sees_its_target(tmp_path):
     config = _config(tmp_path, **{"autoencoder.units": 8})
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     _constant_representation(model)
     frames = 8
     x = _spectrograms(1, frames=frames)
@@ -168,7 +174,7 @@ def test_bidirectional_decoder_backward_direction_sees_its_target(tmp_path):
 
 def test_unidirectional_decoder_sees_neither_target_nor_previous_frame(tmp_path):
     config = _config(tmp_path, **{"autoencoder.units": 8, "autoencoder.bidirectional_decoder": False})
-    model = autoencoder.build_autoencoder(config, compile=False)
+    model = autoencoder.build_configured(config, compile=False)
     _constant_representation(model)
     frames = 8
     norms = _jacobian_norms(model, _spectrograms(1, frames=frames))
@@ -181,7 +187,7 @@ def test_unidirectional_decoder_sees_neither_target_nor_previous_frame(tmp_path)
 @pytest.mark.parametrize("compiled", [True, False], ids=["XLA loops", "executor loops"])
 @pytest.mark.parametrize("variant", ["reset_after", "reset_before"])
 def test_fused_gru_matches_keras_gru(variant, compiled, monkeypatch):
-    monkeypatch.setattr(autoencoder, "COMPILE_LOOPS", compiled)
+    monkeypatch.setattr(fused_gru, "COMPILE_LOOPS", compiled)
     reset_after = variant == "reset_after"
     rng = np.random.default_rng(1)
     x = tf.constant(rng.uniform(-1, 1, (3, 7, 5)).astype(np.float32))
@@ -200,7 +206,7 @@ def test_fused_gru_matches_keras_gru(variant, compiled, monkeypatch):
         tape.watch([x, h0])
         outputs, last = layer(x, initial_state=[h0])
         reference = tf.reduce_sum(outputs * upstream) + tf.reduce_sum(last)
-        fused_outputs, fused_last = autoencoder.fused_gru(x, h0, *weights, reset_after)
+        fused_outputs, fused_last = fused_gru.fused_gru(x, h0, *weights, reset_after)
         fused = tf.reduce_sum(fused_outputs * upstream) + tf.reduce_sum(fused_last)
     np.testing.assert_allclose(fused_outputs, outputs, atol=1e-6)
     for expected, actual in zip(
@@ -232,20 +238,22 @@ def test_epoch_batches_are_full_and_cover_the_data():
 
 def test_kill_and_resume_gives_the_uninterrupted_result(trained, tmp_path):
     model_dir = tmp_path / "killed"
-    config_path = config_module.save(trained["config"], tmp_path / "config.yaml")
+    config_path = config_yaml.save(trained["config"], tmp_path / "config.yaml")
     script = textwrap.dedent(
         f"""
         import os, signal
         import keras
-        from serlib import autoencoder, config
+        from serlib.base import config
+        from serlib.models import autoencoder
 
         class Kill(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if epoch + 1 == 1:
                     os.kill(os.getpid(), signal.SIGKILL)
 
-        autoencoder.train(config.load({str(config_path)!r}), {str(trained["store"])!r}, {str(model_dir)!r},
-                          progress=False, callbacks=[Kill()])
+        loaded = config.load({str(config_path)!r})
+        autoencoder.train(loaded.autoencoder, {str(trained["store"])!r}, {str(model_dir)!r},
+                          seed=loaded.seed, progress=False, callbacks=[Kill()])
         """
     )
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -255,7 +263,13 @@ def test_kill_and_resume_gives_the_uninterrupted_result(trained, tmp_path):
     assert state["epoch"] == 1 and (model_dir / state["checkpoint"]).is_file()
     assert not (model_dir / autoencoder.MODEL_FILE).exists()
 
-    path = autoencoder.train(trained["config"], trained["store"], model_dir, progress=False)
+    path = autoencoder.train(
+        trained["config"].autoencoder,
+        trained["store"],
+        model_dir,
+        seed=trained["config"].seed,
+        progress=False,
+    )
     resumed = _state(model_dir)
     assert resumed["loss"][:1] == state["loss"] and len(resumed["loss"]) == 3
     # Same seed, same machine (another process, interrupted or not): same losses, weights and vectors.
@@ -269,14 +283,21 @@ def test_kill_and_resume_gives_the_uninterrupted_result(trained, tmp_path):
         autoencoder.encode(uninterrupted_model, trained["data"]),
     )
     assert (
-        autoencoder.train(trained["config"], trained["store"], model_dir, progress=False) == path
+        autoencoder.train(
+            trained["config"].autoencoder,
+            trained["store"],
+            model_dir,
+            seed=trained["config"].seed,
+            progress=False,
+        )
+        == path
     )  # done: no-op
 
 
 def test_seed_sets_the_initial_weights(trained):
-    a = autoencoder.build_autoencoder(trained["config"], seed=0, compile=False).get_weights()
-    b = autoencoder.build_autoencoder(trained["config"], seed=0, compile=False).get_weights()
-    c = autoencoder.build_autoencoder(trained["config"], seed=1, compile=False).get_weights()
+    a = autoencoder.build_configured(trained["config"], seed=0, compile=False).get_weights()
+    b = autoencoder.build_configured(trained["config"], seed=0, compile=False).get_weights()
+    c = autoencoder.build_configured(trained["config"], seed=1, compile=False).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0])
 
@@ -288,7 +309,13 @@ def test_changed_settings_refuse_to_resume(trained, tmp_path):
     state["fingerprint"]["seed"] = 99
     (model_dir / autoencoder.STATE_FILE).write_text(json.dumps(state))
     with pytest.raises(autoencoder.AutoencoderError, match="different"):
-        autoencoder.train(trained["config"], trained["data"], model_dir, progress=False)
+        autoencoder.train(
+            trained["config"].autoencoder,
+            trained["data"],
+            model_dir,
+            seed=trained["config"].seed,
+            progress=False,
+        )
 
 
 # -- encoding ----------------------------------------------------------------------------------------
@@ -298,7 +325,10 @@ def test_save_load_safe_mode_encode_identical(trained, tmp_path):
     model.save(tmp_path / "copy.keras")
     loaded = keras.saving.load_model(tmp_path / "copy.keras", safe_mode=True)
     np.testing.assert_array_equal(autoencoder.encode(loaded, trained["data"], batch_size=20), vectors)
-    assert vectors.shape == (len(trained["data"]), autoencoder.representation_dim(trained["config"]))
+    assert vectors.shape == (
+        len(trained["data"]),
+        autoencoder.representation_dim(trained["config"].autoencoder),
+    )
     assert np.isfinite(vectors).all() and np.abs(vectors).max() < 1.0  # tanh outputs
     assert np.abs(vectors).std() > 0.01
     with pytest.raises(autoencoder.AutoencoderError, match="16"):
@@ -306,37 +336,36 @@ def test_save_load_safe_mode_encode_identical(trained, tmp_path):
 
 
 def test_configured_training_and_encoding_with_chunks(trained, tmp_path, monkeypatch):
-    from serlib import cli, store
 
     changes = {"autoencoder.epochs": 1, "autoencoder.encode_batch_size": 7, "autoencoder.layers": 1}
     config = _config(tmp_path / "out", **changes)
     data = trained["data"][:20]
     ids = [f"utt{i // 2}" for i in range(20)]  # two chunks per utterance, stored in auDeep order
     path = _write_store(tmp_path / "spectrograms.h5", data, ids, [i % 2 for i in range(20)])
-    feature_set = store.FeatureSet(
+    feature_set = store_module.FeatureSet(
         path=path,
         ids=ids,
         lengths=np.full(20, FRAMES, np.int32),
         chunk_numbers=np.array([i % 2 for i in range(20)]),
     )
-    monkeypatch.setattr(store, "extract_configured", lambda config, key, extractor, **_: feature_set)
+    monkeypatch.setattr(store_module, "extract_configured", lambda config, key, extractor, **_: feature_set)
 
     model_path = autoencoder.train_configured(config, "demo_talks", progress=False)
     assert model_path.parent.parent == config.cache_path / "autoencoders"
     assert model_path.parent.name.startswith("demo_talks-")
     stamp = model_path.stat().st_mtime_ns
-    config_path = config_module.save(config, tmp_path / "config.yaml")
+    config_path = config_yaml.save(config, tmp_path / "config.yaml")
     assert cli.main(["train-ae", "--config", str(config_path), "--corpus", "demo_talks"]) == 0
     assert model_path.stat().st_mtime_ns == stamp  # already trained: returned at once
 
     representations = autoencoder.encode_configured(config, model_path, "demo_talks", progress=False)
-    dimension = autoencoder.representation_dim(config)
+    dimension = autoencoder.representation_dim(config.autoencoder)
     assert representations.ids == [f"utt{i}" for i in range(10)]
     assert representations.vectors.shape == (10, 2 * dimension)  # chunks concatenated in order
     per_chunk = autoencoder.encode(autoencoder.load_model(model_path), data, batch_size=7)
     np.testing.assert_array_equal(representations.vectors[3], np.concatenate([per_chunk[6], per_chunk[7]]))
     with h5py.File(representations.path, "r") as handle:
-        assert handle.attrs["model_sha256"] == autoencoder._sha256(model_path)
+        assert handle.attrs["model_sha256"] == encoding._sha256(model_path)
     again = autoencoder.encode_configured(config, model_path, "demo_talks", progress=False)
     assert again.path == representations.path
     np.testing.assert_array_equal(again.vectors, representations.vectors)
@@ -351,7 +380,6 @@ def test_configured_training_and_encoding_with_chunks(trained, tmp_path, monkeyp
 @pytest.mark.slow
 def test_demo_corpus_end_to_end(tmp_path):
     """Demo preset on a small generated demo corpus: the loss falls, one finite vector per labeled utterance."""
-    from serlib import corpora, demo_corpus
 
     sizes = {
         "labeled_sessions": 5,
@@ -364,15 +392,18 @@ def test_demo_corpus_end_to_end(tmp_path):
         "books_utterances": 4,
     }
     config = config_module.override(config_module.load_preset("demo"), output_dir=str(tmp_path))
-    demo_corpus.generate(tmp_path / "data" / "demo", seed=0, **sizes)
+    generator.generate(tmp_path / "data" / "demo", seed=0, **sizes)
     model_path = autoencoder.train_configured(config, "demo_talks", progress=False)
     losses = _state(model_path.parent)["loss"]
     assert len(losses) == config.autoencoder.epochs
     assert losses[-1] < 0.7 * losses[0]
     representations = autoencoder.encode_configured(config, model_path, "demo_emotion", progress=False)
-    manifest = corpora.load_configured(config, "demo_emotion")
+    manifest = loaders.load_configured(config, "demo_emotion")
     assert representations.ids == manifest["utterance_id"].tolist()
-    assert representations.vectors.shape == (len(manifest), autoencoder.representation_dim(config))
+    assert representations.vectors.shape == (
+        len(manifest),
+        autoencoder.representation_dim(config.autoencoder),
+    )
     assert np.isfinite(representations.vectors).all()
 
 

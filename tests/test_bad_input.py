@@ -19,8 +19,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serlib import audio, cli, corpora, features, store
-from serlib import config as config_module
+from serlib.app import cli
+from serlib.base import config as config_module
+from serlib.base import config_yaml
+from serlib.data import audio, loaders
+from serlib.data import manifest as manifests
+from serlib.features import logmel as logmel_module
+from serlib.features import spectrogram, store
 
 MINUS_6_DBFS = 10 ** (-6 / 20)
 HYPOTHESIS = settings(
@@ -328,16 +333,16 @@ def manifest_folder(tmp_path) -> Path:
 def test_bad_manifest(manifest_folder, case, text, expected):
     path = manifest_folder / f"{case}.csv"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(corpora.CorpusError) as error:
-        corpora.read_manifest(path)
+    with pytest.raises(manifests.CorpusError) as error:
+        manifests.read_manifest(path)
     _clear_error(error, f"{case}.csv", expected)
 
 
 def test_binary_manifest(manifest_folder):
     path = manifest_folder / "binary.csv"
     path.write_bytes(bytes(range(128, 256)) * 4)
-    with pytest.raises(corpora.CorpusError) as error:
-        corpora.read_manifest(path)
+    with pytest.raises(manifests.CorpusError) as error:
+        manifests.read_manifest(path)
     _clear_error(error, "binary.csv")
 
 
@@ -351,8 +356,8 @@ def test_manifest_line_endings_and_bom(manifest_folder, encoding):
     text = (HEADER + ROW).replace("\n", "\r\n") if "crlf" in encoding else HEADER + ROW
     variant = manifest_folder / "plain_variant.csv"
     variant.write_bytes(("\ufeff" if "bom" in encoding else "").encode() + text.encode("utf-8"))
-    expected = corpora.read_manifest(plain).drop(columns="corpus")
-    got = corpora.read_manifest(variant).drop(columns="corpus")
+    expected = manifests.read_manifest(plain).drop(columns="corpus")
+    got = manifests.read_manifest(variant).drop(columns="corpus")
     assert list(got.columns) == list(expected.columns)
     assert got.equals(expected)
     assert got.loc[0, "arousal_class"] == "high" and got.loc[0, "valence_class"] == "low"
@@ -412,8 +417,8 @@ def _iemocap_tree(tmp_path: Path, content: bytes) -> Path:
 )
 def test_bad_iemocap_evaluation(tmp_path, case, text, expected):
     root = _iemocap_tree(tmp_path, text.encode("utf-8"))
-    with pytest.raises(corpora.CorpusError) as error:
-        corpora.load("iemocap", root, check_files=False)
+    with pytest.raises(manifests.CorpusError) as error:
+        loaders.load("iemocap", root, check_files=False)
     message = _clear_error(error, expected)
     assert "Ses01F_impro01.txt" in message or "IEMOCAP_full_release" in message
 
@@ -425,22 +430,22 @@ def test_iemocap_rating_outside_scale_is_clipped_and_reported(tmp_path, caplog, 
     """The loader's documented choice: clip to 1-5 and warn with file:line (no silent change)."""
     text = EVALUATION_HEADER + _block("Ses01F_impro01_F000", "neu", valence=rating)
     root = _iemocap_tree(tmp_path, text.encode("utf-8"))
-    with caplog.at_level("WARNING", logger="serlib.corpora"):
-        manifest = corpora.load("iemocap", root, check_files=False)
+    with caplog.at_level("WARNING", logger="serlib.data"):
+        manifest = loaders.load("iemocap", root, check_files=False)
     assert manifest.loc[0, "valence"] == clipped
-    assert manifest.loc[0, "valence_class"] == corpora.level(clipped)
+    assert manifest.loc[0, "valence_class"] == manifests.level(clipped)
     assert any("Ses01F_impro01.txt:3" in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.parametrize("variant", ["crlf", "bom", "bom+crlf", "cr"])
 def test_iemocap_line_endings_and_bom(tmp_path, variant):
     """Windows/old-Mac line endings and a BOM give exactly the plain file's labels."""
-    plain = corpora.load(
+    plain = loaders.load(
         "iemocap", _iemocap_tree(tmp_path / "plain", GOOD_EVALUATION.encode()), check_files=False
     )
     text = GOOD_EVALUATION.replace("\n", "\r\n" if "crlf" in variant else "\r" if variant == "cr" else "\n")
     content = ("\ufeff" if "bom" in variant else "").encode() + text.encode("utf-8")
-    got = corpora.load("iemocap", _iemocap_tree(tmp_path / "variant", content), check_files=False)
+    got = loaders.load("iemocap", _iemocap_tree(tmp_path / "variant", content), check_files=False)
     assert got.drop(columns="path").equals(plain.drop(columns="path"))
     assert got["emotion"].tolist() == ["neutral", "happy"]
     assert got["arousal_class"].tolist() == ["medium", "high"]
@@ -452,9 +457,9 @@ def test_real_iemocap_sample_with_windows_line_endings(shared_data, tmp_path):
         shared_data / "formats" / "iemocap" / "IEMOCAP_full_release" / "Session1" / "dialog" / "EmoEvaluation"
     )
     original = (sample / "Ses01F_impro01.txt").read_bytes()
-    plain = corpora.load("iemocap", _iemocap_tree(tmp_path / "plain", original), check_files=False)
+    plain = loaders.load("iemocap", _iemocap_tree(tmp_path / "plain", original), check_files=False)
     windows = b"\xef\xbb\xbf" + original.replace(b"\n", b"\r\n")
-    got = corpora.load("iemocap", _iemocap_tree(tmp_path / "windows", windows), check_files=False)
+    got = loaders.load("iemocap", _iemocap_tree(tmp_path / "windows", windows), check_files=False)
     assert len(plain) > 0 and got.drop(columns="path").equals(plain.drop(columns="path"))
 
 
@@ -540,7 +545,7 @@ def test_unreadable_config(tmp_path, case, text, expected):
 def test_config_with_bom_and_windows_line_endings(tmp_path):
     """The same configuration, saved by a Windows editor, loads to the same values."""
     reference = config_module.load_preset("demo")
-    text = config_module.dumps(reference).replace("\n", "\r\n")
+    text = config_yaml.dumps(reference).replace("\n", "\r\n")
     path = tmp_path / "windows.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert config_module.load(path) == reference
@@ -565,8 +570,8 @@ def test_missing_manifest_corpus(tmp_path):
         "protocol": {"within_corpus": "mine", "cross_corpus_train": None, "cross_corpus_test": None},
     }
     config = config_module.from_dict(data)
-    with pytest.raises(corpora.CorpusError) as error:
-        corpora.load_configured(config, "mine")
+    with pytest.raises(manifests.CorpusError) as error:
+        loaders.load_configured(config, "mine")
     _clear_error(error, "mine.csv", "does not exist")
 
 
@@ -580,8 +585,8 @@ def test_missing_corpus_folder(tmp_path, corpus_type, state):
     if state == "empty":
         root.mkdir()
         (root / "unrelated.txt").write_text("not a corpus")
-    with pytest.raises(corpora.CorpusError) as error:
-        corpora.load(corpus_type, root)
+    with pytest.raises(manifests.CorpusError) as error:
+        loaders.load(corpus_type, root)
     _clear_error(error, f"{corpus_type}_root")
 
 
@@ -618,7 +623,7 @@ def silence_manifest(tmp_path):
     nan_path = tmp_path / "nan.wav"
     sf.write(nan_path, np.full(16000, np.nan), 16000, subtype="FLOAT")
     rows.append({"utterance_id": "nan", "path": str(nan_path)})
-    return corpora.make_manifest(rows), tmp_path
+    return manifests.make_manifest(rows), tmp_path
 
 
 def _store_config(tmp_path: Path, allow_skip: bool = False) -> config_module.Config:
@@ -638,28 +643,28 @@ def test_logmel_and_egemaps_of_silence_are_finite(silence_manifest):
     manifest, tmp_path = silence_manifest
     config = _store_config(tmp_path, allow_skip=True)
     for extractor in ("logmel", "egemaps"):
-        stored = store.extract(manifest, extractor, config, progress=False)
+        stored = store.extract_manifest(manifest, extractor, config, progress=False)
         assert stored.ids == ["tone", "silence"] and [s[0] for s in stored.skipped] == ["nan"]
         assert np.isfinite(stored.features).all()
-    logmel = store.extract(manifest, "logmel", config, progress=False)
+    logmel = store.extract_manifest(manifest, "logmel", config, progress=False)
     silent = logmel.features[1, : logmel.lengths[1]]
-    np.testing.assert_allclose(silent, features.LOGMEL_FLOOR, rtol=1e-6)
+    np.testing.assert_allclose(silent, logmel_module.LOGMEL_FLOOR, rtol=1e-6)
 
 
 def test_spectrogram_of_silence_is_a_clear_error(silence_manifest):
     """auDeep's dB scale is relative to the file's maximum: undefined for digital silence."""
     manifest, tmp_path = silence_manifest
     with pytest.raises(store.StoreError) as error:
-        store.extract(manifest.iloc[:2], "spectrogram", _store_config(tmp_path), progress=False)
+        store.extract_manifest(manifest.iloc[:2], "spectrogram", _store_config(tmp_path), progress=False)
     _clear_error(error, "silence.wav", "silent", "allow_skip")
-    with pytest.raises(features.AudioError, match="silent"):
-        features.audeep_spectrogram(np.zeros(16000, np.float32), 16000)
+    with pytest.raises(audio.AudioError, match="silent"):
+        spectrogram.audeep_spectrogram(np.zeros(16000, np.float32), 16000)
 
 
 def test_nan_file_through_the_store_names_the_file(silence_manifest):
     manifest, tmp_path = silence_manifest
     with pytest.raises(store.StoreError) as error:
-        store.extract(manifest, "logmel", _store_config(tmp_path), progress=False)
+        store.extract_manifest(manifest, "logmel", _store_config(tmp_path), progress=False)
     _clear_error(error, "nan.wav", "NaN or infinite", "allow_skip")
 
 

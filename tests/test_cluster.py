@@ -21,9 +21,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serlib import cluster, experiments, runtime, store
-from serlib import config as config_module
-from serlib.corpora import EMOTIONS
+from serlib.base import cluster, runtime
+from serlib.base import config as config_module
+from serlib.data import loaders
+from serlib.data.manifest import EMOTIONS
+from serlib.features import extraction, store
+from serlib.protocol import grid
 
 RATE = 16000
 PITCH = {"angry": 320.0, "happy": 260.0, "neutral": 180.0, "sad": 130.0}
@@ -137,16 +140,16 @@ def _run_metrics(output: Path) -> dict[str, tuple]:
 
 
 def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch):
-    serial = experiments.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
+    serial = grid.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
     calls = []
-    run_grid = cluster.run_grid
+    run_tasks = cluster.run_tasks
 
-    def on_shared_cluster(*args, **kwargs):
-        calls.append(len(args[1]))
-        return run_grid(*args, **{**kwargs, "client": client})
+    def counted(client, function, arguments, *rest, **options):
+        calls.append(len(arguments))
+        return run_tasks(client, function, arguments, *rest, **options)
 
-    monkeypatch.setattr(cluster, "run_grid", on_shared_cluster)
-    parallel = experiments.run_protocol(_config(corpus, "dask", n_jobs=2), progress=False)
+    monkeypatch.setattr(cluster, "run_tasks", counted)
+    parallel = grid.run_protocol(_config(corpus, "dask", n_jobs=2), progress=False, client=client)
     assert calls == [3]  # 2 within folds + 1 cross run, all on Dask
     serial_predictions = _predictions(corpus / "serial")
     assert len(serial_predictions) == 3
@@ -159,63 +162,37 @@ def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch)
 
 def test_dask_extraction_matches_the_serial_store(corpus, client, monkeypatch):
     config = config_module.override(
-        _config(corpus, "extract", n_jobs=1),
-        cache_dir=str(corpus / "extract-cache"),
-        **{"protocol.scheduler_address": "tcp://shared-test-cluster:8786"},
+        _config(corpus, "extract", n_jobs=1), cache_dir=str(corpus / "extract-cache")
     )
-    used = []
+    tasks = []
+    map_in_order = cluster.map_in_order
 
-    def shared(config, n_workers=None):
-        used.append(config.protocol.scheduler_address)
-        return _Yield(client)
+    def counted(client, function, arguments):
+        tasks.append(len(arguments))
+        return map_in_order(client, function, arguments)
 
-    monkeypatch.setattr(cluster, "dask_client", shared)
-    from serlib import corpora
-
-    manifest = corpora.load_configured(config, "synth")
-    with_dask = store.extract(manifest, "logmel", config, progress=False, corpus_key="synth")
-    assert used == ["tcp://shared-test-cluster:8786"]
+    monkeypatch.setattr(cluster, "map_in_order", counted)
+    manifest = loaders.load_configured(config, "synth")
+    with_dask = store.extract_manifest(
+        manifest, "logmel", config, progress=False, corpus_key="synth", client=client
+    )
+    assert tasks == [-(-len(manifest) // extraction.TASK_SIZE)]  # every chunk of files went to Dask
     serial_config = config_module.override(config, cache_dir=str(corpus / "serial-cache"))
-    serial_config.protocol.scheduler_address = None
-    serial = store.extract(manifest, "logmel", serial_config, progress=False, corpus_key="synth")
+    serial = store.extract_manifest(manifest, "logmel", serial_config, progress=False, corpus_key="synth")
     assert with_dask.ids == serial.ids == manifest["utterance_id"].tolist()
     np.testing.assert_array_equal(with_dask.features, serial.features)
     np.testing.assert_array_equal(with_dask.lengths, serial.lengths)
 
 
-class _Yield:
-    """A context manager yielding an existing client (the module's shared LocalCluster)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def __enter__(self):
-        return self.client
-
-    def __exit__(self, *exc):
-        return False
-
-
-def test_unreachable_scheduler_is_a_clear_error(tmp_path):
-    config = config_module.override(
-        config_module.load_preset("demo"),
-        output_dir=str(tmp_path),
-        **{"protocol.scheduler_address": "tcp://127.0.0.1:1"},
-    )
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
-    try:
-        with pytest.raises(cluster.ClusterError, match="protocol.scheduler_address"):
-            with cluster.dask_client(config):
-                pass
-    finally:
-        monkey.undo()
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(cluster.ClusterError, match="protocol.scheduler_address"):
+        with cluster.dask_client("tcp://127.0.0.1:1"):
+            pass
 
 
 def test_multi_worker_without_tf_config_names_the_variable(monkeypatch):
-    config = config_module.override(
-        config_module.load_preset("demo"), **{"autoencoder.distribution": "multi_worker"}
-    )
+    config = "multi_worker"  # autoencoder.distribution
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(cluster.ClusterError, match="TF_CONFIG"):
         cluster.distribution_strategy(config)
@@ -227,12 +204,14 @@ def test_multi_worker_without_tf_config_names_the_variable(monkeypatch):
         cluster.distribution_strategy(config)
 
 
-def test_grid_dispatch_rule():
-    config = config_module.load_preset("demo")
-    assert not cluster.grid_uses_dask(config, n_jobs=1)
-    assert cluster.grid_uses_dask(config, n_jobs=2)
-    config.protocol.scheduler_address = "tcp://somewhere:8786"
-    assert cluster.grid_uses_dask(config, n_jobs=1)
+def test_grid_dispatch_rule(monkeypatch):
+    assert not cluster.uses_dask(None, 1)
+    assert cluster.uses_dask(None, 2)
+    assert cluster.uses_dask("tcp://somewhere:8786", 1)
+    monkeypatch.setenv(runtime.THREADS_VARIABLE, "1")
+    assert cluster.worker_count(0) == runtime.available_cores()  # 0 = as many 1-thread workers as cores
+    monkeypatch.setenv(runtime.THREADS_VARIABLE, str(runtime.available_cores()))
+    assert cluster.worker_count(0) == 1
 
 
 MIRRORED_SCRIPT = textwrap.dedent(
@@ -244,8 +223,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from serlib import autoencoder, cluster
-    from serlib import config as config_module
+    from serlib.base import cluster
+    from serlib.base import config as config_module
+    from serlib.models import autoencoder
 
     config = config_module.override(
         config_module.load_preset("demo"),
@@ -259,11 +239,11 @@ MIRRORED_SCRIPT = textwrap.dedent(
             "features.spectrogram.mel_bands": 6,
         },
     )
-    strategy = cluster.distribution_strategy(config)
+    strategy = cluster.distribution_strategy(config.autoencoder.distribution)
     rng = np.random.default_rng(0)
     base = np.sin(np.linspace(0, 6, 12))[None, :, None] * rng.uniform(0.2, 0.8, size=(1, 1, 6))
     data = np.tanh(base + 0.05 * rng.standard_normal((32, 12, 6))).astype(np.float32)
-    path = autoencoder.train(config, data, sys.argv[1], epochs=3, seed=3, progress=False)
+    path = autoencoder.train(config.autoencoder, data, sys.argv[1], epochs=3, seed=3, progress=False, strategy=strategy)
     state = json.loads((path.parent / "training_state.json").read_text())
     model = autoencoder.load_model(path)
     vectors = autoencoder.encode(model, data, batch_size=16)
@@ -272,7 +252,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         "kind": type(strategy).__name__,
         "loss": state["loss"],
         "shape": list(vectors.shape),
-        "dim": autoencoder.representation_dim(config),
+        "dim": autoencoder.representation_dim(config.autoencoder),
     }))
     """
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serlib import config
+from serlib.base import config, config_yaml
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -15,7 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("name", config.PRESETS)
 def test_committed_yaml_matches_preset(name: str) -> None:
     assert config.load(CONFIGS / f"{name}.yaml") == config.load_preset(name)
-    assert (CONFIGS / f"{name}.yaml").read_text(encoding="utf-8") == config.dumps(config.load_preset(name))
+    assert (CONFIGS / f"{name}.yaml").read_text(encoding="utf-8") == config_yaml.dumps(
+        config.load_preset(name)
+    )
 
 
 def test_paper_preset_has_the_papers_numbers() -> None:
@@ -38,7 +40,7 @@ def test_paper_preset_has_the_papers_numbers() -> None:
 
 def test_round_trip(tmp_path: Path) -> None:
     demo = config.load_preset("demo")
-    path = config.save(demo, tmp_path / "demo.yaml")
+    path = config_yaml.save(demo, tmp_path / "demo.yaml")
     assert config.load(path) == demo
 
 
@@ -112,7 +114,7 @@ def test_committed_yaml_is_commented() -> None:
 def test_comments_describe_the_value_written_not_the_papers() -> None:
     """A value that departs from the paper preset is commented with its reason and the paper's value;
     the paper's own reason never stands alone beside another value."""
-    lines = _lines_by_key(config.dumps(config.load_preset("demo")))
+    lines = _lines_by_key(config_yaml.dumps(config.load_preset("demo")))
     assert lines["features.logmel.max_frames"].startswith("    max_frames: 400  # 4.0 s")
     assert "paper: 750 (7.5 s at 10 ms" in lines["features.logmel.max_frames"]
     rate = lines["acnn.learning_rate"]
@@ -128,7 +130,9 @@ def test_comments_describe_the_value_written_not_the_papers() -> None:
                 line = lines[f"{section}.{key}"]
                 assert "paper: " in line, f"{section}.{key} departs from the paper without saying so"
     custom = config.override(config.load_preset("paper"), **{"acnn.epochs": 30})
-    line = next(line for line in config.dumps(custom).splitlines() if line.strip().startswith("epochs: 30"))
+    line = next(
+        line for line in config_yaml.dumps(custom).splitlines() if line.strip().startswith("epochs: 30")
+    )
     assert "# paper: 100 (fixed number of epochs" in line  # no reason known: the paper's value is named
 
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serlib import config as config_module
-from serlib import corpora
+from serlib.base import config as config_module
+from serlib.data import loaders
+from serlib.data import manifest as manifests
 
 
 @pytest.mark.parametrize(
@@ -31,13 +32,13 @@ from serlib import corpora
     ],
 )
 def test_level_uses_the_papers_bins(rating, expected) -> None:
-    assert corpora.level(rating) == expected
+    assert manifests.level(rating) == expected
 
 
 @pytest.mark.parametrize("rating", [0.99, 5.01, -1.0])
 def test_level_refuses_ratings_off_the_scale(rating) -> None:
-    with pytest.raises(corpora.CorpusError, match="outside the 1-5 scale"):
-        corpora.level(rating)
+    with pytest.raises(manifests.CorpusError, match="outside the 1-5 scale"):
+        manifests.level(rating)
 
 
 def _row(utterance: str, path: str, **fields) -> dict:
@@ -45,7 +46,7 @@ def _row(utterance: str, path: str, **fields) -> dict:
 
 
 def test_make_manifest_fills_orders_and_derives_classes(tmp_path: Path) -> None:
-    manifest = corpora.make_manifest(
+    manifest = manifests.make_manifest(
         [
             _row("a", "a.wav", arousal=2.0, valence=4.0, emotion="sad"),
             _row("b", "b.wav", arousal="2.0001", valence="3.9999"),
@@ -53,7 +54,7 @@ def test_make_manifest_fills_orders_and_derives_classes(tmp_path: Path) -> None:
             _row("d", "d.wav", start_s=1.5, end_s=2.0, speaker=7),
         ]
     )
-    assert list(manifest.columns) == list(corpora.MANIFEST_COLUMNS)
+    assert list(manifest.columns) == list(manifests.MANIFEST_COLUMNS)
     assert manifest["arousal_class"].tolist() == ["low", "medium", "high", ""]
     assert manifest["valence_class"].tolist() == ["high", "medium", "", ""]
     assert manifest["emotion"].tolist() == ["sad", "", "", ""]
@@ -68,14 +69,14 @@ def _valid(tmp_path: Path, n: int = 3) -> pd.DataFrame:
         path = tmp_path / f"u{index}.wav"
         sf.write(path, np.zeros(160, dtype=np.float32), 16000)
         rows.append(
-            _row(f"u{index}", str(path), emotion=corpora.EMOTIONS[index % 4], arousal=3.0, valence=3.0)
+            _row(f"u{index}", str(path), emotion=manifests.EMOTIONS[index % 4], arousal=3.0, valence=3.0)
         )
-    return corpora.make_manifest(rows)
+    return manifests.make_manifest(rows)
 
 
 def test_validate_accepts_a_good_manifest(tmp_path: Path) -> None:
     manifest = _valid(tmp_path)
-    assert corpora.validate(manifest) is manifest
+    assert manifests.validate(manifest) is manifest
 
 
 @pytest.mark.parametrize(
@@ -111,14 +112,14 @@ def test_validate_accepts_a_good_manifest(tmp_path: Path) -> None:
     ],
 )
 def test_validate_names_what_is_wrong(tmp_path: Path, change, message) -> None:
-    with pytest.raises(corpora.CorpusError, match=message) as error:
-        corpora.validate(change(_valid(tmp_path)), source="my.csv")
+    with pytest.raises(manifests.CorpusError, match=message) as error:
+        manifests.validate(change(_valid(tmp_path)), source="my.csv")
     assert str(error.value).startswith("my.csv")
 
 
 def test_validate_can_skip_the_file_check(tmp_path: Path) -> None:
     manifest = _valid(tmp_path).assign(path="/nowhere/x.wav")
-    assert len(corpora.validate(manifest, check_files=False)) == 3
+    assert len(manifests.validate(manifest, check_files=False)) == 3
 
 
 CSV = (
@@ -141,7 +142,7 @@ def test_read_manifest_relative_paths_bom_and_crlf(tmp_path: Path, variant: str)
     text = CSV.replace("\n", "\r\n") if "crlf" in variant else CSV
     data = ("\ufeff" if "bom" in variant else "") + text
     (folder / "mine.csv").write_bytes(data.encode("utf-8"))
-    manifest = corpora.read_manifest(folder / "mine.csv")
+    manifest = manifests.read_manifest(folder / "mine.csv")
     assert manifest["utterance_id"].tolist() == ["one", "two"]  # BOM not glued to the first column
     assert manifest["path"].tolist() == [
         str((folder / "audio" / f"{n}.wav").resolve()) for n in ("one", "two")
@@ -154,25 +155,25 @@ def test_read_manifest_relative_paths_bom_and_crlf(tmp_path: Path, variant: str)
 
 
 def test_read_manifest_errors(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="does not exist"):
-        corpora.read_manifest(tmp_path / "absent.csv")
+    with pytest.raises(manifests.CorpusError, match="does not exist"):
+        manifests.read_manifest(tmp_path / "absent.csv")
     (tmp_path / "no_path.csv").write_text("utterance_id,speaker\na,s\n")
-    with pytest.raises(corpora.CorpusError, match=r"missing required columns \['path'\]"):
-        corpora.read_manifest(tmp_path / "no_path.csv")
+    with pytest.raises(manifests.CorpusError, match=r"missing required columns \['path'\]"):
+        manifests.read_manifest(tmp_path / "no_path.csv")
     (tmp_path / "missing_audio.csv").write_text("utterance_id,path\na,audio/none.wav\n")
-    with pytest.raises(corpora.CorpusError, match="missing_audio.csv: 1 audio files do not exist"):
-        corpora.read_manifest(tmp_path / "missing_audio.csv")
-    assert len(corpora.read_manifest(tmp_path / "missing_audio.csv", check_files=False)) == 1
+    with pytest.raises(manifests.CorpusError, match="missing_audio.csv: 1 audio files do not exist"):
+        manifests.read_manifest(tmp_path / "missing_audio.csv")
+    assert len(manifests.read_manifest(tmp_path / "missing_audio.csv", check_files=False)) == 1
 
 
 def test_write_then_read_round_trip_with_relative_paths(tmp_path: Path) -> None:
     folder = _csv_folder(tmp_path / "corpus")
     (folder / "mine.csv").write_text(CSV)
-    manifest = corpora.read_manifest(folder / "mine.csv")
-    written = corpora.write_manifest(manifest, folder / "copy" / "copy.csv", relative_to=folder / "copy")
+    manifest = manifests.read_manifest(folder / "mine.csv")
+    written = manifests.write_manifest(manifest, folder / "copy" / "copy.csv", relative_to=folder / "copy")
     assert "../audio/one.wav" in written.read_text()
     assert not list((folder / "copy").glob(".*tmp*"))  # the temp file was renamed, not left behind
-    again = corpora.read_manifest(written)
+    again = manifests.read_manifest(written)
     pd.testing.assert_frame_equal(again, manifest)
 
 
@@ -186,25 +187,25 @@ def test_describe_counts_and_hours(tmp_path: Path) -> None:
     ]
     for name, seconds in (("a", 1.0), ("b", 0.5), ("c", 2.0)):
         sf.write(tmp_path / f"{name}.wav", np.zeros(int(16000 * seconds), dtype=np.float32), 16000)
-    summary = corpora.describe(corpora.make_manifest(rows))
+    summary = manifests.describe(manifests.make_manifest(rows))
     assert summary["utterances"] == 3 and summary["speakers"] == 3 and summary["sessions"] == 2
     assert summary["emotion"] == {"happy": 2, "(unlabeled)": 1}
     assert summary["per_session"] == {"1": 2, "2": 1}
     assert summary["gender"] == {"female": 2, "male": 1}
     assert summary["hours_of_segments"] == pytest.approx(1.5 / 3600)
     assert "hours" not in summary
-    measured = corpora.describe(corpora.make_manifest(rows), audio_hours=True)
+    measured = manifests.describe(manifests.make_manifest(rows), audio_hours=True)
     assert measured["hours"] == pytest.approx((1.0 + 0.5 + 1.5) / 3600)
 
 
 def test_load_dispatches_by_name(tmp_path: Path) -> None:
     folder = _csv_folder(tmp_path)
     (folder / "mine.csv").write_text(CSV)
-    assert corpora.load("manifest", folder / "mine.csv")["utterance_id"].tolist() == ["one", "two"]
-    with pytest.raises(corpora.CorpusError, match="unknown corpus type 'timit'; known: .*emodb.*iemocap"):
-        corpora.load("timit", folder)
+    assert loaders.load("manifest", folder / "mine.csv")["utterance_id"].tolist() == ["one", "two"]
+    with pytest.raises(manifests.CorpusError, match="unknown corpus type 'timit'; known: .*emodb.*iemocap"):
+        loaders.load("timit", folder)
     for name in ("iemocap", "msp_improv", "tedlium2", "librispeech", "emodb", "ravdess", "manifest"):
-        assert name in corpora._LOADERS
+        assert name in loaders.LOADERS
 
 
 def test_load_configured_names_the_corpus_by_its_key(tmp_path: Path) -> None:
@@ -216,11 +217,11 @@ def test_load_configured_names_the_corpus_by_its_key(tmp_path: Path) -> None:
             "protocol": {"within_corpus": "my_key", "cross_corpus_train": None, "cross_corpus_test": None},
         }
     )
-    assert corpora.load_configured(config, "my_key")["corpus"].tolist() == ["my_key", "my_key"]
+    assert loaders.load_configured(config, "my_key")["corpus"].tolist() == ["my_key", "my_key"]
 
 
 def test_load_names_a_misspelt_option(tmp_path: Path) -> None:
     with pytest.raises(
-        corpora.CorpusError, match="'tedlium2' has no option 'talk'; its options are talks, seed"
+        manifests.CorpusError, match="'tedlium2' has no option 'talk'; its options are talks, seed"
     ):
-        corpora.load("tedlium2", tmp_path, talk=400)
+        loaders.load("tedlium2", tmp_path, talk=400)

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serlib import cli, corpora, demo_corpus
+from serlib.app import cli
+from serlib.data import loaders
+from serlib.data import manifest as manifests
+from serlib.data.demo import design, generator, speech
 
 TINY = {
     "labeled_sessions": 5,
@@ -31,7 +34,7 @@ def _hashes(root: Path) -> dict[str, str]:
 
 def _read(path: str | Path) -> np.ndarray:
     with wave.open(str(path), "rb") as handle:
-        assert handle.getframerate() == demo_corpus.SAMPLE_RATE
+        assert handle.getframerate() == speech.SAMPLE_RATE
         assert handle.getsampwidth() == 2 and handle.getnchannels() == 1
         data = handle.readframes(handle.getnframes())
     return np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0
@@ -40,20 +43,20 @@ def _read(path: str | Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "a"
-    demo_corpus.generate(root, seed=0, **TINY)
+    generator.generate(root, seed=0, **TINY)
     return root
 
 
 @pytest.fixture(scope="module")
 def labeled(corpus: Path) -> pd.DataFrame:
-    manifest = corpora.load("demo", corpus, part="labeled")
+    manifest = loaders.load("demo", corpus, part="labeled")
     details = pd.read_csv(corpus / "labeled" / "utterances.csv")
     return manifest.merge(details, on="utterance_id", validate="one_to_one")
 
 
 def test_espeak_is_used_when_available(corpus: Path) -> None:
     details = pd.read_csv(corpus / "labeled" / "utterances.csv")
-    expected = "espeak" if demo_corpus.espeak_available() else "numpy"
+    expected = "espeak" if speech.espeak_available() else "numpy"
     assert set(details["engine"]) == {expected}
 
 
@@ -61,7 +64,7 @@ def test_espeak_is_used_when_available(corpus: Path) -> None:
 def cached(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second generation with the same seed, through ``ensure`` (the ensure test later changes its seed)."""
     root = tmp_path_factory.mktemp("demo") / "cached"
-    demo_corpus.ensure(root, seed=0, **TINY)
+    generator.ensure(root, seed=0, **TINY)
     return root
 
 
@@ -71,7 +74,7 @@ def test_same_seed_gives_identical_bytes(corpus: Path, cached: Path) -> None:
 
 
 def test_parts_validate_and_follow_the_schema(corpus: Path) -> None:
-    sizes = {**demo_corpus.DEFAULT_SIZES, **TINY}
+    sizes = {**generator.DEFAULT_SIZES, **TINY}
     expected = {
         "labeled": 5 * 2 * 4,
         "cross": 2 * 2 * 4,
@@ -81,12 +84,12 @@ def test_parts_validate_and_follow_the_schema(corpus: Path) -> None:
     for part, count in expected.items():
         raw = pd.read_csv(corpus / part / "manifest.csv", dtype=str, keep_default_na=False)
         assert not any(Path(p).is_absolute() for p in raw["path"]), "manifest paths must be relative"
-        manifest = corpora.validate(corpora.read_manifest(corpus / part / "manifest.csv"))
+        manifest = manifests.validate(manifests.read_manifest(corpus / part / "manifest.csv"))
         assert len(manifest) == count
         for path, row in zip(manifest["path"], manifest.itertuples(), strict=True):
             relative = Path(path).relative_to((corpus / part).resolve())
             assert relative.parts == (row.session, row.speaker, f"{row.utterance_id}.wav")
-        assert set(manifest["gender"]) <= set(corpora.GENDERS)
+        assert set(manifest["gender"]) <= set(manifests.GENDERS)
         if part in ("unlabeled", "unlabeled_books"):
             assert (manifest["emotion"] == "").all() and manifest["arousal"].isna().all()
 
@@ -101,7 +104,7 @@ def test_labeled_structure_balance_and_ratings(labeled: pd.DataFrame) -> None:
     assert labeled["voice"].nunique() == 10
     for column in ("arousal", "valence"):
         assert labeled[column].between(1, 5).all()
-        assert (labeled[f"{column}_class"] == [corpora.level(v) for v in labeled[column]]).all()
+        assert (labeled[f"{column}_class"] == [manifests.level(v) for v in labeled[column]]).all()
     means = labeled.groupby("emotion")[["arousal", "valence"]].mean()
     assert means.loc["angry", "arousal"] > means.loc["neutral", "arousal"] > means.loc["sad", "arousal"]
     assert means.loc["happy", "valence"] > means.loc["neutral", "valence"] > means.loc["angry", "valence"]
@@ -116,9 +119,9 @@ def test_cross_corpus_uses_other_voices_and_sentences(corpus: Path, labeled: pd.
 
 
 def test_durations_within_one_to_four_seconds(corpus: Path) -> None:
-    for part in demo_corpus.PARTS:
-        manifest = corpora.read_manifest(corpus / part / "manifest.csv")
-        seconds = [len(_read(p)) / demo_corpus.SAMPLE_RATE for p in manifest["path"]]
+    for part in generator.PARTS:
+        manifest = manifests.read_manifest(corpus / part / "manifest.csv")
+        seconds = [len(_read(p)) / speech.SAMPLE_RATE for p in manifest["path"]]
         assert min(seconds) >= 1.0 and max(seconds) <= 4.0, part
 
 
@@ -149,7 +152,7 @@ def _pause_fraction(x: np.ndarray) -> float:
 
 
 def test_audio_is_speech_like_not_noise(labeled: pd.DataFrame) -> None:
-    rate = demo_corpus.SAMPLE_RATE
+    rate = speech.SAMPLE_RATE
     for path in labeled["path"][::4]:
         x = _read(path)
         assert _pause_fraction(x) > 0.05, "no pauses"
@@ -181,36 +184,36 @@ def test_emotions_differ_acoustically_in_the_expected_direction(labeled: pd.Data
 
 
 def test_limit_is_a_speaker_balanced_subset(corpus: Path) -> None:
-    full = corpora.load("demo", corpus, part="unlabeled")
-    small = corpora.load("demo", corpus, part="unlabeled", limit=5)
-    smaller = corpora.load("demo", corpus, part="unlabeled", limit=3)
+    full = loaders.load("demo", corpus, part="unlabeled")
+    small = loaders.load("demo", corpus, part="unlabeled", limit=5)
+    smaller = loaders.load("demo", corpus, part="unlabeled", limit=3)
     assert len(small) == 5 and len(smaller) == 3
     assert set(smaller["utterance_id"]) <= set(small["utterance_id"]) <= set(full["utterance_id"])
     assert smaller["speaker"].nunique() == 3
-    assert len(corpora.load("demo", corpus, part="unlabeled", limit=10_000)) == len(full)
+    assert len(loaders.load("demo", corpus, part="unlabeled", limit=10_000)) == len(full)
 
 
 def test_loader_rejects_unknown_part_and_bad_limit(corpus: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="labeled, cross, unlabeled, unlabeled_books"):
-        corpora.load("demo", corpus, part="books")
-    with pytest.raises(corpora.CorpusError, match="limit"):
-        corpora.load("demo", corpus, part="labeled", limit=0)
+    with pytest.raises(manifests.CorpusError, match="labeled, cross, unlabeled, unlabeled_books"):
+        loaders.load("demo", corpus, part="books")
+    with pytest.raises(manifests.CorpusError, match="limit"):
+        loaders.load("demo", corpus, part="labeled", limit=0)
 
 
 def test_bad_parameters_are_named() -> None:
-    with pytest.raises(demo_corpus.DemoCorpusError, match="utterances_per_emotion"):
-        demo_corpus.generate("/nonexistent", utterances_per_emotion=3)
-    with pytest.raises(demo_corpus.DemoCorpusError, match="books_utterances"):
-        demo_corpus.generate("/nonexistent", books_utterances=0)
+    with pytest.raises(design.DemoCorpusError, match="utterances_per_emotion"):
+        generator.generate("/nonexistent", utterances_per_emotion=3)
+    with pytest.raises(design.DemoCorpusError, match="books_utterances"):
+        generator.generate("/nonexistent", books_utterances=0)
 
 
 def test_ensure_regenerates_only_when_parameters_change(corpus: Path, cached: Path) -> None:
     root = cached
-    paths = {part: root / part / "manifest.csv" for part in demo_corpus.PARTS}
+    paths = {part: root / part / "manifest.csv" for part in generator.PARTS}
     stamp = paths["labeled"].stat().st_mtime_ns
-    assert demo_corpus.ensure(root, seed=0, **TINY) == paths
+    assert generator.ensure(root, seed=0, **TINY) == paths
     assert paths["labeled"].stat().st_mtime_ns == stamp
-    demo_corpus.ensure(root, seed=1, **TINY)
+    generator.ensure(root, seed=1, **TINY)
     assert paths["labeled"].stat().st_mtime_ns != stamp
     changed = _hashes(root)
     assert changed.keys() == _hashes(corpus).keys()
@@ -222,8 +225,8 @@ def test_ensure_regenerates_only_when_parameters_change(corpus: Path, cached: Pa
 def test_ensure_refuses_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(demo_corpus.DemoCorpusError, match="not a serlib demo corpus"):
-        demo_corpus.ensure(tmp_path / "mine", **TINY)
+    with pytest.raises(design.DemoCorpusError, match="not a serlib demo corpus"):
+        generator.ensure(tmp_path / "mine", **TINY)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -235,35 +238,35 @@ def test_numpy_fallback_produces_valid_speech_like_audio(tmp_path: Path) -> None
         "unlabeled_utterances": 3,
         "books_utterances": 2,
     }
-    paths = demo_corpus.generate(tmp_path / "numpy", seed=3, engine="numpy", **sizes)
-    manifest = corpora.read_manifest(paths["labeled"])
+    paths = generator.generate(tmp_path / "numpy", seed=3, engine="numpy", **sizes)
+    manifest = manifests.read_manifest(paths["labeled"])
     assert len(manifest) == 8 and set(pd.read_csv(paths["labeled"].parent / "utterances.csv")["engine"]) == {
         "numpy"
     }
     levels = {}
     for row in manifest.itertuples():
         x = _read(row.path)
-        assert 1.0 <= len(x) / demo_corpus.SAMPLE_RATE <= 4.0
-        assert _pause_fraction(x) > 0.05 and _periodicity(x, demo_corpus.SAMPLE_RATE) > 0.5
+        assert 1.0 <= len(x) / speech.SAMPLE_RATE <= 4.0
+        assert _pause_fraction(x) > 0.05 and _periodicity(x, speech.SAMPLE_RATE) > 0.5
         levels[row.emotion] = 10 * np.log10(np.mean(x**2))
     assert levels["angry"] > levels["sad"]
-    again = demo_corpus.generate(tmp_path / "numpy2", seed=3, engine="numpy", **sizes)
+    again = generator.generate(tmp_path / "numpy2", seed=3, engine="numpy", **sizes)
     assert _hashes(paths["labeled"].parent) == _hashes(again["labeled"].parent)
 
 
 def test_cli_writes_a_valid_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr(demo_corpus, "DEFAULT_SIZES", {**demo_corpus.DEFAULT_SIZES, **TINY})
+    monkeypatch.setattr(generator, "DEFAULT_SIZES", {**generator.DEFAULT_SIZES, **TINY})
     assert cli.main(["demo-corpus", "--out", str(tmp_path / "cli"), "--seed", "2"]) == 0
     assert "labeled" in capsys.readouterr().out
-    manifest = corpora.read_manifest(tmp_path / "cli" / "labeled" / "manifest.csv")
-    corpora.validate(manifest)
+    manifest = manifests.read_manifest(tmp_path / "cli" / "labeled" / "manifest.csv")
+    manifests.validate(manifest)
     assert len(manifest) == 40
 
 
 def test_auto_engine_falls_back_to_numpy_with_a_warning(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    monkeypatch.setattr(demo_corpus, "espeak_available", lambda: False)
-    with caplog.at_level("WARNING", logger="serlib.demo_corpus"):
-        assert demo_corpus._resolve_engine("auto") == "numpy"
+    monkeypatch.setattr(generator, "espeak_available", lambda: False)
+    with caplog.at_level("WARNING", logger="serlib.data.demo"):
+        assert generator._resolve_engine("auto") == "numpy"
     assert "falls back to the numpy" in caplog.text
-    with pytest.raises(demo_corpus.DemoCorpusError, match="espeakng-loader"):
-        demo_corpus._resolve_engine("espeak")
+    with pytest.raises(design.DemoCorpusError, match="espeakng-loader"):
+        generator._resolve_engine("espeak")

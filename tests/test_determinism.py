@@ -14,8 +14,14 @@ import numpy as np
 import pytest
 from tiny_pipeline import tiny_config
 
-from serlib import audio, autoencoder, corpora, experiments, features, metrics, store
-from serlib.corpora import EMOTIONS
+from serlib.base import metrics, runtime
+from serlib.data import audio, loaders
+from serlib.data.manifest import EMOTIONS
+from serlib.features import logmel as logmel_module
+from serlib.features import store
+from serlib.models import autoencoder
+from serlib.protocol import folds, labeled
+from serlib.protocol import runs as runs_module
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,7 @@ def corpus(tmp_path_factory):
     data = base / "data"
     first = tiny_config(base / "a", data)
     second = tiny_config(base / "b", data)
-    manifest = corpora.load_configured(first, "emo")
+    manifest = loaders.load_configured(first, "emo")
     sets = {
         name: [store.extract_configured(config, "emo", name, progress=False) for config in (first, second)]
         for name in ("logmel", "spectrogram")
@@ -43,16 +49,17 @@ def test_features_are_identical_across_extractions(corpus):
 
 def test_logmel_does_not_depend_on_importing_tensorflow_first(corpus, tmp_path):
     """openSMILE's library and TensorFlow's export the same FFT symbol names; the values must not
-    change (nor the process crash) when TensorFlow was imported before serlib.features."""
+    change (nor the process crash) when TensorFlow was imported before serlib.features.logmel."""
     _, manifest, _ = corpus
     path = manifest["path"].iloc[0]
     script = (
         "import sys, numpy as np\n"
         "first = sys.argv[1] == 'tensorflow'\n"
         "if first:\n    import tensorflow\n"
-        "from serlib import audio, features\n"
+        "from serlib.data import audio\n"
+        "from serlib.features import logmel\n"
         "signal, rate = audio.load(sys.argv[2])\n"
-        "np.save(sys.argv[3], features.logmel(signal, rate))\n"
+        "np.save(sys.argv[3], logmel.logmel(signal, rate))\n"
     )
     outputs = {}
     for order in ("plain", "tensorflow"):
@@ -68,7 +75,7 @@ def test_logmel_does_not_depend_on_importing_tensorflow_first(corpus, tmp_path):
         outputs[order] = np.load(target, allow_pickle=False)
     np.testing.assert_array_equal(outputs["plain"], outputs["tensorflow"])
     signal, rate = audio.load(path)
-    np.testing.assert_array_equal(features.logmel(signal, rate), outputs["plain"])  # this process too
+    np.testing.assert_array_equal(logmel_module.logmel(signal, rate), outputs["plain"])  # this process too
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,9 @@ def autoencoders(corpus, tmp_path_factory):
     folder = tmp_path_factory.mktemp("autoencoders")
     vectors = {}
     for name, seed in (("a", 0), ("b", 0), ("other", 1)):
-        path = autoencoder.train(config, spectrograms, folder / name, epochs=1, seed=seed, progress=False)
+        path = autoencoder.train(
+            config.autoencoder, spectrograms, folder / name, epochs=1, seed=seed, progress=False
+        )
         model = autoencoder.load_model(path, compile=False)
         vectors[name] = (path, autoencoder.encode(model, spectrograms, batch_size=16))
     return vectors
@@ -95,16 +104,16 @@ def test_autoencoder_same_seed_same_vectors(autoencoders):
 
 def _split(config, manifest, sets, vectors):
     logmel = sets["logmel"][0]
-    data = experiments.labeled_data(manifest, logmel.ids, logmel.features, logmel.lengths, "emo")
-    data = experiments.with_representations(data, sets["spectrogram"][0].ids, vectors, "emo")
-    train, test = experiments.fold_indices(experiments.session_folds(data.session), 1)
+    data = labeled.labeled_data(manifest, logmel.ids, logmel.features, logmel.lengths, "emo")
+    data = labeled.with_representations(data, sets["spectrogram"][0].ids, vectors, "emo")
+    train, test = folds.fold_indices(folds.session_folds(data.session), 1)
     return data.subset(train), data.subset(test)
 
 
 def test_acnn_same_seed_same_predictions_and_uar(corpus, autoencoders):
     config, manifest, sets = corpus
     train, test = _split(config, manifest, sets, autoencoders["a"][1])
-    runs = [experiments.fit_predict(config, train, test, seed) for seed in (0, 0, 1)]
+    runs = [runs_module.fit_predict(config, train, test, seed) for seed in (0, 0, 1)]
     first, again, other = (run.probabilities for run in runs)
     for head in ("emotion", "arousal", "valence"):
         np.testing.assert_array_equal(first[head], again[head], err_msg=head)
@@ -119,11 +128,10 @@ def test_acnn_same_seed_same_predictions_and_uar(corpus, autoencoders):
 def test_runs_record_their_tensorflow_settings(corpus, autoencoders):
     """Clause (c): every ACNN run records the thread count and switches it ran with; in this process
     they are the ones serlib.runtime set at the start of the session."""
-    from serlib import runtime
 
     config, manifest, sets = corpus
     train, test = _split(config, manifest, sets, autoencoders["a"][1])
-    trained = experiments.fit_predict(config, train, test, 0)
+    trained = runs_module.fit_predict(config, train, test, 0)
     assert trained.tensorflow == runtime.settings()
     assert trained.tensorflow["intra_op_threads"] == runtime.requested_threads()
     assert isinstance(trained.tensorflow["op_determinism"], bool) and trained.tensorflow["onednn"] in (
@@ -133,7 +141,7 @@ def test_runs_record_their_tensorflow_settings(corpus, autoencoders):
 
 
 def test_thread_setting_is_read_from_the_environment_in_a_fresh_process():
-    script = "import json; from serlib import runtime; print(json.dumps(runtime.configure()))"
+    script = "import json; from serlib.base import runtime; print(json.dumps(runtime.configure()))"
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERLIB_TF_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
@@ -150,10 +158,9 @@ def test_thread_setting_is_read_from_the_environment_in_a_fresh_process():
 
 def test_late_thread_change_is_reported(caplog):
     """TensorFlow refuses new thread counts once it has run; serlib keeps the count and says why."""
-    from serlib import runtime
 
     before = runtime.settings()
-    with caplog.at_level("WARNING", logger="serlib.runtime"):
+    with caplog.at_level("WARNING", logger="serlib.base.runtime"):
         after = runtime.configure(before["intra_op_threads"] + 1)
     assert after == before
     assert "before serlib could set" in caplog.text and "SERLIB_TF_THREADS" in caplog.text

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from serlib import cli, download
+from serlib.app import cli
+from serlib.data import download
 
 
 class _Server:

@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serlib import config as config_module
+from serlib.base import config as config_module
+from serlib.data import loaders
+from serlib.data import manifest as manifests
+from serlib.protocol import grid, runs
+from serlib.protocol import svm as svm_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "emodb.yaml"
 
@@ -39,23 +43,22 @@ def test_emodb_config_validates_and_keeps_the_protocol() -> None:
 
 
 def test_svm_tunes_c_on_training_groups_only() -> None:
-    from serlib import baseline
 
     generator = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 30)
     features = generator.normal(size=(120, 6)) + 4.0 * np.eye(4, 6)[labels]
     groups = np.tile(np.arange(1, 4), 40)
-    search = baseline.fit_svm(features, labels, groups)
-    assert search.best_params_["svm__C"] in baseline.C_GRID
+    search = svm_module.fit_svm(features, labels, groups)
+    assert search.best_params_["svm__C"] in svm_module.C_GRID
     assert search.cv.get_n_splits() == 3  # one split per training session
     assert np.mean(search.predict(features) == labels) > 0.8
-    with pytest.raises(baseline.BaselineError):
-        baseline.fit_svm(features, labels, np.ones(120))
+    with pytest.raises(svm_module.BaselineError):
+        svm_module.fit_svm(features, labels, np.ones(120))
 
 
 @pytest.mark.slow
 def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) -> None:
-    from serlib import baseline, experiments
+    from serlib.protocol import svm as svm_module
 
     if not (shared_data / "emodb").is_dir():
         pytest.skip("no emodb/ in SERLIB_DATA")
@@ -82,9 +85,9 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
             "corpora.librispeech.options": {"subsets": ["test-other"], "segment_s": 2.0},
         },
     )
-    table = experiments.run_protocol(config, progress=False).set_index("condition")
-    svm = baseline.run_baseline(config, settings=["within"])
-    summary = baseline.table_with_baseline(config.output_dir)
+    table = grid.run_protocol(config, progress=False).set_index("condition")
+    svm = svm_module.run_baseline(config, settings=["within"])
+    summary = svm_module.table_with_baseline(config.output_dir)
 
     print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
     assert list(svm["fold"]) == [1, 2]
@@ -93,31 +96,29 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
     assert svm["uar"].mean() > 0.60, svm
     assert table.loc["BL", "within_mean"] > 55.0, table
     assert table.loc["U", "within_mean"] > 50.0, table
-    assert baseline.CONDITION in summary and "| BL |" in summary
+    assert svm_module.CONDITION in summary and "| BL |" in summary
     metrics = json.loads(
         (
-            experiments.run_folder(config.output_dir, "within", baseline.CONDITION, 0, 1) / "metrics.json"
+            runs.run_folder(config.output_dir, "within", svm_module.CONDITION, 0, 1) / "metrics.json"
         ).read_text()
     )
-    assert metrics["best_c"] in baseline.C_GRID
+    assert metrics["best_c"] in svm_module.C_GRID
     assert metrics["n_test"] + metrics["n_train"] == 339  # the 4-class subset; the other 196 files unused
 
 
 def test_librispeech_segments_cover_each_file(tmp_path: Path) -> None:
     import soundfile
 
-    from serlib import corpora
-
     chapter = tmp_path / "LibriSpeech" / "test-other" / "7" / "11"
     chapter.mkdir(parents=True)
     for name, seconds in (("7-11-0000", 5.5), ("7-11-0001", 4.9), ("7-11-0002", 0.6)):
         soundfile.write(chapter / f"{name}.flac", np.zeros(int(seconds * 16000), dtype=np.int16), 16000)
-    manifest = corpora.load("librispeech", tmp_path, segment_s=2.0)
+    manifest = loaders.load("librispeech", tmp_path, segment_s=2.0)
     pieces = manifest.groupby(manifest["utterance_id"].str.rsplit("_", n=1).str[0]).size().to_dict()
     # 5.5 s: 2 + 2 + 1.5 (tail >= 1 s kept); 4.9 s: 2 + 2 (0.9 s tail dropped); 0.6 s: kept whole
     assert pieces == {"7-11-0000": 3, "7-11-0001": 2, "7-11-0002": 1}
     first = manifest[manifest["utterance_id"].str.startswith("7-11-0000")]
     assert first["start_s"].tolist() == [0.0, 2.0, 4.0]
     assert first["end_s"].tolist() == pytest.approx([2.0, 4.0, 5.5])
-    with pytest.raises(corpora.CorpusError):
-        corpora.load("librispeech", tmp_path, segment_s=0)
+    with pytest.raises(manifests.CorpusError):
+        loaders.load("librispeech", tmp_path, segment_s=0)

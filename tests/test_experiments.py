@@ -20,9 +20,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serlib import config as config_module
-from serlib import corpora, experiments
-from serlib.corpora import EMOTIONS, LEVELS
+from serlib.base import config as config_module
+from serlib.base import metrics
+from serlib.data import manifest as manifests
+from serlib.data.manifest import EMOTIONS, LEVELS
+from serlib.models import acnn
+from serlib.protocol import conditions as conditions_module
+from serlib.protocol import folds as folds_module
+from serlib.protocol import grid, labeled, table1
+from serlib.protocol import runs as runs_module
 
 FRAMES, BANDS = 60, 26
 SESSIONS, PER_SPEAKER = 3, 16
@@ -51,7 +57,7 @@ def _manifest(path: Path, prefix: str, sessions: int, seed: int) -> pd.DataFrame
                     }
                 )
     pd.DataFrame(rows).to_csv(path, index=False)
-    return corpora.read_manifest(path, check_files=False)
+    return manifests.read_manifest(path, check_files=False)
 
 
 def _features(manifest: pd.DataFrame, seed: int) -> types.SimpleNamespace:
@@ -127,10 +133,10 @@ def synthetic(tmp_path_factory):
         handle.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
         handle.create_dataset("vectors", data=np.tanh(rng.normal(size=(len(ids), 6))).astype(np.float32))
     patch = pytest.MonkeyPatch()
-    patch.setattr(experiments, "extract_features", lambda config, key, extractor="logmel": feature_sets[key])
+    patch.setattr(labeled, "extract_features", lambda config, key, extractor="logmel": feature_sets[key])
 
     def sources(config, setting, condition):
-        train_key, test_key = experiments.corpora_of(config, setting)
+        train_key, test_key = conditions_module.corpora_of(config, setting)
         result = {"train_corpus": train_key, "test_corpus": test_key, "autoencoder_corpus": None}
         if condition.autoencoder_corpus != "none":
             result |= {
@@ -141,7 +147,7 @@ def synthetic(tmp_path_factory):
             }
         return result
 
-    patch.setattr(experiments, "prepare_sources", sources)
+    patch.setattr(conditions_module, "prepare_sources", sources)
     yield types.SimpleNamespace(tmp=tmp, synth=synth, features=feature_sets)
     patch.undo()
 
@@ -153,13 +159,13 @@ CONDITIONS = [{"name": "BL", "autoencoder_corpus": "none"}, {"name": "C", "autoe
 def protocol_run(synthetic):
     """One full protocol run (within + cross, BL + C, 2 seeds, 2 folds = 12 ACNN trainings)."""
     config = _config(synthetic.tmp, CONDITIONS)
-    table = experiments.run_protocol(config, progress=False)
+    table = grid.run_protocol(config, progress=False)
     return types.SimpleNamespace(config=config, table=table, out=Path(config.output_dir))
 
 
 def test_session_folds_number_sessions_and_fall_back_to_sorted_positions():
-    assert experiments.session_folds(["3", "1", "2", "1"]).tolist() == [3, 1, 2, 1]
-    assert experiments.session_folds(["Ses02", "Ses01", "Ses10"]).tolist() == [2, 1, 3]
+    assert folds_module.session_folds(["3", "1", "2", "1"]).tolist() == [3, 1, 2, 1]
+    assert folds_module.session_folds(["Ses02", "Ses01", "Ses10"]).tolist() == [2, 1, 3]
 
 
 @settings(max_examples=25, deadline=None)
@@ -177,39 +183,39 @@ def test_leave_one_session_out_never_shares_a_speaker(sessions, speakers_per_ses
             session_of += [str(session)] * utterances
     order = data.draw(st.permutations(range(len(speakers))))
     speakers = np.asarray(speakers)[list(order)]
-    folds = experiments.session_folds(np.asarray(session_of)[list(order)])
+    folds = folds_module.session_folds(np.asarray(session_of)[list(order)])
     for fold in range(1, sessions + 1):
-        train, test = experiments.fold_indices(folds, fold)
+        train, test = folds_module.fold_indices(folds, fold)
         assert set(speakers[train]).isdisjoint(speakers[test])
         assert len(train) + len(test) == len(speakers)
         assert set(folds[test]) == {fold}
 
 
 def test_fold_indices_refuses_an_unknown_fold():
-    with pytest.raises(experiments.ProtocolError, match="fold 7"):
-        experiments.fold_indices(np.asarray([1, 1, 2, 2]), 7)
+    with pytest.raises(labeled.ProtocolError, match="fold 7"):
+        folds_module.fold_indices(np.asarray([1, 1, 2, 2]), 7)
 
 
 def test_labeled_data_aligns_by_id_and_marks_unrated(synthetic):
     manifest = synthetic.synth
     features = synthetic.features["synth"]
     shuffled = np.random.default_rng(0).permutation(len(features.ids))
-    data = experiments.labeled_data(
+    data = labeled.labeled_data(
         manifest, [features.ids[i] for i in shuffled], features.features[shuffled], features.lengths[shuffled]
     )
     assert data.ids.tolist() == manifest["utterance_id"].tolist()
     np.testing.assert_array_equal(data.logmel, features.features)
     assert (data.valence == -1).sum() == (manifest["valence"].isna()).sum() > 0
     assert data.emotion.tolist() == [EMOTIONS.index(e) for e in manifest["emotion"]]
-    with pytest.raises(experiments.ProtocolError, match="no log-Mel features"):
-        experiments.labeled_data(manifest, features.ids[1:], features.features[1:], features.lengths[1:])
+    with pytest.raises(labeled.ProtocolError, match="no log-Mel features"):
+        labeled.labeled_data(manifest, features.ids[1:], features.features[1:], features.lengths[1:])
 
 
 def test_protocol_writes_every_run_and_its_files(protocol_run, synthetic):
     out = protocol_run.out
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 * 2  # within: conditions x seeds x folds; cross: conditions x seeds
-    folder = experiments.run_folder(out, "within", "C", 1, 2)
+    folder = runs_module.run_folder(out, "within", "C", 1, 2)
     predictions = pd.read_csv(folder / "predictions.csv")
     assert list(predictions.columns[:10]) == [
         "utterance_id", "fold", "seed", "condition", "true", "predicted", "p_angry", "p_happy", "p_neutral", "p_sad",
@@ -217,14 +223,14 @@ def test_protocol_writes_every_run_and_its_files(protocol_run, synthetic):
     test_ids = synthetic.synth.loc[synthetic.synth["session"] == "2", "utterance_id"]
     assert sorted(predictions["utterance_id"]) == sorted(test_ids)
     np.testing.assert_allclose(predictions[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-5)
-    ids, hidden = experiments.read_hidden(folder / "hidden.h5")
+    ids, hidden = runs_module.read_hidden(folder / "hidden.h5")
     assert ids == predictions["utterance_id"].tolist()
     assert hidden.shape == (len(ids), 8 + 6)  # attention output (filters) + AE vector
     stored = json.loads((folder / "metrics.json").read_text())
     assert stored["uar"] == pytest.approx(
         np.mean([np.mean(g["predicted"] == g["true"]) for _, g in predictions.groupby("true")])
     )
-    assert not (experiments.run_folder(out, "within", "BL", 0, 3)).exists()  # protocol.folds = [1, 2]
+    assert not (runs_module.run_folder(out, "within", "BL", 0, 3)).exists()  # protocol.folds = [1, 2]
 
 
 def test_baseline_scores_above_chance_on_separable_data(protocol_run):
@@ -250,7 +256,7 @@ def test_table1_has_one_row_per_condition_and_consistent_summaries(protocol_run)
     assert "| C | within | 2 | 2 | n/a (2 seeds) |" in markdown
     main_table = markdown.split("\n\n")[1].splitlines()  # caption, table, supplementary note, table
     assert [line.split("|")[1].strip() for line in main_table[2:]] == ["BL", "C"]
-    assert experiments.render_table(out) == markdown
+    assert table1.render_table(out) == markdown
 
 
 def test_figure2_is_written_as_png_and_pdf(protocol_run):
@@ -267,38 +273,37 @@ def test_rerunning_a_finished_protocol_trains_nothing(protocol_run, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(experiments, "fit_predict", refuse)
+    monkeypatch.setattr(runs_module, "fit_predict", refuse)
     before = (protocol_run.out / "table1.csv").read_text()
-    table = experiments.run_protocol(protocol_run.config, progress=False)
+    table = grid.run_protocol(protocol_run.config, progress=False)
     assert table["condition"].tolist() == ["BL", "C"]
     assert (protocol_run.out / "table1.csv").read_text() == before
 
 
 def test_same_seed_gives_identical_predictions(protocol_run):
-    folder = experiments.run_folder(protocol_run.out, "within", "BL", 0, 1)
+    folder = runs_module.run_folder(protocol_run.out, "within", "BL", 0, 1)
     first = (folder / "predictions.csv").read_text()
     (folder / "metrics.json").unlink()  # mark unfinished: the run is repeated
-    experiments.run_one(protocol_run.config, "within", "BL", 0, 1)
+    runs_module.run_one(protocol_run.config, "within", "BL", 0, 1)
     assert (folder / "predictions.csv").read_text() == first
 
 
 def test_changed_parameters_repeat_a_run(protocol_run):
     changed = config_module.override(protocol_run.config, **{"acnn.epochs": 1})
-    key = experiments.RunKey("within", "BL", 0, 1)
-    assert experiments.finished(protocol_run.config, key) is not None
-    assert experiments.finished(changed, key) is None
+    key = runs_module.RunKey("within", "BL", 0, 1)
+    assert runs_module.finished(protocol_run.config, key) is not None
+    assert runs_module.finished(changed, key) is None
     # a re-extracted corpus (another feature-store file) also repeats the run
     condition = protocol_run.config.condition("BL")
-    other_audio = experiments.fingerprint(
+    other_audio = conditions_module.fingerprint(
         protocol_run.config, "within", condition, {"synth/logmel": "new.h5"}
     )
-    assert experiments.finished(protocol_run.config, key, other_audio) is None
+    assert runs_module.finished(protocol_run.config, key, other_audio) is None
 
 
 def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_run, synthetic):
-    from serlib import acnn
 
-    folder = experiments.run_folder(protocol_run.out, "cross", "BL", 1, 0)
+    folder = runs_module.run_folder(protocol_run.out, "cross", "BL", 1, 0)
     model = acnn.load_acnn(folder / "model.keras")
     metadata = json.loads((folder / "model.json").read_text())
     assert metadata["classes"]["emotion"] == list(EMOTIONS)
@@ -316,7 +321,7 @@ def _labeled_with(synthetic, mode: str, feature_sets=None, other_emotions=None):
     """(test corpus 'other', training corpus 'synth') as the protocol loads them under ``mode``."""
     config = config_module.override(_config(synthetic.tmp, CONDITIONS), **{"features.normalisation": mode})
     sets = feature_sets or synthetic.features
-    original = experiments.labeled_manifest
+    original = labeled.labeled_manifest
 
     def relabelled(config, key):
         manifest = original(config, key).copy()
@@ -324,15 +329,15 @@ def _labeled_with(synthetic, mode: str, feature_sets=None, other_emotions=None):
             manifest["emotion"] = other_emotions
         return manifest
 
-    experiments._DATA_CACHE.clear()
+    labeled._DATA_CACHE.clear()
     patch = pytest.MonkeyPatch()
-    patch.setattr(experiments, "extract_features", lambda config, key, extractor="logmel": sets[key])
-    patch.setattr(experiments, "labeled_manifest", relabelled)
+    patch.setattr(labeled, "extract_features", lambda config, key, extractor="logmel": sets[key])
+    patch.setattr(labeled, "labeled_manifest", relabelled)
     try:
-        return experiments.load_labeled(config, "other"), experiments.load_labeled(config, "synth")
+        return labeled.load_labeled(config, "other"), labeled.load_labeled(config, "synth")
     finally:
         patch.undo()
-        experiments._DATA_CACHE.clear()
+        labeled._DATA_CACHE.clear()
 
 
 @pytest.mark.parametrize("mode", ["corpus", "speaker"])
@@ -354,7 +359,7 @@ def test_corpus_and_speaker_normalisation_use_only_the_test_corpus_and_no_labels
     # other labels (every emotion moved to the next class): the same features
     moved = [
         EMOTIONS[(EMOTIONS.index(e) + 1) % 4]
-        for e in experiments.labeled_manifest(_config(synthetic.tmp, CONDITIONS), "other")["emotion"]
+        for e in labeled.labeled_manifest(_config(synthetic.tmp, CONDITIONS), "other")["emotion"]
     ]
     relabelled, _ = _labeled_with(synthetic, mode, other_emotions=moved)
     np.testing.assert_array_equal(relabelled.logmel, test.logmel)
@@ -370,28 +375,28 @@ def test_train_normalisation_leaves_the_features_to_the_model(synthetic):
 
 def test_development_session_follows_the_test_session(synthetic):
     config = _config(synthetic.tmp, CONDITIONS)
-    data = experiments.load_labeled(config, "synth")
-    folds = experiments.session_folds(data.session)
+    data = labeled.load_labeled(config, "synth")
+    folds = folds_module.session_folds(data.session)
     for fold, expected in ((1, "2"), (2, "3"), (3, "1")):
-        train_index, test_index = experiments.fold_indices(folds, fold)
-        train, development = experiments.development_split(data.subset(train_index), data.subset(test_index))
+        train_index, test_index = folds_module.fold_indices(folds, fold)
+        train, development = folds_module.development_split(data.subset(train_index), data.subset(test_index))
         assert set(development.session.tolist()) == {expected}
         assert expected not in set(train.session.tolist()) and str(fold) not in set(train.session.tolist())
-    train, development = experiments.development_split(data)  # cross-corpus: the last session
+    train, development = folds_module.development_split(data)  # cross-corpus: the last session
     assert set(development.session.tolist()) == {"3"} and len(train) + len(development) == len(data)
 
 
 def test_held_out_session_keeps_the_best_development_epoch(synthetic):
-    from serlib import acnn, metrics
+    from serlib.models import acnn
 
     config = config_module.override(
         _config(synthetic.tmp, CONDITIONS),
         **{"acnn.model_selection": "held_out_session", "acnn.patience": 3, "acnn.epochs": 12},
     )
-    data = experiments.load_labeled(config, "synth")
-    train_index, test_index = experiments.fold_indices(experiments.session_folds(data.session), 1)
-    train, development = experiments.development_split(data.subset(train_index), data.subset(test_index))
-    trained = experiments.fit_predict(config, train, data.subset(test_index), 0, development=development)
+    data = labeled.load_labeled(config, "synth")
+    train_index, test_index = folds_module.fold_indices(folds_module.session_folds(data.session), 1)
+    train, development = folds_module.development_split(data.subset(train_index), data.subset(test_index))
+    trained = runs_module.fit_predict(config, train, data.subset(test_index), 0, development=development)
     scores = trained.history["development_uar"]
     assert trained.selected_epoch == int(np.argmax(scores)) + 1
     assert len(scores) == len(trained.history["loss"]) <= 12
@@ -399,3 +404,69 @@ def test_held_out_session_keeps_the_best_development_epoch(synthetic):
         assert len(scores) - trained.selected_epoch == 3
     kept = acnn.predict_all(trained.model, development.inputs())["emotion"].argmax(axis=1)
     assert metrics.uar(development.emotion, kept) == pytest.approx(max(scores))
+
+
+# -- the cross-corpus matrix and sensitivity runs ------------------------------------------------------
+def test_matrix_runs_every_ordered_pair_per_normalisation(synthetic):
+    from serlib.protocol import matrix
+
+    config = config_module.override(
+        _config(synthetic.tmp, [CONDITIONS[0]]),
+        output_dir=str(synthetic.tmp / "matrix"),
+        **{"protocol.cross_corpus_matrix": ["synth", "other"], "protocol.seeds": [0], "acnn.epochs": 2},
+    )
+    table = matrix.run_matrix(config, normalisations=["train", "corpus"], progress=False)
+    assert sorted(zip(table["normalisation"], table["train"], table["test"], strict=True)) == [
+        ("corpus", "other", "synth"),
+        ("corpus", "synth", "other"),
+        ("train", "other", "synth"),
+        ("train", "synth", "other"),
+    ]
+    assert (table["condition"] == "BL").all() and table["mean"].between(0, 100).all()
+    cell = (
+        synthetic.tmp
+        / "matrix"
+        / "corpus"
+        / "synth-to-other"
+        / "results"
+        / "cross"
+        / "BL"
+        / "seed0"
+        / "fold0"
+    )
+    assert json.loads((cell / "metrics.json").read_text())["train_corpus"] == "synth"
+    text = (synthetic.tmp / "matrix" / "matrix.md").read_text()
+    assert "**BL**, normalisation `corpus`" in text and "| synth | – |" in text
+    with pytest.raises(labeled.ProtocolError, match="at least two"):
+        matrix.pairs(config_module.override(config, **{"protocol.cross_corpus_matrix": ["synth"]}))
+
+
+def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(synthetic, monkeypatch):
+    from serlib.base import config_yaml
+    from serlib.protocol import sensitivity
+
+    base = config_module.override(
+        _config(synthetic.tmp, CONDITIONS, cross=False),
+        output_dir=str(synthetic.tmp / "sens-base"),
+        **{"acnn.epochs": 2, "protocol.seeds": [0, 1]},
+    )
+    grid.run_protocol(base, progress=False)
+    config_yaml.save(base, synthetic.tmp / "base.yaml")
+    plan = synthetic.tmp / "plan.yaml"
+    plan.write_text(
+        "base: base.yaml\nconditions: [BL]\nseeds: [0, 1]\n"
+        f"output_dir: {synthetic.tmp / 'sens'}\n"
+        "variants:\n  pool-stride-5: {acnn.pool_stride: 5}\n"
+    )
+    trained = []
+    fit_predict = runs_module.fit_predict
+    monkeypatch.setattr(
+        runs_module,
+        "fit_predict",
+        lambda config, *a, **k: trained.append(config.output_dir) or fit_predict(config, *a, **k),
+    )
+    table = sensitivity.run_sensitivity(plan, progress=False)
+    assert all("pool-stride-5" in folder for folder in trained) and len(trained) == 2 * 2  # 2 folds x 2 seeds
+    row = table.set_index("pairs_over").loc["fold x seed"]
+    assert row["variant"] == "pool-stride-5" and row["condition"] == "BL" and row["pairs"] == 4
+    assert "pool-stride-5" in (synthetic.tmp / "sens" / "sensitivity.md").read_text()

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serlib import audio, features
-from serlib.audio import AudioError
+from serlib.data import audio
+from serlib.data.audio import AudioError
+from serlib.features import egemaps, logmel, spectrogram
 
 RATE = 16000
 
@@ -22,11 +23,11 @@ def _noise(seconds: float, seed: int = 0) -> np.ndarray:
 
 # -- log-Mel ---------------------------------------------------------------------------------------
 def test_logmel_shape_dtype_and_frame_count() -> None:
-    values = features.logmel(_noise(2.0), RATE)
+    values = logmel.logmel(_noise(2.0), RATE)
     assert values.shape == (198, 26) and values.dtype == np.float32  # openSMILE does not pad: 2.0 s -> 198
     assert np.isfinite(values).all()
-    assert features.logmel_frames(32000, RATE) == 198
-    assert features.logmel(_noise(0.025), RATE).shape == (1, 26)
+    assert logmel.logmel_frames(32000, RATE) == 198
+    assert logmel.logmel(_noise(0.025), RATE).shape == (1, 26)
 
 
 @pytest.mark.parametrize(
@@ -34,9 +35,9 @@ def test_logmel_shape_dtype_and_frame_count() -> None:
 )
 def test_paper_cut_and_pad_rule_at_7_5_seconds(seconds: float, true_frames: int) -> None:
     signal = _noise(seconds)
-    raw = features.logmel(signal, RATE)
-    assert raw.shape[0] == features.logmel_frames(len(signal), RATE)
-    fixed, length = features.fix_length(raw, 750)
+    raw = logmel.logmel(signal, RATE)
+    assert raw.shape[0] == logmel.logmel_frames(len(signal), RATE)
+    fixed, length = logmel.fix_length(raw, 750)
     assert fixed.shape == (750, 26) and fixed.dtype == np.float32
     assert length == true_frames
     np.testing.assert_array_equal(fixed[:length], raw[:length])
@@ -45,18 +46,18 @@ def test_paper_cut_and_pad_rule_at_7_5_seconds(seconds: float, true_frames: int)
 
 def test_fix_length_cuts_and_pads_any_array() -> None:
     x = np.arange(12, dtype=np.float32).reshape(6, 2) + 1
-    cut, n = features.fix_length(x, 4)
+    cut, n = logmel.fix_length(x, 4)
     assert n == 4 and cut.shape == (4, 2)
     np.testing.assert_array_equal(cut, x[:4])
-    padded, n = features.fix_length(x, 9)
+    padded, n = logmel.fix_length(x, 9)
     assert n == 6 and padded.shape == (9, 2) and not padded[6:].any()
 
 
-@pytest.mark.parametrize("engine", features.LOGMEL_ENGINES)
-def test_batched_extraction_equals_one_call_per_signal(engine: features.LogMelEngine) -> None:
+@pytest.mark.parametrize("engine", logmel.LOGMEL_ENGINES)
+def test_batched_extraction_equals_one_call_per_signal(engine: logmel.LogMelEngine) -> None:
     signals = [_noise(s, seed) for seed, s in enumerate([0.4, 1.0331, 0.0251, 2.2, 0.9999])]
-    one_by_one = [features.logmel(s, RATE, engine=engine) for s in signals]
-    batched = features.logmel_many(signals, RATE, engine=engine)
+    one_by_one = [logmel.logmel(s, RATE, engine=engine) for s in signals]
+    batched = logmel.logmel_many(signals, RATE, engine=engine)
     for single, many in zip(one_by_one, batched, strict=True):
         np.testing.assert_array_equal(single, many)
 
@@ -66,33 +67,33 @@ def test_logmel_path_equals_opensmile_process_signal() -> None:
     import opensmile
 
     signal = _noise(1.3)
-    smile = opensmile.Smile(feature_set=str(features.LOGMEL_CONFIG), feature_level=features.LOGMEL_LEVEL)
+    smile = opensmile.Smile(feature_set=str(logmel.LOGMEL_CONFIG), feature_level=logmel.LOGMEL_LEVEL)
     reference = smile.process_signal(signal, RATE).to_numpy(dtype=np.float32)
-    np.testing.assert_array_equal(features.logmel(signal, RATE, engine="opensmile"), reference)
+    np.testing.assert_array_equal(logmel.logmel(signal, RATE, engine="opensmile"), reference)
 
 
-@pytest.mark.parametrize("engine", features.LOGMEL_ENGINES)
-def test_full_scale_sample_does_not_wrap_around(engine: features.LogMelEngine) -> None:
+@pytest.mark.parametrize("engine", logmel.LOGMEL_ENGINES)
+def test_full_scale_sample_does_not_wrap_around(engine: logmel.LogMelEngine) -> None:
     signal = _noise(0.5)
     loud = signal.copy()
     loud[4000:4400] = 1.0  # opensmile casts x * 32768 to int16: +1.0 would become -32768 without clipping
     capped = loud.copy()
     capped[4000:4400] = 32767 / 32768
     np.testing.assert_array_equal(
-        features.logmel(loud, RATE, engine=engine), features.logmel(capped, RATE, engine=engine)
+        logmel.logmel(loud, RATE, engine=engine), logmel.logmel(capped, RATE, engine=engine)
     )
 
 
-@pytest.mark.parametrize("engine", features.LOGMEL_ENGINES)
-def test_digital_silence_gives_the_log_floor(engine: features.LogMelEngine) -> None:
-    values = features.logmel(np.zeros(RATE, dtype=np.float32), RATE, engine=engine)
-    np.testing.assert_allclose(values, features.LOGMEL_FLOOR, rtol=1e-6)
+@pytest.mark.parametrize("engine", logmel.LOGMEL_ENGINES)
+def test_digital_silence_gives_the_log_floor(engine: logmel.LogMelEngine) -> None:
+    values = logmel.logmel(np.zeros(RATE, dtype=np.float32), RATE, engine=engine)
+    np.testing.assert_allclose(values, logmel.LOGMEL_FLOOR, rtol=1e-6)
 
 
 def _engine_difference(signals: list[np.ndarray], rate: int, **settings: float) -> np.ndarray:
     """numpy engine minus openSMILE, all frames of all signals (shapes must agree)."""
-    reference = features.logmel_many(signals, rate, engine="opensmile", **settings)  # type: ignore[arg-type]
-    fast = features.logmel_many(signals, rate, engine="numpy", **settings)  # type: ignore[arg-type]
+    reference = logmel.logmel_many(signals, rate, engine="opensmile", **settings)  # type: ignore[arg-type]
+    fast = logmel.logmel_many(signals, rate, engine="numpy", **settings)  # type: ignore[arg-type]
     for ours, theirs in zip(fast, reference, strict=True):
         assert ours.shape == theirs.shape and ours.dtype == np.float32
     return np.concatenate([(ours - theirs).ravel() for ours, theirs in zip(fast, reference, strict=True)])
@@ -144,19 +145,19 @@ def test_numpy_engine_hands_fractional_frame_grids_to_opensmile() -> None:
     """At 22.05 kHz 10 ms is 220.5 samples: openSMILE frames it, so both engines agree exactly."""
     signal = _test_signals(22050)[0]
     np.testing.assert_array_equal(
-        features.logmel(signal, 22050, engine="numpy"), features.logmel(signal, 22050, engine="opensmile")
+        logmel.logmel(signal, 22050, engine="numpy"), logmel.logmel(signal, 22050, engine="opensmile")
     )
 
 
 def test_unknown_engine_is_named() -> None:
     with pytest.raises(ValueError, match="librosa.*numpy, opensmile"):
-        features.logmel(_noise(0.1), RATE, engine="librosa")  # type: ignore[arg-type]
+        logmel.logmel(_noise(0.1), RATE, engine="librosa")  # type: ignore[arg-type]
 
 
 def test_opensmile_mel_filterbank_is_htk_triangles_in_mel() -> None:
     """Each FFT bin between the first and last centre splits 1 between two neighbouring bands;
     bins at or below low_hz and at or above high_hz get nothing; each band peaks near 1."""
-    bank = features.opensmile_mel_filterbank(16000, 512, 26, 0.0, 6500.0)
+    bank = logmel.opensmile_mel_filterbank(16000, 512, 26, 0.0, 6500.0)
     assert bank.shape == (257, 26) and bank.dtype == np.float32
     assert not bank[0].any() and not bank[208:].any()  # DC; 6500 Hz is bin 208 (31.25 Hz bins)
     inner = bank[1:208].sum(axis=1)
@@ -207,7 +208,7 @@ def test_opensmile_matches_independent_computation_on_real_speech(shared_data: P
     assert paths, "no real speech found"
     for path in paths:
         signal, rate = audio.load(path)
-        ours = features.logmel(signal, rate)
+        ours = logmel.logmel(signal, rate)
         reference = _independent_logmel(signal)
         assert ours.shape == reference.shape
         correlations = [np.corrcoef(ours[:, band], reference[:, band])[0, 1] for band in range(26)]
@@ -228,23 +229,23 @@ def test_audeep_golden_parity(golden_audeep: Path) -> None:
         int(golden["window_width_samples"]),
         int(golden["window_overlap_samples"]),
     )
-    bank, centres = features.audeep_mel_filterbank(rate, width, int(golden["n_mels"]))
+    bank, centres = spectrogram.audeep_mel_filterbank(rate, width, int(golden["n_mels"]))
     np.testing.assert_array_equal(bank, golden["mel_fbank"])
     np.testing.assert_allclose(centres, golden["mel_center_hz"], rtol=1e-12)
     for name in SIGNALS:
         signal = golden[f"input_{name}"]
-        emphasised = features.preemphasis(signal)
+        emphasised = spectrogram.preemphasis(signal)
         np.testing.assert_array_equal(emphasised, golden[f"preemph_{name}"])
-        power = features.power_spectrogram(emphasised, rate, width, overlap)
+        power = spectrogram.power_spectrogram(emphasised, rate, width, overlap)
         np.testing.assert_allclose(
             power, golden[f"power_{name}"], rtol=1e-9, atol=1e-9 * golden[f"power_{name}"].max()
         )
         mel_power = bank @ power
         np.testing.assert_allclose(mel_power, golden[f"melpower_{name}"], rtol=1e-9, atol=1e-12)
         for clip_name, clip in (("clipnone", None), ("clip60", -60.0)):
-            db = features.power_to_db(mel_power, clip_below_db=clip)
+            db = spectrogram.power_to_db(mel_power, clip_below_db=clip)
             np.testing.assert_allclose(db, golden[f"db_{name}_{clip_name}"], rtol=0, atol=1e-6)
-            final = features.audeep_spectrogram(signal, rate, clip_below_db=clip)
+            final = spectrogram.audeep_spectrogram(signal, rate, clip_below_db=clip)
             assert final.dtype == np.float32 and final.shape == golden[f"final_{name}_{clip_name}"].shape
             np.testing.assert_allclose(final, golden[f"final_{name}_{clip_name}"], rtol=0, atol=1e-6)
 
@@ -262,27 +263,27 @@ def test_audeep_golden_fixed_length_and_chunks(
     golden_audeep: Path, array: str, signal: str, options: dict
 ) -> None:
     golden = np.load(golden_audeep / "spectrograms.npz", allow_pickle=False)
-    result = features.audeep_chunks(
+    result = spectrogram.audeep_chunks(
         golden[f"input_{signal}"], int(golden["fs"]), clip_below_db=-60.0, **options
     )
     assert result.shape == golden[array].shape
     np.testing.assert_allclose(result, golden[array], rtol=0, atol=1e-6)
     if "chunk_length_s" in options:  # the 2-D/3-D convention of audeep_spectrogram
-        assert features.audeep_spectrogram(golden[f"input_{signal}"], 16000, **options).ndim == 3
+        assert spectrogram.audeep_spectrogram(golden[f"input_{signal}"], 16000, **options).ndim == 3
 
 
 @pytest.mark.parametrize("seconds", [0.6, 1.2, 1.4, 2.4, 3.8, 4.6, 4.8])
 def test_overlap_correction_fires_where_the_spec_says(seconds: float) -> None:
-    assert features.audeep_window_samples(RATE, int(seconds * RATE), 0.08, 0.04, seconds) == (1280, 639)
+    assert spectrogram.audeep_window_samples(RATE, int(seconds * RATE), 0.08, 0.04, seconds) == (1280, 639)
 
 
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.5, 8.0, 10.0])
 def test_overlap_correction_stays_off_elsewhere(seconds: float) -> None:
-    assert features.audeep_window_samples(RATE, int(seconds * RATE), 0.08, 0.04, seconds) == (1280, 640)
+    assert spectrogram.audeep_window_samples(RATE, int(seconds * RATE), 0.08, 0.04, seconds) == (1280, 640)
 
 
 def test_paper_spectrogram_shape_for_7_5_seconds() -> None:
-    result = features.audeep_spectrogram(_noise(5.0), RATE, fixed_length_s=7.5)
+    result = spectrogram.audeep_spectrogram(_noise(5.0), RATE, fixed_length_s=7.5)
     assert result.shape == (186, 128) and result.dtype == np.float32
     assert result.min() == -1.0 and result.max() == 1.0
     np.testing.assert_array_equal(result[-10:], -1.0)  # zero padding sits at the -60 dB floor
@@ -291,25 +292,25 @@ def test_paper_spectrogram_shape_for_7_5_seconds() -> None:
 def test_chunking_error_rule_and_exact_multiple_quirk() -> None:
     signal = _noise(2.3)  # 56 frames
     with pytest.raises(AudioError, match="too few chunks"):
-        features.audeep_chunks(signal, RATE, chunk_length_s=0.5, chunk_count=5)  # 12*4 + 8: only 4 full
+        spectrogram.audeep_chunks(signal, RATE, chunk_length_s=0.5, chunk_count=5)  # 12*4 + 8: only 4 full
     exact = _noise(0.04 * 49)  # (n - 640) // 640 = 48 frames = 4 chunks of 12, exactly
-    assert features.audeep_chunks(exact, RATE, chunk_length_s=0.5, chunk_count=6).shape == (4, 12, 128)
+    assert spectrogram.audeep_chunks(exact, RATE, chunk_length_s=0.5, chunk_count=6).shape == (4, 12, 128)
     with pytest.raises(ValueError, match="together"):
-        features.audeep_chunks(signal, RATE, chunk_length_s=0.5)
+        spectrogram.audeep_chunks(signal, RATE, chunk_length_s=0.5)
 
 
 def test_silent_input_is_a_clear_error() -> None:
     with pytest.raises(AudioError, match="digitally silent"):
-        features.audeep_spectrogram(np.zeros(RATE, dtype=np.float32), RATE)
+        spectrogram.audeep_spectrogram(np.zeros(RATE, dtype=np.float32), RATE)
 
 
 # -- eGeMAPS ---------------------------------------------------------------------------------------
 def test_egemaps_functionals() -> None:
     t = np.arange(RATE) / RATE
     voice = (0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
-    values = features.egemaps(voice + _noise(1.0) * 0.05, RATE)
+    values = egemaps.egemaps(voice + _noise(1.0) * 0.05, RATE)
     assert values.shape == (88,) and values.dtype == np.float32 and np.isfinite(values).all()
-    names = features.egemaps_names()
+    names = egemaps.egemaps_names()
     assert len(names) == 88
     f0_mean = values[names.index("F0semitoneFrom27.5Hz_sma3nz_amean")]
     assert f0_mean == pytest.approx(12 * np.log2(150 / 27.5), abs=1.0)  # 150 Hz is 29.4 semitones
@@ -317,4 +318,4 @@ def test_egemaps_functionals() -> None:
 
 def test_egemaps_of_a_too_short_signal_is_an_error() -> None:
     with pytest.raises(AudioError, match="too short for eGeMAPS"):
-        features.egemaps(_noise(0.03), RATE)
+        egemaps.egemaps(_noise(0.03), RATE)

@@ -25,8 +25,11 @@ import pandas as pd
 import pytest
 from tiny_pipeline import assert_no_pickle_files, assert_plain_hdf5, reference_run, run_child, tiny_config
 
-from serlib import config as config_module
-from serlib import corpora, store
+from serlib.app import cli, predict
+from serlib.base import config as config_module
+from serlib.base import config_yaml
+from serlib.data import loaders
+from serlib.features import store
 
 SEED = 20190512  # the kill points are random but reproducible
 TESTS = Path(__file__).resolve().parent
@@ -47,7 +50,6 @@ def assert_final_files_valid(root: Path) -> None:
     """Every file under a final name is complete: HDF5 opens and is plain, .keras loads in safe mode,
     JSON/CSV parse; a finished run (metrics.json) has all its files; a checkpoint named by the AE's
     training state exists."""
-    from serlib import predict
 
     for path in _visible_files(root):
         if path.suffix == ".h5":
@@ -76,15 +78,16 @@ import sys, time
 sys.path[:0] = [{tests!r}, {root!r}]
 from tiny_pipeline import tiny_config
 from pathlib import Path
-from serlib import store, cli
-store.TASK_SIZE = 2
-task = store.extract_task
+from serlib.app import cli
+from serlib.features import extraction, store
+extraction.TASK_SIZE = 2
+task = extraction.extract_task
 def marked(*args, **kwargs):
     results = task(*args, **kwargs)
     print("MARK store", flush=True)
     time.sleep({pause})
     return results
-store.extract_task = marked
+extraction.extract_task = marked
 mode = sys.argv[1]
 if mode == "cli":
     sys.exit(cli.main(["extract", "--config", sys.argv[2], "--corpus", "emo", "--extractor", "logmel"]))
@@ -131,7 +134,7 @@ def _stores(config: config_module.Config, corpus: str = "emo") -> dict[str, dict
 def demo_data(tmp_path_factory) -> Path:
     """One tiny demo corpus for the extraction tests (each test has its own cache)."""
     data = tmp_path_factory.mktemp("interruption_data") / "data"
-    corpora.load_configured(tiny_config(data.parent), "emo")
+    loaders.load_configured(tiny_config(data.parent), "emo")
     return data
 
 
@@ -148,7 +151,7 @@ def _assert_same_stores(got: dict, expected: dict) -> None:
 
 def test_extraction_killed_at_a_random_task_then_rerun(tmp_path, demo_data, reference_stores):
     config = tiny_config(tmp_path, demo_data)
-    manifest = corpora.load_configured(config, "emo")
+    manifest = loaders.load_configured(config, "emo")
     tasks = 2 * math.ceil(len(manifest) / 2)  # logmel then spectrogram, 2 utterances per task
     rng = random.Random(SEED)
     kill_at = rng.randint(1, tasks - 1)
@@ -175,7 +178,7 @@ def test_damaged_store_file_is_recomputed(tmp_path, demo_data, reference_stores)
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_files(tmp_path, demo_data, reference_stores):
     config = tiny_config(tmp_path, demo_data)
-    config_path = config_module.save(config, tmp_path / "tiny.yaml")
+    config_path = config_yaml.save(config, tmp_path / "tiny.yaml")
     child = _extraction_child("cli", str(config_path), demo_data, pause=0.2)
     assert _wait_for_marks(child, 2) == 2
     child.send_signal(signal.SIGINT)
@@ -186,7 +189,6 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_files(tmp_path, demo_data, refer
     features = tmp_path / "cache" / "features"
     assert not features.exists() or not any(features.iterdir()), list(features.iterdir())
     assert not [p for p in tmp_path.rglob(".*tmp*")], "temporary files were left behind"
-    from serlib import cli
 
     assert cli.main(["extract", "--config", str(config_path), "--corpus", "emo"]) == 0
     _assert_same_stores(_stores(config), reference_stores)

@@ -15,8 +15,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serlib import config as config_module
-from serlib import corpora
+from serlib.base import config as config_module
+from serlib.data import loaders
+from serlib.data import manifest as manifests
+from serlib.data.corpora import emodb as emodb_module
+from serlib.data.corpora import iemocap
+from serlib.data.corpora import nemo as nemo_module
 
 
 def _audio(path: Path, seconds: float = 0.1, rate: int = 16000, **options) -> Path:
@@ -88,7 +92,7 @@ def _iemocap_tree(tmp_path: Path, shared: Path | None = None) -> Path:
 
 def test_iemocap_classes_speakers_and_binning_edges(tmp_path: Path) -> None:
     release = _iemocap_tree(tmp_path)
-    manifest = corpora.load("iemocap", tmp_path)  # the parent of IEMOCAP_full_release works too
+    manifest = loaders.load("iemocap", tmp_path)  # the parent of IEMOCAP_full_release works too
     assert manifest["utterance_id"].tolist() == [
         "Ses02M_script01_1_F000",
         "Ses02M_script01_1_M000",
@@ -130,12 +134,12 @@ def test_iemocap_classes_speakers_and_binning_edges(tmp_path: Path) -> None:
         arousal_class="high",
     )
     assert manifest["start_s"].isna().all() and manifest["end_s"].isna().all()
-    assert corpora.load("iemocap", release).equals(manifest)
+    assert loaders.load("iemocap", release).equals(manifest)
 
 
 def test_iemocap_all_labels_keeps_the_rest_unlabelled(tmp_path: Path) -> None:
     _iemocap_tree(tmp_path)
-    manifest = corpora.load("iemocap", tmp_path, all_labels=True)
+    manifest = loaders.load("iemocap", tmp_path, all_labels=True)
     assert len(manifest) == 6
     _check_fields(
         _row(manifest, "Ses02M_script01_1_M001"),
@@ -145,35 +149,35 @@ def test_iemocap_all_labels_keeps_the_rest_unlabelled(tmp_path: Path) -> None:
         arousal_class="medium",
     )
     assert _row(manifest, "Ses02M_script01_1_F002")["label_original"] == "xxx"
-    assert corpora.describe(manifest)["emotion"] == {"happy": 2, "(unlabeled)": 2, "sad": 1, "angry": 1}
+    assert manifests.describe(manifest)["emotion"] == {"happy": 2, "(unlabeled)": 2, "sad": 1, "angry": 1}
 
 
 def test_iemocap_missing_audio_is_an_error_or_skipped(tmp_path: Path, caplog) -> None:
     release = _iemocap_tree(tmp_path)
     (release / "Session2/sentences/wav/Ses02M_script01_1/Ses02M_script01_1_F001.wav").unlink()
-    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio file.*F001.wav"):
-        corpora.load("iemocap", release)
-    with caplog.at_level("WARNING", logger="serlib.corpora"):
-        manifest = corpora.load("iemocap", release, allow_missing=True)
+    with pytest.raises(manifests.CorpusError, match="1 utterances have no audio file.*F001.wav"):
+        loaders.load("iemocap", release)
+    with caplog.at_level("WARNING", logger="serlib.data"):
+        manifest = loaders.load("iemocap", release, allow_missing=True)
     assert "Ses02M_script01_1_F001" not in set(manifest["utterance_id"]) and len(manifest) == 3
     assert "skipped 1 utterances without audio" in caplog.text
-    assert len(corpora.load("iemocap", release, check_files=False)) == 4
+    assert len(loaders.load("iemocap", release, check_files=False)) == 4
 
 
 def test_iemocap_errors_name_the_folder_and_line(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="no Session1..5 folders under .*IEMOCAP_full_release"):
-        corpora.load("iemocap", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="no Session1..5 folders under .*IEMOCAP_full_release"):
+        loaders.load("iemocap", tmp_path)
     release = _iemocap_tree(tmp_path)
     label_file = release / "Session2" / "dialog" / "EmoEvaluation" / "Ses02M_script01_1.txt"
     label_file.write_text(SESSION2_FILE + "[1.0 - 2.0]\tSes02M_script01_1_F009\tneu\t[2.5, 2.5]\n")
-    with pytest.raises(corpora.CorpusError, match=r"Ses02M_script01_1.txt:33: cannot read"):
-        corpora.load("iemocap", release)
+    with pytest.raises(manifests.CorpusError, match=r"Ses02M_script01_1.txt:33: cannot read"):
+        loaders.load("iemocap", release)
 
 
 def test_iemocap_release_label_files(shared_data: Path, tmp_path: Path) -> None:
     """The release's own Session1 label files (shared samples) with generated audio."""
     _iemocap_tree(tmp_path, shared=shared_data)
-    manifest = corpora.load("iemocap", tmp_path)
+    manifest = loaders.load("iemocap", tmp_path)
     session1 = manifest[manifest["session"] == "1"]
     # Ses01F_impro01: 5 neu, 3 ang; Ses01F_script01_1: 21 neu, 6 ang; fru, xxx and sur are left out.
     assert session1["emotion"].value_counts().to_dict() == {"neutral": 26, "angry": 9}
@@ -201,7 +205,7 @@ def test_iemocap_release_label_files(shared_data: Path, tmp_path: Path) -> None:
     )
     for dropped in ("Ses01F_impro01_F003", "Ses01F_impro01_F006"):  # xxx, fru
         assert dropped not in set(manifest["utterance_id"])
-    everything = corpora.load("iemocap", tmp_path, all_labels=True)
+    everything = loaders.load("iemocap", tmp_path, all_labels=True)
     assert len(everything[everything["session"] == "1"]) == 30 + 89
 
 
@@ -210,8 +214,8 @@ def test_real_iemocap_gives_the_papers_counts() -> None:
     root = os.environ.get("IEMOCAP_ROOT")
     if not root or not Path(root).is_dir():
         pytest.skip("IEMOCAP_ROOT is not set to an IEMOCAP_full_release folder")
-    manifest = corpora.load("iemocap", root)
-    assert manifest["emotion"].value_counts().to_dict() == corpora.IEMOCAP_PAPER_COUNTS
+    manifest = loaders.load("iemocap", root)
+    assert manifest["emotion"].value_counts().to_dict() == iemocap.IEMOCAP_PAPER_COUNTS
     assert len(manifest) == 5531
     assert manifest["session"].nunique() == 5 and manifest["speaker"].nunique() == 10
 
@@ -253,7 +257,7 @@ def _msp_tree(tmp_path: Path, label_folder: str = "") -> Path:
 @pytest.mark.parametrize("label_folder", ["", "Evaluation"])
 def test_msp_improv_classes_speakers_and_ratings(tmp_path: Path, label_folder: str) -> None:
     root = _msp_tree(tmp_path, label_folder)
-    manifest = corpora.load("msp_improv", root)
+    manifest = loaders.load("msp_improv", root)
     assert manifest["utterance_id"].tolist() == [
         "MSP-IMPROV-S01A-F01-S-FM01",
         "MSP-IMPROV-S01H-M01-P-MF02",
@@ -285,32 +289,32 @@ def test_msp_improv_classes_speakers_and_ratings(tmp_path: Path, label_folder: s
         arousal_class="low",
         valence_class="medium",
     )
-    everything = corpora.load("msp_improv", root, all_labels=True)
+    everything = loaders.load("msp_improv", root, all_labels=True)
     assert everything["label_original"].tolist() == ["A", "H", "N", "S", "X", "O"]
     _check_fields(
         _row(everything, "MSP-IMPROV-S04A-F02-P-FM06"), emotion="", arousal=float("nan"), arousal_class=""
     )
-    assert corpora.describe(manifest)["per_session"] == {"1": 2, "3": 1, "6": 1}
+    assert manifests.describe(manifest)["per_session"] == {"1": 2, "3": 1, "6": 1}
 
 
 def test_msp_improv_strict_parser_and_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="no Evalution.txt .* or Evaluation.txt"):
-        corpora.load("msp_improv", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="no Evalution.txt .* or Evaluation.txt"):
+        loaders.load("msp_improv", tmp_path)
     root = _msp_tree(tmp_path)
     (root / "Evalution.txt").write_text(MSP_FILE + "UTD-IMPROV-S05A-F05-P-FM01.avi; A; A:3.0; V:3.0;\n")
-    with pytest.raises(corpora.CorpusError, match=r"Evalution.txt:25: cannot read"):
-        corpora.load("msp_improv", root)
+    with pytest.raises(manifests.CorpusError, match=r"Evalution.txt:25: cannot read"):
+        loaders.load("msp_improv", root)
     (root / "Evalution.txt").write_text(MSP_FILE + "just text where a block should start\n")
-    with pytest.raises(corpora.CorpusError, match=r"Evalution.txt:25"):
-        corpora.load("msp_improv", root)
+    with pytest.raises(manifests.CorpusError, match=r"Evalution.txt:25"):
+        loaders.load("msp_improv", root)
     (root / "Evalution.txt").write_text(MSP_FILE)
     next(root.rglob("MSP-IMPROV-S02N-F03-R-FM01.wav")).unlink()
-    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio"):
-        corpora.load("msp_improv", root)
-    assert len(corpora.load("msp_improv", root, allow_missing=True)) == 3
+    with pytest.raises(manifests.CorpusError, match="1 utterances have no audio"):
+        loaders.load("msp_improv", root)
+    assert len(loaders.load("msp_improv", root, allow_missing=True)) == 3
     _audio(root / "resampled" / "MSP-IMPROV-S01A-F01-S-FM01.wav", 0.05)
-    with pytest.raises(corpora.CorpusError, match="1 utterances have more than one audio file"):
-        corpora.load("msp_improv", root, allow_missing=True)
+    with pytest.raises(manifests.CorpusError, match="1 utterances have more than one audio file"):
+        loaders.load("msp_improv", root, allow_missing=True)
 
 
 # -- TED-LIUM 2 ------------------------------------------------------------------------------------
@@ -344,7 +348,7 @@ def _tedlium_tree(tmp_path: Path) -> Path:
 
 def test_tedlium2_segments_from_stm(tmp_path: Path) -> None:
     release = _tedlium_tree(tmp_path)
-    manifest = corpora.load("tedlium2", tmp_path)  # parent of TEDLIUM_release2
+    manifest = loaders.load("tedlium2", tmp_path)  # parent of TEDLIUM_release2
     assert len(manifest) == 5 * 3  # train only; the ignore_time_segment_in_scoring gap dropped
     talk = manifest[manifest["session"] == "AlGore_2009"]
     assert talk["utterance_id"].tolist() == [
@@ -357,43 +361,43 @@ def test_tedlium2_segments_from_stm(tmp_path: Path) -> None:
     assert set(talk["speaker"]) == {"AlGore_2009"} and set(talk["gender"]) == {"female"}
     assert set(talk["path"]) == {str(release / "train" / "sph" / "AlGore_2009.sph")}
     assert (manifest["emotion"] == "").all() and (manifest["arousal_class"] == "").all()
-    assert corpora.describe(manifest)["hours_of_segments"] == pytest.approx(5 * (0.31 + 0.55 + 0.42) / 3600)
+    assert manifests.describe(manifest)["hours_of_segments"] == pytest.approx(5 * (0.31 + 0.55 + 0.42) / 3600)
     info = sf.info(str(release / "train" / "sph" / "AlGore_2009.sph"))  # the .sph is readable audio
     assert info.samplerate == 16000 and info.frames == 24000
-    both = corpora.load("tedlium2", release, splits=["train", "dev"])
+    both = loaders.load("tedlium2", release, splits=["train", "dev"])
     assert len(both) == 6 * 3 and "DevTalk_2010" in set(both["session"])
 
 
 def test_tedlium2_talk_subset_is_seeded_and_deterministic(tmp_path: Path) -> None:
     release = _tedlium_tree(tmp_path)
-    first = corpora.load("tedlium2", release, talks=2)
-    again = corpora.load("tedlium2", release, talks=2)
+    first = loaders.load("tedlium2", release, talks=2)
+    again = loaders.load("tedlium2", release, talks=2)
     pd.testing.assert_frame_equal(first, again)
     expected = sorted(random.Random(0).sample(sorted(TALKS["train"]), 2))  # the documented rule
     assert sorted(set(first["session"])) == expected and len(first) == 2 * 3
     subsets = {
-        tuple(sorted(set(corpora.load("tedlium2", release, talks=2, seed=s)["session"]))) for s in range(6)
+        tuple(sorted(set(loaders.load("tedlium2", release, talks=2, seed=s)["session"]))) for s in range(6)
     }
     assert len(subsets) > 1  # the seed matters
-    assert set(corpora.load("tedlium2", release, talks=5)["session"]) == set(TALKS["train"])
-    with pytest.raises(corpora.CorpusError, match="talks=6 but only 5 talks"):
-        corpora.load("tedlium2", release, talks=6)
+    assert set(loaders.load("tedlium2", release, talks=5)["session"]) == set(TALKS["train"])
+    with pytest.raises(manifests.CorpusError, match="talks=6 but only 5 talks"):
+        loaders.load("tedlium2", release, talks=6)
 
 
 def test_tedlium2_errors(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="point root at TEDLIUM_release2"):
-        corpora.load("tedlium2", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="point root at TEDLIUM_release2"):
+        loaders.load("tedlium2", tmp_path)
     release = _tedlium_tree(tmp_path)
-    with pytest.raises(corpora.CorpusError, match="splits"):
-        corpora.load("tedlium2", release, splits=["training"])
+    with pytest.raises(manifests.CorpusError, match="splits"):
+        loaders.load("tedlium2", release, splits=["training"])
     (release / "train" / "sph" / "ZoeSmith_2012.sph").unlink()
-    with pytest.raises(corpora.CorpusError, match="3 utterances have no audio"):
-        corpora.load("tedlium2", release)
+    with pytest.raises(manifests.CorpusError, match="3 utterances have no audio"):
+        loaders.load("tedlium2", release)
     (release / "train" / "stm" / "BillGates_2010.stm").write_text(
         "BillGates_2010 1 BillGates_2010 zero 1.0 <o>\n"
     )
-    with pytest.raises(corpora.CorpusError, match=r"BillGates_2010.stm:1"):
-        corpora.load("tedlium2", release, allow_missing=True)
+    with pytest.raises(manifests.CorpusError, match=r"BillGates_2010.stm:1"):
+        loaders.load("tedlium2", release, allow_missing=True)
 
 
 # -- LibriSpeech -----------------------------------------------------------------------------------
@@ -424,7 +428,7 @@ def _librispeech_tree(tmp_path: Path) -> Path:
 
 def test_librispeech_speakers_sessions_and_subsets(tmp_path: Path) -> None:
     folder = _librispeech_tree(tmp_path)
-    manifest = corpora.load("librispeech", tmp_path)  # parent of LibriSpeech
+    manifest = loaders.load("librispeech", tmp_path)  # parent of LibriSpeech
     assert manifest["utterance_id"].tolist() == [
         "84-121123-0000",
         "19-198-0000",
@@ -443,20 +447,22 @@ def test_librispeech_speakers_sessions_and_subsets(tmp_path: Path) -> None:
     )
     assert _row(manifest, "84-121123-0000")["gender"] == "female"
     assert _row(manifest, "27-124-0000")["gender"] == ""  # not in SPEAKERS.TXT
-    train = corpora.load("librispeech", folder, subsets=["train-clean-100"])
-    assert len(train) == 5 and corpora.describe(train, audio_hours=True)["hours"] == pytest.approx(6.0 / 3600)
+    train = loaders.load("librispeech", folder, subsets=["train-clean-100"])
+    assert len(train) == 5 and manifests.describe(train, audio_hours=True)["hours"] == pytest.approx(
+        6.0 / 3600
+    )
     with pytest.raises(
-        corpora.CorpusError, match=r"subsets \['train-other-500'\] not found; present: dev-clean"
+        manifests.CorpusError, match=r"subsets \['train-other-500'\] not found; present: dev-clean"
     ):
-        corpora.load("librispeech", folder, subsets=["train-other-500"])
+        loaders.load("librispeech", folder, subsets=["train-other-500"])
 
 
 def test_librispeech_hours_subset_is_the_shortest_seeded_prefix(tmp_path: Path) -> None:
     folder = _librispeech_tree(tmp_path)
     hours = 2.2 / 3600
-    chosen = corpora.load("librispeech", folder, subsets=["train-clean-100"], hours=hours, seed=3)
+    chosen = loaders.load("librispeech", folder, subsets=["train-clean-100"], hours=hours, seed=3)
     pd.testing.assert_frame_equal(
-        chosen, corpora.load("librispeech", folder, subsets=["train-clean-100"], hours=hours, seed=3)
+        chosen, loaders.load("librispeech", folder, subsets=["train-clean-100"], hours=hours, seed=3)
     )
     seconds = {name.rsplit("/", 1)[1]: length for name, length in LIBRI_FILES.items() if "train" in name}
     order = sorted(seconds)
@@ -470,15 +476,15 @@ def test_librispeech_hours_subset_is_the_shortest_seeded_prefix(tmp_path: Path) 
     assert chosen["utterance_id"].tolist() == sorted(expected)
     kept = sum(seconds[u] for u in chosen["utterance_id"])
     assert kept >= 2.2 and kept - seconds[expected[-1]] < 2.2
-    with pytest.raises(corpora.CorpusError, match="hold only 0.00 h"):
-        corpora.load("librispeech", folder, subsets=["train-clean-100"], hours=1.0)
+    with pytest.raises(manifests.CorpusError, match="hold only 0.00 h"):
+        loaders.load("librispeech", folder, subsets=["train-clean-100"], hours=1.0)
 
 
 def test_librispeech_shared_excerpts(shared_data: Path) -> None:
-    manifest = corpora.load("librispeech", shared_data / "librispeech")
+    manifest = loaders.load("librispeech", shared_data / "librispeech")
     assert len(manifest) == 351 and manifest["speaker"].nunique() == 261
     assert manifest["gender"].value_counts().to_dict() == {"male": 176, "female": 175}
-    train = corpora.load("librispeech", shared_data / "librispeech", subsets=["train-clean-100"])
+    train = loaders.load("librispeech", shared_data / "librispeech", subsets=["train-clean-100"])
     assert len(train) == 251
 
 
@@ -496,7 +502,7 @@ def _emodb_tree(tmp_path: Path) -> Path:
 
 def test_emodb_fixture_tree(tmp_path: Path) -> None:
     root = _emodb_tree(tmp_path)
-    manifest = corpora.load("emodb", root)
+    manifest = loaders.load("emodb", root)
     assert manifest["utterance_id"].tolist() == ["03a01Fa", "03a01Wa", "08a02Nb", "09b01Tc", "15b03Wc"]
     _check_fields(
         _row(manifest, "03a01Wa"),
@@ -516,33 +522,33 @@ def test_emodb_fixture_tree(tmp_path: Path) -> None:
     )
     _check_fields(_row(manifest, "15b03Wc"), session="5", gender="male")
     assert manifest["arousal"].isna().all()  # classes only: Emo-DB has no dimensional ratings
-    everything = corpora.load("emodb", root / "wav", all_emotions=True)
+    everything = loaders.load("emodb", root / "wav", all_emotions=True)
     assert len(everything) == len(EMODB_FIXTURE)
     _check_fields(
         _row(everything, "10a04La"), emotion="", label_original="boredom", arousal_class="", session="2"
     )
     assert everything["label_original"].tolist().count("fear") == 1
-    assert corpora.load("emodb", root, all_labels=True).equals(everything.assign(path=everything["path"]))
+    assert loaders.load("emodb", root, all_labels=True).equals(everything.assign(path=everything["path"]))
 
 
 def test_emodb_errors(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="no .wav files"):
-        corpora.load("emodb", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="no .wav files"):
+        loaders.load("emodb", tmp_path)
     _audio(tmp_path / "wav" / "07a01Wa.wav", seconds=0.05)
-    with pytest.raises(corpora.CorpusError, match="speaker 07 is not one of Emo-DB's"):
-        corpora.load("emodb", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="speaker 07 is not one of Emo-DB's"):
+        loaders.load("emodb", tmp_path)
 
 
 def test_emodb_sessions_pair_one_female_with_one_male() -> None:
     sessions: dict[str, list[str]] = {}
-    for speaker, session in corpora.EMODB_SESSIONS.items():
-        sessions.setdefault(session, []).append(corpora.EMODB_SPEAKER_SEX[speaker])
+    for speaker, session in emodb_module.EMODB_SESSIONS.items():
+        sessions.setdefault(session, []).append(emodb_module.EMODB_SPEAKER_SEX[speaker])
     assert sorted(sessions) == ["1", "2", "3", "4", "5"]
     assert all(sorted(sexes) == ["female", "male"] for sexes in sessions.values())
 
 
 def test_emodb_shared_copy(shared_data: Path) -> None:
-    manifest = corpora.load("emodb", shared_data / "emodb")
+    manifest = loaders.load("emodb", shared_data / "emodb")
     assert manifest["emotion"].value_counts().to_dict() == {
         "angry": 127,
         "neutral": 79,
@@ -551,12 +557,12 @@ def test_emodb_shared_copy(shared_data: Path) -> None:
     }
     assert len(manifest) == 339 and manifest["speaker"].nunique() == 10
     assert manifest.groupby("session")["gender"].nunique().to_dict() == {str(s): 2 for s in range(1, 6)}
-    everything = corpora.load("emodb", shared_data / "emodb", all_emotions=True)
+    everything = loaders.load("emodb", shared_data / "emodb", all_emotions=True)
     assert len(everything) == 535 and everything["label_original"].nunique() == 7
     reference = pd.read_csv(shared_data / "emodb" / "manifest.csv", dtype=str)  # the copy's own metadata
     sexes = dict(zip(reference["file"].str[4:-4], reference["sex"], strict=True))
     assert all(sexes[u] == g for u, g in zip(everything["utterance_id"], everything["gender"], strict=True))
-    assert corpora.describe(everything)["utterances"] == 535
+    assert manifests.describe(everything)["utterances"] == 535
 
 
 # -- RAVDESS ---------------------------------------------------------------------------------------
@@ -575,7 +581,7 @@ def test_ravdess_fixture_tree(tmp_path: Path) -> None:
     for actor, files in names.items():
         for name in files:
             _audio(root / "wav" / actor / f"{name}.wav", seconds=0.05)
-    manifest = corpora.load("ravdess", root)
+    manifest = loaders.load("ravdess", root)
     assert manifest["utterance_id"].tolist() == [
         "03-01-01-01-01-01-01",
         "03-01-05-02-01-01-01",
@@ -597,7 +603,7 @@ def test_ravdess_fixture_tree(tmp_path: Path) -> None:
     )
     _check_fields(_row(manifest, "03-01-04-01-01-01-03"), emotion="sad", gender="male", session="2")
     _check_fields(_row(manifest, "03-01-01-01-01-01-01"), emotion="neutral", arousal_class="medium")
-    everything = corpora.load("ravdess", root / "wav", all_labels=True)
+    everything = loaders.load("ravdess", root / "wav", all_labels=True)
     assert sorted(everything["label_original"]) == [
         "angry",
         "calm",
@@ -608,14 +614,14 @@ def test_ravdess_fixture_tree(tmp_path: Path) -> None:
         "surprised",
     ]
     _audio(root / "wav" / "Actor_03" / "03-01-04-01-01-01-04.wav", seconds=0.05)
-    with pytest.raises(corpora.CorpusError, match="actor 04 in the name but the file is in Actor_03"):
-        corpora.load("ravdess", root)
-    with pytest.raises(corpora.CorpusError, match="no Actor_XX folders"):
-        corpora.load("ravdess", tmp_path / "nothing")
+    with pytest.raises(manifests.CorpusError, match="actor 04 in the name but the file is in Actor_03"):
+        loaders.load("ravdess", root)
+    with pytest.raises(manifests.CorpusError, match="no Actor_XX folders"):
+        loaders.load("ravdess", tmp_path / "nothing")
 
 
 def test_ravdess_shared_actors(shared_data: Path) -> None:
-    manifest = corpora.load("ravdess", shared_data / "ravdess")
+    manifest = loaders.load("ravdess", shared_data / "ravdess")
     assert manifest["emotion"].value_counts().to_dict() == {
         "happy": 64,
         "sad": 64,
@@ -636,7 +642,7 @@ def test_configured_corpus_key_and_options(tmp_path: Path) -> None:
             "protocol": {"within_corpus": "berlin", "cross_corpus_train": None, "cross_corpus_test": None},
         }
     )
-    manifest = corpora.load_configured(config, "berlin")
+    manifest = loaders.load_configured(config, "berlin")
     assert len(manifest) == len(EMODB_FIXTURE) and set(manifest["corpus"]) == {"berlin"}
 
 
@@ -672,7 +678,7 @@ def _nemo_tree(tmp_path: Path, lines: list[str] | None = None) -> Path:
 
 def test_nemo_fixture_tree(tmp_path: Path) -> None:
     root = _nemo_tree(tmp_path)
-    manifest = corpora.load("nemo", root)
+    manifest = loaders.load("nemo", root)
     assert manifest["utterance_id"].tolist() == [
         "EB0_anger_1",
         "EB0_sadness_2",
@@ -693,34 +699,34 @@ def test_nemo_fixture_tree(tmp_path: Path) -> None:
     )
     _check_fields(_row(manifest, "KS0_happiness_1"), emotion="happy", gender="male", session="KS0")
     _check_fields(_row(manifest, "EB0_sadness_2"), emotion="sad", arousal_class="low")
-    everything = corpora.load("nemo", root, all_labels=True)
+    everything = loaders.load("nemo", root, all_labels=True)
     assert len(everything) == 6
     _check_fields(_row(everything, "KS0_fear_3"), emotion="", label_original="fear", arousal_class="")
     assert sorted(everything["session"].unique()) == ["EB0", "KS0", "MP0"]  # one fold per speaker
 
 
 def test_nemo_errors_name_the_file_and_line(tmp_path: Path) -> None:
-    with pytest.raises(corpora.CorpusError, match="no data.tsv in"):
-        corpora.load("nemo", tmp_path)
+    with pytest.raises(manifests.CorpusError, match="no data.tsv in"):
+        loaders.load("nemo", tmp_path)
     bad = ["EB0_anger_1.ogg\tjoy\tZ.\tz\tEB0\tfemale\t25"]
-    with pytest.raises(corpora.CorpusError, match=r"data.tsv:2: unknown emotion 'joy'"):
-        corpora.load("nemo", _nemo_tree(tmp_path / "a", bad))
+    with pytest.raises(manifests.CorpusError, match=r"data.tsv:2: unknown emotion 'joy'"):
+        loaders.load("nemo", _nemo_tree(tmp_path / "a", bad))
     twice = ["EB0_anger_1.ogg\tanger\tZ.\tz\tEB0\tfemale\t25"] * 2
-    with pytest.raises(corpora.CorpusError, match=r"data.tsv:3: EB0_anger_1.ogg is listed twice"):
-        corpora.load("nemo", _nemo_tree(tmp_path / "b", twice))
+    with pytest.raises(manifests.CorpusError, match=r"data.tsv:3: EB0_anger_1.ogg is listed twice"):
+        loaders.load("nemo", _nemo_tree(tmp_path / "b", twice))
     absent = ["XX0_anger_9.ogg\tanger\tZ.\tz\tXX0\tmale\t25"]
-    with pytest.raises(corpora.CorpusError, match="1 utterances have no audio file"):
-        corpora.load("nemo", _nemo_tree(tmp_path / "c", absent))
+    with pytest.raises(manifests.CorpusError, match="1 utterances have no audio file"):
+        loaders.load("nemo", _nemo_tree(tmp_path / "c", absent))
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "data.tsv").write_text("file\temotion\n", encoding="utf-8")
-    with pytest.raises(corpora.CorpusError, match="missing columns"):
-        corpora.load("nemo", tmp_path / "d")
+    with pytest.raises(manifests.CorpusError, match="missing columns"):
+        loaders.load("nemo", tmp_path / "d")
 
 
 def test_nemo_shared_copy(shared_data: Path) -> None:
     if not (shared_data / "nemo").is_dir():
         pytest.skip("no nemo/ in SERLIB_DATA")
-    manifest = corpora.load("nemo", shared_data / "nemo")
+    manifest = loaders.load("nemo", shared_data / "nemo")
     assert manifest["emotion"].value_counts().to_dict() == {
         "neutral": 809,
         "sad": 769,
@@ -729,8 +735,8 @@ def test_nemo_shared_copy(shared_data: Path) -> None:
     }
     assert manifest["speaker"].nunique() == 9 and manifest["session"].nunique() == 9
     assert manifest.groupby("gender")["speaker"].nunique().to_dict() == {"female": 4, "male": 5}
-    everything = corpora.load("nemo", shared_data / "nemo", all_labels=True)
-    assert len(everything) == corpora.NEMO_COUNTS["utterances"] == 4481
+    everything = loaders.load("nemo", shared_data / "nemo", all_labels=True)
+    assert len(everything) == nemo_module.NEMO_COUNTS["utterances"] == 4481
 
 
 # -- segments and unions ------------------------------------------------------------------------------
@@ -738,13 +744,13 @@ def test_segment_option_splits_every_loader_s_rows(tmp_path: Path) -> None:
     root = tmp_path / "emodb"
     _audio(root / "wav" / "03a01Wa.wav", seconds=5.3)  # 2 + 2 + 1.3 s: the tail is kept (>= 1 s)
     _audio(root / "wav" / "08a02Nb.wav", seconds=0.7)  # shorter than half a piece: kept whole
-    manifest = corpora.load("emodb", root, segment_s=2.0)
+    manifest = loaders.load("emodb", root, segment_s=2.0)
     assert manifest["utterance_id"].tolist() == ["03a01Wa_0", "03a01Wa_1", "03a01Wa_2", "08a02Nb_0"]
     np.testing.assert_allclose(manifest["start_s"], [0.0, 2.0, 4.0, 0.0])
     np.testing.assert_allclose(manifest["end_s"], [2.0, 4.0, 5.3, 0.7])
     assert set(manifest["emotion"]) == {"angry", "neutral"}  # the rows keep their labels
-    with pytest.raises(corpora.CorpusError, match="its options are all_labels, all_emotions, segment_s"):
-        corpora.load("emodb", root, segments=2.0)
+    with pytest.raises(manifests.CorpusError, match="its options are all_labels, all_emotions, segment_s"):
+        loaders.load("emodb", root, segments=2.0)
 
 
 def test_union_joins_configured_corpora_with_prefixed_ids(tmp_path: Path) -> None:
@@ -760,7 +766,7 @@ def test_union_joins_configured_corpora_with_prefixed_ids(tmp_path: Path) -> Non
             "protocol": {"within_corpus": "berlin", "cross_corpus_train": None, "cross_corpus_test": None},
         }
     )
-    both = corpora.load_configured(config, "both")
+    both = loaders.load_configured(config, "both")
     assert set(both["corpus"]) == {"both"}
     assert both["utterance_id"].str.startswith(("berlin:", "polish:")).all()
     assert (

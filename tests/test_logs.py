@@ -9,8 +9,7 @@ import sys
 
 from tiny_pipeline import reference_run, tiny_config
 
-from serlib import config as config_module
-from serlib import progress
+from serlib.base import config_yaml, progress
 
 
 def test_evaluate_into_a_file_writes_plain_lines(tmp_path_factory, tmp_path):
@@ -18,11 +17,11 @@ def test_evaluate_into_a_file_writes_plain_lines(tmp_path_factory, tmp_path):
     protocol one line per finished run, and nothing carries a carriage return or an escape code."""
     reference, _ = reference_run(tmp_path_factory.getbasetemp() / "tiny_shared")
     config = tiny_config(tmp_path / "out", data=reference.corpus_root("emo"))
-    path = config_module.save(config, tmp_path / "tiny.yaml")
+    path = config_yaml.save(config, tmp_path / "tiny.yaml")
     log = tmp_path / "log.txt"
     with log.open("w") as handle:
         done = subprocess.run(
-            [sys.executable, "-m", "serlib.cli", "evaluate", "--config", str(path)],
+            [sys.executable, "-m", "serlib", "evaluate", "--config", str(path)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},

@@ -27,13 +27,15 @@ STORE_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     import numpy as np
-    from serlib import config as config_module, corpora, store
+    from serlib.base import config as config_module
+    from serlib.data import manifest as manifests
+    from serlib.features import extraction, store
 
     rows, folder = int(sys.argv[1]), sys.argv[2]
     config = config_module.override(
         config_module.load_preset("paper"), output_dir=folder, **{"features.n_jobs": 1}
     )
-    manifest = corpora.make_manifest(
+    manifest = manifests.make_manifest(
         [{"utterance_id": f"u{i:06d}", "corpus": "mem", "path": f"{folder}/u{i:06d}.wav"} for i in range(rows)]
     )
 
@@ -47,9 +49,9 @@ STORE_SCRIPT = textwrap.dedent(
                         "features": matrix, "lengths": [750]})
         return out
 
-    store.extract_task = synthetic_task
+    extraction.extract_task = synthetic_task
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    features = store.extract(manifest, "logmel", config, progress=False, corpus_key="mem")
+    features = store.extract_manifest(manifest, "logmel", config, progress=False, corpus_key="mem")
     streamed = 0.0
     with store.open_features(features.path) as handle:  # read back in blocks, as consumers should
         for start in range(0, handle["features"].shape[0], 256):
@@ -64,7 +66,8 @@ AE_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     import numpy as np
-    from serlib import autoencoder, config as config_module
+    from serlib.base import config as config_module
+    from serlib.models import autoencoder
 
     path, folder = sys.argv[1], sys.argv[2]
     config = config_module.override(
@@ -73,7 +76,7 @@ AE_SCRIPT = textwrap.dedent(
            "autoencoder.dropout": 0.0, "features.spectrogram.mel_bands": 128},
     )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    model = autoencoder.train(config, path, folder + "/model", epochs=1, seed=0, progress=False)
+    model = autoencoder.train(config.autoencoder, path, folder + "/model", epochs=1, seed=0, progress=False)
     import h5py
     with h5py.File(path, "r") as handle:
         vectors = autoencoder.encode(autoencoder.load_model(model), handle["features"], batch_size=500)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from serlib import metrics
+from serlib.base import metrics
 
 # scikit-learn warns about predicted classes missing from y_true: expected for UAR, not a failure
 pytestmark = pytest.mark.filterwarnings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serlib import normalisation
+from serlib.features import normalisation
 
 
 def _frames(seed: int, n: int = 12, frames: int = 40):

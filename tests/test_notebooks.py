@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serlib import config as config_module
-from serlib import reproduce
+from serlib.app import reproduce
+from serlib.base import config as config_module
+from serlib.base import config_yaml
 
 NOTEBOOKS = sorted(reproduce.notebooks_dir().glob("*.ipynb"))
 
@@ -102,7 +103,7 @@ def _image_is_not_blank(path: Path) -> None:
 @pytest.mark.slow
 def test_all_notebooks_run_with_papermill_on_a_tiny_configuration(tmp_path: Path, capsys):
     out = tmp_path / "run"
-    config_path = config_module.save(tiny_config(out), tmp_path / "tiny.yaml")
+    config_path = config_yaml.save(tiny_config(out), tmp_path / "tiny.yaml")
     started = time.perf_counter()
     status = reproduce.run(config_path=config_path, timeout=600)
     seconds = time.perf_counter() - started
@@ -141,7 +142,7 @@ def test_all_notebooks_run_with_papermill_on_a_tiny_configuration(tmp_path: Path
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path: Path, capsys):
     bad = tmp_path / "bad.yaml"
-    config_module.save(
+    config_yaml.save(
         config_module.override(config_module.load_preset("demo"), output_dir=str(tmp_path / "run")), bad
     )
     # 05 needs the runs of 04, which do not exist in this fresh folder: it must fail, named.

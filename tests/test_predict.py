@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny_pipeline import reference_run
 
-from serlib import cli, predict
-from serlib.corpora import EMOTIONS, LEVELS
+from serlib.app import cli, predict
+from serlib.data.manifest import EMOTIONS, LEVELS
 
 slow = pytest.mark.slow  # the module fixture trains the tiny protocol (about 20 s on 2 idle cores)
 

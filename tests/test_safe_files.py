@@ -19,8 +19,11 @@ import soundfile as sf
 from tiny_pipeline import assert_no_pickle_files, assert_plain_hdf5
 
 import serlib
-from serlib import acnn, autoencoder, corpora, predict, store
-from serlib import config as config_module
+from serlib.app import predict
+from serlib.base import config as config_module
+from serlib.data import manifest as manifests
+from serlib.features import store
+from serlib.models import acnn, autoencoder
 
 PACKAGE = Path(serlib.__file__).parent
 FORBIDDEN_IMPORTS = {"pickle", "cPickle", "_pickle", "joblib", "dill", "cloudpickle", "shelve", "marshal"}
@@ -229,9 +232,9 @@ def test_model_folder_with_lambda_model_is_refused(lambda_model, tmp_path):
                 },
                 "inputs": {"logmel": [750, 26]},
                 "classes": {
-                    "emotion": list(corpora.EMOTIONS),
-                    "arousal": list(corpora.LEVELS),
-                    "valence": list(corpora.LEVELS),
+                    "emotion": list(manifests.EMOTIONS),
+                    "arousal": list(manifests.LEVELS),
+                    "valence": list(manifests.LEVELS),
                 },
                 "autoencoder": None,
             }
@@ -251,7 +254,7 @@ def test_feature_stores_are_plain_hdf5(tmp_path):
         rows.append(
             {"utterance_id": f"u{i}", "path": str(path), "speaker": "s", "session": "1", "emotion": "sad"}
         )
-    manifest = corpora.make_manifest(rows)
+    manifest = manifests.make_manifest(rows)
     config = config_module.override(
         config_module.load_preset("demo"),
         **{
@@ -261,7 +264,7 @@ def test_feature_stores_are_plain_hdf5(tmp_path):
         },
     )
     paths = [
-        store.extract(manifest, extractor, config, progress=False).path
+        store.extract_manifest(manifest, extractor, config, progress=False).path
         for extractor in ("logmel", "spectrogram")
     ]
     paths.append(

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serlib import config as config_module
-from serlib import corpora, store
-from serlib.store import StoreError
+from serlib.base import config as config_module
+from serlib.data import audio
+from serlib.data import manifest as manifests
+from serlib.features import extraction, logmel, store
+from serlib.features.store import StoreError
 
 DURATIONS = (0.6, 1.3, 0.9, 1.05, 0.45)
 
@@ -31,7 +33,7 @@ def _corpus(folder: Path) -> pd.DataFrame:
         rows.append(
             {"utterance_id": f"utt{index}", "corpus": "tiny", "path": str(path), "speaker": f"s{index % 2}"}
         )
-    return corpora.make_manifest(rows)
+    return manifests.make_manifest(rows)
 
 
 def _config(tmp_path: Path, **changes: object) -> config_module.Config:
@@ -52,7 +54,7 @@ def manifest(tmp_path: Path) -> pd.DataFrame:
 
 
 def test_logmel_store_layout_and_lengths(tmp_path: Path, manifest: pd.DataFrame) -> None:
-    features = store.extract(manifest, "logmel", _config(tmp_path), progress=False)
+    features = store.extract_manifest(manifest, "logmel", _config(tmp_path), progress=False)
     assert features.path.parent == tmp_path / "run" / "cache" / "features"
     assert features.path.name.startswith("tiny-logmel-") and features.path.suffix == ".h5"
     assert features.ids == [f"utt{i}" for i in range(len(DURATIONS))]
@@ -71,21 +73,21 @@ def test_second_call_reads_the_store(
     tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(tmp_path)
-    first = store.extract(manifest, "logmel", config, progress=False)
+    first = store.extract_manifest(manifest, "logmel", config, progress=False)
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("extraction ran again although the store is valid")
 
-    monkeypatch.setattr(store, "extract_task", fail)
-    second = store.extract(manifest, "logmel", config, progress=False)
+    monkeypatch.setattr(extraction, "extract_task", fail)
+    second = store.extract_manifest(manifest, "logmel", config, progress=False)
     assert second.path == first.path
     np.testing.assert_array_equal(second.features, first.features)
 
 
 def test_changed_parameter_or_file_recomputes(tmp_path: Path, manifest: pd.DataFrame) -> None:
     config = _config(tmp_path)
-    original = store.extract(manifest, "logmel", config, progress=False)
-    other = store.extract(
+    original = store.extract_manifest(manifest, "logmel", config, progress=False)
+    other = store.extract_manifest(
         manifest, "logmel", _config(tmp_path, **{"features.logmel.high_hz": 4000.0}), progress=False
     )
     assert other.path != original.path
@@ -94,7 +96,7 @@ def test_changed_parameter_or_file_recomputes(tmp_path: Path, manifest: pd.DataF
     path = Path(manifest.loc[0, "path"])
     sf.write(path, 0.5 * np.sin(np.linspace(0, 900, 16000)).astype(np.float32), 16000, subtype="PCM_16")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    changed = store.extract(manifest, "logmel", config, progress=False)
+    changed = store.extract_manifest(manifest, "logmel", config, progress=False)
     assert changed.path != original.path
     assert not np.array_equal(changed.features[0], original.features[0])
     np.testing.assert_array_equal(changed.features[1:], original.features[1:])
@@ -102,24 +104,24 @@ def test_changed_parameter_or_file_recomputes(tmp_path: Path, manifest: pd.DataF
 
 def test_touching_a_file_alone_invalidates(tmp_path: Path, manifest: pd.DataFrame) -> None:
     config = _config(tmp_path)
-    original = store.extract(manifest, "spectrogram", config, progress=False)
+    original = store.extract_manifest(manifest, "spectrogram", config, progress=False)
     path = Path(manifest.loc[2, "path"])
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5 * 10**9))
-    assert store.extract(manifest, "spectrogram", config, progress=False).path != original.path
+    assert store.extract_manifest(manifest, "spectrogram", config, progress=False).path != original.path
 
 
 def test_corrupt_file_stops_or_is_skipped(tmp_path: Path, manifest: pd.DataFrame) -> None:
     broken = tmp_path / "audio" / "broken.wav"
     broken.write_bytes(b"not audio at all" * 100)
     rows = pd.concat(
-        [manifest, corpora.make_manifest([{"utterance_id": "bad", "corpus": "tiny", "path": str(broken)}])]
+        [manifest, manifests.make_manifest([{"utterance_id": "bad", "corpus": "tiny", "path": str(broken)}])]
     )
     rows = rows.reset_index(drop=True)
     with pytest.raises(StoreError, match="utterance bad") as error:
-        store.extract(rows, "logmel", _config(tmp_path), progress=False)
+        store.extract_manifest(rows, "logmel", _config(tmp_path), progress=False)
     assert str(broken) in str(error.value) and "allow_skip" in str(error.value)
     assert not list((tmp_path / "run" / "cache" / "features").glob("*.h5"))  # nothing half-written
-    features = store.extract(
+    features = store.extract_manifest(
         rows, "logmel", _config(tmp_path, **{"features.allow_skip": True}), progress=False
     )
     assert len(features.skipped) == 1 and features.skipped[0][0] == "bad"
@@ -127,17 +129,17 @@ def test_corrupt_file_stops_or_is_skipped(tmp_path: Path, manifest: pd.DataFrame
 
 
 def test_spectrogram_store_fixed_length_and_chunks(tmp_path: Path, manifest: pd.DataFrame) -> None:
-    fixed = store.extract(manifest, "spectrogram", _config(tmp_path), progress=False)
+    fixed = store.extract_manifest(manifest, "spectrogram", _config(tmp_path), progress=False)
     assert fixed.features.shape == (5, 24, 128)  # 1.0 s at 40 ms hops
     assert fixed.lengths.tolist()[1] == 24 and fixed.lengths.tolist()[4] < 24  # 0.45 s file is padded
     with pytest.raises(StoreError, match="fixed_length_s"):
-        store.extract(
+        store.extract_manifest(
             manifest,
             "spectrogram",
             _config(tmp_path, **{"features.spectrogram.fixed_length_s": None}),
             progress=False,
         )
-    chunked = store.extract(
+    chunked = store.extract_manifest(
         manifest,
         "spectrogram",
         _config(
@@ -156,16 +158,16 @@ def test_spectrogram_store_fixed_length_and_chunks(tmp_path: Path, manifest: pd.
 
 
 def test_egemaps_store(tmp_path: Path, manifest: pd.DataFrame) -> None:
-    features = store.extract(manifest, "egemaps", _config(tmp_path), progress=False)
+    features = store.extract_manifest(manifest, "egemaps", _config(tmp_path), progress=False)
     assert features.features.shape == (5, 1, 88) and np.isfinite(features.features).all()
 
 
 def test_parallel_equals_serial(
     tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "TASK_SIZE", 2)  # three tasks, so two workers really share the work
-    serial = store.extract(manifest, "logmel", _config(tmp_path / "a"), progress=False)
-    parallel = store.extract(
+    monkeypatch.setattr(extraction, "TASK_SIZE", 2)  # three tasks, so two workers really share the work
+    serial = store.extract_manifest(manifest, "logmel", _config(tmp_path / "a"), progress=False)
+    parallel = store.extract_manifest(
         manifest, "logmel", _config(tmp_path / "b", **{"features.n_jobs": 2}), progress=False
     )
     assert parallel.ids == serial.ids
@@ -174,7 +176,7 @@ def test_parallel_equals_serial(
 
 
 def test_extract_configured_with_a_manifest_corpus(tmp_path: Path, manifest: pd.DataFrame) -> None:
-    csv = corpora.write_manifest(manifest, tmp_path / "tiny.csv")
+    csv = manifests.write_manifest(manifest, tmp_path / "tiny.csv")
     config = _config(tmp_path)
     config = config_module.override(
         config,
@@ -214,10 +216,10 @@ def test_forkserver_workers_give_the_same_rows(
     """The start method used when 'fork' is unsafe (threads or TensorFlow in the parent)."""
     import multiprocessing
 
-    monkeypatch.setattr(store, "TASK_SIZE", 3)
-    monkeypatch.setattr(store, "_process_context", lambda: multiprocessing.get_context("forkserver"))
-    serial = store.extract(manifest, "spectrogram", _config(tmp_path / "a"), progress=False)
-    parallel = store.extract(
+    monkeypatch.setattr(extraction, "TASK_SIZE", 3)
+    monkeypatch.setattr(extraction, "_process_context", lambda: multiprocessing.get_context("forkserver"))
+    serial = store.extract_manifest(manifest, "spectrogram", _config(tmp_path / "a"), progress=False)
+    parallel = store.extract_manifest(
         manifest, "spectrogram", _config(tmp_path / "b", **{"features.n_jobs": 2}), progress=False
     )
     np.testing.assert_array_equal(parallel.features, serial.features)
@@ -227,13 +229,12 @@ def test_forkserver_workers_give_the_same_rows(
 def test_logmel_store_reads_only_what_the_cut_keeps(tmp_path: Path, rate: int) -> None:
     """A turn longer than max_frames is cut; reading only its start (plus a margin that keeps the
     resampler's edge away) gives exactly the rows of the whole file."""
-    from serlib import audio, features
 
     path = tmp_path / "long.wav"
     rng = np.random.default_rng(3)
     sf.write(path, (0.1 * rng.standard_normal(rate * 3)).astype(np.float32), rate, subtype="PCM_16")
-    rows = corpora.make_manifest([{"utterance_id": "long", "corpus": "tiny", "path": str(path)}])
-    stored = store.extract(rows, "logmel", _config(tmp_path), progress=False)  # 100 frames = 1.015 s
-    whole = features.logmel(audio.load(path)[0], 16000)
+    rows = manifests.make_manifest([{"utterance_id": "long", "corpus": "tiny", "path": str(path)}])
+    stored = store.extract_manifest(rows, "logmel", _config(tmp_path), progress=False)  # 100 frames = 1.015 s
+    whole = logmel.logmel(audio.load(path)[0], 16000)
     np.testing.assert_array_equal(stored.features[0], whole[:100])
     assert stored.lengths.tolist() == [100]

@@ -16,7 +16,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from serlib import config as config_module
+from serlib.base import config as config_module
+from serlib.features import extraction
+from serlib.protocol import grid, runs
 
 DEMO_SIZES = {
     "labeled_sessions": 2,
@@ -116,20 +118,18 @@ def _install_markers() -> None:
     """Print a ``MARK <kind>`` line after every store task, fit batch/epoch and written run (kill points)."""
     import keras
 
-    from serlib import experiments, store
-
     def mark(kind: str) -> None:
         print(f"{MARKER} {kind}", flush=True)
 
-    store.TASK_SIZE = 4  # more tasks, more points to be killed at
-    extract_task = store.extract_task
+    extraction.TASK_SIZE = 4  # more tasks, more points to be killed at
+    extract_task = extraction.extract_task
 
     def marked_task(*args: Any, **kwargs: Any) -> Any:
         results = extract_task(*args, **kwargs)
         mark("store")
         return results
 
-    store.extract_task = marked_task
+    extraction.extract_task = marked_task
 
     class Marks(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -144,7 +144,7 @@ def _install_markers() -> None:
         return fit(self, *args, callbacks=[*(callbacks or []), Marks()], **kwargs)
 
     keras.Model.fit = marked_fit
-    write_run = experiments.write_run
+    write_run = runs.write_run
 
     def marked_write_run(*args: Any, **kwargs: Any) -> Any:
         mark("run-writing")
@@ -152,7 +152,7 @@ def _install_markers() -> None:
         mark("run-written")
         return result
 
-    experiments.write_run = marked_write_run
+    runs.write_run = marked_write_run
 
 
 def run_child(
@@ -222,8 +222,8 @@ if __name__ == "__main__":
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from serlib import experiments
+    from serlib.protocol import grid
 
     _install_markers()
-    experiments.run_protocol(tiny_config(Path(sys.argv[1])), progress=False)
+    grid.run_protocol(tiny_config(Path(sys.argv[1])), progress=False)
     print(f"{MARKER} done", flush=True)

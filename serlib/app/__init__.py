@@ -1,0 +1,2 @@
+"""The app layer: the ``serlib`` command line, the papermill reproduction of the notebooks, predicting
+new recordings with exported models."""

@@ -1,0 +1,313 @@
+"""The ``serlib`` command line: one subcommand per pipeline step, each a thin call into the library.
+
+Each handler imports the modules it calls when it runs (the allow-listed lazy imports of serlib:
+TensorFlow, openSMILE, papermill and Dask take seconds to import), so that ``serlib --help`` and
+``serlib config show`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from serlib.base import config as config_module
+from serlib.base import config_yaml
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", choices=config_module.PRESETS, default=None, help="built-in configuration"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML configuration file (overrides --preset)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
+
+
+def _config(args: argparse.Namespace) -> config_module.Config:
+    config = config_module.resolve(args.preset, args.config)
+    if getattr(args, "out", None) is not None:
+        config = config_module.override(config, output_dir=str(args.out))
+    return config
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    print(config_yaml.dumps(_config(args)), end="")
+    return 0
+
+
+def _cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from serlib.data import demo  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    paths = demo.generate(args.out, seed=args.seed)
+    for part, path in paths.items():
+        print(f"{part}: {path}")
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from serlib.base import cluster  # noqa: PLC0415 - handlers import what they run (module docstring)
+    from serlib.features import store  # noqa: PLC0415
+
+    config = _config(args)
+    keys = args.corpus or list(config.corpora)
+    extractors = args.extractor or ["logmel", "spectrogram"]
+    address = config.protocol.scheduler_address  # a Dask cluster extracts on its workers
+    with cluster.dask_client(address) if address else contextlib.nullcontext() as client:
+        for key in keys:
+            for extractor in extractors:
+                features = store.extract_configured(config, key, extractor, client=client)
+                skipped = f" ({len(features.skipped)} skipped)" if features.skipped else ""
+                print(
+                    f"{key} {extractor}: {len(features.ids)} rows {features.shape} -> {features.path}{skipped}"
+                )
+    return 0
+
+
+def _cmd_train_ae(args: argparse.Namespace) -> int:
+    from serlib.models import autoencoder  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    config = _config(args)
+    path = autoencoder.train_configured(config, args.corpus, epochs=args.epochs)
+    print(path)
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from serlib.models import autoencoder  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    config = _config(args)
+    representations = autoencoder.encode_configured(config, args.model, args.corpus)
+    print(
+        f"{len(representations.ids)} vectors of {representations.vectors.shape[1]} dims -> {representations.path}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from serlib.protocol import figure2, grid, table1  # noqa: PLC0415 - handlers import what they run
+
+    config = _config(args)
+    grid.run_protocol(config)
+    print(table1.render_table(config.output_dir), end="")
+    out = config.output_path
+    print(f"\ntables: {out / 'table1.md'}, {out / 'table1.csv'}; runs: {out / 'runs.csv'}")
+    print(
+        f"figure 2: {out / 'figures' / (figure2.FIGURE2_STEM + '.png')} (and .pdf, also in {config.figures_dir}/)"
+    )
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from serlib.protocol import comparisons, table1  # noqa: PLC0415 - handlers import what they run
+
+    print(table1.render_table(args.results_dir), end="")
+    print()
+    print(comparisons.comparisons_markdown(comparisons.write_comparisons(args.results_dir)), end="")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from serlib.app import reproduce  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    return reproduce.run(
+        preset=args.preset,
+        config_path=args.config,
+        out=args.out,
+        notebooks=args.notebook,
+        timeout=args.timeout,
+    )
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from serlib.data import download  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    path = download.download(args.name, args.to, url=args.url, keep_archive=args.keep_archive)
+    print(path)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from serlib.app import predict  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    results = predict.predict_paths(args.model, args.inputs)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(predict.format_table(results))
+    # 0: every file predicted; 1: some files could not be used (each has its error in the output)
+    return 1 if any(result["error"] for result in results) else 0
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from serlib.base.files import write_csv  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import epochs, svm  # noqa: PLC0415
+
+    config = _config(args)
+    if args.task == "svm":
+        print(svm.run_baseline(config).to_string(index=False))
+        if (config.output_path / "results" / "protocol.json").is_file():
+            print(svm.table_with_baseline(config.output_dir), end="")
+    elif args.task == "table":
+        print(svm.table_with_baseline(config.output_dir))
+        print(svm.confusion_markdown(config.output_dir), end="")
+    else:
+        curves = epochs.acnn_epoch_curves(config, max_epochs=args.max_epochs, inner_per_fold=args.inner)
+        out = write_csv(curves, config.output_path / "epoch_selection.csv", float_format="%.5f")
+        print(epochs.choose_epochs(curves).to_string(index=False))
+        print(f"curves: {out}")
+    return 0
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from serlib.protocol import matrix  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    config = _config(args)
+    table = matrix.run_matrix(config, normalisations=args.normalisation or ["train"])
+    print(matrix.matrix_markdown(table, config.protocol.cross_corpus_matrix or []), end="")
+    print(f"\nmatrix: {config.output_path / 'matrix.md'}, {config.output_path / 'matrix.csv'}")
+    return 0
+
+
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    from serlib.protocol import sensitivity  # noqa: PLC0415 - handlers import what they run (module docstring)
+
+    table = sensitivity.run_sensitivity(args.plan)
+    _, _, output = sensitivity.load_plan(args.plan)
+    print((output / "sensitivity.md").read_text(encoding="utf-8"), end="")
+    print(f"\n{len(table)} comparisons: {output / 'sensitivity.csv'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="serlib",
+        description="Speech emotion recognition with autoencoder representations (Neumann & Vu, ICASSP 2019).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    config_parser = commands.add_parser("config", help="show a configuration")
+    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print a preset or file as validated YAML")
+    _add_config_arguments(show)
+    show.set_defaults(handler=_cmd_config_show)
+
+    demo = commands.add_parser("demo-corpus", help="generate the offline synthetic demo corpus")
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_cmd_demo_corpus)
+
+    extract = commands.add_parser("extract", help="fill the feature store for configured corpora")
+    _add_config_arguments(extract)
+    extract.add_argument("--corpus", action="append", help="corpus key (repeatable; default: all)")
+    extract.add_argument(
+        "--extractor", action="append", choices=["logmel", "spectrogram", "egemaps"], default=None
+    )
+    extract.set_defaults(handler=_cmd_extract)
+
+    train = commands.add_parser("train-ae", help="train the recurrent autoencoder on a configured corpus")
+    _add_config_arguments(train)
+    train.add_argument("--corpus", required=True, help="corpus key of the configuration")
+    train.add_argument("--epochs", type=int, default=None)
+    train.set_defaults(handler=_cmd_train_ae)
+
+    encode = commands.add_parser("encode", help="encode a corpus into AE representations")
+    _add_config_arguments(encode)
+    encode.add_argument("--model", type=Path, required=True, help="trained autoencoder .keras file")
+    encode.add_argument("--corpus", required=True)
+    encode.set_defaults(handler=_cmd_encode)
+
+    evaluate = commands.add_parser("evaluate", help="run the ACNN protocol; write Table 1 and Figure 2")
+    _add_config_arguments(evaluate)
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    table = commands.add_parser(
+        "table", help="re-render Table 1 and the paired comparisons (with their power) from stored runs"
+    )
+    table.add_argument("results_dir", type=Path)
+    table.set_defaults(handler=_cmd_table)
+
+    reproduce = commands.add_parser("reproduce", help="execute the notebooks in order with papermill")
+    _add_config_arguments(reproduce)
+    reproduce.add_argument("--notebook", action="append", help="run only this notebook, e.g. 04 (repeatable)")
+    reproduce.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook cell")
+    reproduce.set_defaults(handler=_cmd_reproduce)
+
+    download = commands.add_parser(
+        "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"
+    )
+    download.add_argument("name")
+    download.add_argument("--to", type=Path, required=True)
+    download.add_argument("--url", default=None, help="mirror address instead of the official one")
+    download.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
+    download.set_defaults(handler=_cmd_download)
+
+    baseline = commands.add_parser(
+        "baseline",
+        help="the eGeMAPS + SVM reference (svm), Table 1 with it (table), ACNN epochs on training folds (epochs)",
+    )
+    baseline.add_argument("task", choices=["svm", "table", "epochs"])
+    _add_config_arguments(baseline)
+    baseline.add_argument("--max-epochs", type=int, default=100, help="epochs: longest inner training")
+    baseline.add_argument("--inner", type=int, default=1, help="epochs: inner validation sessions per fold")
+    baseline.set_defaults(handler=_cmd_baseline)
+
+    matrix = commands.add_parser(
+        "matrix", help="train on each corpus of protocol.cross_corpus_matrix, test on every other"
+    )
+    _add_config_arguments(matrix)
+    matrix.add_argument(
+        "--normalisation",
+        action="append",
+        choices=["train", "corpus", "speaker"],
+        help="features.normalisation to run (repeatable; default: train)",
+    )
+    matrix.set_defaults(handler=_cmd_matrix)
+
+    sensitivity = commands.add_parser(
+        "sensitivity", help="run a sensitivity file: readings of the paper against the configured one"
+    )
+    sensitivity.add_argument("plan", type=Path, help="sensitivity YAML (e.g. configs/nemo-sensitivity.yaml)")
+    sensitivity.set_defaults(handler=_cmd_sensitivity)
+
+    predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
+    predict.add_argument("--model", type=Path, required=True, help="model folder (e.g. runs/demo/models)")
+    predict.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "extract" and args.extractor is None:
+        args.extractor = ["logmel", "spectrogram"]
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, OSError) as error:
+        # Library errors (ValueError subclasses) and file-system errors carry a message naming the
+        # file/key and the fix: print it on one line, not a traceback (-v shows the traceback).
+        if args.verbose:
+            raise
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"serlib {args.command}: error: {message or type(error).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Every product is written to a temp file and renamed, so nothing half-written remains.
+        print(f"serlib {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

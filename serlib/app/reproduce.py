@@ -1,0 +1,264 @@
+"""Batch reproduction: execute the five notebooks in order with papermill, headlessly.
+
+``serlib reproduce --preset demo --out runs/demo`` resolves the configuration once, writes it to
+``<out>/config.yaml`` and hands that file to every notebook through its ``parameters`` cell, so all
+notebooks see exactly the same settings. Executed copies land in ``<out>/notebooks/`` and a run log in
+``<out>/reproduce.log``. The first failing notebook stops the run, named with its failing cell.
+Re-running is quick because the library's stores and finished runs skip work that is up to date; the
+notebooks themselves always execute.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import papermill
+from IPython import get_ipython
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+from papermill.exceptions import PapermillExecutionError
+from traitlets import default
+
+from serlib.base import config as config_module
+from serlib.base import config_yaml, runtime
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS = (
+    "01_data_preparation.ipynb",
+    "02_autoencoder_training.ipynb",
+    "03_representation_generation.ipynb",
+    "04_acnn_training.ipynb",
+    "05_tsne_analysis.ipynb",
+)
+KERNEL_NAME = "serlib"
+FALLBACK_KERNEL = "python3"
+
+
+class ReproduceError(ValueError):
+    """The reproduction cannot start (no notebooks, bad selection); the message says what to do."""
+
+
+def notebooks_dir() -> Path:
+    """The ``notebooks/`` folder of the serlib checkout (serlib is installed in editable mode)."""
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def project_root() -> Path:
+    return notebooks_dir().parent
+
+
+def kernel_name() -> str:
+    """The ``serlib`` kernel registered by ``make install``, else this interpreter's ``python3`` kernel."""
+    available = KernelSpecManager().find_kernel_specs()
+    if KERNEL_NAME in available:
+        return KERNEL_NAME
+    log.warning(
+        "Jupyter kernel %r is not installed (make install registers it); using %r of %s",
+        KERNEL_NAME,
+        FALLBACK_KERNEL,
+        sys.executable,
+    )
+    return FALLBACK_KERNEL
+
+
+def select(names: Sequence[str] | None) -> list[str]:
+    """The notebooks to run, in the method's order; ``names`` may be file names, stems or prefixes ("03")."""
+    if not names:
+        return list(NOTEBOOKS)
+    chosen = set()
+    for name in names:
+        matches = [
+            nb for nb in NOTEBOOKS if nb == name or nb.removesuffix(".ipynb") == name or nb.startswith(name)
+        ]
+        if len(matches) != 1:
+            raise ReproduceError(f"notebook {name!r} does not name exactly one of {', '.join(NOTEBOOKS)}")
+        chosen.add(matches[0])
+    return [nb for nb in NOTEBOOKS if nb in chosen]
+
+
+def setup_notebook(
+    preset: str | None = "demo",
+    config_path: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> config_module.Config:
+    """The configuration of a notebook's ``parameters`` cell, with the working folder set to the project.
+
+    Opened in JupyterLab, a notebook runs inside ``notebooks/``; it moves to the project root so that
+    relative paths (``runs/demo``, ``figures``) mean the same as on the command line.
+    """
+    here = Path.cwd()
+    if here.name == "notebooks" and (here.parent / "pyproject.toml").is_file():
+        os.chdir(here.parent)
+        log.info("working folder: %s", here.parent)
+    config = config_module.resolve(preset, config_path)
+    if output_dir is not None:
+        config = config_module.override(config, output_dir=str(output_dir))
+    if overrides:
+        config = config_module.override(config, **overrides)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    runtime.configure()  # the TensorFlow threads every serlib process uses (docs/reliability.md)
+    # tqdm.auto wants ipywidgets for notebook bars; its text bars serve headless runs just as well.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    _inline_figures()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    return config
+
+
+def _inline_figures() -> None:
+    """Inside a Jupyter kernel: draw figures inline, and tell library code (which picks a headless
+    backend when MPLBACKEND is unset) to keep that backend."""
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    shell.run_line_magic("matplotlib", "inline")
+
+
+def ipc_kernel_manager(folder: Path) -> type:
+    """A Jupyter kernel manager that talks to its kernel over local IPC sockets in ``folder``.
+
+    jupyter_client's default is TCP on localhost, for which ipykernel prints "Kernel is running over
+    TCP without encryption" at every start; IPC sockets are files only this user can reach.
+    """
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(folder / "kernel")
+
+    return IPCKernelManager
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of finished child processes (the notebook kernels), to log next to wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _log_line(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+def run(
+    preset: str | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    notebooks: Sequence[str] | None = None,
+    timeout: float | None = None,
+) -> int:
+    """Execute the notebooks in order; 0 when all succeeded, 1 at the first failure (named on stderr).
+
+    ``preset``/``config_path`` choose the configuration (a file wins), ``out`` overrides its output
+    folder, ``notebooks`` restricts the run (e.g. ``["04", "05"]``), ``timeout`` limits each cell (s).
+    """
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook is ours to print
+    config = config_module.resolve(preset, config_path)
+    if out is not None:
+        config = config_module.override(config, output_dir=str(out))
+    selected = select(notebooks)
+    source_dir = notebooks_dir()
+    absent = [nb for nb in selected if not (source_dir / nb).is_file()]
+    if absent:
+        raise ReproduceError(
+            f"notebooks {absent} are missing from {source_dir}: is this a complete serlib checkout?"
+        )
+
+    out_dir = config.output_path
+    executed_dir = out_dir / "notebooks"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    resolved = config_yaml.save(config, out_dir / "config.yaml")
+    log_path = out_dir / "reproduce.log"
+    kernel = kernel_name()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parameters = {
+        "preset": config.name,
+        "config_path": str(resolved.resolve()),
+        "output_dir": str(out_dir),
+    }
+    sockets = tempfile.TemporaryDirectory(prefix="serlib-kernel-")
+    kernel_manager = ipc_kernel_manager(Path(sockets.name))
+    started = time.perf_counter()
+    _log_line(
+        log_path,
+        f"# {datetime.now().isoformat(timespec='seconds')} reproduce {config.name} -> {out_dir} "
+        f"(config {resolved}, kernel {kernel})",
+    )
+    print(
+        f"serlib reproduce: {len(selected)} notebooks, configuration {resolved}, kernel {kernel}", flush=True
+    )
+    for number, name in enumerate(selected, start=1):
+        output = executed_dir / name
+        begin = time.perf_counter()
+        cpu_begin = _children_cpu_seconds()
+        stamp = datetime.now().isoformat(timespec="seconds")
+        print(f"[{number}/{len(selected)}] {name} running ...", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(source_dir / name),
+                str(output),
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(Path.cwd()),
+                progress_bar=False,
+                execution_timeout=timeout,
+                kernel_manager_class=kernel_manager,
+            )
+        except PapermillExecutionError as error:
+            seconds = time.perf_counter() - begin
+            _log_line(
+                log_path,
+                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\tstatus failed in cell {error.cell_index}: {error.ename}",
+            )
+            print(
+                f"[{number}/{len(selected)}] {name} FAILED after {seconds:.1f} s in cell {error.cell_index} "
+                f"({error.ename}: {error.evalue}); the executed copy with the traceback is {output}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        except Exception as error:  # kernel died, timeout, unreadable notebook: still name the notebook
+            seconds = time.perf_counter() - begin
+            _log_line(
+                log_path,
+                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\tstatus failed: {type(error).__name__}",
+            )
+            print(
+                f"[{number}/{len(selected)}] {name} FAILED after {seconds:.1f} s ({type(error).__name__}: {error}); "
+                f"partial copy: {output}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+        seconds = time.perf_counter() - begin
+        cpu = _children_cpu_seconds() - cpu_begin
+        end = datetime.now().isoformat(timespec="seconds")
+        _log_line(
+            log_path,
+            f"{name}\tstart {stamp}\tend {end}\tseconds {seconds:.1f}\tkernel_cpu_s {cpu:.1f}\tstatus ok",
+        )
+        print(
+            f"[{number}/{len(selected)}] {name} done in {seconds:.1f} s (total {time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
+    total = time.perf_counter() - started
+    _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
+    print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
+    return 0

@@ -1,0 +1,239 @@
+"""Scale-out on existing engines: Dask for independent tasks, tf.distribute for the autoencoder.
+
+Nothing here knows what a task computes: the caller passes the function (one protocol run, one chunk
+of feature extraction) and its plain-data arguments, and an executor decided at the top.
+
+**Dask** (``dask.distributed``). With a scheduler address (``protocol.scheduler_address``, e.g.
+``tcp://10.0.0.5:8786``, a scheduler started with ``dask scheduler`` and workers with ``dask worker
+<address> --nthreads 1``) tasks go to that real cluster; every worker must then see the audio, the
+cache and the output folder at the same paths (a shared file system) and have serlib installed.
+Without an address a ``LocalCluster`` of worker processes runs on this machine. Each task runs
+TensorFlow with the submitting process's thread count (``serlib.base.runtime``), so a worker computes
+exactly what the serial path computes (docs/reliability.md, section 3).
+
+**tf.distribute**: ``distribution_strategy(choice)`` returns the strategy named by
+``autoencoder.distribution``: ``default`` (the current one, i.e. no distribution), ``mirrored``
+(synchronous data parallelism over this machine's GPUs, or its CPU when there is none) and
+``multi_worker`` (``MultiWorkerMirroredStrategy`` over the machines described by ``TF_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from serlib.base import runtime
+
+log = logging.getLogger(__name__)
+
+SUBMIT_WINDOW_PER_WORKER = 3  # ordered tasks in flight per worker: keeps workers busy, memory bounded
+CONNECT_TIMEOUT_S = 30
+_STRATEGIES: dict[tuple[str, str], Any] = {}
+_PRIVATE_RANDOM: list[Any] = []
+
+
+class ClusterError(ValueError):
+    """A distribution setting cannot be used; the message names the key or variable and the fix."""
+
+
+def _tf_config() -> str:
+    """TF_CONFIG's text after checking it names a cluster and this process's task."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    help_text = (
+        "set it on every worker to JSON like "
+        '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}} '
+        "(index = this worker's position), or use autoencoder.distribution: mirrored for the GPUs of one machine"
+    )
+    if not text:
+        raise ClusterError(
+            f"autoencoder.distribution = 'multi_worker' needs the TF_CONFIG environment variable: {help_text}"
+        )
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ClusterError(f"TF_CONFIG is not valid JSON ({error}): {help_text}") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("cluster"), dict) or "task" not in parsed:
+        raise ClusterError(f"TF_CONFIG must have the keys 'cluster' and 'task': {help_text}")
+    return text
+
+
+def worker_count(n_jobs: int) -> int:
+    """Worker processes for ``n_jobs``; 0 = as many as the cores hold at ``SERLIB_TF_THREADS`` threads
+    each (every worker runs TensorFlow with the submitting process's thread count)."""
+    if n_jobs > 0:
+        return int(n_jobs)
+    return max(1, runtime.available_cores() // runtime.requested_threads())
+
+
+def _threads_for(client: Any) -> int:
+    """TensorFlow intra-op threads for every task: the submitting process's own count, so a run on a
+    worker (local or remote) computes exactly what the serial path computes (``serlib.base.runtime``)."""
+    configured = runtime.settings()["intra_op_threads"]
+    return configured or runtime.requested_threads()
+
+
+def _private_keras_random() -> None:
+    """Give Keras its own ``random.Random`` for the seeds it draws from Python's ``random`` module.
+
+    A Dask worker's event loop draws from the global ``random`` while a task runs, so the default
+    seeds Keras draws for initialisers and dropout after ``keras.utils.set_random_seed`` would depend
+    on timing. Keras seeds and reads the private instance exactly as it would the module, so a run
+    gives the same numbers as in the serial path. Done once per worker process.
+    """
+    if _PRIVATE_RANDOM:
+        return
+    import random  # noqa: PLC0415 - only in Dask workers
+
+    from keras.src.random import seed_generator  # noqa: PLC0415 - Keras internals, workers only
+    from keras.src.utils import rng_utils  # noqa: PLC0415
+
+    private = random.Random()
+    for module, name in ((seed_generator, "python_random"), (rng_utils, "random")):
+        if getattr(module, name, None) is random:
+            setattr(module, name, private)
+        else:  # pragma: no cover - another Keras version
+            log.warning(
+                "cannot isolate %s.%s: Dask runs may not repeat serial results", module.__name__, name
+            )
+    _PRIVATE_RANDOM.append(private)
+
+
+# -- tf.distribute ------------------------------------------------------------------------------------
+def distribution_strategy(choice: str) -> Any:
+    """The ``tf.distribute.Strategy`` named ``choice`` (``autoencoder.distribution``).
+
+    ``mirrored`` and ``multi_worker`` strategies are created once per process and reused (TensorFlow
+    allows one multi-worker strategy per process). ``multi_worker`` needs ``TF_CONFIG``.
+    """
+    if choice not in ("default", "mirrored", "multi_worker"):
+        raise ClusterError(
+            f"autoencoder.distribution = {choice!r} is unknown; use 'default', 'mirrored' or 'multi_worker'"
+        )
+    key = (choice, _tf_config() if choice == "multi_worker" else "")  # checked before TF starts
+    import tensorflow as tf  # noqa: PLC0415 - TensorFlow only where a strategy is asked for
+
+    if choice == "default":
+        return tf.distribute.get_strategy()
+    if key not in _STRATEGIES:
+        create = (
+            tf.distribute.MirroredStrategy
+            if choice == "mirrored"
+            else tf.distribute.MultiWorkerMirroredStrategy
+        )
+        _STRATEGIES[key] = create()
+    return _STRATEGIES[key]
+
+
+# -- Dask: clients ------------------------------------------------------------------------------------
+def uses_dask(scheduler_address: str | None, n_jobs: int) -> bool:
+    """Whether independent tasks go to Dask: a scheduler address is set, or more than one worker."""
+    return scheduler_address is not None or worker_count(n_jobs) > 1
+
+
+@contextlib.contextmanager
+def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[Any]:
+    """A ``distributed.Client``: to ``scheduler_address``, else to a new LocalCluster.
+
+    The LocalCluster has ``worker_count(n_workers)`` processes of one Dask thread each and is closed on
+    exit; a remote cluster is left running.
+    """
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - Dask only when scaling out
+
+    if scheduler_address:
+        try:
+            client = Client(scheduler_address, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(
+                f"protocol.scheduler_address = {scheduler_address!r}: cannot reach the Dask scheduler "
+                f"({error}); start it with `dask scheduler` (and workers with `dask worker <address>`) or "
+                "remove the key to run on this machine"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with (
+        LocalCluster(
+            n_workers=worker_count(n_workers),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+# -- Dask: tasks --------------------------------------------------------------------------------------
+def _task(function: Callable[..., Any], threads: int, *arguments: Any) -> Any:
+    """Worker side: TensorFlow with the submitter's threads, Keras' own random generator, then the task."""
+    runtime.configure(threads)
+    _private_keras_random()
+    return function(*arguments)
+
+
+def run_tasks(
+    client: Any,
+    function: Callable[..., Any],
+    arguments: Sequence[tuple[Any, ...]],
+    names: Sequence[str],
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """``function(*a)`` for each tuple of ``arguments`` as Dask tasks; results in ``arguments`` order.
+
+    ``function`` must be importable by workers (a module-level function); ``names`` label the tasks.
+    ``on_result(index, result)`` is called as tasks finish. The first failing task's error is raised
+    after the other submitted tasks are cancelled.
+    """
+    from distributed import as_completed  # noqa: PLC0415 - Dask only when scaling out
+
+    if not arguments:
+        return []
+    threads = _threads_for(client)
+    futures = {
+        client.submit(_task, function, threads, *args, key=f"serlib-{name}-{os.getpid()}", pure=False): index
+        for index, (args, name) in enumerate(zip(arguments, names, strict=True))
+    }
+    results: list[Any] = [None] * len(arguments)
+    try:
+        for future in as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            if on_result is not None:
+                on_result(index, results[index])
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
+    return results
+
+
+def map_in_order(
+    client: Any, function: Callable[..., Any], arguments: Sequence[tuple[Any, ...]]
+) -> Iterator[Any]:
+    """``function(*a)`` for each tuple of ``arguments`` as Dask tasks, yielded in order.
+
+    At most ``SUBMIT_WINDOW_PER_WORKER`` tasks per worker are in flight, so results waiting to be
+    written never pile up in memory (the caller writes each one as it arrives).
+    """
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    window = SUBMIT_WINDOW_PER_WORKER * workers
+    pending: dict[int, Any] = {}
+    tag = f"{os.getpid()}-{id(arguments)}"
+    try:
+        for index in range(len(arguments)):
+            for ahead in range(index, min(index + window, len(arguments))):
+                if ahead not in pending:
+                    pending[ahead] = client.submit(
+                        function, *arguments[ahead], key=f"serlib-task-{tag}-{ahead}", pure=False
+                    )
+            yield pending.pop(index).result()
+    finally:
+        if pending:
+            client.cancel(list(pending.values()))

@@ -1,0 +1,56 @@
+"""Writing files so that a reader never sees half of one: a temporary file in the same folder, renamed.
+
+Every product of serlib (stores, models, tables, JSON records) is written this way; a killed process
+leaves at most a hidden ``.<name>.tmp<pid>`` file, never a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def temporary_path(path: Path) -> Path:
+    """The hidden temporary name ``path`` is written under before the rename (one per process)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def write_json(data: Any, path: str | os.PathLike[str], indent: int = 2) -> Path:
+    """Write ``data`` as JSON (numpy numbers and arrays, paths allowed; NaN kept) atomically."""
+    text = json.dumps(data, indent=indent, default=_json_default, allow_nan=True) + "\n"
+    return write_text(text, path)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write a DataFrame as CSV without its index (``options`` go to ``to_csv``) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    frame.to_csv(tmp, index=False, **options)
+    os.replace(tmp, path)
+    return path

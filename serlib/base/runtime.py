@@ -1,0 +1,112 @@
+"""TensorFlow's numerical settings, set the same way in every process that trains or runs a model.
+
+Floating-point sums come out in another order when TensorFlow (Eigen and oneDNN) splits an op over
+another number of threads, so a run's numbers depend on the intra-op thread count as much as on its
+seed. serlib therefore fixes that count explicitly, in every process it runs a model in: the command
+line, a notebook kernel, a test session, a Dask worker (which gets the submitting process's count,
+not its own core count). The contract (docs/reliability.md, section 3): same seed, same machine, same
+settings -> byte-identical files, whichever process or path computed them.
+
+``SERLIB_TF_THREADS`` chooses the count (default: the cores this process may use). Threads cannot
+be changed once TensorFlow has run an op; a process whose TensorFlow was started before serlib could
+set them keeps its own count, and ``configure`` says so in one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+THREADS_VARIABLE = "SERLIB_TF_THREADS"
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+_STATE: dict[str, Any] = {}
+
+
+class RuntimeSettingsError(ValueError):
+    """A runtime setting (environment variable) is invalid; the message names it and the fix."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def requested_threads() -> int:
+    """The intra-op thread count serlib asks TensorFlow for: ``SERLIB_TF_THREADS`` or all cores."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return available_cores()
+    try:
+        threads = int(text)
+    except ValueError:
+        raise RuntimeSettingsError(
+            f"{THREADS_VARIABLE}={text!r} is not a whole number; set it to the TensorFlow threads per "
+            "process (e.g. 1) or unset it to use every core"
+        ) from None
+    if threads < 1:
+        raise RuntimeSettingsError(f"{THREADS_VARIABLE}={threads} must be at least 1")
+    return threads
+
+
+def onednn_setting() -> str:
+    """oneDNN's switch as TensorFlow reads it at import: ``on`` unless TF_ENABLE_ONEDNN_OPTS is 0."""
+    value = os.environ.get(ONEDNN_VARIABLE, "").strip().lower()
+    return "off" if value in ("0", "false") else "on"
+
+
+def configure(threads: int | None = None) -> dict[str, Any]:
+    """Set TensorFlow's intra- and inter-op threads to ``threads`` (default ``requested_threads()``);
+    with a GPU visible, also switch op determinism on. Returns the settings in force (``settings()``).
+
+    Call it before the first model is built. Repeated calls with the same count cost nothing; a
+    different count after TensorFlow has started is refused by TensorFlow and logged once. On the CPU
+    the kernels are deterministic for a fixed thread count, and op determinism stays off outside AE
+    training (which switches it on itself): with it on, TensorFlow 2.21's input pipeline logs a
+    spurious "NodeDef mentions attribute use_unbounded_threadpool" error line at every ACNN ``fit``.
+    """
+    wanted = requested_threads() if threads is None else int(threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # noqa: PLC0415 - the base layer stays light: TensorFlow only when used
+
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    if current != wanted:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(wanted)
+            tf.config.threading.set_inter_op_parallelism_threads(wanted)
+        except RuntimeError:
+            if _STATE.get("warned") != wanted:
+                log.warning(
+                    "TensorFlow started with %s intra-op threads before serlib could set %d; results "
+                    "computed in this process can differ in the last digits from serlib runs elsewhere "
+                    "(start serlib's work in a fresh process, or set %s)",
+                    current or "its default number of",
+                    wanted,
+                    THREADS_VARIABLE,
+                )
+                _STATE["warned"] = wanted
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()  # cuDNN autotuning and atomics otherwise
+    return settings()
+
+
+def settings() -> dict[str, Any]:
+    """The numerical settings of this process, as recorded in every run's ``metrics.json``.
+
+    ``intra_op_threads`` is 0 when TensorFlow chose its own count (it was started before
+    ``configure``); the other keys: ``inter_op_threads``, ``onednn`` (on/off), ``op_determinism``.
+    """
+    import tensorflow as tf  # noqa: PLC0415 - the base layer stays light: TensorFlow only when used
+    from tensorflow.python.framework import config as tf_config  # noqa: PLC0415 - (not public API)
+
+    return {
+        "intra_op_threads": int(tf.config.threading.get_intra_op_parallelism_threads()),
+        "inter_op_threads": int(tf.config.threading.get_inter_op_parallelism_threads()),
+        "onednn": onednn_setting(),
+        "op_determinism": bool(tf_config.is_op_determinism_enabled()),
+    }

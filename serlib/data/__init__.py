@@ -1,0 +1,1 @@
+"""The data layer: audio files, the manifest format, one loader per corpus, the demo corpus, downloads."""

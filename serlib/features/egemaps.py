@@ -1,0 +1,46 @@
+"""The classic reference features: the 88 eGeMAPSv02 functionals of openSMILE (Eyben et al. 2016)."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+
+from serlib.data.audio import AudioError
+from serlib.features.smile import to_opensmile
+
+EGEMAPS_DIMS = 88
+
+
+@functools.lru_cache(maxsize=1)
+def _egemaps_smile():
+    import opensmile  # noqa: PLC0415 - only after features.smile bound openSMILE's library
+
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+        loglevel=0,
+    )
+
+
+def egemaps_names() -> list[str]:
+    """The 88 eGeMAPSv02 functional names, in the order of ``egemaps``."""
+    return list(_egemaps_smile().feature_names)
+
+
+def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The 88 eGeMAPSv02 functionals of one utterance (openSMILE, one call), float32 ``[88]``."""
+    x = to_opensmile(signal)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Segment too short")  # turned into an error below
+        output = _egemaps_smile()(x, sample_rate)  # [1, 88, 1]
+    values = np.asarray(output, dtype=np.float32).reshape(-1)
+    if values.shape[0] != EGEMAPS_DIMS:
+        raise RuntimeError(f"openSMILE returned {values.shape[0]} eGeMAPS values instead of {EGEMAPS_DIMS}")
+    if not np.isfinite(values).all():
+        raise AudioError(
+            f"signal of {x.shape[1] / sample_rate * 1000:.0f} ms is too short for eGeMAPS (openSMILE gives no "
+            "values below about 60 ms)"
+        )
+    return values

@@ -1,0 +1,171 @@
+"""Where a run's data come from: its training and test corpora, the condition's autoencoder and vectors,
+and the fingerprint of everything its result depends on.
+
+Conditions (paper, Table 1): ``autoencoder_corpus`` 'none' (BL: no AE vector), 'target' (C: the AE of
+the corpus being tested) or a corpus key; the AE vectors are concatenated raw (tanh outputs in
+(-1, 1), as the paper feeds them). ``prepare_sources`` trains (or finds) the AE and encodes the corpora
+once per (setting, condition), before any run, so parallel runs only read finished files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from serlib.base.config import CONDITION_SOURCE_TARGET, CONDITION_SOURCES_NONE, ConditionConfig, Config
+from serlib.models import autoencoder
+from serlib.protocol import labeled
+from serlib.protocol.folds import SETTINGS, fold_indices, session_folds
+from serlib.protocol.labeled import (
+    LabeledData,
+    ProtocolError,
+    load_labeled,
+    read_representations,
+    with_representations,
+)
+
+
+def settings_of(config: Config) -> list[str]:
+    protocol = config.protocol
+    settings = []
+    if protocol.within_corpus is not None:
+        settings.append("within")
+    if protocol.cross_corpus_train is not None and protocol.cross_corpus_test is not None:
+        settings.append("cross")
+    return settings
+
+
+def corpora_of(config: Config, setting: str) -> tuple[str, str]:
+    """(training corpus, test corpus) of a setting."""
+    protocol = config.protocol
+    if setting == "within":
+        if protocol.within_corpus is None:
+            raise ProtocolError("protocol.within_corpus is not set, so the within setting cannot run")
+        return protocol.within_corpus, protocol.within_corpus
+    if setting == "cross":
+        if protocol.cross_corpus_train is None or protocol.cross_corpus_test is None:
+            raise ProtocolError(
+                "protocol.cross_corpus_train and cross_corpus_test must be set for the cross setting"
+            )
+        return protocol.cross_corpus_train, protocol.cross_corpus_test
+    raise ProtocolError(f"unknown setting {setting!r}; use one of {SETTINGS}")
+
+
+def autoencoder_corpus(config: Config, setting: str, condition: ConditionConfig) -> str | None:
+    """The corpus the condition's AE is trained on (None for BL); 'target' = the corpus being tested."""
+    source = condition.autoencoder_corpus
+    if source == CONDITION_SOURCES_NONE:
+        return None
+    if source == CONDITION_SOURCE_TARGET:
+        return corpora_of(config, setting)[1]
+    return source
+
+
+def prepare_sources(config: Config, setting: str, condition: ConditionConfig) -> dict[str, Any]:
+    """Train (or reuse) the condition's AE and encode the training and test corpora; returns the paths.
+
+    Called once per (setting, condition) in the main process before any ACNN run, so parallel workers
+    only read finished files.
+    """
+    train_key, test_key = corpora_of(config, setting)
+    ae_key = autoencoder_corpus(config, setting, condition)
+    sources: dict[str, Any] = {
+        "train_corpus": train_key,
+        "test_corpus": test_key,
+        "autoencoder_corpus": ae_key,
+    }
+    if ae_key is None:
+        return sources
+    model_path = autoencoder.train_configured(config, ae_key, epochs=condition.autoencoder_epochs)
+    sources["autoencoder_model"] = str(model_path)
+    sources["autoencoder_epochs"] = condition.autoencoder_epochs or config.autoencoder.epochs
+    for role, key in (("train", train_key), ("test", test_key)):
+        if role == "test" and key == train_key:
+            sources["test_representations"] = sources["train_representations"]
+            continue
+        representations = autoencoder.encode_configured(config, model_path, key)
+        sources[f"{role}_representations"] = str(representations.path)
+    return sources
+
+
+def run_data(
+    config: Config, setting: str, fold: int, sources: dict[str, Any]
+) -> tuple[LabeledData, LabeledData]:
+    """The training and test arrays of one run (with AE vectors when the condition has them)."""
+    train_key, test_key = sources["train_corpus"], sources["test_corpus"]
+    identity = sources.get("identity", {})
+    train = load_labeled(config, train_key, identity.get(f"{train_key}/logmel"))
+    test = (
+        train if test_key == train_key else load_labeled(config, test_key, identity.get(f"{test_key}/logmel"))
+    )
+    if sources.get("autoencoder_corpus"):
+        ids, vectors = read_representations(sources["train_representations"])
+        train = with_representations(train, ids, vectors, f"corpora.{train_key}")
+        if test_key == train_key:
+            test = train
+        else:
+            ids, vectors = read_representations(sources["test_representations"])
+            test = with_representations(test, ids, vectors, f"corpora.{test_key}")
+    if setting == "within":
+        train_index, test_index = fold_indices(session_folds(train.session), fold)
+        return train.subset(train_index), train.subset(test_index)
+    return train, test
+
+
+def data_identity(
+    config: Config, setting: str, condition: ConditionConfig, memo: dict[tuple[str, str], str] | None = None
+) -> dict[str, str]:
+    """The feature-store files a run reads (their names hash the audio files' identity and the feature
+    parameters): log-Mel of the labeled corpora and, for AE conditions, the spectrograms of the AE's
+    and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
+    memo = {} if memo is None else memo
+
+    def name(key: str, extractor: str) -> str:
+        if (key, extractor) not in memo:
+            memo[(key, extractor)] = Path(labeled.extract_features(config, key, extractor).path).name
+        return memo[(key, extractor)]
+
+    train_key, test_key = corpora_of(config, setting)
+    identity = {f"{key}/logmel": name(key, "logmel") for key in sorted({train_key, test_key})}
+    ae_key = autoencoder_corpus(config, setting, condition)
+    if ae_key is not None:
+        for key in sorted({ae_key, train_key, test_key}):
+            identity[f"{key}/spectrogram"] = name(key, "spectrogram")
+    return identity
+
+
+def fingerprint(
+    config: Config, setting: str, condition: ConditionConfig, identity: dict[str, str] | None = None
+) -> str:
+    """Hash of every parameter and input file a run's result depends on (``data_identity``; not
+    n_jobs, output paths or jit), so a changed parameter or corpus repeats the run."""
+    identity = data_identity(config, setting, condition) if identity is None else identity
+    train_key, test_key = corpora_of(config, setting)
+    ae_key = autoencoder_corpus(config, setting, condition)
+    keys = sorted({train_key, test_key, *([ae_key] if ae_key else [])})
+    acnn_parameters = config.acnn.model_dump(mode="json")
+    acnn_parameters.pop("jit_compile", None)
+    parts: dict[str, Any] = {
+        "setting": setting,
+        "acnn": acnn_parameters,
+        "logmel": config.features.logmel.model_dump(mode="json"),
+        "normalisation": config.features.normalisation,
+        "audio": config.audio.model_dump(mode="json"),
+        "corpora": {k: config.corpora[k].model_dump(mode="json") for k in keys},
+        "autoencoder_corpus": ae_key,
+        "data": identity,
+    }
+    if ae_key is not None:
+        autoencoder_parameters = config.autoencoder.model_dump(mode="json")
+        for key in ("jit_compile", "mixed_precision", "distribution", "encode_batch_size"):
+            autoencoder_parameters.pop(key, None)
+        autoencoder_parameters["epochs"] = condition.autoencoder_epochs or config.autoencoder.epochs
+        parts["autoencoder"] = autoencoder_parameters
+        parts["spectrogram"] = config.features.spectrogram.model_dump(mode="json")
+        parts["autoencoder_seed"] = config.seed
+    if any(config.corpora[k].type == "demo" for k in keys):
+        parts["demo_corpus"] = config.demo_corpus
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,165 @@
+"""The paper's whole protocol (Sec. 4.1): every (setting, condition, seed, fold) run, then Table 1.
+
+Settings: ``within`` = leave-one-session-out cross-validation on ``protocol.within_corpus`` (no
+development split: the paper names no model selection, so the fixed number of epochs is trained and
+the last epoch evaluated, unless ``acnn.model_selection`` says otherwise); ``cross`` = train on all of
+``protocol.cross_corpus_train``, test on all of ``protocol.cross_corpus_test`` (fold 0, with
+``acnn.dropout_keep_probability_cross``). Runs go one after another in this process, or to Dask
+workers: on a client passed in, on ``protocol.scheduler_address``, or on a local cluster when
+``protocol.n_jobs`` allows more than one worker (``serlib.base.cluster``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serlib.base import cluster, plots
+from serlib.base.config import CONDITION_SOURCES_NONE, Config
+from serlib.base.files import write_json
+from serlib.base.progress import bar as progress_bar
+from serlib.protocol import conditions
+from serlib.protocol.comparisons import write_comparisons
+from serlib.protocol.conditions import corpora_of, data_identity, fingerprint, settings_of
+from serlib.protocol.folds import CROSS_FOLD, within_folds
+from serlib.protocol.labeled import ProtocolError
+from serlib.protocol.runs import RunKey, finished, run_one, run_task
+from serlib.protocol.table1 import summarise
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def grid(config: Config, folds: list[int] | None = None) -> list[RunKey]:
+    """Every (setting, condition, seed, fold) of the configured protocol, in a stable order."""
+    runs = []
+    for setting in settings_of(config):
+        setting_folds = (
+            [CROSS_FOLD] if setting == "cross" else (folds if folds is not None else within_folds(config))
+        )
+        for condition in config.protocol.conditions:
+            for seed in config.protocol.seeds:
+                for fold in setting_folds:
+                    runs.append(RunKey(setting, condition.name, int(seed), int(fold)))
+    return runs
+
+
+def run_protocol(
+    config: Config,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    client: Any = None,
+) -> pd.DataFrame:
+    """Run every unfinished (setting, condition, seed, fold), then write runs.csv, Table 1 and Figure 2.
+
+    AE training and encoding happen once per condition in this process before any ACNN run. The runs
+    are Dask tasks on ``client`` when one is given; else on ``protocol.scheduler_address``, or on a
+    local cluster when ``n_jobs`` (default ``protocol.n_jobs``; 0 = as many workers as the cores hold
+    at ``SERLIB_TF_THREADS`` threads each) allows more than one worker; otherwise they run here one
+    after another. Returns Table 1 as a DataFrame.
+    """
+    for condition in config.protocol.conditions:
+        if not _NAME.match(condition.name):
+            raise ProtocolError(
+                f"protocol.conditions name {condition.name!r} must be letters, digits, '_', '-', '.' or '+' "
+                "(it names a results folder)"
+            )
+    if config.protocol.figure2_condition is not None:
+        config.condition(config.protocol.figure2_condition)  # raises ConfigError when unknown
+    jobs = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)
+    folds = within_folds(config) if "within" in settings_of(config) else []
+    runs = grid(config, folds)
+    memo: dict[tuple[str, str], str] = {}
+    identities = {
+        (setting, c.name): data_identity(config, setting, c, memo)
+        for setting in settings_of(config)
+        for c in config.protocol.conditions
+    }
+    fingerprints = {
+        (setting, name): fingerprint(config, setting, config.condition(name), identity)
+        for (setting, name), identity in identities.items()
+    }
+    _write_protocol(config, folds, fingerprints)
+    pending = [
+        key for key in runs if finished(config, key, fingerprints[(key.setting, key.condition)]) is None
+    ]
+    log.info(
+        "%d runs configured, %d already finished, %d to do", len(runs), len(runs) - len(pending), len(pending)
+    )
+    if pending:
+        sources: dict[tuple[str, str], dict[str, Any]] = {}
+        for setting, name in dict.fromkeys((key.setting, key.condition) for key in pending):
+            prepared = conditions.prepare_sources(config, setting, config.condition(name))
+            sources[(setting, name)] = prepared | {
+                "fingerprint": fingerprints[(setting, name)],
+                "identity": identities[(setting, name)],
+            }
+        bar = progress_bar(len(pending), "ACNN runs", unit="run", enabled=progress, every=True)
+
+        def report(key: RunKey, result: dict[str, Any]) -> None:
+            bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+            bar.update(1)
+
+        with contextlib.ExitStack() as stack:
+            address = config.protocol.scheduler_address
+            if client is None and cluster.uses_dask(address, jobs):
+                client = stack.enter_context(cluster.dask_client(address, jobs))
+            if client is None:
+                for key in pending:
+                    result = run_one(
+                        config,
+                        key.setting,
+                        key.condition,
+                        key.seed,
+                        key.fold,
+                        sources=sources[(key.setting, key.condition)],
+                        epoch_progress=progress,
+                    )
+                    report(key, result)
+            else:  # every run a Dask task carrying plain data: the configuration, its key and sources
+                data = config.model_dump(mode="json")
+                arguments = [
+                    (data, (k.setting, k.condition, k.seed, k.fold), sources[(k.setting, k.condition)])
+                    for k in pending
+                ]
+                names = [
+                    "run-" + "-".join(map(str, (k.setting, k.condition, k.seed, k.fold))) for k in pending
+                ]
+                cluster.run_tasks(
+                    client, run_task, arguments, names, on_result=lambda i, r: report(pending[i], r)
+                )
+        bar.close()
+    table = summarise(config.output_dir, write_figures=True, figure_folders=plots.figure_folders(config))
+    write_comparisons(config.output_dir)  # paired over (fold, seed), with the minimal detectable difference
+    return table
+
+
+def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:
+    """results/protocol.json: the configured grid, so Table 1 can be re-rendered without the config."""
+    baseline = next(
+        (c.name for c in config.protocol.conditions if c.autoencoder_corpus == CONDITION_SOURCES_NONE), None
+    )
+    settings = {}
+    for setting in settings_of(config):
+        train_key, test_key = corpora_of(config, setting)
+        settings[setting] = {
+            "train_corpus": train_key,
+            "test_corpus": test_key,
+            "folds": [CROSS_FOLD] if setting == "cross" else folds,
+        }
+    protocol = {
+        "name": config.name,
+        "conditions": [c.model_dump(mode="json") for c in config.protocol.conditions],
+        "baseline": baseline,
+        "seeds": list(config.protocol.seeds),
+        "settings": settings,
+        "figure2_condition": config.protocol.figure2_condition,
+        "fingerprints": {f"{setting}/{name}": value for (setting, name), value in fingerprints.items()},
+    }
+    write_json(protocol, Path(config.output_dir) / "results" / "protocol.json")

@@ -1,0 +1,424 @@
+"""One run of the protocol: train a fresh ACNN for (setting, condition, seed, fold), evaluate it, keep it.
+
+Every run writes ``<output_dir>/results/<setting>/<condition>/seed<k>/fold<f>/``: ``predictions.csv``,
+``hidden.h5`` (``ids``, ``hidden`` = last hidden layer [N, H], ``attention`` = attention weights
+[N, steps]) and, last and atomically, ``metrics.json``, whose presence (with the same fingerprint)
+marks the run finished so a re-run skips it. Cross-corpus runs also keep ``model.keras`` and
+``model.json`` (feature and AE parameters, for ``serlib predict``). A run seeds Python, NumPy and
+TensorFlow with its seed and records the TensorFlow settings it ran with (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+import pandas as pd
+
+from serlib.base import metrics, runtime
+from serlib.base.config import Config, from_dict
+from serlib.base.files import write_csv, write_json
+from serlib.base.progress import bar as progress_bar
+from serlib.base.progress import interactive
+from serlib.data.manifest import EMOTIONS, LEVELS
+from serlib.features import normalisation
+from serlib.models import acnn
+from serlib.protocol import conditions
+from serlib.protocol.conditions import fingerprint, run_data
+from serlib.protocol.folds import SETTINGS, development_split
+from serlib.protocol.labeled import LabeledData, ProtocolError
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = (
+    "utterance_id",
+    "fold",
+    "seed",
+    "condition",
+    "true",
+    "predicted",
+    *(f"p_{emotion}" for emotion in EMOTIONS),
+    "arousal_true",
+    "arousal_predicted",
+    "valence_true",
+    "valence_predicted",
+)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    setting: str
+    condition: str
+    seed: int
+    fold: int
+
+
+@dataclass
+class TrainedRun:
+    model: Any
+    probabilities: dict[str, np.ndarray]
+    hidden: np.ndarray
+    attention: np.ndarray
+    history: dict[str, list[float]]
+    seconds: float
+    normalisation: tuple[np.ndarray, np.ndarray] | None
+    tensorflow: dict[str, Any] | None = None  # serlib.base.runtime.settings() while training
+    selected_epoch: int | None = None  # with acnn.model_selection: the epoch whose weights were kept
+
+
+def fit_predict(
+    config: Config,
+    train: LabeledData,
+    test: LabeledData,
+    seed: int,
+    keep_probability: float | None = None,
+    progress: Any = None,
+    development: LabeledData | None = None,
+) -> TrainedRun:
+    """Train a fresh ACNN on ``train`` for ``acnn.epochs`` epochs (seeded) and predict ``test``.
+
+    With ``development`` data, the weights of the epoch with the best development UAR are kept and
+    training stops after ``acnn.patience`` epochs without a better one (``acnn.model_selection``).
+    """
+    if (train.external is None) != (test.external is None):
+        raise ProtocolError("train and test data must both have or both lack the AE representation")
+    tensorflow_settings = runtime.configure()
+    keras.utils.set_random_seed(int(seed))
+    statistics = None
+    if config.acnn.normalisation == "standardise":
+        statistics = normalisation.band_statistics(train.logmel, train.lengths)
+    external_dim = 0 if train.external is None else int(train.external.shape[1])
+    model = acnn.build_configured(
+        config, external_dim=external_dim, keep_probability=keep_probability, normalisation=statistics
+    )
+    callbacks = [progress] if progress is not None else []
+    selection = None
+    if development is not None:
+        selection = _DevelopmentSelection(development, config.acnn.patience)
+        callbacks.insert(0, selection.callback())
+    start = time.perf_counter()
+    history = model.fit(
+        train.inputs(),
+        train.targets(),
+        batch_size=config.acnn.batch_size,
+        epochs=config.acnn.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    seconds = time.perf_counter() - start
+    history_values = {k: [float(x) for x in v] for k, v in history.history.items()}
+    if selection is not None:
+        model.set_weights(selection.best_weights)
+        history_values["development_uar"] = selection.scores
+    outputs = acnn.predict_all(model, test.inputs())
+    probabilities = {name: outputs[name] for name in acnn.HEADS}
+    hidden, attention = outputs[acnn.HIDDEN_LAYER], outputs["attention"]
+    return TrainedRun(
+        model=model,
+        probabilities=probabilities,
+        hidden=np.asarray(hidden, dtype=np.float32),
+        attention=np.asarray(attention, dtype=np.float32),
+        history=history_values,
+        seconds=seconds,
+        normalisation=statistics,
+        tensorflow=tensorflow_settings,
+        selected_epoch=None if selection is None else selection.best_epoch,
+    )
+
+
+class _DevelopmentSelection:
+    """Development UAR after every epoch; the best epoch's weights; early stop after ``patience``."""
+
+    def __init__(self, development: LabeledData, patience: int) -> None:
+        self.development, self.patience = development, patience
+        self.scores: list[float] = []
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] = []
+
+    def callback(self) -> Any:
+        selection = self
+
+        class DevelopmentUAR(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                outputs = acnn.predict_all(self.model, selection.development.inputs())
+                score = metrics.uar(selection.development.emotion, outputs["emotion"].argmax(axis=1))
+                selection.scores.append(score)
+                if not selection.best_weights or score > max(selection.scores[:-1]):
+                    selection.best_epoch, selection.best_weights = epoch + 1, self.model.get_weights()
+                elif epoch + 1 - selection.best_epoch >= selection.patience:
+                    self.model.stop_training = True
+
+        return DevelopmentUAR()
+
+
+def run_folder(output_dir: str | Path, setting: str, condition: str, seed: int, fold: int) -> Path:
+    return Path(output_dir) / "results" / setting / condition / f"seed{seed}" / f"fold{fold}"
+
+
+def _labels_uar(true: np.ndarray, predicted: np.ndarray) -> float:
+    rated = true >= 0
+    return metrics.uar(true[rated], predicted[rated]) if rated.any() else math.nan
+
+
+def write_run(
+    folder: Path,
+    trained: TrainedRun,
+    test: LabeledData,
+    *,
+    setting: str,
+    condition: str,
+    seed: int,
+    fold: int,
+    n_train: int,
+    extra: dict[str, Any] | None = None,
+    model_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write predictions.csv, hidden.h5, (model.keras, model.json) and, last, metrics.json of one run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    emotion_p = trained.probabilities["emotion"]
+    predicted = emotion_p.argmax(axis=1)
+    arousal_predicted = trained.probabilities["arousal"].argmax(axis=1)
+    valence_predicted = trained.probabilities["valence"].argmax(axis=1)
+    frame = pd.DataFrame(
+        {
+            "utterance_id": test.ids,
+            "fold": fold,
+            "seed": seed,
+            "condition": condition,
+            "true": [EMOTIONS[i] for i in test.emotion],
+            "predicted": [EMOTIONS[i] for i in predicted],
+            **{f"p_{name}": emotion_p[:, i] for i, name in enumerate(EMOTIONS)},
+            "arousal_true": [LEVELS[i] if i >= 0 else "" for i in test.arousal],
+            "arousal_predicted": [LEVELS[i] for i in arousal_predicted],
+            "valence_true": [LEVELS[i] if i >= 0 else "" for i in test.valence],
+            "valence_predicted": [LEVELS[i] for i in valence_predicted],
+        }
+    )
+    write_csv(frame.loc[:, list(PREDICTION_COLUMNS)], folder / "predictions.csv", float_format="%.6f")
+    _write_hidden(
+        folder / "hidden.h5", test.ids, trained.hidden, trained.attention, setting, condition, seed, fold
+    )
+    if model_metadata is not None:
+        tmp = folder / f".model.tmp{os.getpid()}.keras"
+        trained.model.save(tmp)
+        os.replace(tmp, folder / "model.keras")
+        write_json(model_metadata, folder / "model.json")
+    result = {
+        "setting": setting,
+        "condition": condition,
+        "seed": int(seed),
+        "fold": int(fold),
+        "uar": metrics.uar(test.emotion, predicted),
+        "accuracy": float(np.mean(test.emotion == predicted)),
+        "arousal_uar": _labels_uar(test.arousal, arousal_predicted),
+        "valence_uar": _labels_uar(test.valence, valence_predicted),
+        "confusion": metrics.confusion(test.emotion, predicted, range(len(EMOTIONS))).tolist(),
+        "classes": list(EMOTIONS),
+        "n_train": int(n_train),
+        "n_test": len(test),
+        "epochs": len(trained.history.get("loss", [])),
+        "final_loss": trained.history["loss"][-1] if trained.history.get("loss") else math.nan,
+        "loss_history": trained.history.get("loss", []),
+        "train_seconds": round(trained.seconds, 3),
+        "tensorflow": trained.tensorflow,
+        **(extra or {}),
+    }
+    write_json(result, folder / "metrics.json")  # last: marks the run finished
+    return result
+
+
+def _write_hidden(
+    path: Path,
+    ids: np.ndarray,
+    hidden: np.ndarray,
+    attention: np.ndarray,
+    setting: str,
+    condition: str,
+    seed: int,
+    fold: int,
+) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("ids", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
+        handle.create_dataset("hidden", data=hidden.astype(np.float32))
+        handle.create_dataset("attention", data=attention.astype(np.float32))
+        handle.attrs.update(
+            {
+                "setting": setting,
+                "condition": condition,
+                "seed": seed,
+                "fold": fold,
+                "layer": "ACNN last hidden layer: attention output (+ AE vector), before dropout and softmax",
+            }
+        )
+    os.replace(tmp, path)
+
+
+def read_hidden(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The utterance ids and last-hidden-layer vectors stored by a run (``hidden.h5``)."""
+    with h5py.File(path, "r") as handle:
+        return [str(x) for x in handle["ids"].asstr()[...]], np.asarray(
+            handle["hidden"][...], dtype=np.float32
+        )
+
+
+def finished(config: Config, key: RunKey, expected: str | None = None) -> dict[str, Any] | None:
+    """The stored metrics of a finished run with the current parameters (fingerprint ``expected``,
+    computed when not given), else None."""
+    path = run_folder(config.output_dir, key.setting, key.condition, key.seed, key.fold) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; the run is repeated", path)
+        return None
+    if expected is None:
+        expected = fingerprint(config, key.setting, config.condition(key.condition))
+    if stored.get("fingerprint") != expected:
+        log.warning("%s was computed with other parameters; the run is repeated", path)
+        return None
+    return stored
+
+
+def _epoch_bar(total: int, description: str) -> Any:
+    """A Keras callback showing progress over a run's epochs (a bar, or a line per tenth in a log)."""
+
+    class EpochBar(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.bar = progress_bar(total, description, unit="epoch", leave=False)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.bar.update(1)
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.bar.close()
+
+    return EpochBar()
+
+
+def run_one(
+    config: Config,
+    setting: str,
+    condition: str,
+    seed: int,
+    fold: int,
+    sources: dict[str, Any] | None = None,
+    epoch_progress: bool = False,
+) -> dict[str, Any]:
+    """Train and evaluate one ACNN (setting, condition, seed, fold); skipped when already finished.
+
+    ``sources`` are the AE/representation paths from ``prepare_sources`` plus the run's ``fingerprint``
+    (computed here when omitted). Returns the run's metrics (the content of its ``metrics.json``).
+    """
+    if setting not in SETTINGS:
+        raise ProtocolError(f"unknown setting {setting!r}; use one of {SETTINGS}")
+    key = RunKey(setting, condition, int(seed), int(fold))
+    condition_config = config.condition(condition)
+    expected = (sources or {}).get("fingerprint") or fingerprint(config, setting, condition_config)
+    done = finished(config, key, expected)
+    if done is not None:
+        return done
+    if sources is None:
+        sources = conditions.prepare_sources(config, setting, condition_config)
+    train, test = run_data(config, setting, key.fold, sources)
+    keep = (
+        config.acnn.dropout_keep_probability_cross
+        if setting == "cross"
+        else config.acnn.dropout_keep_probability
+    )
+    label = f"{setting} {condition} seed {seed} fold {fold}"
+    development = None
+    if config.acnn.model_selection == "held_out_session":
+        train, development = development_split(train, test if setting == "within" else None)
+    # epochs as a bar in terminals and notebooks; a log gets one line per finished run instead
+    bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress and interactive() else None
+    trained = fit_predict(
+        config, train, test, key.seed, keep_probability=keep, progress=bar, development=development
+    )
+    extra = {
+        "fingerprint": expected,
+        "keep_probability": keep,
+        "external_dim": 0 if train.external is None else int(train.external.shape[1]),
+        "train_corpus": sources["train_corpus"],
+        "test_corpus": sources["test_corpus"],
+        "autoencoder_corpus": sources.get("autoencoder_corpus"),
+        "autoencoder_model": sources.get("autoencoder_model"),
+    }
+    if development is not None:
+        extra["development_session"] = str(development.session[0])
+        extra["selected_epoch"] = trained.selected_epoch
+        extra["development_uar"] = trained.history.get("development_uar", [])
+    model_metadata = None
+    if setting == "cross":
+        model_metadata = _model_metadata(config, sources, trained, keep, condition, key.seed)
+    folder = run_folder(config.output_dir, setting, condition, key.seed, key.fold)
+    result = write_run(
+        folder,
+        trained,
+        test,
+        setting=setting,
+        condition=condition,
+        seed=key.seed,
+        fold=key.fold,
+        n_train=len(train),
+        extra=extra,
+        model_metadata=model_metadata,
+    )
+    log.info("%s: UAR %.4f (%d test utterances, %.1f s)", label, result["uar"], len(test), trained.seconds)
+    return result
+
+
+def _model_metadata(
+    config: Config, sources: dict[str, Any], trained: TrainedRun, keep: float, condition: str, seed: int
+) -> dict[str, Any]:
+    """What ``serlib predict`` needs besides model.keras: feature and AE parameters and the class names."""
+    ae = None
+    if sources.get("autoencoder_corpus"):
+        ae = {
+            "corpus": sources["autoencoder_corpus"],
+            "model": sources.get("autoencoder_model"),
+            "epochs": sources.get("autoencoder_epochs"),
+            "parameters": config.autoencoder.model_dump(mode="json"),
+            "spectrogram": config.features.spectrogram.model_dump(mode="json"),
+        }
+    return {
+        "format": "serlib-acnn-1",
+        "condition": condition,
+        "seed": seed,
+        "train_corpus": sources["train_corpus"],
+        "classes": {"emotion": list(EMOTIONS), "arousal": list(LEVELS), "valence": list(LEVELS)},
+        "inputs": {"logmel": [config.features.logmel.max_frames, config.features.logmel.bands]}
+        | ({"representation": int(trained.hidden.shape[1] - config.acnn.filters)} if ae else {}),
+        "audio": config.audio.model_dump(mode="json"),
+        "logmel": config.features.logmel.model_dump(mode="json"),
+        "acnn": config.acnn.model_dump(mode="json"),
+        "keep_probability": keep,
+        "feature_normalisation": config.features.normalisation,
+        "normalisation": None
+        if trained.normalisation is None
+        else {
+            "mean": trained.normalisation[0].tolist(),
+            "std": trained.normalisation[1].tolist(),
+            "in_model": True,
+        },
+        "autoencoder": ae,
+    }
+
+
+def run_task(config_data: dict[str, Any], key: tuple[str, str, int, int], sources: dict[str, Any]) -> Any:
+    """One run as a Dask task: the configuration arrives as plain data (``Config.model_dump``)."""
+    setting, condition, seed, fold = key
+    return run_one(from_dict(config_data, "dask worker"), setting, condition, seed, fold, sources=sources)

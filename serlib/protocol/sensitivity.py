@@ -1,0 +1,132 @@
+"""The paper's ambiguities as sensitivity runs: one reading changed at a time, against today's reading.
+
+A sensitivity file (YAML) names a base configuration, the conditions and seeds to run, and variants,
+each a set of dotted-key overrides::
+
+    base: nemo.yaml              # relative to this file
+    conditions: [BL]
+    seeds: [0, 1, 2]
+    variants:
+      dropout-rate-0.8: {acnn.dropout_keep_probability: 0.2}
+      pool-stride-30: {acnn.pool_stride: 30}
+
+The reference (the base configuration as it is) and every variant run the within-corpus protocol in
+``<output_dir>/<name>/`` (``output_dir`` defaults to the base's plus ``-sensitivity``) with the base's
+cache. Finished runs of the base's own output folder with the same fingerprint are copied into the
+reference folder instead of being trained again. ``sensitivity.csv``/``.md`` compare each variant
+with the reference, paired over (fold, seed), with the minimal detectable difference.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from serlib.base.config import Config, ConfigError, load, override
+from serlib.base.files import write_csv, write_text
+from serlib.protocol.comparisons import comparisons_markdown, paired_comparisons
+from serlib.protocol.grid import run_protocol
+from serlib.protocol.runs import run_folder
+from serlib.protocol.table1 import collect_runs
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "reference"
+KEYS = ("base", "conditions", "seeds", "variants", "output_dir")
+
+
+def load_plan(path: str | Path) -> tuple[Config, dict[str, dict[str, Any]], Path]:
+    """(reference configuration, {variant: overrides}, output folder) of a sensitivity file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sensitivity file {path} does not exist")
+    plan = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    unknown = sorted(set(plan) - set(KEYS))
+    if unknown or "base" not in plan or not isinstance(plan.get("variants"), dict) or not plan["variants"]:
+        raise ConfigError(
+            f"{path}: a sensitivity file holds {', '.join(KEYS)} (base and at least one variant); "
+            f"unknown keys: {unknown}"
+        )
+    base = load(path.parent / plan["base"])
+    changes: dict[str, Any] = {"protocol.cross_corpus_train": None, "protocol.cross_corpus_test": None}
+    if "seeds" in plan:
+        changes["protocol.seeds"] = list(plan["seeds"])
+    if "conditions" in plan:
+        changes["protocol.conditions"] = [
+            base.condition(name).model_dump(mode="json") for name in plan["conditions"]
+        ]
+    reference = override(base, **changes)
+    output = Path(plan.get("output_dir") or f"{base.output_dir}-sensitivity")
+    variants = {str(name): dict(values or {}) for name, values in plan["variants"].items()}
+    if REFERENCE in variants:
+        raise ConfigError(f"{path}: '{REFERENCE}' names the unchanged configuration; rename that variant")
+    return reference, variants, output
+
+
+def _cell(reference: Config, output: Path, name: str, changes: dict[str, Any]) -> Config:
+    folder = output / name
+    return override(
+        reference,
+        output_dir=str(folder),
+        cache_dir=str(reference.cache_path),
+        figures_dir=str(folder / "figures"),
+        **changes,
+    )
+
+
+def _reuse_finished_runs(base_output: Path, cell: Config) -> int:
+    """Copy the base folder's finished runs of the cell's grid (checked by fingerprint when it runs)."""
+    copied = 0
+    for condition in cell.protocol.conditions:
+        for seed in cell.protocol.seeds:
+            source_seed = run_folder(base_output, "within", condition.name, seed, 0).parent
+            if not source_seed.is_dir():
+                continue
+            for source in sorted(source_seed.glob("fold*")):
+                target = run_folder(cell.output_dir, "within", condition.name, seed, int(source.name[4:]))
+                if (source / "metrics.json").is_file() and not target.exists():
+                    shutil.copytree(source, target)
+                    copied += 1
+    return copied
+
+
+def run_sensitivity(path: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Run the reference and every variant (finished runs reused), then write the comparison."""
+    reference, variants, output = load_plan(path)
+    base_output = Path(reference.output_dir)
+    cells = {REFERENCE: _cell(reference, output, REFERENCE, {})}
+    cells |= {name: _cell(reference, output, name, changes) for name, changes in variants.items()}
+    copied = _reuse_finished_runs(base_output, cells[REFERENCE])
+    if copied:
+        log.info("sensitivity: %d finished runs copied from %s", copied, base_output)
+    for name, cell in cells.items():
+        log.info("sensitivity: %s", name)
+        run_protocol(cell, progress=progress)
+    return write_sensitivity(output, list(cells))
+
+
+def write_sensitivity(output: Path, names: list[str]) -> pd.DataFrame:
+    """``sensitivity.csv`` and ``sensitivity.md``: every variant against the reference, per condition."""
+    frames = []
+    for name in names:
+        _, runs = collect_runs(output / name)
+        frames.append(runs.assign(variant=name))
+    runs = pd.concat(frames, ignore_index=True)
+    rows = []
+    for condition, group in runs.groupby("condition", sort=False):
+        renamed = group.assign(condition=group["variant"])
+        table = paired_comparisons(renamed, REFERENCE)
+        rows.append(table.rename(columns={"condition": "variant"}).assign(condition=condition))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    write_csv(table, output / "sensitivity.csv", float_format="%.4f")
+    shown = table.assign(variant=table["variant"] + " (" + table["condition"] + ")") if len(table) else table
+    text = comparisons_markdown(
+        shown.drop(columns="condition").rename(columns={"variant": "condition"}), REFERENCE
+    )
+    write_text(text, output / "sensitivity.md")
+    return table

@@ -1,0 +1,56 @@
+"""The package's shape: the layer contract and no import cycles (import-linter), and modules kept small."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LONGEST_MODULE = 620  # "under ~600 lines" (docs/architecture.md)
+
+
+def _lint_imports() -> list[str]:
+    executable = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if executable is None:
+        pytest.fail("lint-imports (import-linter) is not installed in this environment; run make install")
+    return [executable, "--config", str(ROOT / "pyproject.toml")]
+
+
+def test_layers_and_no_cycles_hold():
+    done = subprocess.run(_lint_imports(), capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 kept, 0 broken" in done.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    """The contract can fail: a copy of the package where the base layer imports the protocol."""
+    copy = tmp_path / "serlib"
+    shutil.copytree(ROOT / "serlib", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "base" / "metrics.py").write_text(
+        (copy / "base" / "metrics.py").read_text() + "\nfrom serlib.protocol import grid  # upward\n"
+    )
+    environment = {"PYTHONPATH": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run(
+        _lint_imports()[:1] + ["--config", str(ROOT / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "serlib.base.metrics -> serlib.protocol.grid" in done.stdout
+
+
+def test_no_module_is_long_and_the_paper_s_autoencoder_reads_on_its_own():
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in (ROOT / "serlib").rglob("*.py")
+    }
+    long = {name: lines for name, lines in sizes.items() if lines > LONGEST_MODULE}
+    assert not long, f"modules over {LONGEST_MODULE} lines: {long}"
+    assert sizes["serlib/models/autoencoder/model.py"] < 300
