@@ -238,6 +238,7 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+            _report(out_dir)
             return 1
         except Exception as error:  # kernel died, timeout, unreadable notebook: still name the notebook
             seconds = time.perf_counter() - begin
@@ -251,6 +252,7 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+            _report(out_dir)
             return 1
         seconds = time.perf_counter() - begin
         cpu = _children_cpu_seconds() - cpu_begin
@@ -266,4 +268,22 @@ def run(
     total = time.perf_counter() - started
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
+    _report(out_dir)
     return 0
+
+
+def _report(out_dir: Path) -> None:
+    """Write ``<out>/report/index.html`` (serlib.report); a report that cannot be written is named on
+    stderr but does not fail a reproduction whose results are on disk (``serlib report`` rebuilds it)."""
+    from serlib import report
+
+    try:
+        built = report.build(out_dir)
+    except (ValueError, OSError) as error:
+        print(
+            f"serlib reproduce: report not written ({error}); retry with serlib report --out {out_dir}",
+            file=sys.stderr,
+        )
+        return
+    note = "" if built.complete else f" ({built.incomplete_message()})"
+    print(f"serlib reproduce: report {built.index}{note}", flush=True)
