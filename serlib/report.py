@@ -72,7 +72,8 @@ FIGURES = (
 )
 # Small result files copied into report/files/ so the report travels without the run folder.
 FILES = tuple(
-    "config.yaml reproduce.log provenance.json table1.csv table1.md runs.csv tsne_probes.csv".split()
+    "config.yaml reproduce.log provenance.json table1.csv table1.md runs.csv tsne_probes.csv table1_with_svm.md "
+    "figures/figure2_confusion.csv".split()
 )
 PACKAGES = tuple(
     "tensorflow tensorflow-cpu keras numpy pandas scikit-learn opensmile papermill nbconvert jupyterlab ipykernel".split()
@@ -349,6 +350,7 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> st
         json.loads(protocol_path.read_text(encoding="utf-8"))["settings"] if protocol_path.is_file() else {}
     )
     shown, why_not = paper_corpora(config)
+    svm = (folder / "files" / "table1_with_svm.md").is_file()
     heads = {
         "within": f"{settings['within']['test_corpus']} (within, LOSO)" if "within" in settings else "within",
         "cross": f"{settings['cross']['test_corpus']} (cross, from {settings['cross']['train_corpus']})"
@@ -409,7 +411,9 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> st
             stats_rows,
         )
         + f"<p>Files: {_link(folder, 'table1.csv')}, {_link(folder, 'table1.md')}, "
-        f"{_link(folder, 'runs.csv')} (every run's UAR).</p></details>"
+        f"{_link(folder, 'runs.csv')} (every run's UAR)"
+        + (f"; with the eGeMAPS + SVM row: {_link(folder, 'table1_with_svm.md')}" if svm else "")
+        + ".</p></details>"
     )
 
 
@@ -499,16 +503,9 @@ figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#5
 
 
 def _page(title: str, sections: list[str]) -> str:
-    nav = "".join(
-        f"<a href='#{anchor}'>{label}</a>"
-        for anchor, label in (
-            ("configuration", "Configuration"),
-            ("table1-heading", "Table 1"),
-            ("figures", "Figures"),
-            ("notebooks", "Notebooks"),
-            ("provenance", "Machine"),
-        )
-    )
+    anchors = ("configuration", "table1-heading", "figures", "notebooks", "provenance")
+    labels = ("Configuration", "Table 1", "Figures", "Notebooks", "Machine")
+    nav = "".join(f"<a href='#{anchor}'>{label}</a>" for anchor, label in zip(anchors, labels, strict=True))
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1><nav>{nav}</nav>{''.join(sections)}</body></html>\n"
@@ -543,18 +540,17 @@ def build(out: str | os.PathLike[str]) -> Report:
             executed = out / "notebooks" / name
             if executed.is_file():
                 page = f"notebooks/{executed.stem}.html"
-                render_notebook(executed, staging / page, exporter)
-                run.page = page
+                try:
+                    render_notebook(executed, staging / page, exporter)
+                    run.page = page
+                except ValueError as error:  # a partial copy left by a killed kernel: say so, go on
+                    run.status += f" (executed copy unreadable: {type(error).__name__})"
             elif run.ok:
                 run.status = "ok in reproduce.log, but the executed copy is missing"
             runs.append(run)
         for name in FILES:
             if (out / name).is_file():
-                shutil.copy2(out / name, staging / "files" / name)
-        if (out / "figures" / "figure2_confusion.csv").is_file():
-            shutil.copy2(
-                out / "figures" / "figure2_confusion.csv", staging / "files" / "figure2_confusion.csv"
-            )
+                shutil.copy2(out / name, staging / "files" / Path(name).name)
         report = Report(
             out / REPORT_DIR / "index.html",
             missing=[r.name for r in runs if r.status == "not run"],
@@ -576,9 +572,7 @@ def build(out: str | os.PathLike[str]) -> Report:
             _table1_section(out, config, staging),
             "<h2 id='figures'>Figures</h2>",
             figures[0],
-            "<p>Data: <a href='files/figure2_confusion.csv'>figure2_confusion.csv</a>.</p>"
-            if (staging / "files" / "figure2_confusion.csv").is_file()
-            else "",
+            f"<p>Data: {_link(staging, 'figure2_confusion.csv')}.</p>" if "<img" in figures[0] else "",
             *figures[1:],
             _probes_section(out),
             _notebooks_section(runs, staging),

@@ -129,6 +129,9 @@ def write_sample_run(
     for number, (stem, _, notebook) in enumerate(FIGURES):
         if any(name.startswith(notebook) for name in notebooks):
             (out / "figures" / f"{stem}.png").write_bytes(_png(number))
+    (out / "figures" / "figure2_confusion.csv").write_text(
+        "condition,true,angry\nBL,angry,0.5\n", encoding="utf-8"
+    )
     if "05_tsne_analysis.ipynb" in notebooks:
         probes = [
             {"figure": "figure3_tsne_acnn", "representation": "acnn", "panel": panel, "points": 200, "classes": 3,

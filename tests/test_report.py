@@ -45,9 +45,11 @@ def _table_rows(page: str, table_id: str) -> list[str]:
 
 def test_report_of_a_complete_run_is_self_contained(tmp_path: Path) -> None:
     out = write_sample_run(tmp_path / "run")
+    (out / "table1_with_svm.md").write_text("Table 1 with the eGeMAPS + SVM row\n", encoding="utf-8")
     built = report.build(out)
     assert built.complete and built.index == out / "report" / "index.html"
     page = built.index.read_text(encoding="utf-8")
+    assert "href='files/table1_with_svm.md'" in page and "href='files/figure2_confusion.csv'" in page
     assert len(_table_rows(page, "table1")) == 5
     assert "demo_emotion (within, LOSO)" in page and "demo_cross (cross, from demo_emotion)" in page
     links = _links(built.index)
