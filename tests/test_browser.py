@@ -211,6 +211,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on a free localhost port, serving a copy of notebook 01 set to a tiny configuration,
     with kernels that import serlib from this checkout; stopped (with its kernels) afterwards."""
     chromium_path()  # skip early without a browser: starting JupyterLab would be wasted
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    assert reproduce.KERNEL_NAME in KernelSpecManager().find_kernel_specs(), (
+        "the Jupyter kernel 'serlib' is not registered in this environment: run `make install`"
+    )
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
     config_path = config_module.save(tiny_config(root / "run"), root / "tiny.yaml")
@@ -222,7 +227,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}  # inline figures
     env |= {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "JUPYTER_CONFIG_DIR": str(root / "config"),
+        "JUPYTER_CONFIG_DIR": str(root / "config"),  # none of the user's settings, kernels or extensions
+        "JUPYTER_DATA_DIR": str(root / "data"),
         "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
         "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
