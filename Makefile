@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 # unchanged one costs nothing.
 STAMP := $(VENV)/.serlib-installed
 
-.PHONY: install demo test test-fast lint bench clean-runs
+.PHONY: install demo test test-fast test-browser lint bench clean-runs
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+test-browser: $(STAMP)
+	$(PY) -m pytest -q -m browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check serlib tests benchmarks

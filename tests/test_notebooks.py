@@ -116,6 +116,7 @@ def test_all_notebooks_run_with_papermill_on_a_tiny_configuration(tmp_path: Path
     log = (out / "reproduce.log").read_text(encoding="utf-8")
     assert log.count("status ok") == len(reproduce.NOTEBOOKS)
     assert config_module.load(out / "config.yaml").output_dir == str(out)
+    assert "This run is incomplete" not in (out / "report" / "index.html").read_text(encoding="utf-8")
 
     table = pd.read_csv(out / "table1.csv")
     assert list(table["condition"]) == ["BL", "C", "sT", "Li", "fT"]
@@ -151,3 +152,6 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_path: Path, capsys):
     assert status == 1
     assert "05_tsne_analysis.ipynb FAILED" in err and "in cell" in err and "AnalysisError" in err
     assert "status failed in cell" in (tmp_path / "run" / "reproduce.log").read_text(encoding="utf-8")
+    assert "notebooks failed: 05_tsne_analysis.ipynb" in (
+        tmp_path / "run" / "report" / "index.html"
+    ).read_text(encoding="utf-8")

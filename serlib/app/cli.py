@@ -125,6 +125,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from serlib.app import report  # noqa: PLC0415  (nbconvert takes seconds to import)
+
+    built = report.build(args.out)
+    print(built.index)
+    if not built.complete:
+        print(f"serlib report: the run is incomplete: {built.incomplete_message()}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from serlib.data import download  # noqa: PLC0415 - handlers import what they run (module docstring)
 
@@ -239,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--notebook", action="append", help="run only this notebook, e.g. 04 (repeatable)")
     reproduce.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook cell")
     reproduce.set_defaults(handler=_cmd_reproduce)
+
+    report = commands.add_parser(
+        "report", help="rebuild <out>/report/index.html (the reproduction report) from a finished run"
+    )
+    report.add_argument("--out", type=Path, required=True, help="output folder of serlib reproduce")
+    report.set_defaults(handler=_cmd_report)
 
     download = commands.add_parser(
         "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"

@@ -29,29 +29,18 @@ from jupyter_client.kernelspec import KernelSpecManager
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
+from serlib.app.notebooks import NOTEBOOKS, notebooks_dir
 from serlib.base import config as config_module
 from serlib.base import config_yaml, runtime
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS = (
-    "01_data_preparation.ipynb",
-    "02_autoencoder_training.ipynb",
-    "03_representation_generation.ipynb",
-    "04_acnn_training.ipynb",
-    "05_tsne_analysis.ipynb",
-)
 KERNEL_NAME = "serlib"
 FALLBACK_KERNEL = "python3"
 
 
 class ReproduceError(ValueError):
     """The reproduction cannot start (no notebooks, bad selection); the message says what to do."""
-
-
-def notebooks_dir() -> Path:
-    """The ``notebooks/`` folder of the serlib checkout (serlib is installed in editable mode)."""
-    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def project_root() -> Path:
@@ -233,6 +222,7 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+            _report(out_dir)
             return 1
         except Exception as error:  # kernel died, timeout, unreadable notebook: still name the notebook
             seconds = time.perf_counter() - begin
@@ -246,6 +236,7 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+            _report(out_dir)
             return 1
         seconds = time.perf_counter() - begin
         cpu = _children_cpu_seconds() - cpu_begin
@@ -261,4 +252,22 @@ def run(
     total = time.perf_counter() - started
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
+    _report(out_dir)
     return 0
+
+
+def _report(out_dir: Path) -> None:
+    """Write ``<out>/report/index.html`` (serlib.report); a report that cannot be written is named on
+    stderr but does not fail a reproduction whose results are on disk (``serlib report`` rebuilds it)."""
+    from serlib.app import report  # noqa: PLC0415  (nbconvert takes seconds to import)
+
+    try:
+        built = report.build(out_dir)
+    except (ValueError, OSError) as error:
+        print(
+            f"serlib reproduce: report not written ({error}); retry with serlib report --out {out_dir}",
+            file=sys.stderr,
+        )
+        return
+    note = "" if built.complete else f" ({built.incomplete_message()})"
+    print(f"serlib reproduce: report {built.index}{note}", flush=True)
