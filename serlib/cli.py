@@ -83,9 +83,10 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from serlib import experiments
+    from serlib import experiments, provenance
 
     config = _config(args)
+    provenance.record(config.output_path, config)  # one warning line if the folder's environment differs
     experiments.run_protocol(config)
     print(experiments.render_table(config.output_dir), end="")
     out = config.output_path
@@ -101,6 +102,17 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
     print(experiments.render_table(args.results_dir), end="")
     return 0
+
+
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from serlib import provenance
+
+    if args.json:
+        print(json.dumps(provenance.load(args.folder), indent=2))
+        return 0
+    text, differs = provenance.report(args.folder)
+    print(text, end="")
+    return 1 if differs else 0  # 1: this environment is not the recorded one (like diff)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -187,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--notebook", action="append", help="run only this notebook, e.g. 04 (repeatable)")
     reproduce.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook cell")
     reproduce.set_defaults(handler=_cmd_reproduce)
+
+    provenance = commands.add_parser(
+        "provenance", help="print what produced a run folder and how this environment differs from it"
+    )
+    provenance.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
+    provenance.add_argument("--json", action="store_true", help="print the record as stored")
+    provenance.set_defaults(handler=_cmd_provenance)
 
     download = commands.add_parser(
         "download", help="download an openly available corpus (names: serlib.download.ARCHIVES)"

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serlib import metrics
+from serlib import metrics, provenance
 from serlib.config import CONDITION_SOURCE_TARGET, CONDITION_SOURCES_NONE, ConditionConfig, Config
 from serlib.corpora import EMOTIONS, LEVELS
 from serlib.progress import bar as progress_bar
@@ -1033,6 +1033,7 @@ def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[s
         "settings": settings,
         "figure2_condition": config.protocol.figure2_condition,
         "fingerprints": {f"{setting}/{name}": value for (setting, name), value in fingerprints.items()},
+        "provenance": provenance.table_stamp(config),  # commit and config hash for Table 1's header line
     }
     _write_json(protocol, Path(config.output_dir) / "results" / "protocol.json")
 
@@ -1166,9 +1167,10 @@ def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
             )
         else:
             heads.append(f"{setting} (not run)")
+    stamp = provenance.stamp_text(protocol.get("provenance"))
     lines = [
         f"Table 1: UAR (%) of protocol '{protocol.get('name', '')}', mean/min/max over seeds "
-        "(a seed's within-corpus UAR is the mean over its folds).",
+        f"(a seed's within-corpus UAR is the mean over its folds){'; ' + stamp if stamp else ''}.",
         "",
         f"| Condition | {heads[0]} μ | min | max | {heads[1]} μ | min | max |",
         "|---|---:|---:|---:|---:|---:|---:|",

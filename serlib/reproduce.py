@@ -2,7 +2,8 @@
 
 ``serlib reproduce --preset demo --out runs/demo`` resolves the configuration once, writes it to
 ``<out>/config.yaml`` and hands that file to every notebook through its ``parameters`` cell, so all
-notebooks see exactly the same settings. Executed copies land in ``<out>/notebooks/`` and a run log in
+notebooks see exactly the same settings; what produced the run (commit, package versions, machine,
+threads) goes to ``<out>/provenance.json`` first (``serlib.provenance``). Executed copies land in ``<out>/notebooks/`` and a run log in
 ``<out>/reproduce.log``. The first failing notebook stops the run, named with its failing cell.
 Re-running is quick because the library's stores and finished runs skip work that is up to date; the
 notebooks themselves always execute.
@@ -190,6 +191,9 @@ def run(
     executed_dir = out_dir / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_module.save(config, out_dir / "config.yaml")
+    from serlib import provenance
+
+    provenance.record(out_dir, config)  # <out>/provenance.json; one warning line if the environment changed
     log_path = out_dir / "reproduce.log"
     kernel = kernel_name()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
