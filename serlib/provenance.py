@@ -319,9 +319,10 @@ def environment_items(record: dict[str, Any]) -> dict[str, str]:
     threads = numerics.get("tensorflow_threads", {})
     items["TensorFlow threads"] = f"{threads.get('intra_op')} intra-op/{threads.get('inter_op')} inter-op"
     items["oneDNN"] = str(numerics.get("onednn"))
-    for pool in numerics.get("blas", {}).get("libraries", []):
-        label = f"BLAS {pool.get('prefix')}"
-        items[label] = f"{pool.get('version')} {pool.get('architecture')} x{pool.get('num_threads')} threads"
+    items["BLAS"] = " + ".join(
+        f"{pool.get('prefix')} {pool.get('version')} {pool.get('architecture')} x{pool.get('num_threads')} threads"
+        for pool in numerics.get("blas", {}).get("libraries", [])  # numpy's and scipy's may share a prefix
+    )
     for name in ENVIRONMENT_VARIABLES:
         items[f"${name}"] = numerics.get("environment_variables", {}).get(name, "unset")
     return items

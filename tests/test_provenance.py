@@ -116,11 +116,13 @@ def test_machine_and_thread_changes_are_drift_too(tmp_path, demo_config, caplog)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["machine"]["cpu"]["model"] = "Other CPU"
     data["numerics"]["tensorflow_threads"] = {"intra_op": 64, "inter_op": 64}
+    data["numerics"]["blas"]["libraries"][-1]["architecture"] = "SkylakeX"
     path.write_text(json.dumps(data), encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="serlib.provenance"):
         provenance.record(tmp_path, demo_config)
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert "CPU Other CPU" in line and "TensorFlow threads 64 intra-op/64 inter-op" in line
+    assert "SkylakeX" in line
 
 
 def test_unreadable_record_is_replaced_and_flagged(tmp_path, demo_config, caplog) -> None:
