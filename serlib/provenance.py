@@ -195,8 +195,12 @@ def gpu_names() -> list[str]:
 
 
 def blas_info() -> dict[str, Any]:
-    """numpy's BLAS build and SIMD extensions, and every BLAS/OpenMP library loaded with numpy and scipy
-    (threadpoolctl: library, version, kernel architecture, threads), without file paths."""
+    """numpy's BLAS build and SIMD extensions, and the BLAS libraries numpy and scipy load (threadpoolctl:
+    library, version, kernel architecture, threads), without file paths.
+
+    OpenMP runtimes are left out: whether one is loaded depends on what the process imported before
+    (scikit-learn, TensorFlow), not on the environment, and would make one environment look like two.
+    """
     import numpy as np
     import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS, so threadpoolctl sees it
     from threadpoolctl import threadpool_info
@@ -209,7 +213,11 @@ def blas_info() -> dict[str, Any]:
         "numpy_blas": {key: numpy_blas.get(key) for key in ("name", "version")},
         "numpy_simd": {key: simd.get(key) for key in ("baseline", "found")},
         "libraries": sorted(
-            ({key: pool.get(key) for key in keys} for pool in threadpool_info()),
+            (
+                {key: pool.get(key) for key in keys}
+                for pool in threadpool_info()
+                if pool.get("user_api") == "blas"
+            ),
             key=lambda pool: json.dumps(pool, sort_keys=True),
         ),
     }
@@ -322,6 +330,7 @@ def environment_items(record: dict[str, Any]) -> dict[str, str]:
     items["BLAS"] = " + ".join(
         f"{pool.get('prefix')} {pool.get('version')} {pool.get('architecture')} x{pool.get('num_threads')} threads"
         for pool in numerics.get("blas", {}).get("libraries", [])  # numpy's and scipy's may share a prefix
+        if pool.get("user_api") == "blas"
     )
     for name in ENVIRONMENT_VARIABLES:
         items[f"${name}"] = numerics.get("environment_variables", {}).get(name, "unset")

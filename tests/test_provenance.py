@@ -125,6 +125,21 @@ def test_machine_and_thread_changes_are_drift_too(tmp_path, demo_config, caplog)
     assert "SkylakeX" in line
 
 
+def test_an_openmp_runtime_loaded_by_earlier_imports_is_not_drift(tmp_path, demo_config, caplog) -> None:
+    """Whether libgomp is loaded depends on what the process imported before (scikit-learn, TensorFlow),
+    not on the environment: `serlib evaluate` has it, `serlib reproduce`'s parent process has not."""
+    provenance.record(tmp_path, demo_config)
+    path = tmp_path / provenance.FILE_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    openmp = {"user_api": "openmp", "internal_api": "openmp", "prefix": "libiomp5", "num_threads": 2}
+    data["numerics"]["blas"]["libraries"].append(openmp)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="serlib.provenance"):
+        stored = provenance.record(tmp_path, demo_config)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert all(pool["user_api"] == "blas" for pool in stored["numerics"]["blas"]["libraries"])
+
+
 def test_unreadable_record_is_replaced_and_flagged(tmp_path, demo_config, caplog) -> None:
     (tmp_path / provenance.FILE_NAME).write_text("{not json", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="serlib.provenance"):
