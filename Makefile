@@ -1,24 +1,58 @@
 # serlib: the two commands of the README, plus helpers.
-#   make demo  - set up .venv and run the full papermill reproduction on the generated demo corpus
-#   make test  - set up .venv and run the whole test suite
+#   make demo  - set up .venv from requirements.lock and run the full papermill reproduction on the
+#                generated demo corpus
+#   make test  - set up .venv from requirements.lock and run the whole test suite
+#   make lock  - regenerate requirements.lock and environment.yml from pyproject.toml
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
-# The install stamp depends on the dependency list, so a changed pyproject.toml reinstalls and an
-# unchanged one costs nothing.
+# The exact pins (with hashes) that `make install` installs; pyproject.toml keeps the compatible ranges
+# for installing serlib elsewhere. `make lock` regenerates it (and environment.yml) from pyproject.toml.
+LOCK := requirements.lock
+# uv installs the lock (measured: README, set-up line); INSTALLER=pip installs it with pip instead.
+INSTALLER ?= uv
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# `make lock` resolves against PyPI as it was at this moment, so that running it again gives the same
+# pins whatever has been released since. Move it forward to take newer releases.
+LOCK_DATE := 2026-11-30T00:00:00Z
+# The install stamp depends on the lock (and pyproject.toml, for serlib's own metadata), so a changed lock
+# reinstalls and an unchanged one costs nothing.
 STAMP := $(VENV)/.serlib-installed
 
-.PHONY: install demo test test-fast test-browser lint bench clean-runs
+.PHONY: install lock demo test test-fast test-browser lint bench clean-runs
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || echo "warning: $(LOCK) is resolved \
+	for Python 3.11, $(PY) is $$($(PY) -V); set PYTHON=python3.11 and delete $(VENV) to match it"
+ifeq ($(INSTALLER),uv)
+	@$(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || $(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+else
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+endif
 	$(PY) -m ipykernel install --sys-prefix --name serlib --display-name "Python (serlib)" >/dev/null
 	@touch $(STAMP)
+
+# Resolve pyproject.toml's ranges (dependencies + dev extra) for Linux x86_64 / CPython 3.11 into exact
+# pins with hashes, from scratch (not from the previous lock), then write environment.yml's pins.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || $(PY) -m pip install --quiet uv==$(UV_VERSION)
+	@rm -f $(LOCK).new
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --exclude-newer $(LOCK_DATE) --no-config \
+	  --custom-compile-command "make lock" --quiet --output-file $(LOCK).new
+	$(PY) -m serlib.base.lockfile finish $(LOCK).new
+	@mv $(LOCK).new $(LOCK)
+	$(PY) -m serlib.base.lockfile environment --lock $(LOCK) --out environment.yml
 
 demo: $(STAMP)
 	$(VENV)/bin/serlib reproduce --preset demo --out runs/demo

@@ -1,4 +1,6 @@
-"""Packaging: environment.yml mirrors pyproject.toml, and the README/CI carry the two commands."""
+"""Packaging: pyproject.toml keeps compatible ranges, and the README/CI carry the two commands.
+
+The lock, environment.yml and the wheel: tests/test_lock.py and tests/test_packaging.py."""
 
 from __future__ import annotations
 
@@ -6,25 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _normalise(requirement: str) -> str:
-    return re.sub(r"\s+", "", requirement).lower()
-
-
-def test_environment_yml_mirrors_pyproject() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
-    listed = {_normalise(r) for r in pip_section if not r.startswith("-e")}
-    assert listed == wanted, (
-        f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
-    )
-    assert "python=3.11" in environment["dependencies"]
 
 
 def test_every_dependency_is_pinned_to_a_range() -> None:

@@ -91,9 +91,11 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from serlib.protocol import figure2, grid, table1  # noqa: PLC0415 - handlers import what they run
+    from serlib.base import provenance  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import figure2, grid, table1  # noqa: PLC0415
 
     config = _config(args)
+    provenance.record(config.output_path, config)  # one warning line if the folder's environment differs
     grid.run_protocol(config)
     print(table1.render_table(config.output_dir), end="")
     out = config.output_path
@@ -111,6 +113,17 @@ def _cmd_table(args: argparse.Namespace) -> int:
     print()
     print(comparisons.comparisons_markdown(comparisons.write_comparisons(args.results_dir)), end="")
     return 0
+
+
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from serlib.base import provenance  # noqa: PLC0415 - handlers import what they run
+
+    if args.json:
+        print(json.dumps(provenance.load(args.folder), indent=2))
+        return 0
+    text, differs = provenance.report(args.folder)
+    print(text, end="")
+    return 1 if differs else 0  # 1: this environment is not the recorded one (like diff)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -256,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", type=Path, required=True, help="output folder of serlib reproduce")
     report.set_defaults(handler=_cmd_report)
+    provenance = commands.add_parser(
+        "provenance", help="print what produced a run folder and how this environment differs from it"
+    )
+    provenance.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
+    provenance.add_argument("--json", action="store_true", help="print the record as stored")
+    provenance.set_defaults(handler=_cmd_provenance)
 
     download = commands.add_parser(
         "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"

@@ -259,7 +259,7 @@ def _cpu_model() -> str:
 def notebook_exporter() -> Any:
     """nbconvert's HTML exporter with JupyterLab's look, images inline and no CDN scripts (offline)."""
 
-    quiet = logging.getLogger("serlib.report.nbconvert")  # not "alternative text is missing" per figure
+    quiet = logging.getLogger("serlib.app.report.nbconvert")  # not "alternative text is missing" per figure
     quiet.setLevel(logging.ERROR)
     return HTMLExporter(
         log=quiet,

@@ -2,7 +2,8 @@
 
 ``serlib reproduce --preset demo --out runs/demo`` resolves the configuration once, writes it to
 ``<out>/config.yaml`` and hands that file to every notebook through its ``parameters`` cell, so all
-notebooks see exactly the same settings. Executed copies land in ``<out>/notebooks/`` and a run log in
+notebooks see exactly the same settings; what produced the run (commit, package versions, machine,
+threads) goes to ``<out>/provenance.json`` first (``serlib.base.provenance``). Executed copies land in ``<out>/notebooks/`` and a run log in
 ``<out>/reproduce.log``. The first failing notebook stops the run, named with its failing cell.
 Re-running is quick because the library's stores and finished runs skip work that is up to date; the
 notebooks themselves always execute.
@@ -31,7 +32,7 @@ from traitlets import default
 
 from serlib.app.notebooks import NOTEBOOKS, notebooks_dir
 from serlib.base import config as config_module
-from serlib.base import config_yaml, runtime
+from serlib.base import config_yaml, provenance, runtime
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ def run(
     executed_dir = out_dir / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     resolved = config_yaml.save(config, out_dir / "config.yaml")
+    provenance.record(out_dir, config)  # <out>/provenance.json; one warning line if the environment changed
     log_path = out_dir / "reproduce.log"
     kernel = kernel_name()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -257,7 +259,7 @@ def run(
 
 
 def _report(out_dir: Path) -> None:
-    """Write ``<out>/report/index.html`` (serlib.report); a report that cannot be written is named on
+    """Write ``<out>/report/index.html`` (serlib.app.report); a report that cannot be written is named on
     stderr but does not fail a reproduction whose results are on disk (``serlib report`` rebuilds it)."""
     from serlib.app import report  # noqa: PLC0415  (nbconvert takes seconds to import)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from serlib.base import cluster, plots
+from serlib.base import cluster, plots, provenance
 from serlib.base.config import CONDITION_SOURCES_NONE, Config
 from serlib.base.files import write_json
 from serlib.base.progress import bar as progress_bar
@@ -161,5 +161,6 @@ def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[s
         "settings": settings,
         "figure2_condition": config.protocol.figure2_condition,
         "fingerprints": {f"{setting}/{name}": value for (setting, name), value in fingerprints.items()},
+        "provenance": provenance.table_stamp(config),  # commit and config hash for Table 1's header line
     }
     write_json(protocol, Path(config.output_dir) / "results" / "protocol.json")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from serlib.base import metrics
+from serlib.base import metrics, provenance
 from serlib.base.files import write_csv, write_text
 from serlib.protocol.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
@@ -168,9 +168,10 @@ def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
             )
         else:
             heads.append(f"{setting} (not run)")
+    stamp = provenance.stamp_text(protocol.get("provenance"))
     lines = [
         f"Table 1: UAR (%) of protocol '{protocol.get('name', '')}', mean/min/max over seeds "
-        "(a seed's within-corpus UAR is the mean over its folds).",
+        f"(a seed's within-corpus UAR is the mean over its folds){'; ' + stamp if stamp else ''}.",
         "",
         f"| Condition | {heads[0]} μ | min | max | {heads[1]} μ | min | max |",
         "|---|---:|---:|---:|---:|---:|---:|",
