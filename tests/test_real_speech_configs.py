@@ -1,0 +1,154 @@
+"""The real-speech configurations of issue 15 validate and keep the protocol they promise, and a tiny
+nEMO configuration runs end to end on the real nEMO files (slow; skipped without ``SERLIB_DATA/nemo``).
+
+configs/emodb.yaml has its own checks in tests/test_emodb_validation.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+
+from serlib.base import config as config_module
+from serlib.protocol import grid, sensitivity, svm, table1
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The configurations name ${SERLIB_DATA}; loading them needs the variable, not the data."""
+    if "SERLIB_DATA" not in os.environ:
+        monkeypatch.setenv("SERLIB_DATA", str(tmp_path / "data"))
+
+
+def test_nemo_config_is_leave_one_speaker_out_with_bl_c_u_and_the_svm() -> None:
+    config = config_module.load(CONFIGS / "nemo.yaml")
+    assert config.protocol.within_corpus == "nemo" and config.protocol.folds is None  # all 9 speakers
+    assert config.protocol.cross_corpus_train is None and config.protocol.cross_corpus_test is None
+    assert {c.name: c.autoencoder_corpus for c in config.protocol.conditions} == {
+        "BL": "none",
+        "C": "target",
+        "U": "other_speech",
+    }
+    assert len(config.protocol.seeds) >= 5 and config.protocol.egemaps_svm
+    # C's AE hears all 4,481 files (labels unused); U's AE hears no Polish
+    assert config.corpora["nemo"].options["all_labels"] is True
+    assert config.corpora["other_speech"].options["parts"] == ["librispeech", "emodb_all", "ravdess_all"]
+    assert all(
+        config.corpora[part].type != "nemo" for part in config.corpora["other_speech"].options["parts"]
+    )
+    # lengths chosen from nEMO's durations (97.8 % of files at most 4.0 s), not Emo-DB's 2.0 s
+    assert config.features.logmel.max_frames == 400
+    assert config.features.spectrogram.fixed_length_s == 4.0
+    # the paper's architecture is kept
+    paper = config_module.load_preset("paper")
+    assert config.acnn.model_dump(exclude={"epochs"}) == paper.acnn.model_dump(exclude={"epochs"})
+    assert (config.autoencoder.layers, config.autoencoder.units) == (2, 256)
+
+
+def test_cross_corpus_config_reuses_the_nemo_cache_and_its_other_speech_autoencoder() -> None:
+    nemo = config_module.load(CONFIGS / "nemo.yaml")
+    matrix = config_module.load(CONFIGS / "cross-corpus.yaml")
+    assert matrix.protocol.cross_corpus_matrix == ["emodb", "ravdess", "nemo"]
+    assert {c.name: c.autoencoder_corpus for c in matrix.protocol.conditions} == {
+        "BL": "none",
+        "U": "other_speech",
+    }
+    assert matrix.protocol.egemaps_svm
+    # the same cache folder, corpus definitions, features, AE parameters and seed give the same store
+    # keys and the same AE folder, so nothing of nEMO's is recomputed (serlib.features.store,
+    # serlib.models.autoencoder.training)
+    assert matrix.cache_path == nemo.cache_path
+    for key in ("nemo", "other_speech", "librispeech", "emodb_all", "ravdess_all"):
+        assert matrix.corpora[key] == nemo.corpora[key], key
+    assert matrix.features == nemo.features and matrix.audio == nemo.audio
+    assert matrix.autoencoder == nemo.autoencoder and matrix.seed == nemo.seed
+    assert matrix.acnn == nemo.acnn
+
+
+def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
+    reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
+    assert output == Path("runs/nemo-sensitivity")
+    assert [c.name for c in reference.protocol.conditions] == ["BL"]
+    assert set(variants) == {"dropout-rate-0.8", "pool-stride-30", "no-standardisation", "early-stopping"}
+    base = reference.acnn.model_dump()
+    for name, changes in variants.items():
+        variant = config_module.override(reference, **changes).acnn.model_dump()
+        changed = {key for key in base if base[key] != variant[key]}
+        named = {key.removeprefix("acnn.") for key in changes}
+        assert changed and changed <= named, name  # nothing outside the variant's own reading moves
+    # today's readings are the paper preset's
+    paper = config_module.load_preset("paper").acnn
+    assert (paper.dropout_keep_probability, paper.pool_stride, paper.normalisation) == (0.8, 3, "standardise")
+    assert paper.model_selection == "none"
+
+
+def _nemo_subset(source: Path, target: Path, speakers: int, per_emotion: int) -> Path:
+    """A nEMO tree with the first ``speakers`` speakers and ``per_emotion`` files of each of their six
+    emotions, the audio linked to the real files (data.tsv keeps nEMO's own layout)."""
+    table = pd.read_csv(source / "data.tsv", sep="\t", dtype=str, keep_default_na=False)
+    chosen = sorted(table["speaker_id"].unique())[:speakers]
+    table = table[table["speaker_id"].isin(chosen)].groupby(["speaker_id", "emotion"]).head(per_emotion)
+    (target / "samples").mkdir(parents=True)
+    for name in table["file_id"]:
+        (target / "samples" / name).symlink_to(source / "samples" / name)
+    table.to_csv(target / "data.tsv", sep="\t", index=False)
+    return target
+
+
+@pytest.mark.slow
+def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    if not (shared_data / "nemo" / "data.tsv").is_file():
+        pytest.skip(f"no nEMO in {shared_data} (SERLIB_DATA)")
+    root = _nemo_subset(shared_data / "nemo", tmp_path / "nemo", speakers=3, per_emotion=6)
+    config = config_module.load(CONFIGS / "nemo.yaml")
+    corpora = config.model_dump(mode="json")["corpora"]
+    corpora["nemo"]["root"] = str(root)
+    config = config_module.override(
+        config,
+        **{
+            "output_dir": str(tmp_path / "run"),
+            "figures_dir": str(tmp_path / "run" / "figures"),
+            "corpora": {"nemo": corpora["nemo"]},
+            "features.n_jobs": 1,
+            "features.spectrogram.mel_bands": 32,
+            "autoencoder.layers": 1,
+            "autoencoder.units": 16,
+            "autoencoder.epochs": 1,
+            "acnn.filters": 16,
+            "acnn.epochs": 3,
+            "protocol.seeds": [0],
+            "protocol.folds": [1, 2],
+            "protocol.n_jobs": 1,
+            "protocol.conditions": [
+                {"name": "BL", "autoencoder_corpus": "none"},
+                {"name": "C", "autoencoder_corpus": "target"},
+            ],
+            "protocol.figure2_condition": "C",
+        },
+    )
+    grid.run_protocol(config, progress=False)
+    svm.run_baseline(config)
+    out = config.output_path
+    protocol = json.loads((out / "results" / "protocol.json").read_text(encoding="utf-8"))
+    assert protocol["settings"]["within"]["folds"] == [1, 2]
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(set(runs["condition"])) == ["BL", "C"] and len(runs) == 4
+    for folder in (out / "results" / "within").glob("*/seed0/fold*"):
+        predictions = pd.read_csv(folder / "predictions.csv")
+        # leave-one-speaker-out: each fold tests exactly one speaker's 4-class files (6 per emotion)
+        assert len(predictions) == 4 * 6 and set(predictions["true"]) <= {"angry", "happy", "neutral", "sad"}
+    table = table1.render_table(out)
+    assert "| BL |" in table and "| C |" in table
+    with_svm = svm.table_with_baseline(out)
+    assert "eGeMAPS" in with_svm and (out / "table1_with_svm.md").is_file()
+    # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x 6 files
+    (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
+    with h5py.File(spectrograms, "r") as handle:
+        assert len(handle["ids"]) == 3 * 6 * 6
