@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny_pipeline import reference_run
 
-from serlib.app import cli, predict
+from serlib.app import cli, model_folder, predict
 from serlib.data.manifest import EMOTIONS, LEVELS
 
 slow = pytest.mark.slow  # the module fixture trains the tiny protocol (about 20 s on 2 idle cores)
@@ -64,7 +64,7 @@ def test_export_writes_model_folders(run):
     ).exists()
     metadata = json.loads((models / "sT" / predict.METADATA_FILE).read_text())
     assert metadata["autoencoder"]["model"] == predict.AUTOENCODER_FILE
-    assert metadata["autoencoder"]["sha256"] == predict._sha256(models / "sT" / predict.AUTOENCODER_FILE)
+    assert metadata["autoencoder"]["sha256"] == model_folder.sha256(models / "sT" / predict.AUTOENCODER_FILE)
     assert predict.resolve_model_dir(models) == models / "sT"
     assert predict.resolve_model_dir(config.output_dir) == models / "sT"
     assert predict.resolve_model_dir(models / "BL") == models / "BL"

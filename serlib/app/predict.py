@@ -17,12 +17,9 @@ windows. Models load with Keras' safe mode only; no pickle is read.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
-import shutil
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +29,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from serlib.app.model_folder import (  # noqa: F401 - PredictError and the file names are part of this API
+    AUTOENCODER_FILE,
+    INDEX_FILE,
+    METADATA_FILE,
+    METADATA_FORMAT,
+    MODEL_FILE,
+    PredictError,
+    export_models,
+    read_json,
+    sha256,
+)
 from serlib.base import runtime
 from serlib.base.progress import bar as progress_bar
 from serlib.data import audio
@@ -41,19 +49,9 @@ from serlib.models import autoencoder
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
-METADATA_FILE = "model.json"
-AUTOENCODER_FILE = "autoencoder.keras"
-INDEX_FILE = "models.json"
-METADATA_FORMAT = "serlib-acnn-1"
-INDEX_FORMAT = "serlib-models-1"
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".ogg")
 WINDOW_MARGIN_S = 0.1  # read beyond max_frames x shift, so the last frame is a real one (as the store does)
 ROWS_PER_BLOCK = 64  # windows extracted and classified together
-
-
-class PredictError(ValueError):
-    """A model folder or model file cannot be used; the message names the file and what to do."""
 
 
 # -- safe model loading -----------------------------------------------------------------------------
@@ -66,7 +64,7 @@ def safe_load_model(path: str | os.PathLike[str]) -> Any:
         )
     if not path.is_file():
         raise PredictError(
-            f"{path} does not exist; train and export models first (serlib.app.predict.export_models)"
+            f"{path} does not exist; train and export models first (serlib.app.model_folder.export_models)"
         )
     if not zipfile.is_zipfile(path):
         raise PredictError(
@@ -96,7 +94,7 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     for folder in (path, path / "models"):
         index_path = folder / INDEX_FILE
         if index_path.is_file():
-            index = _read_json(index_path)
+            index = read_json(index_path)
             default = index.get("default")
             if not isinstance(default, str) or not (folder / default / METADATA_FILE).is_file():
                 raise PredictError(
@@ -109,18 +107,8 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
             return resolve_model_dir(export_models(output))
     raise PredictError(
         f"{path} is not a model folder: expected {METADATA_FILE} + {MODEL_FILE} in it, an index {INDEX_FILE} "
-        "(written by serlib.app.predict.export_models, e.g. runs/demo/models), or a finished run's output folder"
+        "(written by serlib.app.model_folder.export_models, e.g. runs/demo/models), or a finished run's output folder"
     )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PredictError(f"{path}: not readable JSON ({error}); export the models again") from None
-    if not isinstance(data, dict):
-        raise PredictError(f"{path}: expected a JSON object; export the models again")
-    return data
 
 
 @dataclass
@@ -144,7 +132,7 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
     """Load and cross-check a model folder; a model/feature-parameter mismatch is a PredictError."""
     folder = resolve_model_dir(model_dir)
     metadata_path = folder / METADATA_FILE
-    metadata = _read_json(metadata_path)
+    metadata = read_json(metadata_path)
     if metadata.get("format") != METADATA_FORMAT:
         raise PredictError(f"{metadata_path}: format {metadata.get('format')!r} is not {METADATA_FORMAT!r}")
     try:
@@ -219,9 +207,9 @@ def _load_autoencoder(
     if path is None:
         raise PredictError(
             f"{metadata_path}: the autoencoder it needs ({recorded or AUTOENCODER_FILE}) is missing; export the "
-            "models with serlib.app.predict.export_models, which copies it beside model.keras"
+            "models with serlib.app.model_folder.export_models, which copies it beside model.keras"
         )
-    if ae.get("sha256") and _sha256(path) != ae["sha256"]:
+    if ae.get("sha256") and sha256(path) != ae["sha256"]:
         raise PredictError(
             f"{path}: mismatch: this is not the autoencoder the ACNN was trained with (sha256 differs from "
             f"{metadata_path}); export the models again"
@@ -254,12 +242,6 @@ def _load_autoencoder(
             f"{representation[0]}; the ACNN and the autoencoder do not belong together"
         )
     return encoder, {"sample_rate": sample_rate, **spectrogram, "input_shape": recorded_shape}
-
-
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks (kept here: ``autoencoder`` would import TensorFlow)."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # -- inputs and windows ------------------------------------------------------------------------------
@@ -520,93 +502,3 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
             f"that length every {window / 2:.2f} s and their probabilities averaged"
         )
     return "\n".join(text)
-
-
-# -- export ------------------------------------------------------------------------------------------
-def export_models(
-    source: Any, out_dir: str | os.PathLike[str] | None = None, seed: int | None = None
-) -> Path:
-    """Copy the cross-corpus BL model and the best AE-condition model of a finished protocol into model folders.
-
-    ``source`` is the run's Config, or its output folder (conditions and seeds are then read from
-    ``results/protocol.json``). ``out_dir`` defaults to ``<output_dir>/models``; each condition gets
-    ``<out_dir>/<condition>/`` with ``model.keras``, ``model.json`` (the AE path made relative, the AE's
-    sha256 and input shape added) and, for an AE condition, ``autoencoder.keras``. The run of ``seed``
-    (default: the first configured seed) is exported, not the best seed. "Best" AE condition = highest
-    mean cross-corpus UAR over seeds; it is the default of ``models.json``. The folder is built beside
-    the target and renamed in.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        output = Path(source)
-        protocol = _read_json(output / "results" / "protocol.json")
-        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol.get("conditions", [])]
-        seeds = [int(s) for s in protocol.get("seeds", [])]
-    else:
-        output = Path(source.output_dir)
-        conditions = [(c.name, c.autoencoder_corpus) for c in source.protocol.conditions]
-        seeds = [int(s) for s in source.protocol.seeds]
-    out = Path(out_dir) if out_dir is not None else output / "models"
-    if seed is None and not seeds:
-        raise PredictError(f"{output}: the protocol names no seeds; pass seed=")
-    seed = int(seeds[0] if seed is None else seed)
-    cross = output / "results" / "cross"
-    scores: dict[str, float] = {}
-    for name, _ in conditions:
-        uars = [float(_read_json(p)["uar"]) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
-        if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
-            scores[name] = float(np.mean(uars))
-    baseline = next((name for name, corpus in conditions if corpus == "none"), None)
-    with_ae = [name for name, corpus in conditions if corpus != "none" and name in scores]
-    chosen = ([baseline] if baseline in scores else []) + (
-        [max(with_ae, key=lambda n: scores[n])] if with_ae else []
-    )
-    if not chosen:
-        raise PredictError(
-            f"{cross}: no finished cross-corpus runs with {MODEL_FILE} for seed {seed}; run `serlib evaluate` first"
-        )
-    staging = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        for name in chosen:
-            _export_one(cross / name / f"seed{seed}" / "fold0", staging / name, scores[name])
-        index = {
-            "format": INDEX_FORMAT,
-            "default": chosen[-1],
-            "models": {name: {"cross_corpus_mean_uar": scores[name], "seed": seed} for name in chosen},
-            "note": "default = the best autoencoder condition by mean cross-corpus UAR (BL when there is none)",
-        }
-        (staging / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-        old = out.with_name(f".{out.name}.old{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported models %s to %s (default %s)", chosen, out, chosen[-1])
-    return out
-
-
-def _export_one(run: Path, target: Path, mean_uar: float) -> None:
-    metadata = _read_json(run / METADATA_FILE)
-    target.mkdir(parents=True)
-    shutil.copy2(run / MODEL_FILE, target / MODEL_FILE)
-    ae = metadata.get("autoencoder")
-    if ae:
-        source = Path(str(ae.get("model") or ""))
-        if not source.is_file():
-            raise PredictError(
-                f"{run / METADATA_FILE}: its autoencoder {source} is missing; re-run `serlib evaluate`"
-            )
-        shutil.copy2(source, target / AUTOENCODER_FILE)
-        ae["model"] = AUTOENCODER_FILE
-        ae["sha256"] = _sha256(target / AUTOENCODER_FILE)
-        state = source.parent / "training_state.json"
-        if state.is_file():
-            shape = _read_json(state).get("fingerprint", {}).get("shape")
-            if shape:
-                ae["input_shape"] = [int(n) for n in shape[1:]]
-    metadata["source_run"] = str(run)
-    metadata["cross_corpus_mean_uar"] = mean_uar
-    (target / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
