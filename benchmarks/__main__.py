@@ -4,9 +4,12 @@ Each benchmark module runs in a fresh child process (so its peak memory is its o
 TensorFlow state cannot slow another), returns its rows as JSON, and the rows are put into one table:
 stage, implementation, work size, wall time, throughput, peak memory, achieved GFLOP/s against this
 machine's GEMM rate measured in the same run, and the speed ratio to the reference implementation
-measured in the same run (log-Mel/spectrogram: librosa; AE: a plain Keras model; ACNN: eager
-execution). The table and a description of the machine are written to ``benchmarks/RESULTS.md``.
-Quick mode (default) takes a few minutes on 2 cores; ``--full`` uses more data and repeats.
+measured in the same run (log-Mel/spectrogram: librosa; AE: a plain Keras model; ACNN training: the
+same model with ``acnn.implementation: reference``; ACNN inference: batch 32). The table, a
+description of the machine and the load average before and after are written to
+``benchmarks/RESULTS.md``. Quick mode (default, ``make bench``) takes a few minutes on 2 idle cores;
+``--full`` uses more data and repeats; ``--smoke`` runs every module at tiny sizes and only prints
+(checks that the benchmarks run; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ COLUMNS = (
 
 
 # -- child side -----------------------------------------------------------------------------------------
-def _child(name: str, quick: bool, output: Path) -> None:
-    """Run one benchmark module's ``run(quick)`` with peak-memory sampling; write its rows as JSON."""
+def _child(name: str, quick: bool, output: Path, smoke: bool = False) -> None:
+    """Run one benchmark module's ``run(quick, smoke)``; write its rows as JSON."""
     module = importlib.import_module(MODULES[name])
     load_before = common.load_average()
     start, cpu = time.perf_counter(), common.cpu_seconds()
-    rows = module.run(quick=quick)  # peak memory is sampled by the parent (no extra thread here)
+    rows = module.run(quick=quick, smoke=smoke)  # peak memory is sampled by the parent (no extra thread here)
     summary = {
         "module": name,
         "wall_s": round(time.perf_counter() - start, 1),
@@ -70,7 +73,7 @@ def _plain(value: Any) -> Any:
 
 
 # -- parent side ----------------------------------------------------------------------------------------
-def _run_module(name: str, quick: bool) -> dict[str, Any]:
+def _run_module(name: str, quick: bool, smoke: bool = False) -> dict[str, Any]:
     """One module in a child process; a missing or failing module gives an error entry, not a crash."""
     try:
         spec = importlib.util.find_spec(MODULES[name])
@@ -83,6 +86,8 @@ def _run_module(name: str, quick: bool) -> dict[str, Any]:
         command = [sys.executable, "-m", "benchmarks", "--child", name, "--json", str(output)]
         if not quick:
             command.append("--full")
+        if smoke:
+            command.append("--smoke")
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         print(f"[benchmarks] {name} ...", flush=True)
         with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
@@ -160,6 +165,26 @@ def _autoencoder_row(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[st
         out["work"] = "float32 2048 x 2048 x 2048"
         out["gflops"] = row.get("best")
         out["note"] = f"numpy {row.get('numpy')}, TensorFlow {row.get('tensorflow')} GFLOP/s"
+        if row.get("gflop_per_cpu_s"):
+            out["note"] += f"; TensorFlow {row['gflop_per_cpu_s']} GFLOP per CPU-second"
+        return out
+    if kind == "chain":
+        out["stage"] = "AE recurrence ceiling"
+        out["implementation"] = f"{row['implementation']} ({row['gru_variant']})"
+        stages = " + ".join("||".join(str(size) for size in sizes) for sizes in row["stages"])
+        out["work"] = f"{row['batches']} batches: 186 steps x layers {stages} rows, forward + backward"
+        out["wall_s"] = row["s_per_batch_median"] * row["batches"]
+        out["throughput"], out["throughput_unit"] = BATCH_AE / row["s_per_batch_median"], "utt/s"
+        out["gflops"] = row.get("achieved_gflops")
+        out["gemm_fraction"] = row.get("fraction_of_gemm")
+        out["note"] = (
+            f"{row['s_per_batch_median']} s/batch median (XLA loops {row['s_per_batch_xla']}, graph loops "
+            f"{row['s_per_batch_graph']}), {row['cpu_s_per_batch']} CPU s/batch, "
+            f"{row['chain_gflop_per_batch']} GFLOP/batch; per CPU-second {row['gflop_per_cpu_s']} GFLOP"
+        )
+        if row.get("fraction_of_gemm_cpu") is not None:
+            out["note"] += f" ({100 * row['fraction_of_gemm_cpu']:.0f}% of GEMM's)"
+        out["note"] += f"; load {row.get('load')}"
         return out
     if kind == "train":
         out["stage"] = "AE training"
@@ -173,6 +198,13 @@ def _autoencoder_row(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[st
         )
         if row.get("fraction_of_gemm_cpu") is not None:
             out["note"] += f"; per CPU-second {100 * row['fraction_of_gemm_cpu']:.0f}% of GEMM's"
+        if row.get("fraction_of_chain") is not None:
+            out["note"] += (
+                f"; **{100 * row['fraction_of_chain']:.0f}% of the recurrence ceiling's FLOP/s** (target >= 90 %; "
+                f"per CPU-second {100 * row['fraction_of_chain_cpu']:.0f}%), the chain alone takes "
+                f"{100 * row['chain_share_of_step']:.0f}% of the step; "
+                f"{100 * row.get('fraction_of_gemm', 0):.0f}% of GEMM (target >= 52 %)"
+            )
         plain = next(
             (
                 r
@@ -199,6 +231,9 @@ def _autoencoder_row(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[st
     out["gflops"] = row.get("achieved_gflops")
     out["gemm_fraction"] = row.get("fraction_of_gemm")
     return out
+
+
+BATCH_AE = 64  # the paper AE's batch (benchmarks.bench_autoencoder.BATCH)
 
 
 # -- paper-scale estimate ---------------------------------------------------------------------------------
@@ -274,7 +309,19 @@ def paper_scale(results: list[dict[str, Any]], cores: int) -> list[str]:
         None,
     )
     encode = next((r for r in autoencoder if r.get("row") == "encode"), None)
-    acnn_train = next((r for r in acnn_rows if r.get("implementation") == "compiled"), None)
+    # The protocol runs one worker per core with 1 TF thread each: the fast model's rate per CPU-second
+    # with 1 thread on realistic lengths, times the cores.
+    acnn_train = next(
+        (
+            r
+            for r in acnn_rows
+            if r.get("stage") == "ACNN training"
+            and r.get("implementation") == "fast"
+            and r.get("profile") == "realistic"
+            and r.get("threads") == 1
+        ),
+        None,
+    )
     if train is None or acnn_train is None:
         return ["", "## Paper-scale estimate", "", "Not available: the AE or ACNN benchmark did not run.", ""]
 
@@ -311,7 +358,8 @@ def paper_scale(results: list[dict[str, Any]], cores: int) -> list[str]:
         "",
         f"This CPU: rates per CPU-second measured above x {cores} cores (the time on the idle machine; other "
         f"processes' load does not change CPU-seconds): AE {ae_cpu_rate:.1f} utt/s ({ae_variant}, "
-        f"{train['training_gflop_per_utterance']} GFLOP/utt), ACNN {acnn_cpu_rate:,.0f} utt/s, encoding "
+        f"{train['training_gflop_per_utterance']} GFLOP/utt), ACNN {acnn_cpu_rate:,.0f} utt/s (`implementation: "
+        f"fast`, 1 TF thread per core, lengths 40-100 % of 750 frames), encoding "
         f"{encode_rate or float('nan'):,.0f} utt/s (as measured). One {GPU_NAME}: an estimate, not a "
         f"measurement (no GPU in this session): AE at {int(100 * GPU_UTILISATION[0])}-"
         f"{int(100 * GPU_UTILISATION[1])} % of its {GPU_FP32_TFLOPS:.0f} TFLOP/s FP32 "
@@ -354,16 +402,27 @@ def paper_scale(results: list[dict[str, Any]], cores: int) -> list[str]:
 
 
 def render(
-    results: list[dict[str, Any]], machine: dict[str, Any], gemm: dict[str, float], quick: bool
+    results: list[dict[str, Any]],
+    machine: dict[str, Any],
+    gemm: dict[str, float],
+    quick: bool,
+    smoke: bool = False,
 ) -> str:
     """RESULTS.md: how it was made, the machine, the table and the per-module summaries."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if smoke:
+        command, mode = " --smoke", "smoke mode: tiny sizes, the numbers mean nothing"
+    elif quick:
+        command, mode = "", "quick mode; `make bench` runs the same"
+    else:
+        command, mode = " --full", "full mode"
     lines = [
         "# serlib benchmark results",
         "",
-        f"Generated by `python -m benchmarks{'' if quick else ' --full'}` ({'quick' if quick else 'full'} mode) "
-        f"on {now}. Do not edit by hand: re-run the command. What each number means and what each speed "
-        "change bought: `docs/performance.md`.",
+        f"Generated by `python -m benchmarks{command}` ({mode}) on {now}, with a 1/5/15-minute load average of "
+        f"{machine.get('load_average_1_5_15min', '?')} on {machine.get('cores', '?')} cores. Do not edit by "
+        "hand: re-run the command. What each number means and what each speed change bought: "
+        "`docs/performance.md`.",
         "",
         "## Machine",
         "",
@@ -373,8 +432,10 @@ def render(
         f"| GEMM rate (float32 {common.GEMM_SIZE}^3, best of 5) | numpy {gemm['numpy']} GFLOP/s, "
         f"TensorFlow {gemm['tensorflow']} GFLOP/s |",
         "",
-        "Other processes share the cores; the load average is given per module. Wall times under load are "
-        "pessimistic; the feature rows also give real time per CPU-second, which load does not change.",
+        "Other processes share the cores; the load average is given per module (and per row for the AE "
+        "recurrence and the ACNN). Wall times under load are pessimistic; the feature rows also give real "
+        "time per CPU-second, the ACNN rows with 1 TF thread are utterances per CPU-second against the "
+        "1-thread GEMM's GFLOP per CPU-second, which load changes much less.",
         "",
         "## Results",
         "",
@@ -409,9 +470,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more data and repeats (tens of minutes)")
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, prints the table and writes nothing unless --output is given (checks that it runs)",
+    )
+    parser.add_argument(
         "--only", default=",".join(MODULES), help="comma-separated subset of " + ", ".join(MODULES)
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the Markdown table")
+    parser.add_argument(
+        "--output", type=Path, default=None, help=f"where to write the Markdown table (default {RESULTS})"
+    )
     parser.add_argument(
         "--render-only",
         action="store_true",
@@ -422,8 +490,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     quick = not args.full
     if args.child:
-        _child(args.child, quick, args.json)
+        _child(args.child, quick, args.json, smoke=args.smoke)
         return
+    output = args.output or (None if args.smoke else RESULTS)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODULES]
     if unknown:
@@ -435,18 +504,22 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         machine = common.describe_machine()
         gemm = common.gemm_rates()
-        results = [_run_module(name, quick) for name in names]
-        machine["load_average_1min"] = (
-            f"{machine['load_average_1min']} at the start, {common.load_average():.2f} at the end"
+        results = [_run_module(name, quick, args.smoke) for name in names]
+        machine["load_average_1_5_15min"] = (
+            f"{machine['load_average_1_5_15min']} at the start, {common.load_averages()} at the end"
         )
         raw = {"machine": machine, "gemm": gemm, "quick": quick, "results": results}
-        RAW.write_text(json.dumps(raw, indent=1), encoding="utf-8")
-        text = render(results, machine, gemm, quick)
-    tmp = args.output.with_name(f".{args.output.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, args.output)
+        if not args.smoke:
+            RAW.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+        text = render(results, machine, gemm, quick, args.smoke)
     print(text)
-    print(f"[benchmarks] written to {args.output}")
+    if output is None:
+        print("[benchmarks] smoke run: nothing written (give --output to keep the table)")
+        return
+    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, output)
+    print(f"[benchmarks] written to {output}")
 
 
 if __name__ == "__main__":

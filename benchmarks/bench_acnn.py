@@ -1,25 +1,49 @@
-"""Training and inference throughput of the paper's ACNN (utterances per second), three ways.
+"""Training and inference throughput of the paper's ACNN: ``implementation: reference`` against ``fast``.
 
-Run ``python -m benchmarks.bench_acnn [--quick]``. The model is the paper preset's ACNN (750 frames x 26
-bands, 200 filters of 26x10, stride 3, pooling 30/3, attention, three softmax heads, batch 32) on
-random log-Mel-shaped inputs (throughput does not depend on the values). Rows:
+Run ``python -m benchmarks.bench_acnn [--quick | --smoke]``. The model is the paper preset's ACNN
+(750 frames x 26 bands, 200 filters of 26x10, stride 3, pooling 30/3, attention, three softmax heads,
+batch 32) on random log-Mel-shaped inputs (throughput does not depend on the values, only on where the
+zero padding is). Everything is measured in two child processes started by this module, one with
+TensorFlow's intra- and inter-op threads at 1 (``SERLIB_TF_THREADS=1``, read by
+``serlib.base.runtime.configure``) and one at 2 (both cores of the development machines):
 
-* ``eager``: the same model with ``run_eagerly=True`` - no ``tf.function`` graph (the reference);
-* ``compiled``: Keras' default ``tf.function`` train step (what ``experiments`` uses);
-* ``jit_compile``: the train step compiled by XLA (``acnn.jit_compile: true``);
-* ``tf.data``: the compiled step fed by a cached, shuffled, prefetched ``tf.data`` pipeline instead of
-  numpy arrays through Keras' adapter;
-* ``predict``: inference of heads, hidden layer and attention in one pass (``acnn.predict_all``'s
-  model), at the training batch size (32) and at 256 (large-batch inference).
+* with 1 thread, CPU time is the time of the work itself, so **utterances per CPU-second** (the
+  throughput column of those rows) is what one worker per core achieves and other processes on the
+  machine change it little; it is compared with the GEMM rate per CPU-second of one thread, measured
+  in the same child;
+* with 2 threads, wall-clock utterances per second (and per CPU-second in the notes) against the
+  2-thread GEMM rate measured in that child: the rate of one run using the whole machine.
 
-FLOPs are counted from the layer shapes (2 per multiply-add; training = 3x forward).
+Training rows (``model.fit`` of the compiled model, one untimed warm-up epoch) for three length
+profiles: ``full`` (every utterance 750 frames), ``realistic`` (lengths uniform between 40 % and
+100 % of 750 frames, zero-padded, as turns of real corpora cut at 7.5 s) and, with 1 thread, ``short``
+(20-50 %, like Emo-DB's 2.0 s clips in 4.0 s inputs). Each profile has a ``reference`` row (plain
+Keras layers, ``acnn.implementation: reference``) and a ``fast`` row (``serlib.models.acnn_kernels``,
+the default); every row's ratio is against the reference row of the same profile and thread count.
+With 1 thread and full lengths three more rows keep earlier decisions measured: ``eager``
+(``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers) and ``tf.data`` (the
+fast model fed by a cached, shuffled, prefetched ``tf.data`` pipeline instead of numpy arrays).
+
+Inference rows: ``acnn.analysis_model(...).predict`` (what ``acnn.predict_all`` runs) of the fast
+model on realistic lengths at batch 32, 64, 128 and 256, ratio against batch 32;
+``acnn.PREDICT_BATCH_SIZE`` is marked.
+
+FLOPs are counted from the layer shapes (2 per multiply-add; training = 3x forward) over the real
+frames only: a convolution step counts when it reads at least one real frame of the utterance; the
+attention and the heads count in full. For ``full`` this is the paper model's nominal 77 MFLOP per
+training utterance; for padded profiles it is the useful work, whatever the implementation computes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,16 +52,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import common  # noqa: E402
 
+# name: (shortest, longest) utterance as a fraction of max_frames; uniform in between
+LENGTH_PROFILES = {"full": (1.0, 1.0), "realistic": (0.4, 1.0), "short": (0.2, 0.5)}
+PREDICT_BATCHES = (32, 64, 128, 256)
+THREADS = (1, 2)
 
-def flops_per_utterance(config: Any, external_dim: int = 0) -> dict[str, float]:
-    """Forward and training FLOPs of one utterance: convolution, attention scores and sum, heads."""
+
+def flops_per_utterance(config: Any, external_dim: int = 0, frames: int | None = None) -> dict[str, float]:
+    """Forward and training FLOPs of one utterance: convolution, attention scores and sum, heads.
+
+    ``frames`` (default ``max_frames``): the utterance's real frames; only convolution steps that read
+    at least one of them count (the rest see padding only and are constant).
+    """
+    import math
+
     from serlib.data.manifest import EMOTIONS, LEVELS
     from serlib.models import acnn
 
     a = config.acnn
-    frames, bands = config.features.logmel.max_frames, config.features.logmel.bands
-    steps = acnn.conv_steps(frames, a.kernel_frames, a.conv_stride)
-    pooled = acnn.pooled_steps(frames, a)
+    max_frames, bands = config.features.logmel.max_frames, config.features.logmel.bands
+    steps = acnn.conv_steps(max_frames, a.kernel_frames, a.conv_stride)
+    if frames is not None:
+        steps = min(steps, math.ceil(int(frames) / a.conv_stride))
+    pooled = acnn.pooled_steps(max_frames, a)
     macs = steps * a.filters * a.kernel_frames * bands  # convolution
     macs += 2 * pooled * a.filters  # attention scores W^T x_i and the weighted sum
     macs += (a.filters + external_dim) * (len(EMOTIONS) + 2 * len(LEVELS))  # three heads
@@ -45,38 +82,53 @@ def flops_per_utterance(config: Any, external_dim: int = 0) -> dict[str, float]:
     return {"forward": forward, "training": 3.0 * forward}
 
 
-def _data(config: Any, count: int, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _lengths(config: Any, count: int, profile: str, seed: int = 0) -> np.ndarray:
+    frames = config.features.logmel.max_frames
+    low, high = LENGTH_PROFILES[profile]
+    rng = np.random.default_rng([seed, 17])
+    return rng.integers(round(low * frames), round(high * frames) + 1, count)
+
+
+def _data(
+    config: Any, count: int, profile: str = "full", seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Random log-Mel-like inputs zero-padded after each utterance's length, targets, and the lengths."""
     rng = np.random.default_rng(seed)
     frames, bands = config.features.logmel.max_frames, config.features.logmel.bands
-    inputs = {"logmel": rng.standard_normal((count, frames, bands), dtype=np.float32) - 10.0}
+    logmel = rng.standard_normal((count, frames, bands), dtype=np.float32) - 10.0
+    lengths = _lengths(config, count, profile, seed)
+    logmel[np.arange(frames)[None, :] >= lengths[:, None]] = 0.0
+    inputs = {"logmel": logmel}
     targets = {
         "emotion": rng.integers(0, 4, count).astype(np.int32),
         "arousal": rng.integers(-1, 3, count).astype(np.int32),
         "valence": rng.integers(-1, 3, count).astype(np.int32),
     }
-    return inputs, targets
+    return inputs, targets, lengths
 
 
-def _model(config: Any, mode: str) -> Any:
+def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
     import keras
 
     from serlib.base import config as config_module
     from serlib.models import acnn
 
     keras.utils.set_random_seed(0)
-    chosen = config_module.override(config, **{"acnn.jit_compile": mode == "jit_compile"})
+    chosen = config_module.override(
+        config, **{"acnn.implementation": implementation, "acnn.jit_compile": mode == "jit_compile"}
+    )
     model = acnn.build_configured(chosen)
     if mode == "eager":
         model.run_eagerly = True  # read when fit builds its train function
     return model
 
 
-def _train_rate(config: Any, mode: str, count: int, epochs: int) -> tuple[float, float, float]:
-    """(utterances per second, wall seconds, CPU seconds) of ``epochs`` epochs after one warm-up epoch."""
+def _train(config: Any, implementation: str, mode: str, inputs: Any, targets: Any, epochs: int) -> tuple:
+    """(wall seconds, CPU seconds) of ``epochs`` epochs after one untimed warm-up epoch."""
     import tensorflow as tf
 
-    model = _model(config, mode)
-    inputs, targets = _data(config, count)
+    model = _model(config, implementation, mode)
+    count = len(inputs["logmel"])
     batch = config.acnn.batch_size
     if mode == "tf.data":
         dataset = (
@@ -93,107 +145,374 @@ def _train_rate(config: Any, mode: str, count: int, epochs: int) -> tuple[float,
         model.fit(inputs, targets, batch_size=batch, epochs=1, shuffle=True, verbose=0)
         start, cpu = time.perf_counter(), common.cpu_seconds()
         model.fit(inputs, targets, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
-    wall = time.perf_counter() - start
-    return count * epochs / wall, wall, common.cpu_seconds() - cpu
+    return time.perf_counter() - start, common.cpu_seconds() - cpu
 
 
-def _predict_rate(config: Any, count: int, batch_size: int) -> tuple[float, float, float]:
-    """(utterances per second, wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict``."""
+def _predict(config: Any, inputs: Any, batch_size: int) -> tuple:
+    """(wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict`` after an untimed pass."""
     from serlib.models import acnn
 
-    model = acnn.analysis_model(_model(config, "compiled"))  # what acnn.predict_all runs
-    inputs, _ = _data(config, count)
+    model = acnn.analysis_model(_model(config, "fast"))  # what acnn.predict_all runs
     model.predict(inputs, batch_size=batch_size, verbose=0)  # traces the predict step
     start, cpu = time.perf_counter(), common.cpu_seconds()
     model.predict(inputs, batch_size=batch_size, verbose=0)
-    wall = time.perf_counter() - start
-    return count / wall, wall, common.cpu_seconds() - cpu
+    return time.perf_counter() - start, common.cpu_seconds() - cpu
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
-    """One dict per row (used by ``python -m benchmarks``)."""
+def _conv_flops(config: Any, frames: int) -> float:
+    """FLOPs of the convolution's forward pass and kernel gradient (2 x forward) for one utterance,
+    counting the steps that read at least one of its ``frames`` real frames."""
+    import math
+
+    from serlib.models import acnn
+
+    a = config.acnn
+    steps = acnn.conv_steps(config.features.logmel.max_frames, a.kernel_frames, a.conv_stride)
+    steps = min(steps, math.ceil(int(frames) / a.conv_stride))
+    return 2 * 2.0 * steps * a.filters * a.kernel_frames * config.features.logmel.bands
+
+
+def _layer_costs(config: Any, repeats: int) -> list[tuple[str, str, float, float, float]]:
+    """(layer, lengths, wall and CPU seconds per batch, FLOPs per utterance) of one layer's forward pass
+    plus its gradient, alone.
+
+    The convolution on the batch's log-Mel (gradients of input-independent weights and bias), the
+    max-pooling on that convolution's output (gradient to its input): where the training step's time
+    goes, and what each fast kernel changes.
+    """
+    import keras
+    import tensorflow as tf
+
+    from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
+
+    a = config.acnn
+    batch = config.acnn.batch_size
+    options = {"strides": a.conv_stride, "padding": "valid", "activation": a.activation}
+    keras.utils.set_random_seed(0)
+    reference_conv = keras.layers.Conv1D(a.filters, a.kernel_frames, **options)
+    fast_conv = PaddingAwareConv1D(a.filters, a.kernel_frames, **options)
+    pools = {
+        "max-pooling, Keras MaxPooling1D (TensorFlow's MaxPoolGrad)": keras.layers.MaxPooling1D(
+            a.pool_size, strides=a.pool_stride, padding="valid"
+        ),
+        "max-pooling, FastMaxPooling1D (block gradient, XLA)": FastMaxPooling1D(
+            a.pool_size, strides=a.pool_stride, padding="valid"
+        ),
+    }
+    data = {profile: _data(config, batch, profile) for profile in LENGTH_PROFILES}
+    inputs = {profile: tf.constant(data[profile][0]["logmel"]) for profile in LENGTH_PROFILES}
+    flops = {profile: float(np.mean([_conv_flops(config, n) for n in data[profile][2]])) for profile in data}
+    reference_conv(inputs["full"])
+    fast_conv(inputs["full"])
+    fast_conv.set_weights(reference_conv.get_weights())
+    conv_output = tf.constant(reference_conv(inputs["full"]))
+
+    def timed(step: Any, x: Any) -> tuple[float, float]:
+        step(x)[0].numpy()  # trace
+        start, cpu = time.perf_counter(), common.cpu_seconds()
+        for _ in range(repeats):
+            step(x)[0].numpy()
+        return (time.perf_counter() - start) / repeats, (common.cpu_seconds() - cpu) / repeats
+
+    def conv_step(layer: Any) -> Any:
+        @tf.function
+        def step(x: Any) -> Any:
+            with tf.GradientTape() as tape:
+                y = layer(x)
+            return tape.gradient(y, layer.trainable_variables, output_gradients=tf.ones_like(y))
+
+        return step
+
+    def pool_step(layer: Any) -> Any:
+        @tf.function
+        def step(x: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return [tape.gradient(y, x, output_gradients=tf.ones_like(y))]
+
+        return step
+
+    costs = [
+        (
+            "convolution, Keras Conv1D",
+            "full",
+            *timed(conv_step(reference_conv), inputs["full"]),
+            flops["full"],
+        )
+    ]
+    for profile in LENGTH_PROFILES:
+        timing = timed(conv_step(fast_conv), inputs[profile])
+        costs.append(("convolution, PaddingAwareConv1D", profile, *timing, flops[profile]))
+    for name, layer in pools.items():
+        costs.append((name, "full", *timed(pool_step(layer), conv_output), 0.0))
+    return costs
+
+
+def _tf_gemm(repeats: int) -> dict[str, float]:
+    """TensorFlow float32 2048^3 GEMM with this process's thread count: best wall GFLOP/s and GFLOP per
+    CPU-second (numpy's BLAS is left out: its threads are not TensorFlow's)."""
+    import tensorflow as tf
+
+    size = common.GEMM_SIZE
+    a = tf.random.uniform((size, size), seed=0)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.linalg.matmul(x, x)))
+    matmul(a).numpy()
+    best, cpu_start = float("inf"), common.cpu_seconds()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    flops = 2.0 * size**3
+    return {
+        "wall": round(flops / best / 1e9, 1),
+        "per_cpu_s": round(flops * repeats / (common.cpu_seconds() - cpu_start) / 1e9, 1),
+    }
+
+
+def _sizes(quick: bool, smoke: bool) -> dict[str, int]:
+    if smoke:
+        return {"count": 64, "epochs": 1, "eager": 32, "predict": 256}
+    if quick:  # below ~500 utterances Keras' per-fit set-up shows in the rate
+        return {"count": 512, "epochs": 2, "eager": 64, "predict": 1024}
+    return {"count": 2048, "epochs": 3, "eager": 256, "predict": 2048}
+
+
+def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
+    """All rows of one thread count, measured in this process (call ``runtime.configure`` first)."""
     from serlib.base import config as config_module
+    from serlib.base import runtime
+    from serlib.models import acnn
 
+    settings = runtime.configure(threads)
     config = config_module.load_preset("paper")
-    gemm_before = common.gemm_rates()
-    flops = flops_per_utterance(config)
-    count = 512 if quick else 2048  # below ~500 utterances Keras' per-fit set-up shows in the rate
-    epochs = 2 if quick else 3
-    eager_count = 64 if quick else 256
+    sizes = _sizes(quick, smoke)
+    batch = config.acnn.batch_size
+    frames = config.features.logmel.max_frames
+    nominal = flops_per_utterance(config)["training"]
+    gemm_repeats = 2 if smoke else 5
+    gemm = [_tf_gemm(gemm_repeats)]
     rows: list[dict[str, Any]] = []
 
     def add(
-        stage: str, implementation: str, work: str, utterances: int, timing: tuple, peak: Any, per: float
-    ) -> None:
-        rate, wall, cpu = timing
+        stage: str, implementation: str, profile: str, work: str, utterances: int, timing: tuple, **extra
+    ):
+        wall, cpu = timing
         rows.append(
             {
                 "benchmark": "acnn",
                 "stage": stage,
                 "implementation": implementation,
+                "profile": profile,
+                "threads": threads,
                 "work": work,
                 "utterances": utterances,
                 "wall_s": round(wall, 3),
                 "cpu_s": round(cpu, 3),
-                "throughput": round(rate, 1),
-                "throughput_unit": "utt/s",
+                "utt_per_s": round(utterances / wall, 1),
                 "per_cpu_s": round(utterances / cpu, 1) if cpu > 0 else None,
-                "peak_mib": round(peak.peak_mib, 0),
-                "gflops": round(rate * per / 1e9, 2),
-                "note": f"{utterances / cpu:,.0f} utt per CPU-second" if cpu > 0 else "",
+                "load": round(common.load_average(), 2),
+                **extra,
             }
         )
 
-    for mode in ("eager", "compiled", "jit_compile", "tf.data"):
-        n = eager_count if mode == "eager" else count
-        ep = 1 if mode == "eager" else epochs
+    training: list[tuple[str, str, str]] = []  # (profile, implementation, mode)
+    profiles = ("full", "realistic", "short") if threads == 1 and not smoke else ("full", "realistic")
+    for profile in profiles:
+        training += [(profile, "reference", "compiled"), (profile, "fast", "compiled")]
+        if threads == 1 and profile == "full":
+            training += [("full", "fast", "eager"), ("full", "reference", "jit_compile")]
+            training += [("full", "fast", "tf.data")]
+    data: dict[tuple[str, int], tuple] = {}
+    for profile, implementation, mode in training:
+        n = sizes["eager"] if mode == "eager" else sizes["count"]
+        epochs = 1 if mode == "eager" else sizes["epochs"]
+        if (profile, n) not in data:
+            data[(profile, n)] = _data(config, n, profile)
+        inputs, targets, lengths = data[(profile, n)]
+        useful = float(
+            np.mean([flops_per_utterance(config, frames=length)["training"] for length in lengths])
+        )
         with common.peak_memory() as peak:
-            timing = _train_rate(config, mode, n, ep)
-        work = f"{n} utt x {ep} epochs, batch {config.acnn.batch_size}"
-        add("ACNN training", mode, work, n * ep, timing, peak, flops["training"])
-    for batch_size in (config.acnn.batch_size, 256):
+            timing = _train(config, implementation, mode, inputs, targets, epochs)
+        low, high = (round(100 * f) for f in LENGTH_PROFILES[profile])
+        lengths_text = f"{frames} frames" if low == high == 100 else f"{low}-{high} % of {frames} frames"
+        label = implementation if mode == "compiled" else f"{implementation}, {mode}"
+        add(
+            "ACNN training",
+            label,
+            profile,
+            f"{n} utt x {epochs} ep., batch {batch}, {lengths_text}, {threads} TF thread{'s' * (threads > 1)}",
+            n * epochs,
+            timing,
+            mode=mode,
+            implementation_key=implementation,
+            flop_per_utt=useful,
+            useful_share=round(useful / nominal, 3),
+            peak_mib=round(peak.peak_mib, 0),
+        )
+
+    if threads == 1:  # where the training step's time goes: each layer's forward + gradient alone
+        layer_repeats = 3 if smoke else 20
+        for layer, profile, wall, seconds, layer_flops in _layer_costs(config, layer_repeats):
+            low, high = (round(100 * f) for f in LENGTH_PROFILES[profile])
+            lengths_text = f"{frames} frames" if low == high == 100 else f"{low}-{high} % of {frames} frames"
+            add(
+                "ACNN layer cost",
+                layer,
+                profile,
+                f"{layer_repeats} batches of {batch}, {lengths_text}, forward + gradient, 1 TF thread",
+                batch * layer_repeats,
+                (wall * layer_repeats, seconds * layer_repeats),
+                mode="layer",
+                flop_per_utt=layer_flops,
+                useful_share=round(layer_flops / _conv_flops(config, frames), 3) if layer_flops else None,
+                ms_per_batch=round(1e3 * seconds, 2),
+            )
+
+    inputs, _, lengths = _data(config, sizes["predict"], "realistic", seed=1)
+    forward = float(np.mean([flops_per_utterance(config, frames=length)["forward"] for length in lengths]))
+    for size in PREDICT_BATCHES[:2] if smoke else PREDICT_BATCHES:
         with common.peak_memory() as peak:
-            timing = _predict_rate(config, count * 2, batch_size)
+            timing = _predict(config, inputs, size)
+        chosen = " (acnn.PREDICT_BATCH_SIZE)" if size == acnn.PREDICT_BATCH_SIZE else ""
         add(
             "ACNN inference",
-            f"predict, batch {batch_size}",
-            f"{count * 2} utt",
-            count * 2,
+            f"fast, predict batch {size}{chosen}",
+            "realistic",
+            f"{sizes['predict']} utt, 40-100 % of {frames} frames, {threads} TF thread{'s' * (threads > 1)}",
+            sizes["predict"],
             timing,
-            peak,
-            flops["forward"],
+            mode="predict",
+            batch_size=size,
+            flop_per_utt=forward,
+            peak_mib=round(peak.peak_mib, 0),
         )
-    gemm_after = common.gemm_rates()
-    ceiling = max(gemm_before["best"], gemm_after["best"])
-    gemm_cpu = common.gemm_per_cpu_second()
-    references = {
-        "ACNN training": ("eager", "eager (run_eagerly=True)"),
-        "ACNN inference": (f"predict, batch {config.acnn.batch_size}", f"batch {config.acnn.batch_size}"),
-    }
+    gemm.append(_tf_gemm(gemm_repeats))
+    ceiling_wall = max(g["wall"] for g in gemm)
+    ceiling_cpu = max(g["per_cpu_s"] for g in gemm)
+    _finish(rows, threads, ceiling_wall, ceiling_cpu)
+    rows.insert(
+        0,
+        {
+            "benchmark": "acnn",
+            "stage": "GEMM ceiling",
+            "implementation": f"TensorFlow float32 {common.GEMM_SIZE}^3, {threads} TF thread{'s' * (threads > 1)}",
+            "threads": threads,
+            "work": f"best of {gemm_repeats}, before and after the ACNN rows",
+            "throughput": None,
+            "gflops": ceiling_cpu if threads == 1 else ceiling_wall,
+            "gemm_wall": ceiling_wall,
+            "gemm_per_cpu_s": ceiling_cpu,
+            "note": (
+                f"{ceiling_cpu:,.1f} GFLOP per CPU-second, {ceiling_wall:,.1f} GFLOP/s wall "
+                f"(before: {gemm[0]['per_cpu_s']} / {gemm[0]['wall']}, after: {gemm[1]['per_cpu_s']} / "
+                f"{gemm[1]['wall']}); TF intra/inter-op threads {settings['intra_op_threads']}/"
+                f"{settings['inter_op_threads']}"
+            ),
+        },
+    )
+    return rows
+
+
+def _finish(rows: list[dict[str, Any]], threads: int, ceiling_wall: float, ceiling_cpu: float) -> None:
+    """GFLOP/s, fraction of the GEMM ceiling, ratio to the reference row and the note of every row.
+
+    With 1 thread the throughput and GFLOP/s columns are per CPU-second (against the 1-thread GEMM's
+    GFLOP per CPU-second); with more threads they are wall-clock (against the GEMM's wall rate).
+    """
     for row in rows:
-        row["gemm_gflops"] = ceiling
-        row["gemm_fraction"] = round(row["gflops"] / ceiling, 3)
-        per_cpu = row["gflops"] * row["wall_s"] / row["cpu_s"] if row["cpu_s"] > 0 else 0.0
-        row["gemm_fraction_cpu"] = round(per_cpu / gemm_cpu, 3)
-        row["note"] += f"; per CPU-second {100 * row['gemm_fraction_cpu']:.0f}% of GEMM's"
-        implementation, name = references[row["stage"]]
-        base = next(r for r in rows if r["stage"] == row["stage"] and r["implementation"] == implementation)
+        per_cpu = row["per_cpu_s"] or 0.0
+        gflop_cpu = per_cpu * row["flop_per_utt"] / 1e9
+        gflop_wall = row["utt_per_s"] * row["flop_per_utt"] / 1e9
+        row["gemm_fraction_cpu"] = round(gflop_cpu / ceiling_cpu, 3)
+        row["gemm_fraction_wall"] = round(gflop_wall / ceiling_wall, 3)
+        if threads == 1:
+            row["throughput"], row["throughput_unit"] = per_cpu, "utt/CPU-s"
+            row["gflops"], row["gemm_fraction"] = round(gflop_cpu, 2), row["gemm_fraction_cpu"]
+            other = f"{row['utt_per_s']:,.0f} utt/s wall"
+        else:
+            row["throughput"], row["throughput_unit"] = row["utt_per_s"], "utt/s"
+            row["gflops"], row["gemm_fraction"] = round(gflop_wall, 2), row["gemm_fraction_wall"]
+            other = f"{per_cpu:,.0f} utt per CPU-second ({100 * row['gemm_fraction_cpu']:.0f}% of GEMM's)"
+        if row["stage"] == "ACNN layer cost":
+            base = next(r for r in rows if r["stage"] == row["stage"])  # Keras Conv1D, full lengths
+            reference = "Keras Conv1D (full)"
+        elif row["stage"] == "ACNN training":
+            base = next(
+                r
+                for r in rows
+                if r["stage"] == row["stage"]
+                and r["profile"] == row["profile"]
+                and r["implementation"] == "reference"
+            )
+            reference = f"reference ({row['profile']})"
+        else:
+            base = next(
+                r for r in rows if r["stage"] == row["stage"] and r["batch_size"] == PREDICT_BATCHES[0]
+            )
+            reference = f"batch {PREDICT_BATCHES[0]}"
         row["ratio_vs_reference"] = round(row["throughput"] / base["throughput"], 2)
-        row["reference"] = name
+        row["reference"] = reference
+        useful = row.get("useful_share")
+        flops_text = (
+            f"; FLOPs of real frames only ({100 * useful:.0f}% of the {row['profile']} batch's nominal)"
+            if useful is not None and useful < 1
+            else ""
+        )
+        if row["stage"] == "ACNN layer cost":
+            other = f"{row['ms_per_batch']:,.1f} CPU ms per batch of 32"
+            if not row["flop_per_utt"]:
+                row["gflops"] = row["gemm_fraction"] = None  # comparisons only: no multiply-adds
+            else:
+                other += "; GFLOP/s per CPU-second: forward and kernel gradient"
+        elif threads == 1:
+            other += f"; GFLOP/s per CPU-second, against the 1-thread GEMM's {ceiling_cpu:,.1f}"
+        row["note"] = f"{other}; load {row['load']}{flops_text}"
+
+
+# -- one child process per thread count -----------------------------------------------------------------
+def run(quick: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
+    """One dict per row (used by ``python -m benchmarks``): a child process per TF thread count."""
+    rows: list[dict[str, Any]] = []
+    for threads in THREADS:
+        with tempfile.TemporaryDirectory(prefix="serlib-bench-acnn-") as folder:
+            output = Path(folder) / "rows.json"
+            command = [sys.executable, "-m", "benchmarks.bench_acnn", "--threads", str(threads)]
+            command += ["--json", str(output)] + (["--smoke"] if smoke else ["--quick"] if quick else [])
+            environment = {**os.environ, "SERLIB_TF_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2"}
+            result = subprocess.run(command, env=environment, capture_output=True, text=True)
+            if result.returncode != 0 or not output.is_file():
+                tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"ACNN benchmark with {threads} TF threads failed: {tail}")
+            rows += json.loads(output.read_text(encoding="utf-8"))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer utterances and epochs")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs, not speed")
+    parser.add_argument("--threads", type=int, help="measure in this process with this many TF threads")
+    parser.add_argument("--json", type=Path, help="with --threads: write the rows here")
     args = parser.parse_args()
-    rows = run(quick=args.quick)
+    if args.threads:
+        rows = measure(args.threads, quick=args.quick, smoke=args.smoke)
+        if args.json:
+            args.json.write_text(json.dumps(rows), encoding="utf-8")
+            return
+    else:
+        rows = run(quick=args.quick, smoke=args.smoke)
     print(f"load average {common.load_average():.2f} on {common.cores()} cores")
     for row in rows:
+        if row["stage"] == "GEMM ceiling":
+            print(f"{row['implementation']}: {row['note']}")
+            continue
         print(
-            f"{row['implementation']:>12}  {row['work']:<34} {row['throughput']:>8.1f} utt/s  "
-            f"{row['gflops']:>6.2f} GFLOP/s ({100 * row['gemm_fraction']:.0f}% of GEMM {row['gemm_gflops']})  "
-            f"x{row['ratio_vs_reference']:<6} peak {row['peak_mib']:.0f} MiB  {row['note']}"
+            f"{row['stage']:<15} {row['implementation']:<42} {row['work']:<62} "
+            f"{row['throughput']:>8,.1f} {row['throughput_unit']:<9} {row['gflops']:>6.2f} GFLOP/s "
+            f"({100 * row['gemm_fraction']:.0f}% of GEMM)  x{row['ratio_vs_reference']} vs {row['reference']}  "
+            f"{row['note']}"
         )
 
 

@@ -10,6 +10,15 @@ batches of 64 (the paper's batch size) with ``train_on_batch``. Rows:
   executor (what XLA buys), and the same graph built from stock ``keras.layers.GRU`` ("plain Keras":
   Keras' per-step cell loop with automatic differentiation) for comparison; with op determinism on
   (as ``autoencoder.train`` runs) and, for the fused reset_after model, off;
+* ``chain``: the ceiling of the recurrence: only the dependent per-step products a GRU step cannot
+  parallelise over time ([B, U] x [U, 3U] forward and its transpose backward; for ``reset_before`` the
+  two dependent products [B, U] x [U, 2U] and [B, U] x [U, U] of TF1's cell), T steps per layer and
+  direction, in the model's order and concurrency (encoder layers as two batch shards, decoder layers
+  as two directions at a time; forward, then backward in reverse), with no input projection, weight
+  gradient or gate arithmetic. Timed as XLA-compiled loops (as the model's) and as TensorFlow graph
+  loops; the faster is the ceiling. Every training row gives its FLOP rate as a fraction of this
+  chain's (the recurrence is ~37 % of the FLOPs but runs far below GEMM speed, so a model made only of
+  these products could not be faster) and of the GEMM rate;
 * ``encode``: inference throughput of ``autoencoder.encode`` (batch 500, auDeep's generation batch);
 * ``pipeline``: the ``tf.data`` reader alone (shuffled batches streamed from an HDF5 store).
 
@@ -118,6 +127,128 @@ def _train_row(variant: str, implementation: str, batches: int, deterministic: b
     }
 
 
+def chain_schedule(config: Any, batch: int = BATCH) -> list[list[int]]:
+    """The forward stages of the model's recurrence: per GRU layer, the batch sizes of the loops that
+    run concurrently (a unidirectional stack: two batch shards; a bidirectional one: two directions)."""
+    ae = config.autoencoder
+    encoder = [batch, batch] if ae.bidirectional_encoder else [batch // 2, batch - batch // 2]
+    decoder = [batch, batch] if ae.bidirectional_decoder else [batch // 2, batch - batch // 2]
+    return [encoder] * ae.layers + [decoder] * ae.layers
+
+
+def _orthogonal(rng: np.random.Generator, units: int) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.standard_normal((units, units)))
+    return q.astype(np.float32)
+
+
+def _chain_functions(variant: str, units: int, steps: int, compiled: bool) -> tuple[Any, Any]:
+    """One layer-direction's forward and backward chain: ``steps`` dependent products and nothing else.
+
+    The weights keep the state's norm (orthogonal blocks), so no value overflows or turns denormal.
+    """
+    import tensorflow as tf
+
+    def loop(step: Any, h0: Any) -> Any:
+        return tf.while_loop(
+            lambda t, h: t < steps, lambda t, h: (t + 1, step(h)), (tf.constant(0), h0), parallel_iterations=1
+        )[1]
+
+    def forward(h0: Any, w: Any, w_n: Any) -> Any:
+        if variant == "reset_after":  # h W_h, [B, U] x [U, 3U]
+            return loop(lambda h: tf.matmul(h, w)[:, :units], h0)
+        # TF1's cell: h W_zr, then (r * h) W_n depends on it
+        return loop(lambda h: tf.matmul(tf.matmul(h, w[:, : 2 * units])[:, :units], w_n), h0)
+
+    def backward(c0: Any, w: Any, w_n: Any) -> Any:
+        if variant == "reset_after":  # d_gh W_h^T, [B, 3U] x [3U, U]
+            return loop(lambda c: tf.matmul(tf.concat([c, c, c], axis=1), w, transpose_b=True), c0)
+        # d_n W_n^T, then d_zr W_zr^T depends on it
+        return loop(
+            lambda c: tf.matmul(
+                tf.concat([tf.matmul(c, w_n, transpose_b=True)] * 2, axis=1),
+                w[:, : 2 * units],
+                transpose_b=True,
+            ),
+            c0,
+        )
+
+    return tf.function(forward, jit_compile=compiled), tf.function(backward, jit_compile=compiled)
+
+
+def _chain_row(variant: str, batches: int) -> dict[str, Any]:
+    """Seconds per training batch of the recurrent product chain alone, as XLA and as graph loops."""
+    import tensorflow as tf
+
+    config = _paper_config(variant)
+    units = config.autoencoder.units
+    stages = chain_schedule(config)
+    rng = np.random.default_rng(3)
+    q, q_n = _orthogonal(rng, units), _orthogonal(rng, units)
+    # Forward weights [Q | noise] (the next state is the first U columns); backward weights repeat Q so
+    # that the concatenated copies sum back to c Q^T.
+    noise = rng.standard_normal((units, 2 * units)).astype(np.float32) / np.float32(np.sqrt(units))
+    w_forward = tf.constant(np.concatenate([q, noise], axis=1))
+    parts = 3 if variant == "reset_after" else 2
+    w_backward = tf.constant(np.concatenate([q / parts] * parts + [noise[:, : (3 - parts) * units]], axis=1))
+    w_n = tf.constant(q_n)
+    states = [tf.constant(rng.standard_normal((size, units)).astype(np.float32)) for size in sum(stages, [])]
+
+    def schedule(functions: tuple[Any, Any]) -> Any:
+        forward, backward = functions
+
+        @tf.function
+        def run() -> Any:
+            # Each stage waits for the previous one (a zero-valued token), its loops run concurrently.
+            token, index = tf.constant(0.0), 0
+            for sizes in stages:
+                outputs = []
+                for _ in sizes:
+                    outputs.append(forward(states[index] + token, w_forward, w_n))
+                    index += 1
+                token = tf.add_n([o[0, 0] for o in outputs]) * 0.0
+            for sizes in reversed(stages):
+                outputs = []
+                for _ in sizes:
+                    index -= 1
+                    outputs.append(backward(states[index] + token, w_backward, w_n))
+                token = tf.add_n([o[0, 0] for o in outputs]) * 0.0
+            return token
+
+        return run
+
+    timings = {}
+    for name, compiled in (("XLA", True), ("graph", False)):
+        run = schedule(_chain_functions(variant, units, FRAMES, compiled))
+        run().numpy()  # trace and compile
+        times, cpu_start = [], common.cpu_seconds()
+        for _ in range(batches):
+            start = time.perf_counter()
+            run().numpy()
+            times.append(time.perf_counter() - start)
+        timings[name] = (float(np.median(times)), (common.cpu_seconds() - cpu_start) / batches)
+    best = min(timings, key=lambda name: timings[name][0])
+    per_batch, cpu_per_batch = timings[best]
+    rows_total = sum(sum(sizes) for sizes in stages)
+    flops = (
+        2 * 2.0 * FRAMES * rows_total * units * 3 * units
+    )  # forward + backward, 3U^2 MACs per row and step
+    return {
+        "row": "chain",
+        "implementation": f"recurrent products alone ({best} loops)",
+        "gru_variant": variant,
+        "stages": stages,
+        "batches": batches,
+        "s_per_batch_median": round(per_batch, 3),
+        "cpu_s_per_batch": round(cpu_per_batch, 3),
+        "s_per_batch_xla": round(timings["XLA"][0], 3),
+        "s_per_batch_graph": round(timings["graph"][0], 3),
+        "chain_gflop_per_batch": round(flops / 1e9, 2),
+        "achieved_gflops": round(flops / per_batch / 1e9, 1),
+        "gflop_per_cpu_s": round(flops / cpu_per_batch / 1e9, 1),
+        "load": round(common.load_average(), 2),
+    }
+
+
 def _encode_row(count: int) -> dict[str, Any]:
     from serlib.models import autoencoder
 
@@ -176,12 +307,13 @@ def _pipeline_row(count: int, batches: int) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
-    """All rows; ``quick`` times 2 batches per training configuration instead of 5."""
+def run(quick: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
+    """All rows; ``quick`` times 2 batches per training configuration instead of 5; ``smoke`` 1 batch of
+    only the paper's variant (checks that the module runs, not its speed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    batches = 2 if quick else 5
+    batches = 1 if smoke else 2 if quick else 5
     rows: list[dict[str, Any]] = []
-    gemm = common.gemm_rates()
+    gemm = common.gemm_rates(repeats=2 if smoke else 5)
     gemm_cpu = _gemm_per_cpu_second()
     rows.append(
         {
@@ -199,20 +331,33 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ("reset_after", "plain Keras GRU", True),
         ("reset_before", "plain Keras GRU", True),
     ]
+    if smoke:
+        configurations = [c for c in configurations if c[0] == "reset_before" and c[2]][::2]
+    variants = sorted({variant for variant, _, _ in configurations})
+    for variant in variants:
+        rows.append(_chain_row(variant, max(batches, 3)))
     for variant, implementation, deterministic in configurations:
         rows.append(_train_row(variant, implementation, batches, deterministic))
-    gemm_after = common.gemm_rates()
+    gemm_after = common.gemm_rates(repeats=2 if smoke else 5)
     rows.append({"row": "gemm", "implementation": "numpy / TensorFlow float32 2048^2 (after)", **gemm_after})
     ceiling = max(gemm["best"], gemm_after["best"])
+    chains = {row["gru_variant"]: row for row in rows if row["row"] == "chain"}
     for row in rows:
         if "achieved_gflops" in row:
             row["fraction_of_gemm"] = round(row["achieved_gflops"] / ceiling, 3)
-        if row["row"] == "train":
+        if row["row"] in ("train", "chain"):
             # Work efficiency: FLOPs per CPU-second against the GEMM's; robust to other processes taking
             # whole cores, though spinning worker threads still count as CPU time under heavy load.
             row["fraction_of_gemm_cpu"] = round(row["gflop_per_cpu_s"] / gemm_cpu, 3)
-    rows.append(_encode_row(128 if quick else 500))
-    rows.append(_pipeline_row(512 if quick else 2048, 8 if quick else 32))
+        chain = chains.get(row.get("gru_variant"))
+        if row["row"] == "train" and chain is not None:
+            # The training FLOP rate against the rate of its recurrence alone (same variant, same run),
+            # and the share of the training step that the chain alone takes.
+            row["fraction_of_chain"] = round(row["achieved_gflops"] / chain["achieved_gflops"], 3)
+            row["fraction_of_chain_cpu"] = round(row["gflop_per_cpu_s"] / chain["gflop_per_cpu_s"], 3)
+            row["chain_share_of_step"] = round(chain["s_per_batch_median"] / row["s_per_batch_median"], 3)
+    rows.append(_encode_row(16 if smoke else 128 if quick else 500))
+    rows.append(_pipeline_row(128 if smoke else 512 if quick else 2048, 2 if smoke else 8 if quick else 32))
     return rows
 
 
@@ -230,6 +375,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "fraction_of_gemm",
         "gflop_per_cpu_s",
         "fraction_of_gemm_cpu",
+        "fraction_of_chain",
+        "chain_share_of_step",
         "numpy",
         "tensorflow",
     ]
@@ -239,9 +386,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 timed batches per configuration instead of 5")
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 batch, paper variant only: checks that it runs"
+    )
     args = parser.parse_args()
     machine = common.describe_machine()
-    rows = run(quick=args.quick)
+    rows = run(quick=args.quick, smoke=args.smoke)
     print(", ".join(f"{k}: {v}" for k, v in machine.items()))
     print(f"1-minute load average at the end: {common.load_average():.2f}")
     train = next(r for r in rows if r["row"] == "train")

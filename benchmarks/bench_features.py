@@ -35,9 +35,10 @@ from serlib.data import manifest as manifests
 from serlib.features import egemaps, extraction, logmel, spectrogram, store
 
 QUICK_FILES = 60
+SMOKE_FILES = 8
 
 
-def _speech(quick: bool) -> tuple[pd.DataFrame, str]:
+def _speech(quick: bool, limit: int = QUICK_FILES) -> tuple[pd.DataFrame, str]:
     """A manifest of real speech (RAVDESS) or of the demo corpus when SERLIB_DATA is not set."""
     root = os.environ.get("SERLIB_DATA")
     if root and (Path(root) / "ravdess").is_dir():
@@ -53,7 +54,7 @@ def _speech(quick: bool) -> tuple[pd.DataFrame, str]:
         manifest = loaders.load("demo", folder, part="labeled")
         source = "demo corpus (synthetic)"
     if quick:
-        manifest = manifest.iloc[:QUICK_FILES].reset_index(drop=True)
+        manifest = manifest.iloc[:limit].reset_index(drop=True)
     return manifest, source
 
 
@@ -112,9 +113,13 @@ def _store_rate(
         return (time.perf_counter() - start, _cpu_seconds() - cpu), workers
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Measure every row of the table; returns one dict per row (used by ``python -m benchmarks``)."""
-    manifest, source = _speech(quick)
+def run(quick: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
+    """Measure every row of the table; returns one dict per row (used by ``python -m benchmarks``).
+
+    ``smoke``: quick mode on only the first ``SMOKE_FILES`` files (checks that it runs, not its speed).
+    """
+    quick = quick or smoke
+    manifest, source = _speech(quick, SMOKE_FILES if smoke else QUICK_FILES)
     signals = [audio.load(path)[0] for path in manifest["path"]]
     seconds = sum(len(s) for s in signals) / 16000
     repeats = 1 if quick else 2
@@ -226,8 +231,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help=f"only the first {QUICK_FILES} files, one repeat"
     )
+    parser.add_argument("--smoke", action="store_true", help=f"only {SMOKE_FILES} files: checks that it runs")
     args = parser.parse_args()
-    rows = run(quick=args.quick)
+    rows = run(quick=args.quick, smoke=args.smoke)
     load = os.getloadavg()[0]
     print(f"speech: {rows[0]['source']}, {rows[0]['files']} files, {rows[0]['audio_s']} s")
     print(f"CPU cores: {os.cpu_count()}; 1-minute load average at the end: {load:.2f}")

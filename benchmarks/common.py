@@ -41,6 +41,14 @@ def load_average() -> float:
         return float("nan")
 
 
+def load_averages() -> str:
+    """The 1-, 5- and 15-minute load averages, as ``uptime`` prints them ("5.87 / 4.99 / 4.98")."""
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -89,7 +97,7 @@ def describe_machine() -> dict[str, Any]:
         "keras": keras.__version__,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "gpus": ", ".join(gpus) or "none",
-        "load_average_1min": round(load_average(), 2),
+        "load_average_1_5_15min": load_averages(),
     }
 
 
