@@ -13,9 +13,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 def pytest_configure(config: pytest.Config) -> None:
     """TensorFlow's threads and op determinism fixed before any test runs a model (serlib.runtime),
-    so every in-process result is computed with the settings a Dask worker or a child process uses."""
+    so every in-process result is computed with the settings a Dask worker or a child process uses;
+    under pytest-xdist each test process gets its share of the cores."""
     from serlib.base import runtime
 
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and not os.environ.get(runtime.THREADS_VARIABLE):
+        # pytest-xdist (make test: -n auto): the cores are shared out between the test processes, and
+        # the child processes and Dask workers a test starts inherit the same count.
+        os.environ[runtime.THREADS_VARIABLE] = str(max(1, runtime.available_cores() // workers))
     runtime.configure()
 
 

@@ -82,10 +82,14 @@ from serlib.app import cli
 from serlib.features import extraction, store
 extraction.TASK_SIZE = 2
 task = extraction.extract_task
+marks = 0
 def marked(*args, **kwargs):
+    global marks
     results = task(*args, **kwargs)
+    marks += 1
     print("MARK store", flush=True)
-    time.sleep({pause})
+    if marks == {hold_at}:
+        time.sleep(120)  # held here until the parent's signal: it cannot finish first, whatever the load
     return results
 extraction.extract_task = marked
 mode = sys.argv[1]
@@ -98,8 +102,10 @@ print("MARK done", flush=True)
 """
 
 
-def _extraction_child(mode: str, target: str, data: Path, pause: float = 0.0) -> subprocess.Popen:
-    code = _EXTRACT_CHILD.format(tests=str(TESTS), root=str(ROOT), pause=pause)
+def _extraction_child(mode: str, target: str, data: Path, hold_at: int = 0) -> subprocess.Popen:
+    """The extraction in a child process that prints a mark after each task; with ``hold_at`` > 0 it
+    stops after that many marks and waits (up to 2 minutes) for the test's signal."""
+    code = _EXTRACT_CHILD.format(tests=str(TESTS), root=str(ROOT), hold_at=hold_at)
     return subprocess.Popen(
         [sys.executable, "-c", code, mode, target, str(data)],
         stdout=subprocess.PIPE,
@@ -179,7 +185,7 @@ def test_damaged_store_file_is_recomputed(tmp_path, demo_data, reference_stores)
 def test_ctrl_c_exits_130_and_leaves_no_partial_files(tmp_path, demo_data, reference_stores):
     config = tiny_config(tmp_path, demo_data)
     config_path = config_yaml.save(config, tmp_path / "tiny.yaml")
-    child = _extraction_child("cli", str(config_path), demo_data, pause=0.2)
+    child = _extraction_child("cli", str(config_path), demo_data, hold_at=2)
     assert _wait_for_marks(child, 2) == 2
     child.send_signal(signal.SIGINT)
     code = child.wait(timeout=60)
