@@ -58,7 +58,7 @@ demo: $(STAMP)
 	$(VENV)/bin/serlib reproduce --preset demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n logical --dist loadscope --durations=30
+	$(PY) -m pytest -q -p no:cacheprovider -n logical --dist loadgroup --durations=30
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

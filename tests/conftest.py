@@ -49,3 +49,44 @@ def golden_audeep() -> Path:
     if path is None or not (path / "audeep" / "spectrograms.npz").is_file():
         pytest.skip("SERLIB_GOLDEN is not set to the shared golden folder")
     return path / "audeep"
+
+
+# -- distribution over test processes (make test: pytest-xdist, --dist loadgroup) ------------------------
+# Modules that share one expensive result run in the same test process, so it is computed once: the
+# tiny protocol run of tiny_pipeline.reference_run serves these three.
+SHARED_GROUPS = {
+    "test_interruption": "tiny_reference",
+    "test_logs": "tiny_reference",
+    "test_predict": "tiny_reference",
+}
+# The longest groups start first, so that no process idles at the end while another finishes a long
+# module (measured with the --durations table that make test prints; only the order depends on it).
+LONGEST_FIRST = (
+    "tiny_reference",
+    "test_notebooks",
+    "test_experiments",
+    "test_autoencoder",
+    "test_emodb_validation",
+    "test_cluster",
+    "test_browser",
+    "test_memory",
+    "test_real_speech_configs",
+    "test_features",
+    "test_determinism",
+    "test_acnn",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each module is one xdist group (its module fixtures are built once), the tiny-reference modules
+    share one, and the longest groups come first."""
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+
+    def group(item: pytest.Item) -> str:
+        module = Path(str(item.fspath)).stem
+        return SHARED_GROUPS.get(module, module)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))

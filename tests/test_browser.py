@@ -262,9 +262,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             time.sleep(0.5)
         yield Lab(url, token, root, log)
     finally:
-        server.send_signal(signal.SIGINT)  # twice: JupyterLab asks for confirmation after the first
-        time.sleep(0.2)
-        server.send_signal(signal.SIGINT)
+        server.terminate()  # SIGTERM: JupyterLab stops its kernels and exits (SIGINT may be ignored here)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -1,8 +1,9 @@
 """Issue 8: the Emo-DB configuration validates, and a reduced protocol runs end to end on real speech.
 
 The slow test runs, on the real Emo-DB copy in SERLIB_DATA (2.0 s clips at 22.05 kHz, see
-configs/emodb.yaml), 2 leave-one-session-out folds with 1 seed: the ACNN baseline (BL), the ACNN with
-a tiny autoencoder trained on the LibriSpeech excerpts (U), and the eGeMAPS + linear SVM reference.
+configs/emodb.yaml), one leave-one-session-out fold with 1 seed: the ACNN baseline (BL), the ACNN with
+a tiny autoencoder trained on 6 minutes of the LibriSpeech excerpts (U), and the eGeMAPS + linear SVM
+reference. (tests/test_real_speech_configs.py runs BL, C and the SVM on nEMO's real files.)
 It asserts UAR well above the 4-class chance level of 25 %.
 """
 
@@ -74,7 +75,7 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
             "autoencoder.units": 32,
             "autoencoder.epochs": 2,
             "protocol.seeds": [0],
-            "protocol.folds": [1, 2],
+            "protocol.folds": [1],
             "protocol.cross_corpus_train": None,
             "protocol.cross_corpus_test": None,
             "protocol.conditions": [
@@ -82,7 +83,10 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
                 {"name": "U", "autoencoder_corpus": "librispeech"},
             ],
             "protocol.figure2_condition": "U",
-            "corpora.librispeech.options": {"subsets": ["test-other"], "segment_s": 2.0},
+            # 6 minutes of LibriSpeech (~180 pieces of 2.0 s), and Emo-DB's 339 four-class files only
+            # (the other 196 are for condition C's autoencoder, which this test does not train)
+            "corpora.librispeech.options": {"subsets": ["test-other"], "segment_s": 2.0, "hours": 0.1},
+            "corpora.emodb.options": {"all_labels": False},
         },
     )
     table = grid.run_protocol(config, progress=False).set_index("condition")
@@ -90,8 +94,8 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
     summary = svm_module.table_with_baseline(config.output_dir)
 
     print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
-    assert list(svm["fold"]) == [1, 2]
-    # Reached on this 2-core machine: SVM 75.1 %, BL 77.6 %, U 85.4 % (chance 25 %); the bounds keep
+    assert list(svm["fold"]) == [1]
+    # Reached on this 2-core machine (fold 1, seed 0): SVM 76.2 %, BL 82.3 %, U 82.1 % (chance 25 %); the bounds keep
     # ~15-30 points of margin for other machines' numerics and seeds.
     assert svm["uar"].mean() > 0.60, svm
     assert table.loc["BL", "within_mean"] > 55.0, table

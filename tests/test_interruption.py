@@ -74,7 +74,10 @@ def assert_final_files_valid(root: Path) -> None:
 
 # -- feature extraction ----------------------------------------------------------------------------------
 _EXTRACT_CHILD = """
-import sys, time
+import signal, sys, time
+# As started from a terminal: Ctrl-C raises KeyboardInterrupt (a process started by a pytest-xdist
+# worker inherits SIGINT ignored, and Python then installs no handler of its own).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path[:0] = [{tests!r}, {root!r}]
 from tiny_pipeline import tiny_config
 from pathlib import Path
