@@ -152,3 +152,28 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
     with h5py.File(spectrograms, "r") as handle:
         assert len(handle["ids"]) == 3 * 6 * 6
+
+
+def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch, capsys) -> None:
+    """``serlib matrix --corpus emodb --corpus ravdess`` runs those two corpora's pairs only (the same
+    cell folders as the full matrix); a corpus outside the configured list is refused by name."""
+    from serlib.app import cli
+    from serlib.protocol import matrix
+
+    seen = []
+
+    def fake_run_matrix(config, normalisations):
+        seen.append((list(config.protocol.cross_corpus_matrix), list(normalisations)))
+        return matrix.collect_matrix(config, normalisations)
+
+    monkeypatch.setattr(matrix, "run_matrix", fake_run_matrix)
+    monkeypatch.setenv("SERLIB_DATA", "/nonexistent")
+    argv = ["matrix", "--config", str(CONFIGS / "cross-corpus.yaml"), "--normalisation", "corpus"]
+    assert cli.main([*argv, "--corpus", "emodb", "--corpus", "ravdess"]) == 0
+    assert seen == [(["emodb", "ravdess"], ["corpus"])]
+    assert cli.main([*argv, "--corpus", "iemocap"]) == 2
+    assert (
+        "--corpus iemocap is not in protocol.cross_corpus_matrix (emodb, ravdess, nemo)"
+        in capsys.readouterr().err
+    )
+    assert len(seen) == 1

@@ -193,6 +193,16 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     from serlib.protocol import matrix  # noqa: PLC0415 - handlers import what they run (module docstring)
 
     config = _config(args)
+    if args.corpus:
+        configured = config.protocol.cross_corpus_matrix or []
+        unknown = [key for key in args.corpus if key not in configured]
+        if unknown:
+            raise ValueError(
+                f"--corpus {', '.join(unknown)} is not in protocol.cross_corpus_matrix "
+                f"({', '.join(configured) or 'empty'}); name corpora of that list"
+            )
+        # a sub-matrix of the configured one: its cells are the same folders, reused by the full run
+        config = config_module.override(config, **{"protocol.cross_corpus_matrix": list(args.corpus)})
     table = matrix.run_matrix(config, normalisations=args.normalisation or ["train"])
     print(matrix.matrix_markdown(table, config.protocol.cross_corpus_matrix or []), end="")
     print(f"\nmatrix: {config.output_path / 'matrix.md'}, {config.output_path / 'matrix.csv'}")
@@ -304,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=["train", "corpus", "speaker"],
         help="features.normalisation to run (repeatable; default: train)",
+    )
+    matrix.add_argument(
+        "--corpus",
+        action="append",
+        help="only these corpora of protocol.cross_corpus_matrix (repeatable; default: all of them)",
     )
     matrix.set_defaults(handler=_cmd_matrix)
 
