@@ -177,3 +177,28 @@ def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch,
         in capsys.readouterr().err
     )
     assert len(seen) == 1
+
+
+def test_evaluate_runs_a_subset_of_the_seeds_and_conditions(monkeypatch, capsys) -> None:
+    """``serlib evaluate --seed 0 --condition BL --condition U`` runs that part of the configured grid
+    (finished runs are reused by the full grid later); names outside the configuration are refused."""
+    from serlib.app import cli
+    from serlib.base import provenance
+    from serlib.protocol import table1
+
+    seen = []
+    monkeypatch.setattr(grid, "run_protocol", lambda config: seen.append(config))
+    monkeypatch.setattr(provenance, "record", lambda *args, **kwargs: None)
+    monkeypatch.setattr(table1, "render_table", lambda folder: "")
+    monkeypatch.setenv("SERLIB_DATA", "/nonexistent")
+    argv = ["evaluate", "--config", str(CONFIGS / "nemo.yaml")]
+    assert cli.main([*argv, "--seed", "0", "--condition", "BL", "--condition", "U"]) == 0
+    (config,) = seen
+    assert config.protocol.seeds == [0]
+    assert [c.name for c in config.protocol.conditions] == ["BL", "U"]
+    assert config.protocol.figure2_condition == "U"
+    assert cli.main([*argv, "--seed", "7"]) == 2
+    assert "--seed 7 is not in protocol.seeds (0, 1, 2, 3, 4)" in capsys.readouterr().err
+    assert cli.main([*argv, "--condition", "fT"]) == 2
+    assert "--condition fT is not in protocol.conditions (BL, C, U)" in capsys.readouterr().err
+    assert len(seen) == 1

@@ -90,11 +90,40 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subset(
+    config: config_module.Config, seeds: Sequence[int] | None, conditions: Sequence[str] | None
+) -> config_module.Config:
+    """The configured protocol restricted to some of its seeds and conditions (a first sitting of a long
+    grid: finished runs are reused when the whole grid runs later, so the parts add up to it)."""
+    changes: dict[str, object] = {}
+    if seeds:
+        unknown_seeds = sorted(set(seeds) - set(config.protocol.seeds))
+        if unknown_seeds:
+            raise ValueError(
+                f"--seed {', '.join(map(str, unknown_seeds))} is not in protocol.seeds "
+                f"({', '.join(map(str, config.protocol.seeds))}); name seeds of that list"
+            )
+        changes["protocol.seeds"] = [seed for seed in config.protocol.seeds if seed in seeds]
+    if conditions:
+        names = [condition.name for condition in config.protocol.conditions]
+        unknown = sorted(set(conditions) - set(names))
+        if unknown:
+            raise ValueError(
+                f"--condition {', '.join(unknown)} is not in protocol.conditions ({', '.join(names)}); "
+                "name conditions of that list"
+            )
+        kept = [c.model_dump(mode="json") for c in config.protocol.conditions if c.name in conditions]
+        changes["protocol.conditions"] = kept
+        if config.protocol.figure2_condition not in conditions:
+            changes["protocol.figure2_condition"] = kept[-1]["name"]
+    return config_module.override(config, **changes) if changes else config
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from serlib.base import provenance  # noqa: PLC0415 - handlers import what they run
     from serlib.protocol import figure2, grid, table1  # noqa: PLC0415
 
-    config = _config(args)
+    config = _subset(_config(args), args.seed, args.condition)
     provenance.record(config.output_path, config)  # one warning line if the folder's environment differs
     grid.run_protocol(config)
     print(table1.render_table(config.output_dir), end="")
@@ -260,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="run the ACNN protocol; write Table 1 and Figure 2")
     _add_config_arguments(evaluate)
+    evaluate.add_argument(
+        "--seed", type=int, action="append", help="only these seeds of protocol.seeds (repeatable)"
+    )
+    evaluate.add_argument(
+        "--condition", action="append", help="only these conditions of protocol.conditions (repeatable)"
+    )
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     table = commands.add_parser(
