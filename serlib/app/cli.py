@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from serlib.base import config as config_module
 from serlib.base import config_yaml
@@ -90,6 +91,16 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_unknown(flag: str, asked: Sequence[Any], configured: Sequence[Any], key: str) -> None:
+    """A command-line subset names only values of the configuration; anything else is refused by name."""
+    unknown = sorted({value for value in asked if value not in configured}, key=str)
+    if unknown:
+        listed = ", ".join(map(str, configured)) or "empty"
+        raise ValueError(
+            f"{flag} {', '.join(map(str, unknown))} is not in {key} ({listed}); name values of that list"
+        )
+
+
 def _subset(
     config: config_module.Config, seeds: Sequence[int] | None, conditions: Sequence[str] | None
 ) -> config_module.Config:
@@ -97,21 +108,11 @@ def _subset(
     grid: finished runs are reused when the whole grid runs later, so the parts add up to it)."""
     changes: dict[str, object] = {}
     if seeds:
-        unknown_seeds = sorted(set(seeds) - set(config.protocol.seeds))
-        if unknown_seeds:
-            raise ValueError(
-                f"--seed {', '.join(map(str, unknown_seeds))} is not in protocol.seeds "
-                f"({', '.join(map(str, config.protocol.seeds))}); name seeds of that list"
-            )
+        _refuse_unknown("--seed", seeds, config.protocol.seeds, "protocol.seeds")
         changes["protocol.seeds"] = [seed for seed in config.protocol.seeds if seed in seeds]
     if conditions:
         names = [condition.name for condition in config.protocol.conditions]
-        unknown = sorted(set(conditions) - set(names))
-        if unknown:
-            raise ValueError(
-                f"--condition {', '.join(unknown)} is not in protocol.conditions ({', '.join(names)}); "
-                "name conditions of that list"
-            )
+        _refuse_unknown("--condition", conditions, names, "protocol.conditions")
         kept = [c.model_dump(mode="json") for c in config.protocol.conditions if c.name in conditions]
         changes["protocol.conditions"] = kept
         if config.protocol.figure2_condition not in conditions:
@@ -224,12 +225,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.corpus:
         configured = config.protocol.cross_corpus_matrix or []
-        unknown = [key for key in args.corpus if key not in configured]
-        if unknown:
-            raise ValueError(
-                f"--corpus {', '.join(unknown)} is not in protocol.cross_corpus_matrix "
-                f"({', '.join(configured) or 'empty'}); name corpora of that list"
-            )
+        _refuse_unknown("--corpus", args.corpus, configured, "protocol.cross_corpus_matrix")
         # a sub-matrix of the configured one: its cells are the same folders, reused by the full run
         config = config_module.override(config, **{"protocol.cross_corpus_matrix": list(args.corpus)})
     table = matrix.run_matrix(config, normalisations=args.normalisation or ["train"])
