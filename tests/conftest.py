@@ -19,7 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and not os.environ.get(runtime.THREADS_VARIABLE):
-        # pytest-xdist (make test: -n auto): the cores are shared out between the test processes, and
+        # pytest-xdist (make test: -n logical): the cores are shared out between the test processes, and
         # the child processes and Dask workers a test starts inherit the same count.
         os.environ[runtime.THREADS_VARIABLE] = str(max(1, runtime.available_cores() // workers))
     runtime.configure()

@@ -95,8 +95,8 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
 
     print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
     assert list(svm["fold"]) == [1]
-    # Reached on this 2-core machine (fold 1, seed 0): SVM 76.2 %, BL 82.3 %, U 82.1 % (chance 25 %); the bounds keep
-    # ~15-30 points of margin for other machines' numerics and seeds.
+    # Reached on this 2-core machine (fold 1, seed 0): SVM 76.2 %, BL 82.3 %, U 82.1 % (chance 25 %);
+    # the bounds keep ~15-30 points of margin for other machines' numerics and seeds.
     assert svm["uar"].mean() > 0.60, svm
     assert table.loc["BL", "within_mean"] > 55.0, table
     assert table.loc["U", "within_mean"] > 50.0, table
