@@ -7,6 +7,10 @@ threads) goes to ``<out>/provenance.json`` first (``serlib.base.provenance``). E
 ``<out>/reproduce.log``. The first failing notebook stops the run, named with its failing cell.
 Re-running is quick because the library's stores and finished runs skip work that is up to date; the
 notebooks themselves always execute.
+
+Every notebook kernel imports this module for ``setup_notebook``; papermill and jupyter_client (3-4 s
+of imports, most of it nbformat's JSON-schema checkers) are therefore imported only by the functions
+that drive kernels, not at the top.
 """
 
 from __future__ import annotations
@@ -23,12 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import papermill
 from IPython import get_ipython
-from jupyter_client import AsyncKernelManager
-from jupyter_client.kernelspec import KernelSpecManager
-from papermill.exceptions import PapermillExecutionError
-from traitlets import default
 
 from serlib.app.notebooks import NOTEBOOKS, notebooks_dir
 from serlib.base import config as config_module
@@ -50,6 +49,8 @@ def project_root() -> Path:
 
 def kernel_name() -> str:
     """The ``serlib`` kernel registered by ``make install``, else this interpreter's ``python3`` kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager  # noqa: PLC0415  (light for kernels: see the module docstring)
+
     available = KernelSpecManager().find_kernel_specs()
     if KERNEL_NAME in available:
         return KERNEL_NAME
@@ -123,6 +124,8 @@ def ipc_kernel_manager(folder: Path) -> type:
     jupyter_client's default is TCP on localhost, for which ipykernel prints "Kernel is running over
     TCP without encryption" at every start; IPC sockets are files only this user can reach.
     """
+    from jupyter_client import AsyncKernelManager  # noqa: PLC0415  (light for kernels: see the module docstring)
+    from traitlets import default  # noqa: PLC0415  (light for kernels: see the module docstring)
 
     class IPCKernelManager(AsyncKernelManager):
         @default("transport")
@@ -159,6 +162,9 @@ def run(
     ``preset``/``config_path`` choose the configuration (a file wins), ``out`` overrides its output
     folder, ``notebooks`` restricts the run (e.g. ``["04", "05"]``), ``timeout`` limits each cell (s).
     """
+    import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
+    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415  (light for kernels: see the module docstring)
+
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook is ours to print
     config = config_module.resolve(preset, config_path)
     if out is not None:
