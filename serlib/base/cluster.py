@@ -157,6 +157,8 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         finally:
             client.close()
         return
+    # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     with (
         LocalCluster(
             n_workers=worker_count(n_workers),
