@@ -387,7 +387,8 @@ def test_demo_corpus_end_to_end(tmp_path):
         "cross_sessions": 2,
         "cross_utterances_per_speaker_emotion": 1,
         "unlabeled_talks": 4,
-        "unlabeled_utterances": 64,
+        # 32 talk utterances (8 per voice) train the AE: last/first epoch loss 0.34 measured, bound 0.7
+        "unlabeled_utterances": 32,
         "books_readers": 2,
         "books_utterances": 4,
     }

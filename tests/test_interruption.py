@@ -262,19 +262,22 @@ def test_protocol_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_pat
     late = sum(kind.startswith(LATE) for kind in kinds)
     assert early >= 4 and late > 10, kinds
     out = tmp_path / "interrupted"
+    # The reference's demo corpus: the same audio, not generated again (the kills come after it, in AE
+    # training and the ACNN runs; the store keys differ only by the audio paths, see _by_prefix).
+    data = reference.corpus_root("emo")
 
     first = (EARLY, rng.randint(1, early - 1))
-    code, seen, errors = run_child(out, first, delay_s=rng.uniform(0.0, 0.1))
+    code, seen, errors = run_child(out, first, delay_s=rng.uniform(0.0, 0.1), data=data)
     assert code == -signal.SIGKILL, f"not killed at {first}: {seen[-3:]}\n{errors[-2000:]}"
     assert_final_files_valid(out)
 
     second = (LATE, rng.randint(1, late - 1))
-    code, seen, errors = run_child(out, second, delay_s=rng.uniform(0.0, 0.1))
+    code, seen, errors = run_child(out, second, delay_s=rng.uniform(0.0, 0.1), data=data)
     assert code == -signal.SIGKILL, f"not killed at {second}: {seen[-3:]}\n{errors[-2000:]}"
     assert_final_files_valid(out)
     finished_before = len(list((out / "results").rglob("metrics.json")))
 
-    code, seen, errors = run_child(out)
+    code, seen, errors = run_child(out, data=data)
     assert code == 0, errors[-3000:]
     assert seen.count("run-written") == 2 - finished_before  # finished runs are not repeated
     assert not any(kind.startswith(("store", *EARLY)) for kind in seen)  # stores and the AE were complete

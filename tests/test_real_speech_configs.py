@@ -106,7 +106,9 @@ def _nemo_subset(source: Path, target: Path, speakers: int, per_emotion: int) ->
 def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     if not (shared_data / "nemo" / "data.tsv").is_file():
         pytest.skip(f"no nEMO in {shared_data} (SERLIB_DATA)")
-    root = _nemo_subset(shared_data / "nemo", tmp_path / "nemo", speakers=3, per_emotion=6)
+    # 3 speakers x 6 emotions x 4 files (72): each fold tests one speaker's 4 x 4 four-class files
+    per_emotion = 4
+    root = _nemo_subset(shared_data / "nemo", tmp_path / "nemo", speakers=3, per_emotion=per_emotion)
     config = config_module.load(CONFIGS / "nemo.yaml")
     corpora = config.model_dump(mode="json")["corpora"]
     corpora["nemo"]["root"] = str(root)
@@ -142,8 +144,9 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     assert sorted(set(runs["condition"])) == ["BL", "C"] and len(runs) == 4
     for folder in (out / "results" / "within").glob("*/seed0/fold*"):
         predictions = pd.read_csv(folder / "predictions.csv")
-        # leave-one-speaker-out: each fold tests exactly one speaker's 4-class files (6 per emotion)
-        assert len(predictions) == 4 * 6 and set(predictions["true"]) <= {"angry", "happy", "neutral", "sad"}
+        # leave-one-speaker-out: each fold tests exactly one speaker's 4-class files (per_emotion each)
+        assert len(predictions) == 4 * per_emotion
+        assert set(predictions["true"]) <= {"angry", "happy", "neutral", "sad"}
     table = table1.render_table(out)
     assert "| BL |" in table and "| C |" in table
     with_svm = svm.table_with_baseline(out)
@@ -151,7 +154,7 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x 6 files
     (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
     with h5py.File(spectrograms, "r") as handle:
-        assert len(handle["ids"]) == 3 * 6 * 6
+        assert len(handle["ids"]) == 3 * 6 * per_emotion
 
 
 def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch, capsys) -> None:

@@ -18,7 +18,9 @@ import numpy as np
 
 from serlib.base import config as config_module
 from serlib.features import extraction
-from serlib.protocol import grid, runs
+
+# serlib.protocol (and with it TensorFlow) is imported where it is used: the extraction children of
+# tests/test_interruption.py import tiny_config without it, as `serlib extract` runs without it.
 
 DEMO_SIZES = {
     "labeled_sessions": 2,
@@ -118,6 +120,8 @@ def _install_markers() -> None:
     """Print a ``MARK <kind>`` line after every store task, fit batch/epoch and written run (kill points)."""
     import keras
 
+    from serlib.protocol import runs
+
     def mark(kind: str) -> None:
         print(f"{MARKER} {kind}", flush=True)
 
@@ -160,9 +164,11 @@ def run_child(
     kill_after: tuple[str | tuple[str, ...], int] | None = None,
     delay_s: float = 0.0,
     timeout_s: float = 300.0,
+    data: Path | None = None,
 ):
-    """Run the tiny protocol in a fresh process; with ``kill_after=(prefix, n)`` SIGKILL it ``delay_s``
-    after the n-th marker whose kind starts with ``prefix``. Returns (return code, marker kinds, stderr)."""
+    """Run the tiny protocol in a fresh process (demo corpus in ``data``, default ``out/data``, generated
+    there when missing); with ``kill_after=(prefix, n)`` SIGKILL it ``delay_s`` after the n-th marker
+    whose kind starts with ``prefix``. Returns (return code, marker kinds, stderr)."""
     import os
     import signal
     import subprocess
@@ -173,7 +179,7 @@ def run_child(
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryFile("w+") as errors:
         child = subprocess.Popen(
-            [sys.executable, str(_THIS), str(out)],
+            [sys.executable, str(_THIS), str(out), *([str(data)] if data is not None else [])],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -225,5 +231,6 @@ if __name__ == "__main__":
     from serlib.protocol import grid
 
     _install_markers()
-    grid.run_protocol(tiny_config(Path(sys.argv[1])), progress=False)
+    data = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    grid.run_protocol(tiny_config(Path(sys.argv[1]), data), progress=False)
     print(f"{MARKER} done", flush=True)
