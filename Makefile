@@ -54,8 +54,9 @@ lock:
 	@mv $(LOCK).new $(LOCK)
 	$(PY) -m serlib.base.lockfile environment --lock $(LOCK) --out environment.yml
 
+# One TensorFlow thread per process, one ACNN run worker per core (demo preset protocol.n_jobs: 0).
 demo: $(STAMP)
-	$(VENV)/bin/serlib reproduce --preset demo --out runs/demo
+	SERLIB_TF_THREADS=1 $(VENV)/bin/serlib reproduce --preset demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n logical --dist loadgroup --durations=30

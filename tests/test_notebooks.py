@@ -79,6 +79,7 @@ def tiny_config(out: Path) -> config_module.Config:
             "acnn.epochs": 1,
             "acnn.batch_size": 16,
             "protocol.seeds": [0],
+            "protocol.n_jobs": 1,  # in this process: a Dask cluster would cost more than 10 runs this small
             "protocol.folds": [1],  # one leave-one-session-out fold: 5 + 5 ACNN runs in all
             "protocol.conditions": [
                 {"name": "BL", "autoencoder_corpus": "none"},

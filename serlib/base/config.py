@@ -513,6 +513,7 @@ def _demo() -> dict[str, Any]:
             "cross_corpus_train": "demo_emotion",
             "cross_corpus_test": "demo_cross",
             "seeds": [0, 1],
+            "n_jobs": 0,
             "conditions": _table1_conditions(
                 small_talks="demo_talks_small", books="demo_books", all_talks="demo_talks", all_talks_epochs=6
             ),
@@ -539,6 +540,9 @@ DEPARTURES: dict[str, dict[str, str]] = {
         "protocol.cross_corpus_train": "the demo's labeled corpus stands in for IEMOCAP",
         "protocol.cross_corpus_test": "the demo's cross corpus (other voices) stands in for MSP-IMPROV",
         "protocol.seeds": "2 seeds, for minutes on 2 cores (no confidence interval below 3)",
+        "protocol.n_jobs": "0: as many Dask run workers as the cores hold at SERLIB_TF_THREADS threads "
+        "each; `make demo` sets SERLIB_TF_THREADS=1, i.e. one worker per core, because the demo's small "
+        "ACNN runs spend most of their time in single-threaded graph tracing (docs/performance.md)",
         "protocol.conditions": "Table 1's five conditions, over the demo's unlabeled corpora",
         "tsne.perplexity": "20: the demo has a few hundred points, not thousands",
         "demo_corpus": "the generator's seed",
