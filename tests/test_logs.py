@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -47,3 +48,21 @@ def test_line_progress_writes_at_most_every_tenth():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 10 and lines[-1] == "extract: 200/200 utt (100 %)"
     assert not progress.interactive(io.StringIO())
+
+
+def test_retracing_warning_is_dropped_and_other_tensorflow_warnings_kept(caplog):
+    """Each protocol run traces a new model on purpose: TensorFlow's retracing warning would fill
+    notebooks and run logs; ``runtime.configure`` filters exactly that message."""
+    import tensorflow as tf
+
+    from serlib.base import runtime
+
+    runtime.configure()
+    logger = tf.get_logger()
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning(
+            "5 out of the last 5 calls to <function f> triggered tf.function retracing. Tracing ..."
+        )
+        logger.warning("a different TensorFlow warning")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["a different TensorFlow warning"]

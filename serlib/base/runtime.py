@@ -29,6 +29,17 @@ class RuntimeSettingsError(ValueError):
     """A runtime setting (environment variable) is invalid; the message names it and the fix."""
 
 
+class _WithoutRetracingWarnings(logging.Filter):
+    """Drops TensorFlow's "N out of the last N calls ... triggered tf.function retracing" warning.
+
+    Every protocol run builds a new ACNN (a fresh model per fold and seed is the protocol), so Keras
+    traces new train and predict functions on purpose; the warning would fill notebooks and logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
     try:
@@ -73,6 +84,10 @@ def configure(threads: int | None = None) -> dict[str, Any]:
     wanted = requested_threads() if threads is None else int(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # noqa: PLC0415 - the base layer stays light: TensorFlow only when used
+
+    if not _STATE.get("filtered"):
+        tf.get_logger().addFilter(_WithoutRetracingWarnings())
+        _STATE["filtered"] = True
 
     current = tf.config.threading.get_intra_op_parallelism_threads()
     if current != wanted:
