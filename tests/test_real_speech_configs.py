@@ -151,7 +151,7 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     assert "| BL |" in table and "| C |" in table
     with_svm = svm.table_with_baseline(out)
     assert "eGeMAPS" in with_svm and (out / "table1_with_svm.md").is_file()
-    # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x 6 files
+    # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x per_emotion files
     (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
     with h5py.File(spectrograms, "r") as handle:
         assert len(handle["ids"]) == 3 * 6 * per_emotion
