@@ -1,8 +1,9 @@
 """Feature store: one HDF5 file per (corpus, extractor, parameters, audio files), filled in parallel.
 
 A store's file name carries a hash of every extractor parameter, the sample rate, the store format
-version and each audio file's identity (path, size, mtime_ns, segment, utterance id), so a changed
-parameter or file gives a new file and nothing stale is ever read. Files are written to a temp file
+version and each audio file's identity (utterance id, size, sha256 of its bytes, segment), so a changed
+parameter or file gives a new file and nothing stale is ever read, while a copy of the same audio
+elsewhere or with new modification times (a re-materialised data folder) finds its features again. Files are written to a temp file
 in the same folder and renamed when complete.
 
 HDF5 layout (docs/architecture.md): datasets ``ids`` (UTF-8 strings, one per row; repeated per chunk
@@ -15,6 +16,7 @@ for chunked spectrograms), ``features`` float32 ``[N, frames, dims]``, ``lengths
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -249,7 +251,8 @@ def extractor_parameters(extractor: str, sample_rate: int, features: FeaturesCon
 
 
 def store_key(extractor: str, parameters: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """sha256 over the extractor, its parameters and each file's identity (path, size, mtime_ns, ...)."""
+    """sha256 over the extractor, its parameters and each file's identity (utterance id, size, content
+    digest, segment)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"extractor": extractor, "parameters": parameters}, sort_keys=True).encode())
     for row in rows:
@@ -267,17 +270,29 @@ def _identity(row: dict[str, Any]) -> dict[str, Any]:
     path = Path(row["path"])
     try:
         stat = path.stat()
-        size, mtime = int(stat.st_size), int(stat.st_mtime_ns)
+        size, digest = int(stat.st_size), content_digest(path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
     except OSError:
-        size, mtime = -1, -1  # a missing file is reported (or skipped) by extraction itself
+        size, digest = -1, ""  # a missing file is reported (or skipped) by extraction itself
     return {
         "utterance_id": row["utterance_id"],
-        "path": str(path.resolve()),
         "size": size,
-        "mtime_ns": mtime,
+        "sha256": digest,
         "start_s": row["start_s"],
         "end_s": row["end_s"],
     }
+
+
+@functools.lru_cache(maxsize=65536)
+def _digest_of(path: Path, size: int, mtime_ns: int, inode: int) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def content_digest(path: Path, size: int, mtime_ns: int, inode: int) -> str:
+    """sha256 of a file's bytes, hashed once per process for each (path, size, mtime, inode): reading
+    every corpus file costs about a second per GB, and a store key must not depend on when a file was
+    copied."""
+    return _digest_of(path.resolve(), int(size), int(mtime_ns), int(inode))
 
 
 def _rows(manifest: pd.DataFrame) -> list[dict[str, Any]]:
