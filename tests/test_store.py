@@ -103,7 +103,9 @@ def test_changed_parameter_or_file_recomputes(tmp_path: Path, manifest: pd.DataF
     np.testing.assert_array_equal(changed.features[1:], original.features[1:])
 
 
-def test_same_audio_with_new_mtimes_or_elsewhere_finds_its_store(tmp_path: Path, manifest: pd.DataFrame) -> None:
+def test_same_audio_with_new_mtimes_or_elsewhere_finds_its_store(
+    tmp_path: Path, manifest: pd.DataFrame
+) -> None:
     """A re-materialised data folder (same bytes, new mtimes, another place) reuses its features; the
     same size with other bytes does not."""
     config = _config(tmp_path)
