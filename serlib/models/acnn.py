@@ -238,7 +238,11 @@ def predict_all(
 ) -> dict[str, np.ndarray]:
     """Head probabilities, last hidden layer and attention weights of ``inputs`` in one pass."""
     feeds = {tensor.name: np.asarray(inputs[tensor.name]) for tensor in model.inputs}
-    outputs = analysis_model(model).predict(feeds, batch_size=batch_size, verbose=0)
+    # built once per model (it shares the model's layers), so its prediction graph is traced once
+    analysis = getattr(model, "_serlib_analysis_model", None)
+    if analysis is None:
+        analysis = model._serlib_analysis_model = analysis_model(model)
+    outputs = analysis.predict(feeds, batch_size=batch_size, verbose=0)
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 

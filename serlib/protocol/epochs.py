@@ -19,7 +19,7 @@ import pandas as pd
 from serlib.base import metrics
 from serlib.base.config import Config
 from serlib.features import normalisation
-from serlib.models import acnn
+from serlib.models import acnn, acnn_reuse
 from serlib.protocol.folds import session_folds, within_folds
 from serlib.protocol.labeled import load_labeled
 from serlib.protocol.svm import BaselineError
@@ -55,7 +55,10 @@ def acnn_epoch_curves(
             valid = data.subset(np.flatnonzero(folds_of == inner))
             keras.utils.set_random_seed(seed)
             statistics = normalisation.band_statistics(train.logmel, train.lengths)
-            model = acnn.build_configured(config, normalisation=statistics)
+            logmel = config.features.logmel
+            model = acnn_reuse.fresh_acnn(
+                config.acnn, logmel.max_frames, logmel.bands, normalisation=statistics
+            )
             scores: list[float] = []
             began = time.perf_counter()
             history = model.fit(

@@ -31,7 +31,7 @@ from serlib.base.progress import bar as progress_bar
 from serlib.base.progress import interactive
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation
-from serlib.models import acnn
+from serlib.models import acnn, acnn_reuse
 from serlib.protocol import conditions
 from serlib.protocol.conditions import fingerprint, run_data
 from serlib.protocol.folds import SETTINGS, development_split
@@ -97,8 +97,15 @@ def fit_predict(
     if config.acnn.normalisation == "standardise":
         statistics = normalisation.band_statistics(train.logmel, train.lengths)
     external_dim = 0 if train.external is None else int(train.external.shape[1])
-    model = acnn.build_configured(
-        config, external_dim=external_dim, keep_probability=keep_probability, normalisation=statistics
+    logmel = config.features.logmel
+    # a freshly initialised ACNN; this process's traced one of the same shape when it has one (same numbers)
+    model = acnn_reuse.fresh_acnn(
+        config.acnn,
+        logmel.max_frames,
+        logmel.bands,
+        external_dim=external_dim,
+        keep_probability=keep_probability,
+        normalisation=statistics,
     )
     callbacks = [progress] if progress is not None else []
     selection = None
