@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 # for installing serlib elsewhere. `make lock` regenerates it (and environment.yml) from pyproject.toml.
 LOCK := requirements.lock
 # uv installs the lock (measured: README, set-up line); INSTALLER=pip installs it with pip instead.
+# Both write the .pyc files at install time (uv: --compile-bytecode; pip does by default): where
+# PYTHONDONTWRITEBYTECODE is set (as on CI here) Python never caches them itself, and every process
+# that imports TensorFlow would compile its ~1,800 modules again (about 15 CPU-seconds each time).
 INSTALLER ?= uv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
@@ -31,7 +34,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	for Python 3.11, $(PY) is $$($(PY) -V); set PYTHON=python3.11 and delete $(VENV) to match it"
 ifeq ($(INSTALLER),uv)
 	@$(UV) --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' || $(PY) -m pip install --quiet uv==$(UV_VERSION)
-	$(UV) pip sync --quiet --python $(PY) --require-hashes $(LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) --require-hashes $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 else
 	$(PY) -m pip install --quiet --upgrade pip

@@ -215,9 +215,14 @@ def _metrics(path: Path) -> dict:
     return metrics
 
 
-def _by_prefix(folder: Path) -> dict[str, Path]:
-    """Store files keyed by their name without the hash (which includes the audio paths)."""
-    return {path.name.rsplit("-", 1)[0]: path for path in folder.glob("*.h5")}
+def _store_files(folder: Path, kind: str) -> dict[str, Path]:
+    """Store files by name. A feature store's name hashes its parameters and the audio's bytes, so it is
+    the same in both runs; a representation store's hashes the AE file, whose zip entries carry the time
+    it was saved, so those are matched by corpus (the name without the hash)."""
+    paths = sorted((folder / "cache" / kind).glob("*.h5"))
+    if kind == "representations":
+        return {path.name.rsplit("-", 1)[0]: path for path in paths}
+    return {path.name: path for path in paths}
 
 
 def assert_same_results(reference: Path, other: Path) -> None:
@@ -236,7 +241,7 @@ def assert_same_results(reference: Path, other: Path) -> None:
         ):
             np.testing.assert_array_equal(a["hidden"][...], b["hidden"][...])
     for kind in ("features", "representations"):
-        expected, got = _by_prefix(reference / "cache" / kind), _by_prefix(other / "cache" / kind)
+        expected, got = _store_files(reference, kind), _store_files(other, kind)
         assert expected.keys() == got.keys()
         for name, path in expected.items():
             with h5py.File(path, "r") as a, h5py.File(got[name], "r") as b:
@@ -263,7 +268,7 @@ def test_protocol_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_pat
     assert early >= 4 and late > 10, kinds
     out = tmp_path / "interrupted"
     # The reference's demo corpus: the same audio, not generated again (the kills come after it, in AE
-    # training and the ACNN runs; the store keys differ only by the audio paths, see _by_prefix).
+    # training and the ACNN runs).
     data = reference.corpus_root("emo")
 
     first = (EARLY, rng.randint(1, early - 1))

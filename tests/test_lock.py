@@ -97,6 +97,8 @@ def test_make_install_installs_the_lock_and_only_when_it_changed() -> None:
     assert "pip sync" in uv and "--require-hashes requirements.lock" in uv and "--no-deps -e ." in uv
     pip = _make_dry_run("-B", "install", "VENV=/nonexistent-venv", "INSTALLER=pip")
     assert "pip install --quiet --require-hashes -r requirements.lock" in pip and "--no-deps -e ." in pip
+    # .pyc files written at install: with PYTHONDONTWRITEBYTECODE set, no process would cache them
+    assert "--compile-bytecode" in uv and "--no-compile" not in pip
     for target in ("demo", "test"):
         assert re.search(rf"^{target}: \$\(STAMP\)", makefile, re.M), f"make {target} must install first"
 
