@@ -26,7 +26,8 @@ from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS
 from serlib.features import extraction, store
-from serlib.protocol import grid
+from serlib.models import autoencoder
+from serlib.protocol import conditions, grid
 
 RATE = 16000
 PITCH = {"angry": 320.0, "happy": 260.0, "neutral": 180.0, "sad": 130.0}
@@ -274,3 +275,37 @@ def test_autoencoder_trains_under_mirrored_strategy_on_two_logical_cpus(tmp_path
     assert len(losses) == 3 and all(np.isfinite(losses))
     assert losses[-1] < losses[0]
     assert result["shape"] == [32, result["dim"]] == [32, 16]
+
+
+def test_autoencoders_trained_on_dask_workers_equal_the_serial_ones(corpus, client, monkeypatch):
+    """Notebook 02's independent AEs on Dask workers (the demo's one per core): the same weights,
+    losses and representations as trained one after another here."""
+    tiny_ae = {
+        "autoencoder.layers": 1,
+        "autoencoder.units": 4,
+        "autoencoder.epochs": 2,
+        "autoencoder.batch_size": 8,
+        "features.spectrogram.fixed_length_s": 0.5,
+        "features.spectrogram.mel_bands": 16,
+    }
+    results = {}
+    run_tasks = cluster.run_tasks
+    for name, options in (("serial", {"n_jobs": 1}), ("dask", {"client": client})):
+        config = config_module.override(
+            _config(corpus, name, n_jobs=1), cache_dir=str(corpus / f"ae-{name}"), **tiny_ae
+        )
+        calls: list[int] = []
+        monkeypatch.setattr(
+            cluster, "run_tasks", lambda *a, calls=calls, **k: calls.append(len(a[2])) or run_tasks(*a, **k)
+        )
+        jobs = [("synth", 2), ("other", 1)]
+        paths = conditions.train_autoencoders(config, jobs, progress=False, **options)
+        assert calls == ([] if name == "serial" else [2])
+        assert [p.parent.name.split("-")[0] for p in paths] == ["synth", "other"]
+        states = [json.loads((p.parent / "training_state.json").read_text()) for p in paths]
+        assert [len(state["loss"]) for state in states] == [2, 1]
+        vectors = [autoencoder.encode_configured(config, p, "synth").vectors for p in paths]
+        results[name] = ([state["loss"] for state in states], vectors)
+    assert results["dask"][0] == results["serial"][0]
+    for a, b in zip(results["dask"][1], results["serial"][1], strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -17,6 +17,7 @@ import pandas as pd
 from serlib.analysis.tsne import AnalysisError
 from serlib.data import loaders
 from serlib.models import autoencoder
+from serlib.protocol import conditions
 from serlib.protocol.conditions import autoencoder_corpus, settings_of
 
 log = logging.getLogger(__name__)
@@ -24,15 +25,10 @@ log = logging.getLogger(__name__)
 
 def autoencoder_jobs(config: Any) -> pd.DataFrame:
     """Each distinct autoencoder the protocol needs, once: corpus key, epochs and the conditions using it."""
-    jobs: dict[tuple[str, int], list[str]] = {}
-    for setting in settings_of(config):
-        for condition in config.protocol.conditions:
-            key = autoencoder_corpus(config, setting, condition)
-            if key is None:
-                continue
-            epochs = int(condition.autoencoder_epochs or config.autoencoder.epochs)
-            jobs.setdefault((key, epochs), []).append(f"{condition.name} ({setting})")
-    rows = [{"corpus": k, "epochs": e, "used_by": ", ".join(users)} for (k, e), users in jobs.items()]
+    rows = [
+        {"corpus": key, "epochs": epochs, "used_by": ", ".join(users)}
+        for (key, epochs), users in conditions.autoencoder_jobs(config).items()
+    ]
     return pd.DataFrame(rows, columns=["corpus", "epochs", "used_by"])
 
 

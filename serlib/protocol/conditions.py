@@ -9,12 +9,23 @@ once per (setting, condition), before any run, so parallel runs only read finish
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serlib.base.config import CONDITION_SOURCE_TARGET, CONDITION_SOURCES_NONE, ConditionConfig, Config
+from serlib.base import cluster
+from serlib.base.config import (
+    CONDITION_SOURCE_TARGET,
+    CONDITION_SOURCES_NONE,
+    ConditionConfig,
+    Config,
+    from_dict,
+)
+from serlib.base.progress import bar as progress_bar
+from serlib.features import store
 from serlib.models import autoencoder
 from serlib.protocol import labeled
 from serlib.protocol.folds import SETTINGS, fold_indices, session_folds
@@ -61,6 +72,63 @@ def autoencoder_corpus(config: Config, setting: str, condition: ConditionConfig)
     if source == CONDITION_SOURCE_TARGET:
         return corpora_of(config, setting)[1]
     return source
+
+
+def autoencoder_jobs(config: Config) -> dict[tuple[str, int], list[str]]:
+    """Each distinct (corpus key, epochs) autoencoder the configured conditions need, in protocol order,
+    with the "condition (setting)" labels that use it."""
+    jobs: dict[tuple[str, int], list[str]] = {}
+    for setting in settings_of(config):
+        for condition in config.protocol.conditions:
+            key = autoencoder_corpus(config, setting, condition)
+            if key is not None:
+                epochs = int(condition.autoencoder_epochs or config.autoencoder.epochs)
+                jobs.setdefault((key, epochs), []).append(f"{condition.name} ({setting})")
+    return jobs
+
+
+def train_autoencoders(
+    config: Config,
+    jobs: Sequence[tuple[str, int]] | None = None,
+    n_jobs: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Train (or find) the autoencoders ``jobs`` (default ``autoencoder_jobs``); returns their model paths.
+
+    The AEs are independent, so with more than one worker (``n_jobs``, default ``protocol.n_jobs``, or a
+    ``client``) each trains in a Dask worker process; otherwise they train here one after another.
+    Workers run TensorFlow with this process's threads, so both give the same files (docs/reliability.md).
+    """
+    jobs = list(autoencoder_jobs(config)) if jobs is None else [(str(k), int(e)) for k, e in jobs]
+    for key in dict.fromkeys(key for key, _ in jobs):  # each store once, here, before any worker reads it
+        store.extract_configured(config, key, "spectrogram", progress=progress)
+    workers = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)
+    address = config.protocol.scheduler_address
+    if client is None and not (len(jobs) > 1 and cluster.uses_dask(address, workers)):
+        return [
+            autoencoder.train_configured(config, key, epochs=epochs, progress=progress)
+            for key, epochs in jobs
+        ]
+    bar = progress_bar(len(jobs), "autoencoders", unit="AE", enabled=progress, every=True)
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(cluster.dask_client(address, workers))
+        paths = cluster.run_tasks(
+            client,
+            train_task,
+            [(config.model_dump(mode="json"), key, epochs) for key, epochs in jobs],
+            [f"autoencoder-{key}-{epochs}" for key, epochs in jobs],
+            on_result=lambda index, path: bar.update(1),
+        )
+    bar.close()
+    return [Path(path) for path in paths]
+
+
+def train_task(config_data: dict[str, Any], corpus_key: str, epochs: int) -> str:
+    """One autoencoder as a Dask task: the configuration arrives as plain data (``Config.model_dump``)."""
+    config = from_dict(config_data, "dask worker")
+    return str(autoencoder.train_configured(config, corpus_key, epochs=epochs, progress=False))
 
 
 def prepare_sources(config: Config, setting: str, condition: ConditionConfig) -> dict[str, Any]:
