@@ -540,9 +540,10 @@ DEPARTURES: dict[str, dict[str, str]] = {
         "protocol.cross_corpus_train": "the demo's labeled corpus stands in for IEMOCAP",
         "protocol.cross_corpus_test": "the demo's cross corpus (other voices) stands in for MSP-IMPROV",
         "protocol.seeds": "2 seeds, for minutes on 2 cores (no confidence interval below 3)",
-        "protocol.n_jobs": "0: as many Dask run workers as the cores hold at SERLIB_TF_THREADS threads "
-        "each; `make demo` sets SERLIB_TF_THREADS=1, i.e. one worker per core, because the demo's small "
-        "ACNN runs spend most of their time in single-threaded graph tracing (docs/performance.md)",
+        "protocol.n_jobs": "0: as many Dask workers (for the ACNN runs and notebook 02's AEs) as the "
+        "cores hold at SERLIB_TF_THREADS threads each; `make demo` sets SERLIB_TF_THREADS=1, i.e. one "
+        "worker per core, because the demo's small models use one core poorly at 2 threads "
+        "(docs/performance.md)",
         "protocol.conditions": "Table 1's five conditions, over the demo's unlabeled corpora",
         "tsne.perplexity": "20: the demo has a few hundred points, not thousands",
         "demo_corpus": "the generator's seed",
