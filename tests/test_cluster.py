@@ -278,8 +278,8 @@ def test_autoencoder_trains_under_mirrored_strategy_on_two_logical_cpus(tmp_path
 
 
 def test_autoencoders_trained_on_dask_workers_equal_the_serial_ones(corpus, client, monkeypatch):
-    """Notebook 02's independent AEs on Dask workers (the demo's one per core): the same weights,
-    losses and representations as trained one after another here."""
+    """Notebook 02's independent AEs on Dask workers (the demo's one per core): the same weights and
+    losses as trained one after another here."""
     tiny_ae = {
         "autoencoder.layers": 1,
         "autoencoder.units": 4,
@@ -304,8 +304,10 @@ def test_autoencoders_trained_on_dask_workers_equal_the_serial_ones(corpus, clie
         assert [p.parent.name.split("-")[0] for p in paths] == ["synth", "other"]
         states = [json.loads((p.parent / "training_state.json").read_text()) for p in paths]
         assert [len(state["loss"]) for state in states] == [2, 1]
-        vectors = [autoencoder.encode_configured(config, p, "synth").vectors for p in paths]
-        results[name] = ([state["loss"] for state in states], vectors)
+        weights = [autoencoder.load_model(p, compile=False).get_weights() for p in paths]
+        results[name] = ([state["loss"] for state in states], weights)
     assert results["dask"][0] == results["serial"][0]
-    for a, b in zip(results["dask"][1], results["serial"][1], strict=True):
-        np.testing.assert_array_equal(a, b)
+    for model_a, model_b in zip(results["dask"][1], results["serial"][1], strict=True):
+        assert len(model_a) == len(model_b) > 0
+        for a, b in zip(model_a, model_b, strict=True):
+            np.testing.assert_array_equal(a, b)
