@@ -25,7 +25,6 @@ from collections import OrderedDict
 from typing import Any
 
 import keras
-import numpy as np
 
 from serlib.base.config import ACNNConfig
 from serlib.models import acnn
@@ -40,27 +39,13 @@ def _traced() -> OrderedDict[str, keras.Model]:
     return _local.models
 
 
-def fresh_acnn(
-    acnn_config: ACNNConfig,
-    frames: int,
-    bands: int,
-    external_dim: int = 0,
-    keep_probability: float | None = None,
-    normalisation: tuple[np.ndarray, np.ndarray] | None = None,
-) -> keras.Model:
-    """A model in exactly the state ``acnn.build_acnn`` (same arguments) returns now, reusing this
-    thread's traced model of the same architecture when there is one."""
-    fresh = acnn.build_acnn(
-        acnn_config,
-        frames,
-        bands,
-        external_dim=external_dim,
-        keep_probability=keep_probability,
-        normalisation=normalisation,
-    )
-    key = json.dumps(
-        [acnn_config.model_dump(mode="json"), frames, bands, external_dim, keep_probability], sort_keys=True
-    )
+def fresh_acnn(acnn_config: ACNNConfig, frames: int, bands: int, **options: Any) -> keras.Model:
+    """A model in exactly the state ``acnn.build_acnn(acnn_config, frames, bands, **options)`` returns
+    now (options: ``external_dim``, ``keep_probability``, ``normalisation``), reusing this thread's traced
+    model of the same architecture when there is one."""
+    fresh = acnn.build_acnn(acnn_config, frames, bands, **options)
+    architecture = {name: value for name, value in options.items() if name != "normalisation"}
+    key = json.dumps([acnn_config.model_dump(mode="json"), frames, bands, architecture], sort_keys=True)
     models = _traced()
     traced = models.get(key)
     if traced is None:
