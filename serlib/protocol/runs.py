@@ -64,7 +64,7 @@ class RunKey:
 
 @dataclass
 class TrainedRun:
-    model: Any
+    model: Any  # this thread's traced ACNN (acnn_reuse): valid until the next fit_predict of its shape
     probabilities: dict[str, np.ndarray]
     hidden: np.ndarray
     attention: np.ndarray
