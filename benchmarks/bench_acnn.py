@@ -195,7 +195,7 @@ def _layer_costs(config: Any, repeats: int) -> list[tuple[str, str, float, float
         "max-pooling, Keras MaxPooling1D (TensorFlow's MaxPoolGrad)": keras.layers.MaxPooling1D(
             a.pool_size, strides=a.pool_stride, padding="valid"
         ),
-        "max-pooling, FastMaxPooling1D (block gradient, XLA)": FastMaxPooling1D(
+        "max-pooling, FastMaxPooling1D (first-largest-step index, one segment sum)": FastMaxPooling1D(
             a.pool_size, strides=a.pool_stride, padding="valid"
         ),
     }

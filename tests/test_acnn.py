@@ -253,6 +253,30 @@ def test_padding_aware_convolution_and_fast_pooling_outputs_and_gradients(paper)
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_fast_pooling_gradient_goes_to_each_windows_first_largest_step_as_max_pool_grad():
+    """The block gradient of ``max_pool_1d`` equals TensorFlow's ``MaxPoolGrad`` (the first largest step of
+    each window takes the window's gradient), ties included: ReLU zeros and constant padded steps."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    steps = rng.normal(size=(5, 97, 7)).astype(np.float32)
+    steps = np.maximum(steps, 0.0)  # ReLU: many equal zeros
+    steps[1:3, 40:] = 0.3  # the constant steps over zero padding
+    steps[4] = np.round(steps[4], 1)  # coarse values: ties inside blocks and windows
+    upstream = tf.constant(rng.normal(size=(5, 23, 7)).astype(np.float32))
+    x = tf.constant(steps)
+    for pool, layer in ((tf.keras.layers.MaxPooling1D(30, 3), "reference"), (None, "fast")):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            pooled = pool(x) if pool is not None else acnn_kernels.max_pool_1d(x, 30, 3)
+        gradient = tape.gradient(pooled, x, output_gradients=upstream).numpy()
+        if layer == "reference":
+            expected_pooled, expected = pooled.numpy(), gradient
+    np.testing.assert_array_equal(pooled.numpy(), expected_pooled)
+    np.testing.assert_allclose(gradient, expected, rtol=0, atol=1e-6)
+    assert np.count_nonzero(gradient) == np.count_nonzero(expected)  # the same steps take the gradient
+
+
 def test_fast_layers_load_in_safe_mode(tmp_path, paper):
     config = config_module.override(paper, **{"features.logmel.max_frames": 120, "acnn.filters": 8})
     model = acnn.build_configured(config)

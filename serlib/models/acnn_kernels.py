@@ -13,15 +13,17 @@ are the same; the kernel's gradient loses only products with zeros; the bias gra
 step. On Emo-DB's 2.0 s clips in 4.0 s inputs this halves the convolution's work.
 
 **Max-pooling over time.** The paper pools 30 conv steps with stride 3, so every step sits in ten
-windows. TensorFlow's CPU gradient of such overlapping pooling (``MaxPoolGrad``) costs more than the
-convolution itself (31 vs 23 ms per batch of 32 x 750 frames on 2 cores, measured by
-``benchmarks/bench_acnn.py``). ``max_pool_1d`` computes the same maximum with TensorFlow's pooling op
-and its gradient from an equivalent formulation compiled by XLA: the maximum of each block of
-``stride`` steps, then the maximum of ``pool / stride`` consecutive blocks. The outputs are identical;
-the gradient reaching the layer below is identical wherever a window has one largest value, and
-where several steps share it (e.g. zero-padded frames, whose convolution is the same constant) it is
-split between them instead of given to one - the same total, so the gradients of the weights agree
-within float32 rounding (``tests/test_acnn.py``).
+windows. TensorFlow's CPU gradient of such overlapping pooling (``MaxPoolGrad``) scans every window
+again and costs as much as the convolution (49-59 vs 53 CPU ms per batch of 32 x 247 steps x 200
+filters on one AMD EPYC thread, measured by ``benchmarks/bench_acnn.py``). ``max_pool_1d`` keeps
+TensorFlow's pooling op for the outputs and computes the same gradient from blocks: the maximum of each
+block of ``stride`` steps, the first block of each window that holds the window's maximum and the
+first step of that block that holds it (elementwise comparisons, compiled by XLA into one pass), then
+one ``unsorted_segment_sum`` of the upstream gradient into those steps (10 CPU ms for the same batch;
+XLA compiles the comparisons once per batch size, ~0.4 CPU-s). The gradient goes to the first largest step of each window, as ``MaxPoolGrad``
+gives it, so the two agree within float32 rounding of the sums, ties (e.g. the constant steps over
+zero padding) included (``tests/test_acnn.py``). With a GPU visible the layer uses TensorFlow's own
+gradient (cuDNN's is fast, and ``unsorted_segment_sum`` is not deterministic there).
 """
 
 from __future__ import annotations
@@ -38,45 +40,59 @@ def fast_pooling_applies(pool_size: int, strides: int, padding: str) -> bool:
     return padding == "valid" and pool_size >= strides and pool_size % strides == 0
 
 
+def _first_match(candidates: list[Any], target: Any) -> Any:
+    """Index of the first of ``candidates`` equal to ``target`` elementwise (the last one otherwise)."""
+    index = tf.fill(tf.shape(target), len(candidates) - 1)
+    for position in range(len(candidates) - 2, -1, -1):
+        index = tf.where(tf.equal(candidates[position], target), position, index)
+    return index
+
+
 @functools.lru_cache(maxsize=16)
 def _functions(pool_size: int, strides: int) -> tuple[Any, Any]:
-    width = pool_size // strides
-
-    def blocks_max(x: Any) -> Any:
-        steps = x.shape[1]
-        outputs = (steps - pool_size) // strides + 1
-        blocks = outputs - 1 + width
-        grouped = tf.reshape(x[:, : blocks * strides], [-1, blocks, strides, x.shape[2]])
-        block = tf.reduce_max(grouped, axis=2)
-        result = block[:, :outputs]
-        for offset in range(1, width):
-            result = tf.maximum(result, block[:, offset : offset + outputs])
-        return result
+    width = pool_size // strides  # blocks per window
 
     def forward(x: Any) -> Any:
         return tf.nn.max_pool1d(x, pool_size, strides, "VALID")
 
-    def backward(x: Any, upstream: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            pooled = blocks_max(x)
-        return tape.gradient(pooled, x, output_gradients=upstream)
+    def winners(x: Any, pooled: Any) -> Any:
+        """The flat index into ``x`` of the first largest step of every window (XLA fuses the
+        comparisons into one pass; TensorFlow's own kernels would make ~30 passes)."""
+        steps, channels, outputs = x.shape[1], x.shape[2], pooled.shape[1]
+        blocks = outputs - 1 + width
+        grouped = tf.reshape(x[:, : blocks * strides], [-1, blocks, strides, channels])
+        block_max = tf.reduce_max(grouped, axis=2)  # [batch, blocks, channels]
+        in_block = _first_match([grouped[:, :, p] for p in range(strides)], block_max)
+        offset = _first_match([block_max[:, k : k + outputs] for k in range(width)], pooled)
+        step_in_block = in_block[:, width - 1 : width - 1 + outputs]
+        for k in range(width - 2, -1, -1):  # the winning block's first largest step
+            step_in_block = tf.where(tf.equal(offset, k), in_block[:, k : k + outputs], step_in_block)
+        step = (offset + tf.range(outputs)[tf.newaxis, :, tf.newaxis]) * strides + step_in_block
+        utterance = tf.range(tf.shape(x)[0])[:, tf.newaxis, tf.newaxis]
+        return (utterance * steps + step) * channels + tf.range(channels)[tf.newaxis, tf.newaxis, :]
 
-    return tf.function(forward), tf.function(backward, jit_compile=True)
+    compiled_winners = tf.function(winners, jit_compile=True)
+
+    def backward(x: Any, pooled: Any, upstream: Any) -> Any:
+        index = compiled_winners(x, pooled)
+        summed = tf.math.unsorted_segment_sum(tf.reshape(upstream, [-1]), tf.reshape(index, [-1]), tf.size(x))
+        return tf.reshape(summed, tf.shape(x))
+
+    return tf.function(forward), tf.function(backward)
 
 
 def max_pool_1d(x: Any, pool_size: int, strides: int) -> Any:
     """``tf.nn.max_pool1d(x, pool_size, strides, "VALID")`` for ``[batch, steps, channels]`` with the
-    fast gradient described above (``pool_size`` a multiple of ``strides``)."""
+    block gradient described above (``pool_size`` a multiple of ``strides``)."""
     forward, backward = _functions(int(pool_size), int(strides))
 
     @tf.custom_gradient
     def run(x: Any) -> Any:
-        # The compiled functions see inputs cut from the tape: ``grad`` is their gradient.
+        # The functions see inputs cut from the tape: ``grad`` is their gradient.
         pooled = forward(tf.stop_gradient(x))
 
         def grad(upstream: Any) -> Any:
-            return backward(tf.stop_gradient(x), tf.stop_gradient(upstream))
+            return backward(tf.stop_gradient(x), tf.stop_gradient(pooled), tf.stop_gradient(upstream))
 
         return pooled, grad
 
@@ -126,6 +142,10 @@ class FastMaxPooling1D(keras.layers.MaxPooling1D):
 
     def call(self, inputs: Any) -> Any:
         pool, stride = self.pool_size[0], self.strides[0]
-        if self.data_format == "channels_last" and fast_pooling_applies(pool, stride, self.padding):
+        if (
+            self.data_format == "channels_last"
+            and fast_pooling_applies(pool, stride, self.padding)
+            and not tf.config.list_logical_devices("GPU")
+        ):
             return max_pool_1d(inputs, pool, stride)
         return super().call(inputs)
