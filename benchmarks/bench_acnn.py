@@ -107,6 +107,54 @@ def _data(
     return inputs, targets, lengths
 
 
+def _previous_pooling_layer() -> Any:
+    """The fast pooling layer as it was before issue 17 (its gradient: autodiff of a block formulation
+    compiled by XLA, ties split), kept here only as the baseline the issue's speed-up is measured against."""
+    import functools
+
+    import keras
+    import tensorflow as tf
+
+    @functools.lru_cache(maxsize=4)
+    def functions(pool: int, stride: int) -> tuple[Any, Any]:
+        width = pool // stride
+
+        def blocks_max(x: Any) -> Any:
+            outputs = (x.shape[1] - pool) // stride + 1
+            blocks = outputs - 1 + width
+            block = tf.reduce_max(
+                tf.reshape(x[:, : blocks * stride], [-1, blocks, stride, x.shape[2]]), axis=2
+            )
+            result = block[:, :outputs]
+            for offset in range(1, width):
+                result = tf.maximum(result, block[:, offset : offset + outputs])
+            return result
+
+        def backward(x: Any, upstream: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pooled = blocks_max(x)
+            return tape.gradient(pooled, x, output_gradients=upstream)
+
+        forward = tf.function(lambda x: tf.nn.max_pool1d(x, pool, stride, "VALID"))
+        return forward, tf.function(backward, jit_compile=True)
+
+    class PreviousFastMaxPooling1D(keras.layers.MaxPooling1D):
+        def call(self, inputs: Any) -> Any:
+            forward, backward = functions(self.pool_size[0], self.strides[0])
+
+            @tf.custom_gradient
+            def run(x: Any) -> Any:
+                def grad(upstream: Any) -> Any:
+                    return backward(tf.stop_gradient(x), tf.stop_gradient(upstream))
+
+                return forward(tf.stop_gradient(x)), grad
+
+            return run(inputs)
+
+    return PreviousFastMaxPooling1D
+
+
 def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
     import keras
 
@@ -117,7 +165,15 @@ def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
     chosen = config_module.override(
         config, **{"acnn.implementation": implementation, "acnn.jit_compile": mode == "jit_compile"}
     )
-    model = acnn.build_configured(chosen)
+    if mode == "previous pooling":  # issue 17's baseline: the fast model with the old pooling gradient
+        kept = acnn.FastMaxPooling1D
+        acnn.FastMaxPooling1D = _previous_pooling_layer()
+        try:
+            model = acnn.build_configured(chosen)
+        finally:
+            acnn.FastMaxPooling1D = kept
+    else:
+        model = acnn.build_configured(chosen)
     if mode == "eager":
         model.run_eagerly = True  # read when fit builds its train function
     return model
@@ -322,7 +378,7 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
         training += [(profile, "reference", "compiled"), (profile, "fast", "compiled")]
         if threads == 1 and profile == "full":
             training += [("full", "fast", "eager"), ("full", "reference", "jit_compile")]
-            training += [("full", "fast", "tf.data")]
+            training += [("full", "fast", "tf.data"), ("full", "fast", "previous pooling")]
     data: dict[tuple[str, int], tuple] = {}
     for profile, implementation, mode in training:
         n = sizes["eager"] if mode == "eager" else sizes["count"]
@@ -469,6 +525,12 @@ def _finish(rows: list[dict[str, Any]], threads: int, ceiling_wall: float, ceili
         elif threads == 1:
             other += f"; GFLOP/s per CPU-second, against the 1-thread GEMM's {ceiling_cpu:,.1f}"
         row["note"] = f"{other}; load {row['load']}{flops_text}"
+    previous = [r for r in rows if r.get("mode") == "previous pooling"]
+    for row in rows:  # issue 17's speed-up: the fast model against its previous pooling gradient
+        if previous and row["stage"] == "ACNN training" and row.get("mode") == "compiled":
+            if row["implementation_key"] == "fast" and row["profile"] == previous[0]["profile"]:
+                ratio = row["throughput"] / previous[0]["throughput"]
+                row["note"] += f"; x{ratio:.2f} vs the previous pooling gradient (issue 17's baseline)"
 
 
 # -- one child process per thread count -----------------------------------------------------------------
