@@ -76,6 +76,9 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
     assert output == Path("runs/nemo-sensitivity")
     assert [c.name for c in reference.protocol.conditions] == ["BL"]
+    # nemo.yaml draws Figure 2 for U, which the plan does not run: BL takes its place (a run would refuse
+    # an unknown condition)
+    assert reference.protocol.figure2_condition == "BL"
     assert set(variants) == {"dropout-rate-0.8", "pool-stride-30", "no-standardisation", "early-stopping"}
     base = reference.acnn.model_dump()
     for name, changes in variants.items():

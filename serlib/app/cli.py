@@ -113,10 +113,7 @@ def _subset(
     if conditions:
         names = [condition.name for condition in config.protocol.conditions]
         _refuse_unknown("--condition", conditions, names, "protocol.conditions")
-        kept = [c.model_dump(mode="json") for c in config.protocol.conditions if c.name in conditions]
-        changes["protocol.conditions"] = kept
-        if config.protocol.figure2_condition not in conditions:
-            changes["protocol.figure2_condition"] = kept[-1]["name"]
+        config = config_module.keep_conditions(config, list(conditions))
     return config_module.override(config, **changes) if changes else config
 
 

@@ -444,6 +444,18 @@ def override(config: Config, **changes: Any) -> Config:
     return from_dict(data, "override")
 
 
+def keep_conditions(config: Config, names: list[str] | tuple[str, ...]) -> Config:
+    """The configuration with only the named conditions, in their configured order; when Figure 2's
+    condition is not among them, the last kept condition takes its place."""
+    for name in names:
+        config.condition(name)  # raises ConfigError when unknown
+    kept = [c.model_dump(mode="json") for c in config.protocol.conditions if c.name in names]
+    changes: dict[str, Any] = {"protocol.conditions": kept}
+    if config.protocol.figure2_condition is not None and config.protocol.figure2_condition not in names:
+        changes["protocol.figure2_condition"] = kept[-1]["name"]
+    return override(config, **changes)
+
+
 # -- presets: the paper's values, and the demo's departures with their reasons -----------------------
 def _table1_conditions(
     small_talks: str, books: str, all_talks: str, all_talks_epochs: int

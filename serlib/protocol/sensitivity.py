@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from serlib.base.config import Config, ConfigError, load, override
+from serlib.base.config import Config, ConfigError, keep_conditions, load, override
 from serlib.base.files import write_csv, write_text
 from serlib.protocol.comparisons import comparisons_markdown, paired_comparisons
 from serlib.protocol.grid import run_protocol
@@ -57,9 +57,7 @@ def load_plan(path: str | Path) -> tuple[Config, dict[str, dict[str, Any]], Path
     if "seeds" in plan:
         changes["protocol.seeds"] = list(plan["seeds"])
     if "conditions" in plan:
-        changes["protocol.conditions"] = [
-            base.condition(name).model_dump(mode="json") for name in plan["conditions"]
-        ]
+        base = keep_conditions(base, [str(name) for name in plan["conditions"]])
     reference = override(base, **changes)
     output = Path(plan.get("output_dir") or f"{base.output_dir}-sensitivity")
     variants = {str(name): dict(values or {}) for name, values in plan["variants"].items()}
