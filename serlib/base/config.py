@@ -234,9 +234,10 @@ class ACNNConfig(_Strict):
     )
     implementation: Literal["fast", "reference"] = Field(
         "fast",
-        description="fast: serlib.models.acnn_kernels (convolution that skips all-padding steps, max-pooling with an "
-        "XLA-compiled gradient); reference: plain Keras layers. The same function within float32 rounding "
-        "(tests/test_acnn.py); fast trains 1.6x more utterances per CPU-second (docs/performance.md)",
+        description="fast: serlib.models.acnn_kernels (convolution that skips all-padding steps, max-pooling whose "
+        "gradient finds each window's first largest step in one pass); reference: plain Keras layers. The same "
+        "function within float32 rounding (tests/test_acnn.py); fast trains 1.2x (full-length inputs) to 1.7x "
+        "(short ones) the reference's utterances per CPU-second (docs/performance.md)",
     )
     jit_compile: bool = False
 
