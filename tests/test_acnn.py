@@ -263,18 +263,21 @@ def test_fast_pooling_gradient_goes_to_each_windows_first_largest_step_as_max_po
     steps = np.maximum(steps, 0.0)  # ReLU: many equal zeros
     steps[1:3, 40:] = 0.3  # the constant steps over zero padding
     steps[4] = np.round(steps[4], 1)  # coarse values: ties inside blocks and windows
-    upstream = tf.constant(rng.normal(size=(5, 23, 7)).astype(np.float32))
     x = tf.constant(steps)
-    for pool, layer in ((tf.keras.layers.MaxPooling1D(30, 3), "reference"), (None, "fast")):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            pooled = pool(x) if pool is not None else acnn_kernels.max_pool_1d(x, 30, 3)
-        gradient = tape.gradient(pooled, x, output_gradients=upstream).numpy()
-        if layer == "reference":
-            expected_pooled, expected = pooled.numpy(), gradient
-    np.testing.assert_array_equal(pooled.numpy(), expected_pooled)
-    np.testing.assert_allclose(gradient, expected, rtol=0, atol=1e-6)
-    assert np.count_nonzero(gradient) == np.count_nonzero(expected)  # the same steps take the gradient
+    # the paper's reading, the sensitivity run's (pool stride 30) and a small pool
+    for size, stride in ((30, 3), (30, 30), (6, 3)):
+        windows = (steps.shape[1] - size) // stride + 1
+        upstream = tf.constant(rng.normal(size=(5, windows, 7)).astype(np.float32))
+        results = []
+        for pool in (tf.keras.layers.MaxPooling1D(size, stride), None):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pooled = pool(x) if pool is not None else acnn_kernels.max_pool_1d(x, size, stride)
+            results.append((pooled.numpy(), tape.gradient(pooled, x, output_gradients=upstream).numpy()))
+        (expected_pooled, expected), (fast_pooled, gradient) = results
+        np.testing.assert_array_equal(fast_pooled, expected_pooled)
+        np.testing.assert_allclose(gradient, expected, rtol=0, atol=1e-6)
+        assert np.count_nonzero(gradient) == np.count_nonzero(expected)  # the same steps take the gradient
 
 
 def test_fast_layers_load_in_safe_mode(tmp_path, paper):
