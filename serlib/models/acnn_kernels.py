@@ -16,14 +16,15 @@ step. On Emo-DB's 2.0 s clips in 4.0 s inputs this halves the convolution's work
 windows. TensorFlow's CPU gradient of such overlapping pooling (``MaxPoolGrad``) scans every window
 again and costs as much as the convolution (49-59 vs 53 CPU ms per batch of 32 x 247 steps x 200
 filters on one AMD EPYC thread, measured by ``benchmarks/bench_acnn.py``). ``max_pool_1d`` keeps
-TensorFlow's pooling op for the outputs and computes the same gradient from blocks: the maximum of each
-block of ``stride`` steps, the first block of each window that holds the window's maximum and the
-first step of that block that holds it (elementwise comparisons, compiled by XLA into one pass), then
-one ``unsorted_segment_sum`` of the upstream gradient into those steps (10 CPU ms for the same batch;
-XLA compiles the comparisons once per batch size, ~0.4 CPU-s). The gradient goes to the first largest step of each window, as ``MaxPoolGrad``
-gives it, so the two agree within float32 rounding of the sums, ties (e.g. the constant steps over
-zero padding) included (``tests/test_acnn.py``). With a GPU visible the layer uses TensorFlow's own
-gradient (cuDNN's is fast, and ``unsorted_segment_sum`` is not deterministic there).
+TensorFlow's pooling op for the outputs and computes the same gradient from blocks of ``stride``
+steps: each block's maximum, the first block of each window that holds the window's maximum, and the
+first step of that block that holds it (elementwise comparisons that XLA compiles into one pass, once
+per batch size, ~0.4 CPU-s), then one ``unsorted_segment_sum`` of the upstream gradient into those
+steps (10 CPU ms for the same batch). The gradient goes to the first largest step of each window, as
+``MaxPoolGrad`` gives it, so the two agree within float32 rounding of the sums, ties (e.g. the
+constant steps over zero padding) included (``tests/test_acnn.py``). With a GPU visible the layer
+uses TensorFlow's own gradient (cuDNN's is fast, and ``unsorted_segment_sum`` is not deterministic
+there).
 """
 
 from __future__ import annotations
