@@ -20,9 +20,11 @@ profiles: ``full`` (every utterance 750 frames), ``realistic`` (lengths uniform 
 (20-50 %, like Emo-DB's 2.0 s clips in 4.0 s inputs). Each profile has a ``reference`` row (plain
 Keras layers, ``acnn.implementation: reference``) and a ``fast`` row (``serlib.models.acnn_kernels``,
 the default); every row's ratio is against the reference row of the same profile and thread count.
-With 1 thread and full lengths three more rows keep earlier decisions measured: ``eager``
-(``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers) and ``tf.data`` (the
-fast model fed by a cached, shuffled, prefetched ``tf.data`` pipeline instead of numpy arrays).
+With 1 thread and full lengths four more rows keep earlier decisions measured: ``eager``
+(``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers), ``tf.data`` (the
+fast model fed by a cached, shuffled, prefetched ``tf.data`` pipeline instead of numpy arrays) and
+``previous pooling`` (the fast model with the pooling gradient it had when issue 17 was filed, the
+baseline of that issue's speed-up; the fast row's note gives the ratio).
 
 Inference rows: ``acnn.analysis_model(...).predict`` (what ``acnn.predict_all`` runs) of the fast
 model on realistic lengths at batch 32, 64, 128 and 256, ratio against batch 32;
