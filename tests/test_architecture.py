@@ -54,3 +54,31 @@ def test_no_module_is_long_and_the_paper_s_autoencoder_reads_on_its_own():
     long = {name: lines for name, lines in sizes.items() if lines > LONGEST_MODULE}
     assert not long, f"modules over {LONGEST_MODULE} lines: {long}"
     assert sizes["serlib/models/autoencoder/model.py"] < 300
+
+
+# What notebook 01, notebook 05's results and the table commands import: reading data and results must
+# not start TensorFlow (about 10 CPU-seconds per process on the development machine).
+TENSORFLOW_FREE = (
+    "serlib.analysis.data_overview",
+    "serlib.analysis.results",
+    "serlib.data.loaders",
+    "serlib.features.store",
+    "serlib.protocol.comparisons",
+    "serlib.protocol.run_files",
+    "serlib.protocol.svm",
+    "serlib.protocol.table1",
+)
+
+
+def test_reading_data_and_results_does_not_import_tensorflow():
+    script = (
+        "import importlib, sys\n"
+        f"for name in {TENSORFLOW_FREE!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "    assert not loaded, f'{name} imports {loaded}'\n"
+        "import serlib.protocol.runs\n"
+        "assert 'keras' in sys.modules, 'the check sees a TensorFlow import'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

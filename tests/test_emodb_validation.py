@@ -18,7 +18,7 @@ import pytest
 from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data import manifest as manifests
-from serlib.protocol import grid, runs
+from serlib.protocol import grid, run_files
 from serlib.protocol import svm as svm_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "emodb.yaml"
@@ -109,7 +109,7 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
     assert svm_module.CONDITION in summary and "| BL |" in summary
     metrics = json.loads(
         (
-            runs.run_folder(config.output_dir, "within", svm_module.CONDITION, 0, 1) / "metrics.json"
+            run_files.run_folder(config.output_dir, "within", svm_module.CONDITION, 0, 1) / "metrics.json"
         ).read_text()
     )
     assert metrics["best_c"] in svm_module.C_GRID

@@ -27,7 +27,7 @@ from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.models import acnn
 from serlib.protocol import conditions as conditions_module
 from serlib.protocol import folds as folds_module
-from serlib.protocol import grid, labeled, table1
+from serlib.protocol import grid, labeled, run_files, table1
 from serlib.protocol import runs as runs_module
 
 FRAMES, BANDS = 60, 26
@@ -215,7 +215,7 @@ def test_protocol_writes_every_run_and_its_files(protocol_run, synthetic):
     out = protocol_run.out
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 2 * 2 * 2 + 2 * 2  # within: conditions x seeds x folds; cross: conditions x seeds
-    folder = runs_module.run_folder(out, "within", "C", 1, 2)
+    folder = run_files.run_folder(out, "within", "C", 1, 2)
     predictions = pd.read_csv(folder / "predictions.csv")
     assert list(predictions.columns[:10]) == [
         "utterance_id", "fold", "seed", "condition", "true", "predicted", "p_angry", "p_happy", "p_neutral", "p_sad",
@@ -223,14 +223,14 @@ def test_protocol_writes_every_run_and_its_files(protocol_run, synthetic):
     test_ids = synthetic.synth.loc[synthetic.synth["session"] == "2", "utterance_id"]
     assert sorted(predictions["utterance_id"]) == sorted(test_ids)
     np.testing.assert_allclose(predictions[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-5)
-    ids, hidden = runs_module.read_hidden(folder / "hidden.h5")
+    ids, hidden = run_files.read_hidden(folder / "hidden.h5")
     assert ids == predictions["utterance_id"].tolist()
     assert hidden.shape == (len(ids), 8 + 6)  # attention output (filters) + AE vector
     stored = json.loads((folder / "metrics.json").read_text())
     assert stored["uar"] == pytest.approx(
         np.mean([np.mean(g["predicted"] == g["true"]) for _, g in predictions.groupby("true")])
     )
-    assert not (runs_module.run_folder(out, "within", "BL", 0, 3)).exists()  # protocol.folds = [1, 2]
+    assert not (run_files.run_folder(out, "within", "BL", 0, 3)).exists()  # protocol.folds = [1, 2]
 
 
 def test_baseline_scores_above_chance_on_separable_data(protocol_run):
@@ -281,7 +281,7 @@ def test_rerunning_a_finished_protocol_trains_nothing(protocol_run, monkeypatch)
 
 
 def test_same_seed_gives_identical_predictions(protocol_run):
-    folder = runs_module.run_folder(protocol_run.out, "within", "BL", 0, 1)
+    folder = run_files.run_folder(protocol_run.out, "within", "BL", 0, 1)
     first = (folder / "predictions.csv").read_text()
     (folder / "metrics.json").unlink()  # mark unfinished: the run is repeated
     runs_module.run_one(protocol_run.config, "within", "BL", 0, 1)
@@ -290,20 +290,20 @@ def test_same_seed_gives_identical_predictions(protocol_run):
 
 def test_changed_parameters_repeat_a_run(protocol_run):
     changed = config_module.override(protocol_run.config, **{"acnn.epochs": 1})
-    key = runs_module.RunKey("within", "BL", 0, 1)
-    assert runs_module.finished(protocol_run.config, key) is not None
-    assert runs_module.finished(changed, key) is None
+    key = run_files.RunKey("within", "BL", 0, 1)
+    assert run_files.finished(protocol_run.config, key) is not None
+    assert run_files.finished(changed, key) is None
     # a re-extracted corpus (another feature-store file) also repeats the run
     condition = protocol_run.config.condition("BL")
     other_audio = conditions_module.fingerprint(
         protocol_run.config, "within", condition, {"synth/logmel": "new.h5"}
     )
-    assert runs_module.finished(protocol_run.config, key, other_audio) is None
+    assert run_files.finished(protocol_run.config, key, other_audio) is None
 
 
 def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_run, synthetic):
 
-    folder = runs_module.run_folder(protocol_run.out, "cross", "BL", 1, 0)
+    folder = run_files.run_folder(protocol_run.out, "cross", "BL", 1, 0)
     model = acnn.load_acnn(folder / "model.keras")
     metadata = json.loads((folder / "model.json").read_text())
     assert metadata["classes"]["emotion"] == list(EMOTIONS)

@@ -13,13 +13,12 @@ import pandas as pd
 import seaborn as sns
 import soundfile
 
-from serlib.analysis.autoencoders import autoencoder_jobs
 from serlib.analysis.tsne import AnalysisError
 from serlib.data import audio
 from serlib.data.corpora import iemocap, msp_improv
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import logmel, spectrogram
-from serlib.protocol.conditions import autoencoder_corpus, corpora_of, settings_of
+from serlib.protocol.conditions import autoencoder_corpus, autoencoder_jobs, corpora_of, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +178,10 @@ def feature_plan(config: Any) -> pd.DataFrame:
     labeled = [key for setting in settings_of(config) for key in corpora_of(config, setting)]
     for key in labeled:
         plan[(key, "logmel")] = None
-    jobs = autoencoder_jobs(config)
-    for key in jobs["corpus"]:
+    ae_corpora = [key for key, _epochs in autoencoder_jobs(config)]
+    for key in ae_corpora:
         plan[(key, "spectrogram")] = None
-    if len(jobs):
+    if ae_corpora:
         for key in labeled:
             plan[(key, "spectrogram")] = None
     return pd.DataFrame(list(plan), columns=["corpus", "extractor"])

@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from serlib.analysis.tsne import AnalysisError, check_vectors
-from serlib.protocol.runs import read_hidden
+from serlib.protocol.run_files import read_hidden
 
 log = logging.getLogger(__name__)
 

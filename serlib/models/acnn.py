@@ -19,12 +19,11 @@ from keras import ops
 from serlib.base.config import ACNNConfig, Config
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features.normalisation import band_statistics  # noqa: F401 - the statistics BandStandardisation takes
+from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
 from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
 
 HEADS = {"emotion": len(EMOTIONS), "arousal": len(LEVELS), "valence": len(LEVELS)}
 MISSING_LABEL = -1  # arousal/valence class of an utterance without ratings: ignored by the loss
-LOGMEL_INPUT = "logmel"
-REPRESENTATION_INPUT = "representation"
 HIDDEN_LAYER = "hidden"
 STEPS_PER_EXECUTION = 8  # train steps per compiled call: amortises Keras' per-step launch (same numbers)
 PREDICT_BATCH_SIZE = 32  # measured (make bench): 32 beats 64-256 on CPU (activations leave the caches)

@@ -26,7 +26,6 @@ from serlib.base.config import (
 )
 from serlib.base.progress import bar as progress_bar
 from serlib.features import store
-from serlib.models import autoencoder
 from serlib.protocol import labeled
 from serlib.protocol.folds import SETTINGS, fold_indices, session_folds
 from serlib.protocol.labeled import (
@@ -100,6 +99,8 @@ def train_autoencoders(
     ``client``) each trains in a Dask worker process; otherwise they train here one after another.
     Workers run TensorFlow with this process's threads, so both give the same files (docs/reliability.md).
     """
+    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+
     jobs = list(autoencoder_jobs(config)) if jobs is None else [(str(k), int(e)) for k, e in jobs]
     for key in dict.fromkeys(key for key, _ in jobs):  # each store once, here, before any worker reads it
         store.extract_configured(config, key, "spectrogram", progress=progress)
@@ -127,6 +128,8 @@ def train_autoencoders(
 
 def train_task(config_data: dict[str, Any], corpus_key: str, epochs: int) -> str:
     """One autoencoder as a Dask task: the configuration arrives as plain data (``Config.model_dump``)."""
+    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+
     config = from_dict(config_data, "dask worker")
     return str(autoencoder.train_configured(config, corpus_key, epochs=epochs, progress=False))
 
@@ -146,6 +149,8 @@ def prepare_sources(config: Config, setting: str, condition: ConditionConfig) ->
     }
     if ae_key is None:
         return sources
+    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+
     model_path = autoencoder.train_configured(config, ae_key, epochs=condition.autoencoder_epochs)
     sources["autoencoder_model"] = str(model_path)
     sources["autoencoder_epochs"] = condition.autoencoder_epochs or config.autoencoder.epochs

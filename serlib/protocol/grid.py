@@ -28,7 +28,8 @@ from serlib.protocol.comparisons import write_comparisons
 from serlib.protocol.conditions import corpora_of, data_identity, fingerprint, settings_of
 from serlib.protocol.folds import CROSS_FOLD, within_folds
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.runs import RunKey, finished, run_one, run_task
+from serlib.protocol.run_files import RunKey, finished
+from serlib.protocol.runs import run_one, run_task
 from serlib.protocol.table1 import summarise
 
 log = logging.getLogger(__name__)

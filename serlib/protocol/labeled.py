@@ -21,7 +21,7 @@ from serlib.base.config import Config
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation, store
-from serlib.models.acnn import LOGMEL_INPUT, REPRESENTATION_INPUT
+from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
 
 log = logging.getLogger(__name__)
 

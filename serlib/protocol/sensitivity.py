@@ -31,7 +31,7 @@ from serlib.base.config import Config, ConfigError, keep_conditions, load, overr
 from serlib.base.files import write_csv, write_text
 from serlib.protocol.comparisons import comparisons_markdown, paired_comparisons
 from serlib.protocol.grid import run_protocol
-from serlib.protocol.runs import run_folder
+from serlib.protocol.run_files import run_folder
 from serlib.protocol.table1 import collect_runs
 
 log = logging.getLogger(__name__)

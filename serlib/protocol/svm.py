@@ -39,7 +39,7 @@ from serlib.protocol import labeled
 from serlib.protocol.conditions import corpora_of, settings_of
 from serlib.protocol.figure2 import confusion_by_condition
 from serlib.protocol.folds import CROSS_FOLD, fold_indices, session_folds, within_folds
-from serlib.protocol.runs import PREDICTION_COLUMNS, run_folder
+from serlib.protocol.run_files import PREDICTION_COLUMNS, run_folder
 from serlib.protocol.table1 import RUN_COLUMNS, collect_runs, results_root, table1, table_markdown
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from serlib.base.files import write_csv, write_text
 from serlib.protocol.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.runs import run_folder
+from serlib.protocol.run_files import run_folder
 
 RUN_COLUMNS = (
     "setting",
