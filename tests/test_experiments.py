@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import types
 from pathlib import Path
 
@@ -468,3 +469,30 @@ def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(
     row = table.set_index("pairs_over").loc["fold x seed"]
     assert row["variant"] == "pool-stride-5" and row["condition"] == "BL" and row["pairs"] == 4
     assert "pool-stride-5" in (synthetic.tmp / "sens" / "sensitivity.md").read_text()
+
+
+def test_a_sitting_summarises_its_own_grid_when_another_replaced_protocol_json(
+    protocol_run, tmp_path, monkeypatch
+):
+    """Two `serlib evaluate` sittings of one grid in one folder (here BL, and C started meanwhile): the one
+    that finishes writes its own grid again and summarises it, never the other sitting's (which once gave a
+    finished BL sitting the Table 1 of C's unfinished one)."""
+    out = tmp_path / "out"
+    shutil.copytree(protocol_run.out / "results", out / "results")  # every run finished: no training here
+    config = config_module.override(protocol_run.config, output_dir=str(out))
+    sitting_bl = config_module.keep_conditions(config, ["BL"])
+    sitting_c = config_module.keep_conditions(config, ["C"])
+    check_finished = grid.finished
+
+    def other_sitting_starts(*args, **kwargs):
+        if json.loads((out / "results" / "protocol.json").read_text())["conditions"][0]["name"] == "BL":
+            grid._write_protocol(sitting_c, [1, 2], {})  # what C's start writes while BL's runs train
+        return check_finished(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "finished", other_sitting_starts)
+    table = grid.run_protocol(sitting_bl, progress=False)
+    assert table["condition"].tolist() == ["BL"]
+    written = pd.read_csv(out / "table1.csv")
+    assert written["condition"].tolist() == ["BL"] and written["within_seeds"].tolist() == [2]
+    assert json.loads((out / "results" / "protocol.json").read_text())["conditions"][0]["name"] == "BL"
+    assert "| BL |" in table1.written_table(out) and "| C |" not in table1.written_table(out)

@@ -124,7 +124,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = _subset(_config(args), args.seed, args.condition)
     provenance.record(config.output_path, config)  # one warning line if the folder's environment differs
     grid.run_protocol(config)
-    print(table1.render_table(config.output_dir), end="")
+    print(table1.written_table(config.output_dir), end="")
     out = config.output_path
     print(f"\ntables: {out / 'table1.md'}, {out / 'table1.csv'}; runs: {out / 'runs.csv'}")
     print(

@@ -2,12 +2,15 @@
 
 Every product of serlib (stores, models, tables, JSON records) is written this way; a killed process
 leaves at most a hidden ``.<name>.tmp<pid>`` file, never a truncated file under the final name.
+``exclusive_lock`` serialises processes that write a group of files which must agree with each other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,25 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], **options: Any)
     frame.to_csv(tmp, index=False, **options)
     os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an inter-process lock on the file ``path`` (created if missing) for the ``with`` block.
+
+    POSIX ``flock``: it ends with the process, so a killed holder never leaves a stale lock. Windows gets
+    no lock; the atomic renames above still protect readers of each single file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

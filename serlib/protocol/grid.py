@@ -21,7 +21,7 @@ import pandas as pd
 
 from serlib.base import cluster, plots, provenance
 from serlib.base.config import CONDITION_SOURCES_NONE, Config
-from serlib.base.files import write_json
+from serlib.base.files import exclusive_lock, write_json
 from serlib.base.progress import bar as progress_bar
 from serlib.protocol import conditions
 from serlib.protocol.comparisons import write_comparisons
@@ -30,7 +30,7 @@ from serlib.protocol.folds import CROSS_FOLD, within_folds
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.run_files import RunKey, finished
 from serlib.protocol.runs import run_one, run_task
-from serlib.protocol.table1 import summarise
+from serlib.protocol.table1 import protocol_lock, summarise
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def run_protocol(
         (setting, name): fingerprint(config, setting, config.condition(name), identity)
         for (setting, name), identity in identities.items()
     }
-    _write_protocol(config, folds, fingerprints)
+    with exclusive_lock(protocol_lock(config.output_dir)):
+        _write_protocol(config, folds, fingerprints)
     pending = [
         key for key in runs if finished(config, key, fingerprints[(key.setting, key.condition)]) is None
     ]
@@ -136,8 +137,14 @@ def run_protocol(
                     client, run_task, arguments, names, on_result=lambda i, r: report(pending[i], r)
                 )
         bar.close()
-    table = summarise(config.output_dir, write_figures=True, figure_folders=plots.figure_folders(config))
-    write_comparisons(config.output_dir)  # paired over (fold, seed), with the minimal detectable difference
+    # Another sitting (other seeds or conditions) in the same folder may have replaced protocol.json while
+    # these runs trained: this sitting's grid is written again and summarised under the folder's lock, so
+    # the tables always describe the protocol.json beside them.
+    with exclusive_lock(protocol_lock(config.output_dir)):
+        _write_protocol(config, folds, fingerprints)
+        table = summarise(config.output_dir, write_figures=True, figure_folders=plots.figure_folders(config))
+        # paired over (fold, seed), with its minimal detectable difference
+        write_comparisons(config.output_dir)
     return table
 
 

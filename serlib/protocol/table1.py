@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from serlib.base import metrics, provenance
-from serlib.base.files import write_csv, write_text
+from serlib.base.files import exclusive_lock, write_csv, write_text
 from serlib.protocol.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
 from serlib.protocol.labeled import ProtocolError
@@ -226,5 +226,18 @@ def render_table(results_dir: str | Path) -> str:
     """Re-render Table 1 (Markdown) from the stored runs of an output folder, without training; also
     rewrites runs.csv, table1.csv and table1.md there."""
     root = results_root(results_dir)
-    summarise(root, write_figures=False)
-    return (root / "table1.md").read_text(encoding="utf-8")
+    with exclusive_lock(protocol_lock(root)):
+        summarise(root, write_figures=False)
+        return (root / "table1.md").read_text(encoding="utf-8")
+
+
+def protocol_lock(output_dir: str | Path) -> Path:
+    """The lock file that serialises writing ``results/protocol.json`` and the tables made from it, so
+    that two sittings of one grid in the same folder (other seeds or conditions) cannot mix them."""
+    return Path(output_dir) / "results" / ".protocol.lock"
+
+
+def written_table(output_dir: str | Path) -> str:
+    """Table 1 (Markdown) as the last finished sitting in ``output_dir`` wrote it."""
+    with exclusive_lock(protocol_lock(output_dir)):
+        return (Path(output_dir) / "table1.md").read_text(encoding="utf-8")

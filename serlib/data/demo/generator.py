@@ -10,7 +10,6 @@ to a staging folder and renamed into place.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,13 +19,13 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from serlib.base.files import exclusive_lock
 from serlib.base.progress import bar as progress_bar
 from serlib.data.demo.design import (
     MAX_SECONDS,
@@ -324,7 +323,8 @@ def ensure(root: str | Path, seed: int = 0, engine: str = "auto", **sizes: int) 
     root = Path(root)
     wanted = _parameters(seed, resolved, full)
     paths = {part: root / part / "manifest.csv" for part in PARTS}
-    with _folder_lock(root):
+    # two pipelines must not generate the same corpus at once
+    with exclusive_lock(root.with_name(f".{root.name}.lock")):
         if _read_json(root / "parameters.json") == wanted and all(p.is_file() for p in paths.values()):
             return paths
         if root.exists() and any(root.iterdir()) and not (root / "parameters.json").is_file():
@@ -341,23 +341,6 @@ def ensure(root: str | Path, seed: int = 0, engine: str = "auto", **sizes: int) 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return paths
-
-
-@contextlib.contextmanager
-def _folder_lock(root: Path) -> Iterator[None]:
-    """An inter-process lock beside ``root`` so that two pipelines do not generate the same corpus at once."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl  # noqa: PLC0415 - POSIX only: Windows gets no lock
-    except ImportError:  # Windows: no lock, the atomic rename still protects readers
-        yield
-        return
-    with open(root.with_name(f".{root.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
