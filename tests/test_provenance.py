@@ -203,7 +203,7 @@ def test_reproduce_writes_provenance_before_the_notebooks_and_warns_on_drift(
 def test_evaluate_writes_provenance(tmp_path, monkeypatch, capsys) -> None:
     calls: list[Path] = []
     monkeypatch.setattr(grid, "run_protocol", lambda config: calls.append(config.output_path))
-    monkeypatch.setattr(table1, "render_table", lambda folder: "table\n")
+    monkeypatch.setattr(table1, "written_table", lambda folder: "table\n")
     assert cli.main(["evaluate", "--preset", "demo", "--out", str(tmp_path)]) == 0
     assert calls == [tmp_path]
     stored = provenance.load(tmp_path)

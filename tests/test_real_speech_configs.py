@@ -195,7 +195,7 @@ def test_evaluate_runs_a_subset_of_the_seeds_and_conditions(monkeypatch, capsys)
     seen = []
     monkeypatch.setattr(grid, "run_protocol", lambda config: seen.append(config))
     monkeypatch.setattr(provenance, "record", lambda *args, **kwargs: None)
-    monkeypatch.setattr(table1, "render_table", lambda folder: "")
+    monkeypatch.setattr(table1, "written_table", lambda folder: "")
     monkeypatch.setenv("SERLIB_DATA", "/nonexistent")
     argv = ["evaluate", "--config", str(CONFIGS / "nemo.yaml")]
     assert cli.main([*argv, "--seed", "0", "--condition", "BL", "--condition", "U"]) == 0
