@@ -4,7 +4,9 @@ and the fingerprint of everything its result depends on.
 Conditions (paper, Table 1): ``autoencoder_corpus`` 'none' (BL: no AE vector), 'target' (C: the AE of
 the corpus being tested) or a corpus key; the AE vectors are concatenated raw (tanh outputs in
 (-1, 1), as the paper feeds them). ``prepare_sources`` trains (or finds) the AE and encodes the corpora
-once per (setting, condition), before any run, so parallel runs only read finished files.
+once per (setting, condition), before any run, so parallel runs only read finished files. The AE
+package (TensorFlow) is imported only inside the functions that train or encode, so that reading
+folds, fingerprints and data does not start TensorFlow.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def train_autoencoders(
     ``client``) each trains in a Dask worker process; otherwise they train here one after another.
     Workers run TensorFlow with this process's threads, so both give the same files (docs/reliability.md).
     """
-    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+    from serlib.models import autoencoder  # noqa: PLC0415 - see the module docstring
 
     jobs = list(autoencoder_jobs(config)) if jobs is None else [(str(k), int(e)) for k, e in jobs]
     for key in dict.fromkeys(key for key, _ in jobs):  # each store once, here, before any worker reads it
@@ -128,7 +130,7 @@ def train_autoencoders(
 
 def train_task(config_data: dict[str, Any], corpus_key: str, epochs: int) -> str:
     """One autoencoder as a Dask task: the configuration arrives as plain data (``Config.model_dump``)."""
-    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+    from serlib.models import autoencoder  # noqa: PLC0415 - see the module docstring
 
     config = from_dict(config_data, "dask worker")
     return str(autoencoder.train_configured(config, corpus_key, epochs=epochs, progress=False))
@@ -149,7 +151,7 @@ def prepare_sources(config: Config, setting: str, condition: ConditionConfig) ->
     }
     if ae_key is None:
         return sources
-    from serlib.models import autoencoder  # noqa: PLC0415 - TensorFlow only where an AE is trained (module docstring)
+    from serlib.models import autoencoder  # noqa: PLC0415 - see the module docstring
 
     model_path = autoencoder.train_configured(config, ae_key, epochs=condition.autoencoder_epochs)
     sources["autoencoder_model"] = str(model_path)
