@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -71,14 +72,25 @@ TENSORFLOW_FREE = (
 
 
 def test_reading_data_and_results_does_not_import_tensorflow():
+    """Also a notebook's set-up cell: it leaves TensorFlow unimported, and a later import still gets
+    serlib's thread count before any op (runtime.configure_when_tensorflow_loads)."""
     script = (
         "import importlib, sys\n"
+        "from serlib.app import reproduce\n"
+        "reproduce.setup_notebook('demo')\n"
         f"for name in {TENSORFLOW_FREE!r}:\n"
         "    importlib.import_module(name)\n"
         "    loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
         "    assert not loaded, f'{name} imports {loaded}'\n"
         "import serlib.protocol.runs\n"
         "assert 'keras' in sys.modules, 'the check sees a TensorFlow import'\n"
+        "import tensorflow as tf\n"
+        "threads = tf.config.threading\n"
+        "assert (threads.get_intra_op_parallelism_threads(), threads.get_inter_op_parallelism_threads()) == (3, 3)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    # 3 threads: neither TensorFlow's default (0) nor what pytest-xdist gives a worker on a small machine
+    environment = {**os.environ, "SERLIB_TF_THREADS": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment
+    )
     assert done.returncode == 0, done.stderr[-3000:]

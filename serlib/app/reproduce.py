@@ -99,7 +99,9 @@ def setup_notebook(
     if overrides:
         config = config_module.override(config, **overrides)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    runtime.configure()  # the TensorFlow threads every serlib process uses (docs/reliability.md)
+    # The TensorFlow threads every serlib process uses (docs/reliability.md), set when a cell first
+    # imports TensorFlow: notebook 01 reads data only and never pays its import.
+    runtime.configure_when_tensorflow_loads()
     # tqdm.auto wants ipywidgets for notebook bars; its text bars serve headless runs just as well.
     warnings.filterwarnings("ignore", message="IProgress not found")
     _inline_figures()

@@ -14,8 +14,12 @@ set them keeps its own count, and ``configure`` says so in one warning.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import os
+import sys
+from types import ModuleType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -108,6 +112,40 @@ def configure(threads: int | None = None) -> dict[str, Any]:
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()  # cuDNN autotuning and atomics otherwise
     return settings()
+
+
+def configure_when_tensorflow_loads() -> None:
+    """``configure()`` now if TensorFlow is already imported, else the moment it is imported.
+
+    For notebook kernels: a notebook that only reads data or results (01) never pays TensorFlow's
+    import (~10 CPU-s), while one that builds a model gets serlib's threads before its first op, as if
+    ``configure()`` had run first.
+    """
+    if "tensorflow" in sys.modules:
+        configure()
+    elif not any(isinstance(finder, _ConfigureAfterTensorFlowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ConfigureAfterTensorFlowImport())
+
+
+class _ConfigureAfterTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` with the normal finders and runs ``configure()`` right after its module
+    has executed (before any caller can run an op); removes itself at that first import."""
+
+    def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)  # the remaining finders, as without this one
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def load_then_configure(module: ModuleType) -> None:
+            load(module)
+            configure()
+
+        spec.loader.exec_module = load_then_configure  # type: ignore[method-assign]
+        return spec
 
 
 def settings() -> dict[str, Any]:
