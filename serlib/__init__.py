@@ -8,3 +8,10 @@ line, reproduction, predict). ``docs/architecture.md`` maps paper sections to no
 """
 
 __version__ = "0.1.0"
+
+# TensorFlow's thread count decides a result's last digits (docs/reliability.md): whichever serlib
+# function imports TensorFlow first (the command line, a notebook, a Dask worker, a user's script),
+# serlib's threads are set at that import, before any op can run. No TensorFlow import happens here.
+from serlib.base import runtime as _runtime
+
+_runtime.configure_when_tensorflow_loads()

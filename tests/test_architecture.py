@@ -72,8 +72,9 @@ TENSORFLOW_FREE = (
 
 
 def test_reading_data_and_results_does_not_import_tensorflow():
-    """Also a notebook's set-up cell: it leaves TensorFlow unimported, and a later import still gets
-    serlib's thread count before any op (runtime.configure_when_tensorflow_loads)."""
+    """Also a notebook's set-up cell: it leaves TensorFlow unimported, and a later import (here the
+    ACNN runs' module; in the CLI loading a saved AE came first) still gets serlib's thread count before
+    any op (``import serlib`` -> runtime.configure_when_tensorflow_loads)."""
     script = (
         "import importlib, sys\n"
         "from serlib.app import reproduce\n"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from tiny_pipeline import tiny_config
 
+from serlib.base import config as config_module
 from serlib.base import metrics, runtime
 from serlib.data import audio, loaders
 from serlib.data.manifest import EMOTIONS
@@ -144,15 +145,29 @@ def test_runs_record_their_tensorflow_settings(acnn_runs):
     )
 
 
-def test_thread_setting_is_read_from_the_environment_in_a_fresh_process():
-    script = "import json; from serlib.base import runtime; print(json.dumps(runtime.configure()))"
+def test_thread_setting_is_read_from_the_environment_in_a_fresh_process(tmp_path):
+    """Even when the process's first TensorFlow op is loading a saved AE (``serlib evaluate`` with a
+    finished AE encodes before it trains anything), the threads are serlib's: ``import serlib`` sets them
+    at TensorFlow's import."""
+    ae = config_module.load_preset("demo").autoencoder.model_copy(update={"layers": 1, "units": 4})
+    saved = tmp_path / "ae.keras"
+    autoencoder.build_autoencoder(ae, features=8).save(saved)
+    script = (
+        "import json, sys\n"
+        "from serlib.models.autoencoder.model import load_model\n"
+        "load_model(sys.argv[1])\n"
+        "from serlib.base import runtime\n"
+        "print(json.dumps(runtime.configure()))\n"
+    )
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERLIB_TF_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+        [sys.executable, "-c", script, str(saved)], capture_output=True, text=True, env=environment, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "before serlib could set" not in done.stderr, done.stderr[-2000:]
     settings = json.loads(done.stdout.strip().splitlines()[-1])
     assert settings["intra_op_threads"] == settings["inter_op_threads"] == 1
+    script = "import json; from serlib.base import runtime; print(json.dumps(runtime.configure()))"
     environment["SERLIB_TF_THREADS"] = "two"
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120

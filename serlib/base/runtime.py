@@ -117,9 +117,9 @@ def configure(threads: int | None = None) -> dict[str, Any]:
 def configure_when_tensorflow_loads() -> None:
     """``configure()`` now if TensorFlow is already imported, else the moment it is imported.
 
-    For notebook kernels: a notebook that only reads data or results (01) never pays TensorFlow's
-    import (~10 CPU-s), while one that builds a model gets serlib's threads before its first op, as if
-    ``configure()`` had run first.
+    ``import serlib`` calls it: a process that only reads data or results (notebook 01, ``serlib
+    table``) never pays TensorFlow's import (~10 CPU-s), and one that loads or builds a model gets
+    serlib's threads before its first op, wherever that op is (loading a saved AE runs ops too).
     """
     if "tensorflow" in sys.modules:
         configure()
