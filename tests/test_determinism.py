@@ -161,7 +161,11 @@ def test_thread_setting_is_read_from_the_environment_in_a_fresh_process(tmp_path
     )
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SERLIB_TF_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", script, str(saved)], capture_output=True, text=True, env=environment, timeout=120
+        [sys.executable, "-c", script, str(saved)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "before serlib could set" not in done.stderr, done.stderr[-2000:]
