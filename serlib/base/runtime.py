@@ -128,20 +128,29 @@ def configure_when_tensorflow_loads() -> None:
 
 
 class _ConfigureAfterTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` with the normal finders and runs ``configure()`` right after its module
-    has executed (before any caller can run an op); removes itself at that first import."""
+    """Finds ``tensorflow`` with the other finders and runs ``configure()`` right after its module has
+    executed (before any caller can run an op); leaves ``sys.meta_path`` then. A mere lookup
+    (``importlib.util.find_spec``) that does not import leaves it in place."""
+
+    def __init__(self) -> None:
+        self._finding = False
 
     def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
-        if name != "tensorflow":
+        if name != "tensorflow" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)  # the remaining finders, as without this one
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders, as without this one
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
 
         def load_then_configure(module: ModuleType) -> None:
             load(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             configure()
 
         spec.loader.exec_module = load_then_configure  # type: ignore[method-assign]
