@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# make test's distribution over test processes (pytest-xdist): whole modules and groups of modules
+from xdist_groups import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -22,7 +25,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
 def pytest_configure(config: pytest.Config) -> None:
     """TensorFlow's threads and op determinism fixed before any test runs a model (serlib.runtime),
     so every in-process result is computed with the settings a Dask worker or a child process uses;
-    under pytest-xdist each test process gets its share of the cores."""
+    under pytest-xdist each test process gets its share of the cores. They are set the moment
+    TensorFlow is imported, so a process that runs no model (xdist's controller) never imports it
+    (~8 CPU-s before the test processes start)."""
     from serlib.base import runtime
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -30,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # pytest-xdist (make test: -n logical): the cores are shared out between the test processes, and
         # the child processes and Dask workers a test starts inherit the same count.
         os.environ[runtime.THREADS_VARIABLE] = str(max(1, runtime.available_cores() // workers))
-    runtime.configure()
+    runtime.configure_when_tensorflow_loads()
 
 
 def _folder(variable: str) -> Path | None:
@@ -57,44 +62,3 @@ def golden_audeep() -> Path:
     if path is None or not (path / "audeep" / "spectrograms.npz").is_file():
         pytest.skip("SERLIB_GOLDEN is not set to the shared golden folder")
     return path / "audeep"
-
-
-# -- distribution over test processes (make test: pytest-xdist, --dist loadgroup) ------------------------
-# Modules that share one expensive result run in the same test process, so it is computed once: the
-# tiny protocol run of tiny_pipeline.reference_run serves these three.
-SHARED_GROUPS = {
-    "test_interruption": "tiny_reference",
-    "test_logs": "tiny_reference",
-    "test_predict": "tiny_reference",
-}
-# The longest groups start first, so that no process idles at the end while another finishes a long
-# module (measured with the --durations table that make test prints; only the order depends on it).
-LONGEST_FIRST = (
-    "tiny_reference",
-    "test_notebooks",
-    "test_experiments",
-    "test_autoencoder",
-    "test_emodb_validation",
-    "test_cluster",
-    "test_browser",
-    "test_memory",
-    "test_real_speech_configs",
-    "test_features",
-    "test_determinism",
-    "test_acnn",
-)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each module is one xdist group (its module fixtures are built once), the tiny-reference modules
-    share one, and the longest groups come first."""
-    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-
-    def group(item: pytest.Item) -> str:
-        module = Path(str(item.fspath)).stem
-        return SHARED_GROUPS.get(module, module)
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))
