@@ -442,6 +442,45 @@ def test_matrix_runs_every_ordered_pair_per_normalisation(synthetic):
         matrix.pairs(config_module.override(config, **{"protocol.cross_corpus_matrix": ["synth"]}))
 
 
+def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypatch):
+    """features.acnn_input egemaps_lld: runs read the descriptor store (25 values per frame), the ACNN
+    is built for it, and the runs' fingerprints differ from the log-Mel runs' (nothing reused)."""
+    descriptors = {}
+    for key, log_mel in synthetic.features.items():
+        path = synthetic.tmp / f"{key}-egemaps_lld.h5"
+        path.write_bytes(b"")
+        descriptors[key] = types.SimpleNamespace(
+            path=path,
+            ids=log_mel.ids,
+            features=log_mel.features[:, :, :25].copy(),
+            lengths=log_mel.lengths,
+            skipped=[],
+        )
+    asked = []
+
+    def extract(config, key, extractor="logmel"):
+        asked.append(extractor)
+        return descriptors[key] if extractor == "egemaps_lld" else synthetic.features[key]
+
+    monkeypatch.setattr(labeled, "extract_features", extract)
+    base = config_module.override(
+        _config(synthetic.tmp, [CONDITIONS[0]], cross=False),
+        output_dir=str(synthetic.tmp / "descriptors"),
+        **{"protocol.seeds": [0], "protocol.folds": [1], "acnn.epochs": 2},
+    )
+    config = config_module.override(base, **{"features.acnn_input": "egemaps_lld"})
+    assert labeled.acnn_input_shape(config.features) == (FRAMES, 25)
+    assert labeled.load_labeled(config, "synth").logmel.shape[1:] == (FRAMES, 25)
+
+    table = grid.run_protocol(config, progress=False)
+    assert set(asked) == {"egemaps_lld"}
+    assert 0 <= table.set_index("condition").loc["BL", "within_mean"] <= 100
+    condition = config.protocol.conditions[0]
+    assert conditions_module.fingerprint(config, "within", condition) != conditions_module.fingerprint(
+        base, "within", condition
+    )
+
+
 def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(
     protocol_run, synthetic, monkeypatch
 ):

@@ -319,3 +319,16 @@ def test_egemaps_functionals() -> None:
 def test_egemaps_of_a_too_short_signal_is_an_error() -> None:
     with pytest.raises(AudioError, match="too short for eGeMAPS"):
         egemaps.egemaps(_noise(0.03), RATE)
+
+
+def test_egemaps_descriptors_per_frame() -> None:
+    """25 descriptors per 10 ms frame; the pitch descriptor of a 150 Hz voice reads 150 Hz where voiced."""
+    t = np.arange(RATE) / RATE
+    voice = (0.3 * np.sin(2 * np.pi * 150 * t) + 0.1 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    values = egemaps.egemaps_lld(voice + _noise(1.0) * 0.05, RATE)
+    assert values.dtype == np.float32 and values.shape[1] == egemaps.EGEMAPS_LLD_DIMS == 25
+    assert abs(values.shape[0] - 100) <= 5 and np.isfinite(values).all()  # 1 s at a 10 ms hop
+    pitch = values[:, egemaps.egemaps_lld_names().index("F0semitoneFrom27.5Hz_sma3nz")]  # 0 where unvoiced
+    voiced = pitch[pitch > 0]
+    assert len(voiced) > 50
+    assert np.median(voiced) == pytest.approx(12 * np.log2(150 / 27.5), abs=1.0)

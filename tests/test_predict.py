@@ -212,6 +212,7 @@ def _edit(path: Path, change) -> None:
         ("classes", lambda d: d["classes"].update(emotion=["angry", "happy", "sad"]), "emotion"),
         ("no-autoencoder", lambda d: d.update(autoencoder=None), "representation"),
         ("format", lambda d: d.update(format="other-1"), "format"),
+        ("descriptor-input", lambda d: d.update(acnn_input="egemaps_lld"), "log-Mel models only"),
     ],
 )
 @slow

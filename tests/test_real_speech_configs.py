@@ -72,6 +72,20 @@ def test_cross_corpus_config_reuses_the_nemo_cache_and_its_other_speech_autoenco
     assert matrix.acnn == nemo.acnn
 
 
+def test_descriptor_matrix_differs_from_the_cross_corpus_matrix_only_in_the_acnn_input() -> None:
+    matrix = config_module.load(CONFIGS / "cross-corpus.yaml")
+    descriptors = config_module.load(CONFIGS / "cross-corpus-egemaps-lld.yaml")
+    assert descriptors.features.acnn_input == "egemaps_lld" and matrix.features.acnn_input == "logmel"
+    assert descriptors.features.logmel == matrix.features.logmel  # frames; no AE, so no spectrogram
+    assert descriptors.protocol.cross_corpus_matrix == matrix.protocol.cross_corpus_matrix
+    for key in descriptors.protocol.cross_corpus_matrix:
+        assert descriptors.corpora[key] == matrix.corpora[key], key
+    assert descriptors.acnn == matrix.acnn and descriptors.audio == matrix.audio
+    assert descriptors.protocol.seeds == matrix.protocol.seeds
+    assert [c.name for c in descriptors.protocol.conditions] == ["BL"]
+    assert descriptors.output_dir != matrix.output_dir and descriptors.cache_path == matrix.cache_path
+
+
 def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
     assert output == Path("runs/nemo-sensitivity")

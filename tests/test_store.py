@@ -178,6 +178,21 @@ def test_egemaps_store(tmp_path: Path, manifest: pd.DataFrame) -> None:
     assert features.features.shape == (5, 1, 88) and np.isfinite(features.features).all()
 
 
+def test_egemaps_descriptor_store_is_cut_and_padded_as_log_mel(
+    tmp_path: Path, manifest: pd.DataFrame
+) -> None:
+    config = _config(tmp_path)
+    descriptors = store.extract_manifest(manifest, "egemaps_lld", config, progress=False)
+    log_mel = store.extract_manifest(manifest, "logmel", config, progress=False)
+    assert descriptors.features.shape == (5, config.features.logmel.max_frames, 25)
+    assert descriptors.ids == log_mel.ids
+    assert np.abs(descriptors.lengths - log_mel.lengths).max() <= 5  # both at a 10 ms hop
+    for row, length in enumerate(descriptors.lengths):
+        assert np.isfinite(descriptors.features[row]).all()
+        assert not descriptors.features[row, length:].any()  # zero padding after the true frames
+    assert Path(descriptors.path).name != Path(log_mel.path).name
+
+
 def test_parallel_equals_serial(
     tmp_path: Path, manifest: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

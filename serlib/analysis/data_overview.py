@@ -172,12 +172,13 @@ def load_utterance(row: Any) -> tuple[np.ndarray, int]:
 
 
 def feature_plan(config: Any) -> pd.DataFrame:
-    """Which (corpus, extractor) stores the protocol reads: log-Mel for the labeled corpora, audeep_image
-    spectrograms for every AE's training corpus and for the labeled corpora it encodes."""
+    """Which (corpus, extractor) stores the protocol reads: the ACNN's input (log-Mel, or
+    ``features.acnn_input``) for the labeled corpora, audeep_image spectrograms for every AE's training
+    corpus and for the labeled corpora it encodes."""
     plan: dict[tuple[str, str], None] = {}
     labeled = [key for setting in settings_of(config) for key in corpora_of(config, setting)]
     for key in labeled:
-        plan[(key, "logmel")] = None
+        plan[(key, config.features.acnn_input)] = None
     ae_corpora = [key for key, _epochs in autoencoder_jobs(config)]
     for key in ae_corpora:
         plan[(key, "spectrogram")] = None

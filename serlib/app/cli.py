@@ -264,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(extract)
     extract.add_argument("--corpus", action="append", help="corpus key (repeatable; default: all)")
     extract.add_argument(
-        "--extractor", action="append", choices=["logmel", "spectrogram", "egemaps"], default=None
+        "--extractor",
+        action="append",
+        choices=["logmel", "spectrogram", "egemaps", "egemaps_lld"],
+        default=None,
     )
     extract.set_defaults(handler=_cmd_extract)
 

@@ -145,6 +145,12 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
         raise PredictError(
             f"{metadata_path}: missing or invalid entry {error}; export the models again"
         ) from None
+    acnn_input = metadata.get("acnn_input", "logmel")
+    if acnn_input != "logmel":
+        raise PredictError(
+            f"{metadata_path}: the model reads {acnn_input!r} (features.acnn_input); predict extracts log-Mel "
+            "and supports log-Mel models only"
+        )
     mode = metadata.get("feature_normalisation", "train")
     if mode != "train":
         raise PredictError(

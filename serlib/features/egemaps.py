@@ -1,4 +1,5 @@
-"""The classic reference features: the 88 eGeMAPSv02 functionals of openSMILE (Eyben et al. 2016)."""
+"""The classic reference features: the 88 eGeMAPSv02 functionals of openSMILE (Eyben et al. 2016), and
+the 25 frame-level descriptors (LLDs) they summarise, an alternative input of the ACNN."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from serlib.data.audio import AudioError
 from serlib.features.smile import to_opensmile
 
 EGEMAPS_DIMS = 88
+EGEMAPS_LLD_DIMS = 25  # frame-level descriptors of eGeMAPSv02, one row per 10 ms
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,4 +45,39 @@ def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
             f"signal of {x.shape[1] / sample_rate * 1000:.0f} ms is too short for eGeMAPS (openSMILE gives no "
             "values below about 60 ms)"
         )
+    return values
+
+
+@functools.lru_cache(maxsize=1)
+def _egemaps_lld_smile():
+    import opensmile  # noqa: PLC0415 - only after features.smile bound openSMILE's library
+
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
+        loglevel=0,
+    )
+
+
+def egemaps_lld_names() -> list[str]:
+    """The 25 eGeMAPSv02 descriptor names, in the column order of ``egemaps_lld``."""
+    return list(_egemaps_lld_smile().feature_names)
+
+
+def egemaps_lld(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The 25 eGeMAPSv02 frame-level descriptors of one utterance, float32 ``[frames, 25]`` (10 ms hop;
+    openSMILE, one call)."""
+    x = to_opensmile(signal)
+    output = _egemaps_lld_smile()(x, sample_rate)  # [1, 25, frames]
+    values = np.asarray(output, dtype=np.float32)[0].T
+    if values.ndim != 2 or values.shape[1] != EGEMAPS_LLD_DIMS:
+        raise RuntimeError(
+            f"openSMILE returned eGeMAPS descriptors of shape {values.shape}, not [frames, 25]"
+        )
+    if values.shape[0] == 0:
+        raise AudioError(
+            f"signal of {x.shape[1] / sample_rate * 1000:.0f} ms is too short for eGeMAPS descriptors"
+        )
+    if not np.isfinite(values).all():
+        raise AudioError("openSMILE gave non-finite eGeMAPS descriptors for this signal")
     return values

@@ -101,6 +101,8 @@ def _warm_up(extractor: str, parameters: dict[str, Any]) -> None:
             logmel._logmel_smile(*(parameters[k] for k in keys))
     elif extractor == "egemaps":
         egemaps._egemaps_smile()
+    elif extractor == "egemaps_lld":
+        egemaps._egemaps_lld_smile()
 
 
 def _process_context() -> Any:
@@ -161,6 +163,11 @@ def extract_task(
                     results[i]["features"], results[i]["lengths"] = _spectrogram(
                         signals[i], sample_rate, parameters
                     )
+                elif extractor == "egemaps_lld":  # cut or zero-padded to max_frames, as log-Mel
+                    fixed, true_frames = logmel.fix_length(
+                        egemaps.egemaps_lld(signals[i], sample_rate), parameters["max_frames"]
+                    )
+                    results[i]["features"], results[i]["lengths"] = fixed[np.newaxis], [true_frames]
                 else:
                     results[i]["features"] = egemaps.egemaps(signals[i], sample_rate)[
                         np.newaxis, np.newaxis, :

@@ -35,12 +35,13 @@ from serlib.base.config import Config, FeaturesConfig
 from serlib.base.files import temporary_path
 from serlib.data import loaders
 from serlib.features import extraction, logmel
+from serlib.features.egemaps import EGEMAPS_LLD_DIMS
 from serlib.features.smile import opensmile_version
 
 log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
-EXTRACTORS = ("logmel", "spectrogram", "egemaps")
+EXTRACTORS = ("logmel", "spectrogram", "egemaps", "egemaps_lld")
 _WRITE_ROWS = 256  # rows buffered before a write to the HDF5 file
 
 
@@ -127,7 +128,7 @@ def extract(
 
     logmel: ``[N, max_frames, bands]`` cut/zero-padded (true lengths kept); spectrogram: auDeep
     layout ``[N * chunks, T, mel_bands]``, ids repeated per chunk with chunk_numbers; egemaps:
-    ``[N, 1, 88]``. ``parameters`` come from ``extractor_parameters``; the store is a file under
+    ``[N, 1, 88]``; egemaps_lld: ``[N, max_frames, 25]`` cut/zero-padded as log-Mel. ``parameters`` come from ``extractor_parameters``; the store is a file under
     ``cache_dir/features``. Tasks run on the Dask ``client``'s workers when one is given, else in
     ``n_jobs`` local processes. Unreadable files stop extraction with their id and reason unless
     ``allow_skip``; skipped rows are absent from the store and listed in ``skipped``.
@@ -245,6 +246,14 @@ def extractor_parameters(extractor: str, sample_rate: int, features: FeaturesCon
             **common,
             "feature_set": "eGeMAPSv02",
             "level": "Functionals",
+            "opensmile_version": opensmile_version(),
+        }
+    if extractor == "egemaps_lld":
+        return {
+            **common,
+            "feature_set": "eGeMAPSv02",
+            "level": "LowLevelDescriptors",
+            "max_frames": features.logmel.max_frames,
             "opensmile_version": opensmile_version(),
         }
     raise StoreError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
@@ -421,8 +430,13 @@ class _RowWriter:
             dims = {
                 "logmel": self.parameters.get("bands", 0),
                 "spectrogram": self.parameters.get("mel_bands", 0),
+                "egemaps_lld": EGEMAPS_LLD_DIMS,
             }
-            frames = {"logmel": self.parameters.get("max_frames", 0), "egemaps": 1}
+            frames = {
+                "logmel": self.parameters.get("max_frames", 0),
+                "egemaps": 1,
+                "egemaps_lld": self.parameters.get("max_frames", 0),
+            }
             self._create((int(frames.get(self.extractor, 0)), int(dims.get(self.extractor, 88))))
         self._flush()
 

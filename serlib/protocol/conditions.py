@@ -193,7 +193,7 @@ def data_identity(
     config: Config, setting: str, condition: ConditionConfig, memo: dict[tuple[str, str], str] | None = None
 ) -> dict[str, str]:
     """The feature-store files a run reads (their names hash the audio files' identity and the feature
-    parameters): log-Mel of the labeled corpora and, for AE conditions, the spectrograms of the AE's
+    parameters): log-Mel (or the ACNN's other input) of the labeled corpora and, for AE conditions, the spectrograms of the AE's
     and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
     memo = {} if memo is None else memo
 
@@ -203,7 +203,8 @@ def data_identity(
         return memo[(key, extractor)]
 
     train_key, test_key = corpora_of(config, setting)
-    identity = {f"{key}/logmel": name(key, "logmel") for key in sorted({train_key, test_key})}
+    acnn_input = config.features.acnn_input
+    identity = {f"{key}/{acnn_input}": name(key, acnn_input) for key in sorted({train_key, test_key})}
     ae_key = autoencoder_corpus(config, setting, condition)
     if ae_key is not None:
         for key in sorted({ae_key, train_key, test_key}):
@@ -232,6 +233,8 @@ def fingerprint(
         "autoencoder_corpus": ae_key,
         "data": identity,
     }
+    if config.features.acnn_input != "logmel":  # only then, so that every earlier run keeps its fingerprint
+        parts["acnn_input"] = config.features.acnn_input
     if ae_key is not None:
         autoencoder_parameters = config.autoencoder.model_dump(mode="json")
         for key in ("jit_compile", "mixed_precision", "distribution", "encode_batch_size"):

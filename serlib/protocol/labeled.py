@@ -17,10 +17,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from serlib.base.config import Config
+from serlib.base.config import Config, FeaturesConfig
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation, store
+from serlib.features.egemaps import EGEMAPS_LLD_DIMS
 from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,14 @@ def extract_features(config: Config, key: str, extractor: str = "logmel") -> Any
     return store.extract_configured(config, key, extractor)
 
 
+def acnn_input_shape(features: FeaturesConfig) -> tuple[int, int]:
+    """[frames, values per frame] of what the ACNN reads (``features.acnn_input``): the log-Mel bands
+    or the 25 eGeMAPS descriptors, both at a 10 ms hop and cut or padded to ``logmel.max_frames``."""
+    if features.acnn_input == "egemaps_lld":
+        return features.logmel.max_frames, EGEMAPS_LLD_DIMS
+    return features.logmel.max_frames, features.logmel.bands
+
+
 def labeled_manifest(config: Config, key: str) -> pd.DataFrame:
     """The manifest of corpus ``key`` restricted to the four emotion classes."""
     manifest = loaders.load_configured(config, key)
@@ -173,7 +182,8 @@ def _stamp(path: Path) -> int:
 
 
 def load_labeled(config: Config, key: str, store_name: str | None = None) -> LabeledData:
-    """The 4-class labeled utterances of corpus ``key`` with their log-Mel features (feature store).
+    """The 4-class labeled utterances of corpus ``key`` with the ACNN's input features (feature store:
+    log-Mel, or eGeMAPS descriptors with ``features.acnn_input: egemaps_lld``).
 
     With ``features.normalisation`` ``corpus`` or ``speaker``, the features are first standardised with
     the statistics of every utterance of the corpus (or of the speaker) in the store, whatever its label
@@ -181,19 +191,20 @@ def load_labeled(config: Config, key: str, store_name: str | None = None) -> Lab
     ``data_identity``) a kept copy of that unchanged file is returned without asking the store again.
     """
     mode = config.features.normalisation
-    cache_key = f"{key}/{mode}"
+    extractor = config.features.acnn_input
+    cache_key = f"{key}/{extractor}/{mode}"
     cached = _DATA_CACHE.get(cache_key)
     if cached is not None and store_name == cached[0].name and _stamp(cached[0]) == cached[1]:
         return cached[2]
-    features = extract_features(config, key, "logmel")
+    features = extract_features(config, key, extractor)
     path = Path(features.path)
     if cached is not None and cached[0] == path and cached[1] == _stamp(path):
         return cached[2]
     manifest = labeled_manifest(config, key)
-    expected = (config.features.logmel.max_frames, config.features.logmel.bands)
+    expected = acnn_input_shape(config.features)
     if tuple(features.features.shape[1:]) != expected:
         raise ProtocolError(
-            f"log-Mel store {features.path} holds [frames, bands] = {tuple(features.features.shape[1:])}, "
+            f"{extractor} store {features.path} holds [frames, values] = {tuple(features.features.shape[1:])}, "
             f"the configuration asks for {expected}; re-run `serlib extract`"
         )
     values = features.features

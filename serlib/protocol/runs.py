@@ -21,7 +21,7 @@ from serlib.base.progress import interactive
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation
 from serlib.models import acnn, acnn_reuse
-from serlib.protocol import conditions
+from serlib.protocol import conditions, labeled
 from serlib.protocol.conditions import fingerprint, run_data
 from serlib.protocol.folds import SETTINGS, development_split
 from serlib.protocol.labeled import LabeledData, ProtocolError
@@ -52,12 +52,12 @@ def fit_predict(
     if config.acnn.normalisation == "standardise":
         statistics = normalisation.band_statistics(train.logmel, train.lengths)
     external_dim = 0 if train.external is None else int(train.external.shape[1])
-    logmel = config.features.logmel
+    frames, values_per_frame = labeled.acnn_input_shape(config.features)
     # a freshly initialised ACNN; this process's traced one of the same shape when it has one (same numbers)
     model = acnn_reuse.fresh_acnn(
         config.acnn,
-        logmel.max_frames,
-        logmel.bands,
+        frames,
+        values_per_frame,
         external_dim=external_dim,
         keep_probability=keep_probability,
         normalisation=statistics,
@@ -232,10 +232,11 @@ def _model_metadata(
         "seed": seed,
         "train_corpus": sources["train_corpus"],
         "classes": {"emotion": list(EMOTIONS), "arousal": list(LEVELS), "valence": list(LEVELS)},
-        "inputs": {"logmel": [config.features.logmel.max_frames, config.features.logmel.bands]}
+        "inputs": {"logmel": list(labeled.acnn_input_shape(config.features))}
         | ({"representation": int(trained.hidden.shape[1] - config.acnn.filters)} if ae else {}),
         "audio": config.audio.model_dump(mode="json"),
         "logmel": config.features.logmel.model_dump(mode="json"),
+        "acnn_input": config.features.acnn_input,
         "acnn": config.acnn.model_dump(mode="json"),
         "keep_probability": keep,
         "feature_normalisation": config.features.normalisation,
