@@ -171,9 +171,12 @@ def run_data(
     """The training and test arrays of one run (with AE vectors when the condition has them)."""
     train_key, test_key = sources["train_corpus"], sources["test_corpus"]
     identity = sources.get("identity", {})
-    train = load_labeled(config, train_key, identity.get(f"{train_key}/logmel"))
+    acnn_input = config.features.acnn_input
+    train = load_labeled(config, train_key, identity.get(f"{train_key}/{acnn_input}"))
     test = (
-        train if test_key == train_key else load_labeled(config, test_key, identity.get(f"{test_key}/logmel"))
+        train
+        if test_key == train_key
+        else load_labeled(config, test_key, identity.get(f"{test_key}/{acnn_input}"))
     )
     if sources.get("autoencoder_corpus"):
         ids, vectors = read_representations(sources["train_representations"])
