@@ -58,7 +58,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     config = _config(args)
     keys = args.corpus or list(config.corpora)
-    extractors = args.extractor or ["logmel", "spectrogram"]
+    extractors = args.extractor or [config.features.acnn_input, "spectrogram"]  # what the protocol reads
     address = config.protocol.scheduler_address  # a Dask cluster extracts on its workers
     with cluster.dask_client(address) if address else contextlib.nullcontext() as client:
         for key in keys:
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=["logmel", "spectrogram", "egemaps", "egemaps_lld"],
         default=None,
+        help="repeatable; default: the ACNN's input (features.acnn_input) and the AE's spectrogram",
     )
     extract.set_defaults(handler=_cmd_extract)
 
@@ -373,8 +374,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "extract" and args.extractor is None:
-        args.extractor = ["logmel", "spectrogram"]
     try:
         return int(args.handler(args) or 0)
     except (ValueError, OSError) as error:
