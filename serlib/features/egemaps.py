@@ -15,20 +15,25 @@ EGEMAPS_DIMS = 88
 EGEMAPS_LLD_DIMS = 25  # frame-level descriptors of eGeMAPSv02, one row per 10 ms
 
 
-@functools.lru_cache(maxsize=1)
-def _egemaps_smile():
+FUNCTIONALS = "Functionals"
+DESCRIPTORS = "LowLevelDescriptors"
+
+
+@functools.lru_cache(maxsize=2)
+def egemaps_smile(level: str = FUNCTIONALS):
+    """openSMILE's eGeMAPSv02 extractor at ``level``: the functionals or the frame-level descriptors."""
     import opensmile  # noqa: PLC0415 - only after features.smile bound openSMILE's library
 
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.Functionals,
+        feature_level=opensmile.FeatureLevel[level],
         loglevel=0,
     )
 
 
 def egemaps_names() -> list[str]:
     """The 88 eGeMAPSv02 functional names, in the order of ``egemaps``."""
-    return list(_egemaps_smile().feature_names)
+    return list(egemaps_smile().feature_names)
 
 
 def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -36,7 +41,7 @@ def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     x = to_opensmile(signal)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Segment too short")  # turned into an error below
-        output = _egemaps_smile()(x, sample_rate)  # [1, 88, 1]
+        output = egemaps_smile()(x, sample_rate)  # [1, 88, 1]
     values = np.asarray(output, dtype=np.float32).reshape(-1)
     if values.shape[0] != EGEMAPS_DIMS:
         raise RuntimeError(f"openSMILE returned {values.shape[0]} eGeMAPS values instead of {EGEMAPS_DIMS}")
@@ -48,27 +53,16 @@ def egemaps(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     return values
 
 
-@functools.lru_cache(maxsize=1)
-def _egemaps_lld_smile():
-    import opensmile  # noqa: PLC0415 - only after features.smile bound openSMILE's library
-
-    return opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
-        loglevel=0,
-    )
-
-
 def egemaps_lld_names() -> list[str]:
     """The 25 eGeMAPSv02 descriptor names, in the column order of ``egemaps_lld``."""
-    return list(_egemaps_lld_smile().feature_names)
+    return list(egemaps_smile(DESCRIPTORS).feature_names)
 
 
 def egemaps_lld(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     """The 25 eGeMAPSv02 frame-level descriptors of one utterance, float32 ``[frames, 25]`` (10 ms hop;
     openSMILE, one call)."""
     x = to_opensmile(signal)
-    output = _egemaps_lld_smile()(x, sample_rate)  # [1, 25, frames]
+    output = egemaps_smile(DESCRIPTORS)(x, sample_rate)  # [1, 25, frames]
     values = np.asarray(output, dtype=np.float32)[0].T
     if values.ndim != 2 or values.shape[1] != EGEMAPS_LLD_DIMS:
         raise RuntimeError(

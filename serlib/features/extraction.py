@@ -100,9 +100,9 @@ def _warm_up(extractor: str, parameters: dict[str, Any]) -> None:
             keys = ("bands", "low_hz", "high_hz", "frame_s", "shift_s")
             logmel._logmel_smile(*(parameters[k] for k in keys))
     elif extractor == "egemaps":
-        egemaps._egemaps_smile()
+        egemaps.egemaps_smile(egemaps.FUNCTIONALS)
     elif extractor == "egemaps_lld":
-        egemaps._egemaps_lld_smile()
+        egemaps.egemaps_smile(egemaps.DESCRIPTORS)
 
 
 def _process_context() -> Any:
