@@ -269,3 +269,20 @@ def test_logmel_store_reads_only_what_the_cut_keeps(tmp_path: Path, rate: int) -
     whole = logmel.logmel(audio.load(path)[0], 16000)
     np.testing.assert_array_equal(stored.features[0], whole[:100])
     assert stored.lengths.tolist() == [100]
+
+
+def test_cli_extract_fills_the_configured_acnn_input_by_default(
+    tmp_path: Path, manifest: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serlib.app import cli
+    from serlib.base import config_yaml
+
+    table = tmp_path / "tiny.csv"
+    manifest.to_csv(table, index=False)
+    config = _config(tmp_path, **{"features.acnn_input": "egemaps_lld"})
+    corpora = {**config.corpora, "tiny": config_module.CorpusConfig(type="manifest", root=str(table))}
+    path = config_yaml.save(config.model_copy(update={"corpora": corpora}), tmp_path / "tiny.yaml")
+    assert cli.main(["extract", "--config", str(path), "--corpus", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny egemaps_lld: 5 rows" in printed and "tiny spectrogram:" in printed
+    assert "logmel" not in printed

@@ -33,7 +33,9 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class LabeledData:
-    """Aligned arrays of one labeled corpus: log-Mel inputs, labels, groups and an optional AE vector."""
+    """Aligned arrays of one labeled corpus: log-Mel inputs, labels, groups and an optional AE vector.
+    (With ``features.acnn_input: egemaps_lld`` the ``logmel`` array holds the 25 eGeMAPS descriptors
+    per frame instead: the ACNN's input keeps its name, whatever it reads.)"""
 
     ids: np.ndarray  # [N] str
     logmel: np.ndarray  # [N, frames, bands] float32, zero-padded
