@@ -25,20 +25,22 @@ SHARED_GROUPS = {
     "test_logs": "tiny_reference",
     "test_predict": "tiny_reference",
 }
-# Measured with the --durations table that make test prints; only the order depends on it.
+# Group sums of a --durations=0 table (2026-12-01, pytest-xdist on 2 processes at load ~6: only the
+# order matters); xdist hands each free process the next group in this order.
 LONGEST_FIRST = (
     "tiny_reference",
+    "test_autoencoder",
     "test_notebooks",
     "test_experiments",
-    "test_autoencoder",
-    "test_emodb_validation",
     "test_cluster",
-    "test_browser",
-    "test_memory",
-    "test_real_speech_configs",
-    "test_features",
-    "test_determinism",
     "test_acnn",
+    "test_emodb_validation",
+    "test_determinism",
+    "test_real_speech_configs",
+    "test_memory",
+    "test_browser",
+    "test_demo_corpus",
+    "test_analysis",
 )
 
 
