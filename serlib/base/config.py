@@ -148,10 +148,9 @@ class FeaturesConfig(_Strict):
     )
     acnn_input: Literal["logmel", "egemaps_lld"] = Field(
         "logmel",
-        description="what the ACNN reads frame by frame: logmel = the paper's 26 log-Mel bands; "
-        "egemaps_lld = openSMILE's 25 eGeMAPSv02 frame-level descriptors (pitch, jitter, shimmer, "
-        "loudness, HNR, formants, spectral slopes, MFCC 1-4) at the same 10 ms hop and max_frames, "
-        "which transfer across corpora where log-Mel does not (docs/results-real-speech.md, cross-corpus)",
+        description="what the ACNN reads per frame: logmel = the paper's 26 log-Mel bands; egemaps_lld = "
+        "openSMILE's 25 eGeMAPSv02 frame-level descriptors (same hop and max_frames), which transfer across "
+        "corpora where log-Mel does not (docs/results-real-speech.md)",
     )
     n_jobs: int = Field(0, ge=0, description="worker processes for extraction; 0 = all cores")
     allow_skip: bool = Field(
