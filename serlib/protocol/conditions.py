@@ -196,8 +196,8 @@ def data_identity(
     config: Config, setting: str, condition: ConditionConfig, memo: dict[tuple[str, str], str] | None = None
 ) -> dict[str, str]:
     """The feature-store files a run reads (their names hash the audio files' identity and the feature
-    parameters): log-Mel (or the ACNN's other input) of the labeled corpora and, for AE conditions, the spectrograms of the AE's
-    and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
+    parameters): the ACNN's input (log-Mel, or ``features.acnn_input``) of the labeled corpora and, for
+    AE conditions, the spectrograms of the AE's and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
     memo = {} if memo is None else memo
 
     def name(key: str, extractor: str) -> str:
