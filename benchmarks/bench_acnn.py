@@ -21,8 +21,9 @@ profiles: ``full`` (every utterance 750 frames), ``realistic`` (lengths uniform 
 Keras layers, ``acnn.implementation: reference``) and a ``fast`` row (``serlib.models.acnn_kernels``,
 the default); every row's ratio is against the reference row of the same profile and thread count.
 With 1 thread and full lengths four more rows keep earlier decisions measured: ``eager``
-(``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers), ``tf.data`` (the
-fast model fed by a cached, shuffled, prefetched ``tf.data`` pipeline instead of numpy arrays) and
+(``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers), ``Keras array feed``
+(the fast model fed by Keras' own adapter of numpy arrays, ``acnn.shuffle: once``, instead of
+``serlib.models.acnn_feed``'s ``tf.data`` feed with a new order every epoch, which every other row uses) and
 ``previous pooling`` (the fast model with the pooling gradient it had when issue 17 was filed, the
 baseline of that issue's speed-up; the fast row's note gives the ratio).
 
@@ -182,27 +183,29 @@ def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
 
 
 def _train(config: Any, implementation: str, mode: str, inputs: Any, targets: Any, epochs: int) -> tuple:
-    """(wall seconds, CPU seconds) of ``epochs`` epochs after one untimed warm-up epoch."""
-    import tensorflow as tf
+    """(wall seconds, CPU seconds) of ``epochs`` epochs after one untimed warm-up epoch, fed as
+    ``runs.fit_predict`` feeds the ACNN (``acnn_feed.fit_acnn``: a new order every epoch), or by
+    Keras' own array feed (``acnn.shuffle: once``) in mode ``Keras array feed``."""
+    from serlib.models import acnn_feed
 
     model = _model(config, implementation, mode)
-    count = len(inputs["logmel"])
-    batch = config.acnn.batch_size
-    if mode == "tf.data":
-        dataset = (
-            tf.data.Dataset.from_tensor_slices((inputs, targets))
-            .cache()
-            .shuffle(count, seed=0, reshuffle_each_iteration=True)
-            .batch(batch)
-            .prefetch(tf.data.AUTOTUNE)
+    shuffle = "once" if mode == "Keras array feed" else "every_epoch"
+
+    def fit(count: int) -> None:
+        acnn_feed.fit_acnn(
+            model,
+            inputs,
+            targets,
+            batch_size=config.acnn.batch_size,
+            epochs=count,
+            seed=0,
+            shuffle=shuffle,
+            callbacks=[],
         )
-        model.fit(dataset, epochs=1, shuffle=False, verbose=0)  # traces the step, fills the cache
-        start, cpu = time.perf_counter(), common.cpu_seconds()
-        model.fit(dataset, epochs=epochs, shuffle=False, verbose=0)
-    else:
-        model.fit(inputs, targets, batch_size=batch, epochs=1, shuffle=True, verbose=0)
-        start, cpu = time.perf_counter(), common.cpu_seconds()
-        model.fit(inputs, targets, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
+
+    fit(1)  # traces the step
+    start, cpu = time.perf_counter(), common.cpu_seconds()
+    fit(epochs)
     return time.perf_counter() - start, common.cpu_seconds() - cpu
 
 
@@ -380,7 +383,7 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
         training += [(profile, "reference", "compiled"), (profile, "fast", "compiled")]
         if threads == 1 and profile == "full":
             training += [("full", "fast", "eager"), ("full", "reference", "jit_compile")]
-            training += [("full", "fast", "tf.data"), ("full", "fast", "previous pooling")]
+            training += [("full", "fast", "Keras array feed"), ("full", "fast", "previous pooling")]
     data: dict[tuple[str, int], tuple] = {}
     for profile, implementation, mode in training:
         n = sizes["eager"] if mode == "eager" else sizes["count"]
@@ -572,11 +575,15 @@ def main() -> None:
         if row["stage"] == "GEMM ceiling":
             print(f"{row['implementation']}: {row['note']}")
             continue
+        rate = (  # layer rows without a FLOP count (max-pooling) have no GEMM fraction
+            f"{row['gflops']:>6.2f} GFLOP/s ({100 * row['gemm_fraction']:.0f}% of GEMM)"
+            if row.get("gflops") is not None
+            else f"{'':>6} GFLOP/s"
+        )
         print(
             f"{row['stage']:<15} {row['implementation']:<42} {row['work']:<62} "
-            f"{row['throughput']:>8,.1f} {row['throughput_unit']:<9} {row['gflops']:>6.2f} GFLOP/s "
-            f"({100 * row['gemm_fraction']:.0f}% of GEMM)  x{row['ratio_vs_reference']} vs {row['reference']}  "
-            f"{row['note']}"
+            f"{row['throughput']:>8,.1f} {row['throughput_unit']:<9} {rate}  "
+            f"x{row['ratio_vs_reference']} vs {row['reference']}  {row['note']}"
         )
 
 

@@ -46,9 +46,10 @@ def test_nemo_config_is_leave_one_speaker_out_with_bl_c_u_and_the_svm() -> None:
     # lengths chosen from nEMO's durations (97.8 % of files at most 4.0 s), not Emo-DB's 2.0 s
     assert config.features.logmel.max_frames == 400
     assert config.features.spectrogram.fixed_length_s == 4.0
-    # the paper's architecture is kept
+    # the paper's architecture is kept (the batch order is that of the stored runs: test below)
     paper = config_module.load_preset("paper")
-    assert config.acnn.model_dump(exclude={"epochs"}) == paper.acnn.model_dump(exclude={"epochs"})
+    kept = {"epochs", "shuffle"}
+    assert config.acnn.model_dump(exclude=kept) == paper.acnn.model_dump(exclude=kept)
     assert (config.autoencoder.layers, config.autoencoder.units) == (2, 256)
 
 
@@ -104,6 +105,18 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     paper = config_module.load_preset("paper").acnn
     assert (paper.dropout_keep_probability, paper.pool_stride, paper.normalisation) == (0.8, 3, "standardise")
     assert paper.model_selection == "none"
+
+
+def test_real_speech_configs_keep_the_batch_order_of_their_stored_runs() -> None:
+    """Their stored results were trained with one order repeated every epoch (acnn.shuffle: once); the
+    batch-order plan changes that one reading on nEMO's baseline and reuses the stored reference runs."""
+    for name in ("nemo", "emodb", "cross-corpus", "cross-corpus-egemaps-lld"):
+        assert config_module.load(CONFIGS / f"{name}.yaml").acnn.shuffle == "once", name
+    reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-batch-order.yaml")
+    assert output == Path("runs/nemo-batch-order") and reference.protocol.seeds == [3, 4]
+    assert [c.name for c in reference.protocol.conditions] == ["BL"]
+    assert variants == {"shuffle-every-epoch": {"acnn.shuffle": "every_epoch"}}
+    assert reference.output_dir == config_module.load(CONFIGS / "nemo.yaml").output_dir  # reused runs
 
 
 def _nemo_subset(source: Path, target: Path, speakers: int, per_emotion: int) -> Path:

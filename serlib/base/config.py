@@ -250,6 +250,13 @@ class ACNNConfig(_Strict):
         "function within float32 rounding (tests/test_acnn.py); fast trains 1.2x (full-length inputs) to 1.7x "
         "(short ones) the reference's utterances per CPU-second (docs/performance.md)",
     )
+    shuffle: Literal["every_epoch", "once"] = Field(
+        "every_epoch",
+        description="order of the training batches: every_epoch = a new seeded permutation per epoch, as "
+        "stochastic gradient descent (and the Keras 2 of the paper's time) draws them; once = one seeded "
+        "permutation repeated in every epoch, what Keras 3's own feed of arrays does under a global seed, "
+        "kept because the stored real-speech results were trained so (serlib.models.acnn_feed)",
+    )
     jit_compile: bool = False
 
     @model_validator(mode="after")

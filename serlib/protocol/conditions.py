@@ -226,6 +226,8 @@ def fingerprint(
     keys = sorted({train_key, test_key, *([ae_key] if ae_key else [])})
     acnn_parameters = config.acnn.model_dump(mode="json")
     acnn_parameters.pop("jit_compile", None)
+    if acnn_parameters.get("shuffle") == "once":  # the order of every earlier run: it keeps its fingerprint
+        acnn_parameters.pop("shuffle")
     parts: dict[str, Any] = {
         "setting": setting,
         "acnn": acnn_parameters,

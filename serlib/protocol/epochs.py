@@ -19,7 +19,7 @@ import pandas as pd
 from serlib.base import metrics
 from serlib.base.config import Config
 from serlib.features import normalisation
-from serlib.models import acnn, acnn_reuse
+from serlib.models import acnn, acnn_feed, acnn_reuse
 from serlib.protocol.folds import session_folds, within_folds
 from serlib.protocol.labeled import load_labeled
 from serlib.protocol.svm import BaselineError
@@ -61,13 +61,14 @@ def acnn_epoch_curves(
             )
             scores: list[float] = []
             began = time.perf_counter()
-            history = model.fit(
+            history = acnn_feed.fit_acnn(
+                model,
                 train.inputs(),
                 train.targets(),
                 batch_size=config.acnn.batch_size,
                 epochs=max_epochs,
-                shuffle=True,
-                verbose=0,
+                seed=seed,
+                shuffle=config.acnn.shuffle,
                 callbacks=[_ValidationUAR(valid.inputs(), valid.emotion, scores)],
             )
             log.info(

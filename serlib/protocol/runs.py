@@ -20,7 +20,7 @@ from serlib.base.progress import bar as progress_bar
 from serlib.base.progress import interactive
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation
-from serlib.models import acnn, acnn_reuse
+from serlib.models import acnn, acnn_feed, acnn_reuse
 from serlib.protocol import conditions, labeled
 from serlib.protocol.conditions import fingerprint, run_data
 from serlib.protocol.folds import SETTINGS, development_split
@@ -68,13 +68,14 @@ def fit_predict(
         selection = _DevelopmentSelection(development, config.acnn.patience)
         callbacks.insert(0, selection.callback())
     start = time.perf_counter()
-    history = model.fit(
+    history = acnn_feed.fit_acnn(
+        model,
         train.inputs(),
         train.targets(),
         batch_size=config.acnn.batch_size,
         epochs=config.acnn.epochs,
-        shuffle=True,
-        verbose=0,
+        seed=int(seed),
+        shuffle=config.acnn.shuffle,
         callbacks=callbacks,
     )
     seconds = time.perf_counter() - start
