@@ -20,7 +20,7 @@ from serlib.data import audio, loaders
 from serlib.data.manifest import EMOTIONS
 from serlib.features import logmel as logmel_module
 from serlib.features import store
-from serlib.models import autoencoder
+from serlib.models import acnn_feed, autoencoder
 from serlib.protocol import folds, labeled
 from serlib.protocol import runs as runs_module
 
@@ -130,6 +130,18 @@ def test_acnn_same_seed_same_predictions_and_uar(acnn_runs):
     assert runs[0].history["loss"] == runs[1].history["loss"]
     assert not np.allclose(first["emotion"], other["emotion"], atol=1e-4)
     assert first["emotion"].shape == (len(test), len(EMOTIONS))
+
+
+def test_acnn_run_draws_a_new_batch_order_per_epoch_from_its_seed(corpus, autoencoders, monkeypatch):
+    """The protocol's runs feed the ACNN through ``acnn_feed`` with the run's seed (tests/test_acnn_feed.py
+    checks the orders themselves)."""
+    config, manifest, sets = corpus
+    train, test = _split(config, manifest, sets, autoencoders["a"][1])
+    calls = []
+    fit_acnn = acnn_feed.fit_acnn
+    monkeypatch.setattr(acnn_feed, "fit_acnn", lambda *a, **k: calls.append(k) or fit_acnn(*a, **k))
+    runs_module.fit_predict(config, train, test, 3)
+    assert [(c["seed"], c["shuffle"], c["epochs"]) for c in calls] == [(3, "every_epoch", config.acnn.epochs)]
 
 
 def test_runs_record_their_tensorflow_settings(acnn_runs):
