@@ -17,41 +17,17 @@ report keeps only their per-seed means (the 9 speakers' mean UAR per seed). Seed
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from nemo_five_seeds import describe, new_runs  # the same folder: run as a script from the repository root
 from scipy import stats
 
 from serlib.base import metrics
 
-SPEAKERS = 9
-NEW_SEEDS = (3, 4)
 # docs/results-real-speech.md, "The control C ... seeds 0-2": per seed, mean of the 9 speakers
 EARLIER_PER_SEED = {"BL": [46.16, 49.35, 50.81], "C": [47.10, 48.64, 50.33]}
-
-
-def new_runs(output: Path, condition: str) -> np.ndarray:
-    """UAR (%) of seeds 3-4 x the 9 speakers, unrounded from each run's metrics.json."""
-    root = output / "results" / "within" / condition
-    return np.array(
-        [
-            [
-                100 * json.loads((root / f"seed{seed}" / f"fold{fold}" / "metrics.json").read_text())["uar"]
-                for fold in range(1, SPEAKERS + 1)
-            ]
-            for seed in NEW_SEEDS
-        ]
-    )
-
-
-def describe(name: str, result: dict[str, float]) -> str:
-    return (
-        f"{name}: C - BL {result['mean_difference']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
-        f"t-test p {result['t_p']:.3f}, Wilcoxon p {result['wilcoxon_p']:.3f}, "
-        f"sd {result['sd']:.2f}, MDD {result['mdd']:.2f} ({result['n']} pairs)"
-    )
 
 
 def main(output: Path) -> None:
@@ -61,9 +37,17 @@ def main(output: Path) -> None:
         print(
             f"{condition} seeds 3-4: per seed {per_seed}; per speaker {values.mean(axis=0).round(1).tolist()}"
         )
-    print(describe("seeds 3-4, speakers", metrics.paired_comparison(new["C"].mean(0), new["BL"].mean(0))))
     print(
-        describe("seeds 3-4, (speaker, seed)", metrics.paired_comparison(new["C"].ravel(), new["BL"].ravel()))
+        describe(
+            "seeds 3-4, speakers", metrics.paired_comparison(new["C"].mean(0), new["BL"].mean(0)), "C - BL"
+        )
+    )
+    print(
+        describe(
+            "seeds 3-4, (speaker, seed)",
+            metrics.paired_comparison(new["C"].ravel(), new["BL"].ravel()),
+            "C - BL",
+        )
     )
     seeds = {c: np.array(EARLIER_PER_SEED[c] + new[c].mean(axis=1).round(2).tolist()) for c in ("BL", "C")}
     for condition, values in seeds.items():
@@ -72,7 +56,7 @@ def main(output: Path) -> None:
             f"{condition} seeds 0-4: mean {values.mean():.2f} (per seed {' / '.join(f'{x:.2f}' for x in values)}), "
             f"95 % CI over seeds [{low:.2f}, {high:.2f}]"
         )
-    print(describe("seeds 0-4, paired by seed", metrics.paired_comparison(seeds["C"], seeds["BL"])))
+    print(describe("seeds 0-4, paired by seed", metrics.paired_comparison(seeds["C"], seeds["BL"]), "C - BL"))
 
 
 if __name__ == "__main__":

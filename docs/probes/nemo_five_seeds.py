@@ -45,9 +45,9 @@ def new_runs(output: Path, condition: str) -> np.ndarray:
     )
 
 
-def describe(name: str, result: dict[str, float]) -> str:
+def describe(name: str, result: dict[str, float], difference: str = "U - BL") -> str:
     return (
-        f"{name}: U - BL {result['mean_difference']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
+        f"{name}: {difference} {result['mean_difference']:+.2f} [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}], "
         f"t-test p {result['t_p']:.3f}, Wilcoxon p {result['wilcoxon_p']:.3f}, "
         f"sd {result['sd']:.2f}, MDD {result['mdd']:.2f} ({result['n']} pairs)"
     )
