@@ -90,7 +90,7 @@ def test_descriptor_matrix_differs_from_the_cross_corpus_matrix_only_in_the_acnn
 def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
     assert output == Path("runs/nemo-sensitivity")
-    assert [c.name for c in reference.protocol.conditions] == ["BL"]
+    assert [c.name for c in reference.protocol.conditions] == ["BL", "U"]
     # nemo.yaml draws Figure 2 for U, which the plan does not run: BL takes its place (a run would refuse
     # an unknown condition)
     assert reference.protocol.figure2_condition == "BL"
@@ -109,12 +109,12 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
 
 def test_real_speech_configs_keep_the_batch_order_of_their_stored_runs() -> None:
     """Their stored results were trained with one order repeated every epoch (acnn.shuffle: once); the
-    batch-order plan changes that one reading on nEMO's baseline and reuses the stored reference runs."""
+    batch-order plan changes that one reading on nEMO's BL and U and reuses the stored reference runs."""
     for name in ("nemo", "emodb", "cross-corpus", "cross-corpus-egemaps-lld"):
         assert config_module.load(CONFIGS / f"{name}.yaml").acnn.shuffle == "once", name
     reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-batch-order.yaml")
     assert output == Path("runs/nemo-batch-order") and reference.protocol.seeds == [3, 4]
-    assert [c.name for c in reference.protocol.conditions] == ["BL"]
+    assert [c.name for c in reference.protocol.conditions] == ["BL", "U"]
     assert variants == {"shuffle-every-epoch": {"acnn.shuffle": "every_epoch"}}
     assert reference.output_dir == config_module.load(CONFIGS / "nemo.yaml").output_dir  # reused runs
 
