@@ -90,7 +90,7 @@ def test_descriptor_matrix_differs_from_the_cross_corpus_matrix_only_in_the_acnn
 def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
     assert output == Path("runs/nemo-sensitivity")
-    assert [c.name for c in reference.protocol.conditions] == ["BL", "U"]
+    assert [c.name for c in reference.protocol.conditions] == ["BL"]
     # nemo.yaml draws Figure 2 for U, which the plan does not run: BL takes its place (a run would refuse
     # an unknown condition)
     assert reference.protocol.figure2_condition == "BL"
@@ -105,6 +105,17 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     paper = config_module.load_preset("paper").acnn
     assert (paper.dropout_keep_probability, paper.pool_stride, paper.normalisation) == (0.8, 3, "standardise")
     assert paper.model_selection == "none"
+
+
+def test_second_sensitivity_seed_repeats_two_readings_exactly() -> None:
+    """The seed-3 plan measures two readings of the seed-0 plan again, changed the same way, on the
+    seed whose reference runs are kept in runs/nemo."""
+    first_reference, first, _ = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
+    reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity-seed3.yaml")
+    assert output == Path("runs/nemo-sensitivity-seed3") and reference.protocol.seeds == [3]
+    assert variants == {name: first[name] for name in ("dropout-rate-0.8", "early-stopping")}
+    assert reference.model_dump(exclude={"protocol"}) == first_reference.model_dump(exclude={"protocol"})
+    assert [c.name for c in reference.protocol.conditions] == ["BL"]
 
 
 def test_real_speech_configs_keep_the_batch_order_of_their_stored_runs() -> None:
