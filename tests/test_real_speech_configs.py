@@ -107,12 +107,12 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     assert paper.model_selection == "none"
 
 
-def test_second_sensitivity_seed_repeats_two_readings_exactly() -> None:
-    """The seed-3 plan measures two readings of the seed-0 plan again, changed the same way, on the
-    seed whose reference runs are kept in runs/nemo."""
+def test_two_seed_sensitivity_repeats_two_readings_exactly() -> None:
+    """The two-seed plan measures two readings of the seed-0 plan again, changed the same way, with
+    seed 0 and a second seed, so that the seed-0 runs count as finished in it."""
     first_reference, first, _ = sensitivity.load_plan(CONFIGS / "nemo-sensitivity.yaml")
-    reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity-seed3.yaml")
-    assert output == Path("runs/nemo-sensitivity-seed3") and reference.protocol.seeds == [3]
+    reference, variants, output = sensitivity.load_plan(CONFIGS / "nemo-sensitivity-two-seeds.yaml")
+    assert output == Path("runs/nemo-sensitivity-two-seeds") and reference.protocol.seeds == [0, 3]
     assert variants == {name: first[name] for name in ("dropout-rate-0.8", "early-stopping")}
     assert reference.model_dump(exclude={"protocol"}) == first_reference.model_dump(exclude={"protocol"})
     assert [c.name for c in reference.protocol.conditions] == ["BL"]
