@@ -227,7 +227,7 @@ class ACNNConfig(_Strict):
         description="none: train all epochs and evaluate the last (the paper names train and development sets "
         "but no selection rule); held_out_session: hold out one training session (speaker) as development "
         "set, keep the weights of the epoch with the best development UAR, stop after `patience` epochs "
-        "without improvement. nEMO sensitivity run (docs/results-real-speech.md, 'Sensitivity'): "
+        "without improvement. nEMO sensitivity runs (docs/results-real-speech.md, 'Sensitivity'): "
         "held_out_session (up to 60 epochs, patience 10) gave 42.6 against 46.3 % UAR (-3.7 points, p 0.031, "
         "9 speakers x seeds 0 and 3): one held-out speaker's UAR picked epochs 1-40 (median 6)",
     )
