@@ -113,18 +113,98 @@ def test_other_configuration_in_the_same_folder_is_kept_as_history(tmp_path, dem
 
 
 def test_machine_and_thread_changes_are_drift_too(tmp_path, demo_config, caplog) -> None:
+    """The faked "other machine" is derived from this host (its own values, changed), never a literal
+    that could be this host: on an Intel Xeon OpenBLAS already runs SkylakeX kernels (issue 31)."""
     provenance.record(tmp_path, demo_config)
     path = tmp_path / provenance.FILE_NAME
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["machine"]["cpu"]["model"] = "Other CPU"
-    data["numerics"]["tensorflow_threads"] = {"intra_op": 64, "inter_op": 64}
-    data["numerics"]["blas"]["libraries"][-1]["architecture"] = "SkylakeX"
+    other_model = f"{data['machine']['cpu']['model']} (another machine)"
+    other_threads = data["numerics"]["tensorflow_threads"]["intra_op"] + 7
+    pool = data["numerics"]["blas"]["libraries"][-1]
+    other_architecture = f"{pool['architecture']}-other"
+    data["machine"]["cpu"]["model"] = other_model
+    data["numerics"]["tensorflow_threads"] = {"intra_op": other_threads, "inter_op": other_threads}
+    pool["architecture"] = other_architecture
     path.write_text(json.dumps(data), encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="serlib.base.provenance"):
         provenance.record(tmp_path, demo_config)
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert "CPU Other CPU" in line and "TensorFlow threads 64 intra-op/64 inter-op" in line
-    assert "SkylakeX" in line
+    assert f"CPU {other_model}" in line
+    assert f"TensorFlow threads {other_threads} intra-op/{other_threads} inter-op" in line
+    assert other_architecture in line
+
+
+# Two hosts of the kinds CI and developers run on, as cpu_info() / blas_info() describe them. The suite
+# records and compares under each of them, so its result does not depend on which one it runs on.
+FAKE_HOSTS = {
+    "amd-epyc-avx2": (
+        {"model": "AMD EPYC 7B13", "features": ["sse4_2", "avx", "avx2", "fma", "f16c"],
+         "cores_available": 2, "cores_total": 2},
+        "Zen",
+    ),
+    "intel-xeon-avx512": (
+        {"model": "Intel(R) Xeon(R) Processor", "features": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f"],
+         "cores_available": 2, "cores_total": 2},
+        "SkylakeX",
+    ),
+}  # fmt: skip
+
+
+def _pretend_host(monkeypatch, name: str) -> None:
+    """Make this process describe itself as ``FAKE_HOSTS[name]`` (CPU and the BLAS kernels it picks)."""
+    cpu, architecture = FAKE_HOSTS[name]
+    real_blas = provenance.blas_info()
+
+    def blas() -> dict:
+        libraries = [{**pool, "architecture": architecture} for pool in real_blas["libraries"]]
+        return {**real_blas, "libraries": libraries}
+
+    monkeypatch.setattr(provenance, "cpu_info", lambda: dict(cpu))
+    monkeypatch.setattr(provenance, "blas_info", blas)
+
+
+@pytest.mark.parametrize("recorded_on", sorted(FAKE_HOSTS))
+@pytest.mark.parametrize("checked_on", sorted(FAKE_HOSTS))
+def test_drift_between_cpu_families_whatever_the_host(
+    tmp_path, demo_config, caplog, monkeypatch, recorded_on, checked_on
+) -> None:
+    """A folder recorded on one CPU family and reused on the other reports the CPU, its instruction
+    sets and the BLAS kernels as drift; reused on the same family it reports nothing, on any real host."""
+    _pretend_host(monkeypatch, recorded_on)
+    provenance.record(tmp_path, demo_config)
+    _pretend_host(monkeypatch, checked_on)
+    with caplog.at_level(logging.WARNING, logger="serlib.base.provenance"):
+        stored = provenance.record(tmp_path, demo_config)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    text, differs = provenance.report(tmp_path)
+    if recorded_on == checked_on:
+        assert warnings == [] and stored["mixed_environments"] is False
+        assert not differs and text.rstrip().endswith("this environment matches the record")
+        return
+    (line,) = warnings
+    before, after = FAKE_HOSTS[recorded_on], FAKE_HOSTS[checked_on]
+    assert f"CPU {before[0]['model']}" in line and f"CPU {after[0]['model']}" in line
+    assert "CPU instruction sets" in line and "BLAS" in line
+    changed = stored["earlier"][0]["changed_to_next"]
+    assert changed["CPU"] == [before[0]["model"], after[0]["model"]]
+    assert before[1] in changed["BLAS"][0] and after[1] in changed["BLAS"][1]
+    assert stored["mixed_environments"] is True
+    assert differs is False  # report() compares the record (now the second host) with the same host
+    assert "this environment matches the record" in text and "earlier record 1" in text
+    assert f"CPU {before[0]['model']} -> {after[0]['model']}" in text
+
+
+@pytest.mark.parametrize("host", sorted(FAKE_HOSTS))
+def test_serlib_provenance_names_the_cpu_family_change(tmp_path, demo_config, capsys, monkeypatch, host) -> None:
+    """`serlib provenance DIR` exits 1 and names CPU and BLAS when the folder came from the other family."""
+    other = next(name for name in FAKE_HOSTS if name != host)
+    _pretend_host(monkeypatch, other)
+    provenance.record(tmp_path, demo_config)
+    _pretend_host(monkeypatch, host)
+    assert cli.main(["provenance", str(tmp_path)]) == 1
+    printed = capsys.readouterr().out
+    assert f"  CPU: {FAKE_HOSTS[other][0]['model']} -> {FAKE_HOSTS[host][0]['model']}" in printed
+    assert FAKE_HOSTS[other][1] in printed and FAKE_HOSTS[host][1] in printed
 
 
 def test_an_openmp_runtime_loaded_by_earlier_imports_is_not_drift(tmp_path, demo_config, caplog) -> None:
