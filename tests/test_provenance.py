@@ -195,7 +195,9 @@ def test_drift_between_cpu_families_whatever_the_host(
 
 
 @pytest.mark.parametrize("host", sorted(FAKE_HOSTS))
-def test_serlib_provenance_names_the_cpu_family_change(tmp_path, demo_config, capsys, monkeypatch, host) -> None:
+def test_serlib_provenance_names_the_cpu_family_change(
+    tmp_path, demo_config, capsys, monkeypatch, host
+) -> None:
     """`serlib provenance DIR` exits 1 and names CPU and BLAS when the folder came from the other family."""
     other = next(name for name in FAKE_HOSTS if name != host)
     _pretend_host(monkeypatch, other)
