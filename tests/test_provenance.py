@@ -114,7 +114,7 @@ def test_other_configuration_in_the_same_folder_is_kept_as_history(tmp_path, dem
 
 def test_machine_and_thread_changes_are_drift_too(tmp_path, demo_config, caplog) -> None:
     """The faked "other machine" is derived from this host (its own values, changed), never a literal
-    that could be this host: on an Intel Xeon OpenBLAS already runs SkylakeX kernels (issue 31)."""
+    that could be this host: on an AVX-512 machine OpenBLAS may already run the kernels once faked (issue 31)."""
     provenance.record(tmp_path, demo_config)
     path = tmp_path / provenance.FILE_NAME
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -134,18 +134,21 @@ def test_machine_and_thread_changes_are_drift_too(tmp_path, demo_config, caplog)
     assert other_architecture in line
 
 
-# Two hosts of the kinds CI and developers run on, as cpu_info() / blas_info() describe them. The suite
-# records and compares under each of them, so its result does not depend on which one it runs on.
+# Two pretend hosts shaped like the kinds CI and developers run on (an AMD-like one with AVX2, an
+# Intel-like one with AVX-512), as cpu_info() / blas_info() describe them. Their names are made up, so
+# neither can ever be the real host; the suite records and compares under each of them, so its result
+# does not depend on which CPU family it runs on.
 FAKE_HOSTS = {
-    "amd-epyc-avx2": (
-        {"model": "AMD EPYC 7B13", "features": ["sse4_2", "avx", "avx2", "fma", "f16c"],
+    "amd-like-avx2": (
+        {"model": "Pretend AMD-like CPU (test)", "features": ["sse4_2", "avx", "avx2", "fma", "f16c"],
          "cores_available": 2, "cores_total": 2},
-        "Zen",
+        "PretendAvx2Kernels",
     ),
-    "intel-xeon-avx512": (
-        {"model": "Intel(R) Xeon(R) Processor", "features": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f"],
+    "intel-like-avx512": (
+        {"model": "Pretend Intel-like CPU (test)",
+         "features": ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f"],
          "cores_available": 2, "cores_total": 2},
-        "SkylakeX",
+        "PretendAvx512Kernels",
     ),
 }  # fmt: skip
 
