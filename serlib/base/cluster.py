@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from serlib.base import runtime
+from serlib.base import logs, runtime
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,10 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
 
 
 # -- Dask: tasks --------------------------------------------------------------------------------------
-def _task(function: Callable[..., Any], threads: int, *arguments: Any) -> Any:
-    """Worker side: TensorFlow with the submitter's threads, Keras' own random generator, then the task."""
+def _task(function: Callable[..., Any], threads: int, log_file: str | None, *arguments: Any) -> Any:
+    """Worker side: the submitter's log file (INFO lines; warnings on the worker's stderr), TensorFlow
+    with the submitter's threads, Keras' own random generator, then the task."""
+    logs.configure_worker(log_file)
     runtime.configure(threads)
     _private_keras_random()
     return function(*arguments)
@@ -198,8 +200,11 @@ def run_tasks(
     if not arguments:
         return []
     threads = _threads_for(client)
+    log_file = logs.current_file()
     futures = {
-        client.submit(_task, function, threads, *args, key=f"serlib-{name}-{os.getpid()}", pure=False): index
+        client.submit(
+            _task, function, threads, log_file, *args, key=f"serlib-{name}-{os.getpid()}", pure=False
+        ): index
         for index, (args, name) in enumerate(zip(arguments, names, strict=True))
     }
     results: list[Any] = [None] * len(arguments)
