@@ -189,8 +189,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from serlib.app import predict  # noqa: PLC0415 - handlers import what they run (module docstring)
+    from serlib.base import progress  # noqa: PLC0415
 
-    results = predict.predict_paths(args.model, args.inputs)
+    # A bar while a terminal waits (erased at the end); piped output is the result table alone.
+    results = predict.predict_paths(args.model, args.inputs, progress=progress.interactive())
     if args.json:
         print(json.dumps(results, indent=2))
     else:

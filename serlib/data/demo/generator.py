@@ -265,11 +265,11 @@ def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> N
                 raise DemoCorpusError("demo corpus worker failed: " + " | ".join(failures))
     logs.step(
         log,
-        "demo corpus (%s, seed %d) generated in %.1f s under %s",
+        "demo corpus (%s, seed %d): %d parts generated (%.1f s)",
         engine,
         seed,
+        len(PARTS),
         time.perf_counter() - started,
-        folder,
     )
 
 
