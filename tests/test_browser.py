@@ -270,7 +270,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             server.wait()
 
 
-WIDGET = ".jupyter-widgets.widget-progress, .widget-progress, .jupyter-widgets"
+# ipywidgets 8 draws a progress bar as a .jupyter-widgets .widget-hprogress element (older: .widget-progress)
+PROGRESS_WIDGET = ".jupyter-widgets.widget-hprogress, .widget-progress"
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 
 
@@ -300,10 +301,10 @@ def run_all_in_lab(
     started, deadline = time.perf_counter(), time.monotonic() + timeout_s
     widget_seen = False
     while True:
-        if not widget_seen and panel.locator(".widget-progress").count():
+        if not widget_seen and panel.locator(PROGRESS_WIDGET).count():
             widget_seen = True  # a progress bar drawn as a widget while the cells run
             if widget_shot is not None:
-                panel.locator(".widget-progress").first.scroll_into_view_if_needed()
+                panel.locator(PROGRESS_WIDGET).first.scroll_into_view_if_needed()
                 page.screenshot(path=str(widget_shot))
         texts = [text.strip() for text in prompts.all_inner_texts()]
         idle = panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() == 1
@@ -354,7 +355,8 @@ def run_all_in_lab(
         "kernel": kernel,
         "cells": len(code),
         "images": len(widths),
-        "widgets": panel.locator(".widget-progress").count(),
+        "widgets": panel.locator(PROGRESS_WIDGET).count(),
+        "widget_errors": panel.locator(".jupyter-widgets-error-widget").count(),
         "widget_seen_while_running": widget_seen,
         "stderr_outputs": panel.locator(STDERR).count(),
     }
@@ -379,7 +381,7 @@ def test_jupyterlab_runs_notebook_01_with_the_serlib_kernel(lab_page: Any, lab: 
     assert problems == [], f"{problems}\nJupyterLab log: {lab.log}"
     assert facts["kernel"] == "Python (serlib)" and facts["images"] >= 1
     # demo corpus and feature extraction: progress bars drawn as ipywidgets, not as red text
-    assert facts["widgets"] >= 1, facts
+    assert facts["widgets"] >= 1 and facts["widget_errors"] == 0, facts
     assert facts["stderr_outputs"] == 0, facts
     print(f"notebook 01 in JupyterLab: {facts}; screenshot {tmp_path / 'jupyterlab.png'}")
 
