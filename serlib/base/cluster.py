@@ -134,6 +134,11 @@ def uses_dask(scheduler_address: str | None, n_jobs: int) -> bool:
     return scheduler_address is not None or worker_count(n_jobs) > 1
 
 
+class _WithoutKillAtClose(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Worker process still alive after")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler_address``, else to a new LocalCluster.
@@ -157,14 +162,22 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         finally:
             client.close()
         return
-    # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs.
+    # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs, and
+    # the nanny's note that a worker which finished its work was killed at close after 4 s on a busy
+    # machine (a worker that dies while working is still reported).
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    nanny = logging.getLogger("distributed.nanny")
+    if not any(isinstance(f, _WithoutKillAtClose) for f in nanny.filters):
+        nanny.addFilter(_WithoutKillAtClose())
     with (
         LocalCluster(
             n_workers=worker_count(n_workers),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # no dashboard; the scheduler's own HTTP server on a free port, not 8787 (a second cluster on
+            # the machine made it warn "Port 8787 is already in use" into the notebook)
+            scheduler_kwargs={"dashboard_address": ":0"},
             silence_logs=logging.WARNING,
         ) as local,
         Client(local) as client,

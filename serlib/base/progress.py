@@ -7,8 +7,9 @@ rarer) and Keras trains with ``verbose=2`` (one line per epoch) instead of its p
 
 In JupyterLab the bar is an ipywidgets progress bar (tqdm.auto), updated in place; Keras' epochs are
 one such bar too. A notebook executed headlessly (``serlib reproduce`` sets ``SERLIB_PROGRESS=lines``
-for its papermill kernels) has no one to draw a widget for: it gets the plain lines, on standard
-output, since a notebook shows standard error on a red background.
+for its papermill kernels) has no one to draw a widget for: it gets plain lines on standard output
+(a notebook shows standard error on a red background), one when a step ends and one every
+``LINE_SECONDS`` while it runs, so that an executed notebook is not a wall of counters.
 """
 
 from __future__ import annotations
@@ -96,9 +97,16 @@ class LineProgress:
     """The part of tqdm's interface serlib uses, writing plain lines: ``desc: 12/60 run (20 %) ...``."""
 
     def __init__(
-        self, total: int | None, desc: str = "", unit: str = "it", stream: Any = None, every: bool = False
+        self,
+        total: int | None,
+        desc: str = "",
+        unit: str = "it",
+        stream: Any = None,
+        every: bool = False,
+        timed_only: bool = False,
     ) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.timed_only = timed_only  # a line every LINE_SECONDS and at the end, not per step or tenth
         self.n = 0
         self.postfix = ""
         self.stream = stream if stream is not None else sys.stdout if in_notebook() else sys.stderr
@@ -109,7 +117,9 @@ class LineProgress:
     def update(self, count: int = 1) -> None:
         self.n += count
         step = 1 if self.every else max(1, round((self.total or 0) * LINE_FRACTION))
-        if self.n - self._last_n >= step or time.monotonic() - self._last_time >= LINE_SECONDS:
+        if (
+            not self.timed_only and self.n - self._last_n >= step
+        ) or time.monotonic() - self._last_time >= LINE_SECONDS:
             self._write()
 
     def set_postfix(self, **values: Any) -> None:
@@ -156,4 +166,6 @@ def bar(
         return _Silent(total, desc, unit)
     if interactive():
         return tqdm(total=total, desc=desc, unit=unit, leave=leave)
+    if in_notebook():  # executed headlessly (papermill): the outcome and, for long steps, a line per 30 s
+        return LineProgress(total, desc, unit, timed_only=True)
     return LineProgress(total, desc, unit, every=every)
