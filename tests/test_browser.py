@@ -420,14 +420,15 @@ def executed_notebook_problems(page: Any, lab: Lab, notebook: str) -> tuple[list
     )
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     problems = []
+    table = panel.locator(".jp-OutputArea-output .jp-RenderedMarkdown table", has_text="fT")
+    try:  # Table 1 is a markdown output (display(Markdown(...))), rendered after the notebook opens
+        table.first.wait_for(timeout=60_000)
+        table.first.scroll_into_view_if_needed()
+    except Exception:  # playwright's TimeoutError
+        problems.append("no rendered Table 1 (a markdown output with the fT row)")
     pink = panel.locator(STDERR)
     for text in pink.all_inner_texts():
         problems.append(f"stderr output: {text.strip()[:160]}")
-    table = panel.locator(".jp-RenderedMarkdown table", has_text="fT")
-    if table.count() == 0:
-        problems.append("no rendered Table 1 (a markdown table with the fT row)")
-    else:
-        table.last.scroll_into_view_if_needed()
     problems += [f"page: {error}" for error in seen.errors + seen.outside]
     return problems, pink.count()
 
