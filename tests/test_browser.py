@@ -420,7 +420,7 @@ def executed_notebook_problems(page: Any, lab: Lab, notebook: str) -> tuple[list
     )
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     problems = []
-    table = panel.locator(".jp-OutputArea-output .jp-RenderedMarkdown table", has_text="fT")
+    table = panel.locator(".jp-OutputArea .jp-RenderedMarkdown table", has_text="fT")
     try:  # Table 1 is a markdown output (display(Markdown(...))), rendered after the notebook opens
         table.first.wait_for(timeout=60_000)
         table.first.scroll_into_view_if_needed()
@@ -435,8 +435,10 @@ def executed_notebook_problems(page: Any, lab: Lab, notebook: str) -> tuple[list
 
 @pytest.fixture(scope="module")
 def executed_04(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Notebook 04 as ``serlib reproduce`` executed it on the tiny configuration, copied into the lab."""
-    run = tiny_reproduction(tmp_path_factory.getbasetemp() / "tiny_notebooks")
+    """Notebook 04 as ``serlib reproduce`` executed it on the tiny configuration, copied into the lab; a
+    real run's instead with SERLIB_EXECUTED_RUN=<run folder> (e.g. runs/demo after make demo)."""
+    given = os.environ.get("SERLIB_EXECUTED_RUN")
+    run = Path(given) if given else tiny_reproduction(tmp_path_factory.getbasetemp() / "tiny_notebooks")
     target = lab.root / "notebooks" / "executed_04.ipynb"
     shutil.copy(run / "notebooks" / reproduce.NOTEBOOKS[3], target)
     return "notebooks/executed_04.ipynb"
