@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import time
 from pathlib import Path
@@ -103,6 +105,7 @@ def _image_is_not_blank(path: Path) -> None:
 
 
 _TINY_RUNS: dict[str, tuple[int, str, float]] = {}
+_TINY_PRINTED: dict[str, str] = {}
 
 
 def tiny_reproduction(base: Path) -> Path:
@@ -112,8 +115,11 @@ def tiny_reproduction(base: Path) -> Path:
     if str(out) not in _TINY_RUNS:
         config_path = config_yaml.save(tiny_config(out), base / "tiny.yaml")
         started = time.perf_counter()
-        status = reproduce.run(config_path=config_path, timeout=600)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = reproduce.run(config_path=config_path, timeout=600)
         _TINY_RUNS[str(out)] = (status, str(config_path), time.perf_counter() - started)
+        _TINY_PRINTED[str(out)] = printed.getvalue()
     status, _, _ = _TINY_RUNS[str(out)]
     assert status == 0, f"the tiny reproduction failed: {out / 'reproduce.log'}"
     return out
@@ -176,6 +182,10 @@ def test_all_notebooks_run_with_papermill_on_a_tiny_configuration(tiny_run: Path
         executed = nbformat.read(out / "notebooks" / name, as_version=4)
         assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code")
         assert output_problems(executed, DELIBERATE_STDERR[name]) == [], name
+    # the terminal's last lines: Table 1's rows, then the report
+    printed = _TINY_PRINTED[str(out)].splitlines()
+    assert printed[-1].startswith("serlib reproduce: report ") and printed[-1].endswith("index.html")
+    assert [line.split("|")[1].strip() for line in printed[-6:-1]] == ["BL", "C", "sT", "Li", "fT"]
     log_lines = (out / "logs" / "serlib.log").read_text(encoding="utf-8").splitlines()
     assert any(" INFO serlib." in line for line in log_lines), "the INFO lines belong in logs/serlib.log"
     log = (out / "reproduce.log").read_text(encoding="utf-8")

@@ -354,8 +354,22 @@ def _execute(
     total = time.perf_counter() - started
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
+    _print_table1(out_dir)
     _report(out_dir)
     return 0
+
+
+def _print_table1(out_dir: Path) -> None:
+    """Table 1's rows (the first table of ``<out>/table1.md``), so that a terminal shows the result."""
+    path = out_dir / "table1.md"
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        return
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    print(f"\nTable 1 ({path}), UAR in %:", *lines[start:end], sep="\n", flush=True)
 
 
 def _report(out_dir: Path) -> None:
