@@ -42,6 +42,12 @@ else
 	$(PY) -m pip install --quiet --no-deps -e .
 endif
 	$(PY) -m ipykernel install --sys-prefix --name serlib --display-name "Python (serlib)" >/dev/null
+	@# JupyterLab of this environment, for a course: no "official Jupyter news?" prompt, no update check
+	@# (settings overrides), and new notebooks on the serlib kernel (the notebooks name it themselves).
+	@mkdir -p $(VENV)/share/jupyter/lab/settings $(VENV)/etc/jupyter
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	  > $(VENV)/share/jupyter/lab/settings/overrides.json
+	@echo '{"MultiKernelManager": {"default_kernel_name": "serlib"}}' > $(VENV)/etc/jupyter/jupyter_server_config.json
 	@touch $(STAMP)
 
 # Resolve pyproject.toml's ranges (dependencies + dev extra) for Linux x86_64 / CPython 3.11 into exact

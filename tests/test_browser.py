@@ -29,7 +29,7 @@ from typing import Any
 import nbformat
 import pytest
 from sample_run import write_sample_run
-from test_notebooks import tiny_config
+from test_notebooks import tiny_config, tiny_reproduction
 
 from serlib.app import report, reproduce
 from serlib.base import config as config_module
@@ -270,8 +270,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             server.wait()
 
 
+# ipywidgets 8 draws a progress bar as a .jupyter-widgets .widget-hprogress element (older: .widget-progress)
+PROGRESS_WIDGET = ".jupyter-widgets.widget-hprogress, .widget-progress"
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+
 def run_all_in_lab(
-    page: Any, lab: Lab, notebook: str, timeout_s: float = 150
+    page: Any, lab: Lab, notebook: str, timeout_s: float = 150, widget_shot: Path | None = None
 ) -> tuple[list[str], dict[str, Any]]:
     """Open ``notebook`` in JupyterLab, choose Run > Run All Cells, wait for the kernel, save (Ctrl+S), and
     list the problems: a kernel other than "Python (serlib)", code cells without an execution count,
@@ -294,7 +299,13 @@ def run_all_in_lab(
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     prompts = panel.locator(".jp-CodeCell .jp-InputArea-prompt")
     started, deadline = time.perf_counter(), time.monotonic() + timeout_s
+    widget_seen = False
     while True:
+        if not widget_seen and panel.locator(PROGRESS_WIDGET).count():
+            widget_seen = True  # a progress bar drawn as a widget while the cells run
+            if widget_shot is not None:
+                panel.locator(PROGRESS_WIDGET).first.scroll_into_view_if_needed()
+                page.screenshot(path=str(widget_shot))
         texts = [text.strip() for text in prompts.all_inner_texts()]
         idle = panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() == 1
         if (
@@ -339,7 +350,16 @@ def run_all_in_lab(
     if not widths or not all(widths):
         problems.append(f"no rendered image output (natural widths {widths})")
     problems += [f"page: {error}" for error in seen.errors + seen.outside]
-    facts = {"seconds": seconds, "kernel": kernel, "cells": len(code), "images": len(widths)}
+    facts = {
+        "seconds": seconds,
+        "kernel": kernel,
+        "cells": len(code),
+        "images": len(widths),
+        "widgets": panel.locator(PROGRESS_WIDGET).count(),
+        "widget_errors": panel.locator(".jupyter-widgets-error-widget").count(),
+        "widget_seen_while_running": widget_seen,
+        "stderr_outputs": panel.locator(STDERR).count(),
+    }
     return problems, facts
 
 
@@ -353,13 +373,16 @@ def lab_page(browser: Any, lab: Lab) -> Iterator[Any]:
 @pytest.mark.slow
 def test_jupyterlab_runs_notebook_01_with_the_serlib_kernel(lab_page: Any, lab: Lab, tmp_path: Path) -> None:
     notebook = f"notebooks/{reproduce.NOTEBOOKS[0]}"
-    problems, facts = run_all_in_lab(lab_page, lab, notebook)
+    problems, facts = run_all_in_lab(lab_page, lab, notebook, widget_shot=tmp_path / "widget-progress.png")
     lab_page.locator(
         ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedImage img"
     ).first.scroll_into_view_if_needed()
     lab_page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     assert problems == [], f"{problems}\nJupyterLab log: {lab.log}"
     assert facts["kernel"] == "Python (serlib)" and facts["images"] >= 1
+    # demo corpus and feature extraction: progress bars drawn as ipywidgets, not as red text
+    assert facts["widgets"] >= 1 and facts["widget_errors"] == 0, facts
+    assert facts["stderr_outputs"] == 0, facts
     print(f"notebook 01 in JupyterLab: {facts}; screenshot {tmp_path / 'jupyterlab.png'}")
 
 
@@ -383,3 +406,67 @@ def test_jupyterlab_check_fails_on_a_planted_failing_cell(lab_page: Any, lab: La
     problems, _ = run_all_in_lab(lab_page, lab, "notebooks/planted.ipynb", timeout_s=60)
     assert any("RuntimeError: planted failure" in p for p in problems), problems
     assert any(p.startswith("code cell 3 has no execution count") for p in problems), problems
+
+
+# -- an executed notebook as a student opens it --------------------------------------------------------
+def executed_notebook_problems(page: Any, lab: Lab, notebook: str) -> tuple[list[str], int]:
+    """Open an executed notebook in JupyterLab without running it and list what a student should not see:
+    outputs rendered on the stderr (pink) background, no Table 1. Returns the problems and the count."""
+    seen = watch(page, (lab.url,))
+    page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output').length > 5",
+        timeout=120_000,
+    )
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    problems = []
+    table = panel.locator(".jp-OutputArea .jp-RenderedMarkdown table", has_text="fT")
+    try:  # Table 1 is a markdown output (display(Markdown(...))), rendered after the notebook opens
+        table.first.wait_for(timeout=60_000)
+        table.first.scroll_into_view_if_needed()
+    except Exception:  # playwright's TimeoutError
+        problems.append("no rendered Table 1 (a markdown output with the fT row)")
+    pink = panel.locator(STDERR)
+    for text in pink.all_inner_texts():
+        problems.append(f"stderr output: {text.strip()[:160]}")
+    problems += [f"page: {error}" for error in seen.errors + seen.outside]
+    return problems, pink.count()
+
+
+@pytest.fixture(scope="module")
+def executed_04(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Notebook 04 as ``serlib reproduce`` executed it on the tiny configuration, copied into the lab; a
+    real run's instead with SERLIB_EXECUTED_RUN=<run folder> (e.g. runs/demo after make demo)."""
+    given = os.environ.get("SERLIB_EXECUTED_RUN")
+    run = Path(given) if given else tiny_reproduction(tmp_path_factory.getbasetemp() / "tiny_notebooks")
+    target = lab.root / "notebooks" / "executed_04.ipynb"
+    shutil.copy(run / "notebooks" / reproduce.NOTEBOOKS[3], target)
+    return "notebooks/executed_04.ipynb"
+
+
+@pytest.mark.slow
+def test_executed_notebook_04_shows_table1_and_no_stderr(
+    lab_page: Any, lab: Lab, executed_04: str, tmp_path: Path
+) -> None:
+    problems, pink = executed_notebook_problems(lab_page, lab, executed_04)
+    lab_page.screenshot(path=str(tmp_path / "notebook04.png"))
+    assert problems == [] and pink == 0, f"{problems}; screenshot {tmp_path / 'notebook04.png'}"
+    print(f"executed notebook 04 in JupyterLab: no stderr output; screenshot {tmp_path / 'notebook04.png'}")
+
+
+@pytest.mark.slow
+def test_executed_notebook_check_fails_on_a_planted_info_line(
+    lab_page: Any, lab: Lab, executed_04: str
+) -> None:
+    notebook = nbformat.read(lab.root / executed_04, as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and "run_protocol" in c.source)
+    cell.outputs.append(
+        nbformat.v4.new_output(
+            "stream",
+            name="stderr",
+            text="INFO serlib.features.store: demo_emotion logmel: 12 rows from the store\n",
+        )
+    )
+    nbformat.write(notebook, lab.root / "notebooks" / "planted_04.ipynb")
+    problems, pink = executed_notebook_problems(lab_page, lab, "notebooks/planted_04.ipynb")
+    assert pink == 1 and any("INFO serlib.features.store" in p for p in problems), problems

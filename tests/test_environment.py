@@ -28,3 +28,17 @@ def test_generated_folders_are_ignored() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     for folder in ("runs/", "cache/", ".venv/"):
         assert folder in ignored
+
+
+def test_make_install_configures_jupyterlab_for_a_course() -> None:
+    """`make install` (which ran to create this environment): JupyterLab never asks about Jupyter news or
+    looks for updates, and new notebooks start on the serlib kernel."""
+    import json
+    import sys
+
+    settings = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert settings.is_file(), f"{settings} is missing: run make install"
+    notification = json.loads(settings.read_text())["@jupyterlab/apputils-extension:notification"]
+    assert notification == {"fetchNews": "false", "checkForUpdates": False}
+    server = json.loads((Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.json").read_text())
+    assert server["MultiKernelManager"]["default_kernel_name"] == "serlib"

@@ -8,7 +8,10 @@ protocol itself stored for the same utterances (same features, same model).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +178,32 @@ def test_cli_json_and_table(run, demo_wavs, tmp_path, capsys):
     assert demo_wavs[0].name in table and "1 files predicted, 0 failed" in table
     assert f"window {window:.2f} s" in table
     assert all(name in table.splitlines()[0] for name in EMOTIONS)
+
+
+@slow
+def test_cli_in_a_fresh_process_prints_only_the_table(run, demo_wavs, tmp_path):
+    """A fresh terminal's ``serlib predict``: the result table and the per-file errors, nothing else on
+    either stream (no TensorFlow C++ start-up lines, no INFO log lines, no progress left behind)."""
+    _, models = run
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"\x00" * 100)
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SERLIB_LOG_LEVEL")
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "serlib", "predict", "--model", str(models), str(demo_wavs[0]), str(corrupt)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert done.returncode == 1  # one file failed, named in the table
+    assert done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("file") and all(name in lines[0] for name in EMOTIONS)
+    assert demo_wavs[0].name in lines[1] and "corrupt.wav" in lines[2] and "ERROR" in lines[2]
+    assert lines[3] == "1 files predicted, 1 failed" and lines[4].startswith("window ")
+    assert len(lines) == 5, lines
 
 
 def _copy_model(models: Path, condition: str, target: Path) -> Path:

@@ -24,13 +24,15 @@ SHARED_GROUPS = {
     "test_interruption": "tiny_reference",
     "test_logs": "tiny_reference",
     "test_predict": "tiny_reference",
+    "test_notebooks": "tiny_notebooks",  # the tiny reproduction of the five notebooks (tiny_reproduction)
+    "test_browser": "tiny_notebooks",
 }
 # Group sums of a --durations=0 table (2026-12-01, pytest-xdist on 2 processes at load ~6: only the
 # order matters); xdist hands each free process the next group in this order.
 LONGEST_FIRST = (
     "tiny_reference",
     "test_autoencoder",
-    "test_notebooks",
+    "tiny_notebooks",
     "test_experiments",
     "test_cluster",
     "test_acnn",
@@ -38,7 +40,6 @@ LONGEST_FIRST = (
     "test_determinism",
     "test_real_speech_configs",
     "test_memory",
-    "test_browser",
     "test_demo_corpus",
     "test_analysis",
 )

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from serlib.base import config as config_module
-from serlib.base import config_yaml
+from serlib.base import config_yaml, logs
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,16 +29,20 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
 
 
-def _config(args: argparse.Namespace) -> config_module.Config:
+def _config(args: argparse.Namespace, log_file: bool = True) -> config_module.Config:
+    """The configuration of ``--preset``/``--config``/``--out``; with ``log_file`` this process's INFO
+    lines are appended to ``<output_dir>/logs/serlib.log`` from now on (``serlib.base.logs``)."""
     config = config_module.resolve(args.preset, args.config)
     if getattr(args, "out", None) is not None:
         config = config_module.override(config, output_dir=str(args.out))
+    if log_file:
+        logs.log_to_file(config.output_path)
     return config
 
 
 # -- handlers ---------------------------------------------------------------------------------------
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    print(config_yaml.dumps(_config(args)), end="")
+    print(config_yaml.dumps(_config(args, log_file=False)), end="")
     return 0
 
 
@@ -186,8 +189,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from serlib.app import predict  # noqa: PLC0415 - handlers import what they run (module docstring)
+    from serlib.base import progress  # noqa: PLC0415
 
-    results = predict.predict_paths(args.model, args.inputs)
+    # A bar while a terminal waits (erased at the end); piped output is the result table alone.
+    results = predict.predict_paths(args.model, args.inputs, progress=progress.interactive())
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -371,9 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    # On screen: warnings and step summaries (-v or SERLIB_LOG_LEVEL=INFO: more); INFO lines go to the
+    # output folder's logs/serlib.log once a handler knows that folder (``_config``).
+    try:
+        logs.configure("DEBUG" if args.verbose else None)
+    except logs.LogSettingsError as error:
+        print(f"serlib: error: {error}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except (ValueError, OSError) as error:

@@ -316,7 +316,10 @@ def predict_paths(
         results[index]["windows"] = len(segments[index])
     pending = {index: _Accumulator(len(parts)) for index, parts in segments.items()}
     # progress in windows (a long file is many of them), with the count of finished files
-    bar = progress_bar(sum(map(len, segments.values())), "predict", unit="window", enabled=progress)
+    # a terminal's bar is erased when done: what stays is the result table (``serlib predict``)
+    bar = progress_bar(
+        sum(map(len, segments.values())), "predict", unit="window", enabled=progress, leave=False
+    )
     finished = len(files) - len(pending)
     for block in _blocks(files, segments):
         for index, output in _classify(block, predictor):

@@ -15,6 +15,7 @@ that drive kernels, not at the top.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import resource
@@ -31,7 +32,7 @@ from IPython import get_ipython
 
 from serlib.app.notebooks import NOTEBOOKS, notebooks_dir
 from serlib.base import config as config_module
-from serlib.base import config_yaml, provenance, runtime
+from serlib.base import config_yaml, logs, progress, provenance, runtime
 
 log = logging.getLogger(__name__)
 
@@ -83,31 +84,91 @@ def setup_notebook(
     config_path: str | os.PathLike[str] | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    log_level: str | None = None,
 ) -> config_module.Config:
     """The configuration of a notebook's ``parameters`` cell, with the working folder set to the project.
 
     Opened in JupyterLab, a notebook runs inside ``notebooks/``; it moves to the project root so that
-    relative paths (``runs/demo``, ``figures``) mean the same as on the command line.
+    relative paths (``runs/demo``, ``figures``) mean the same as on the command line. The notebook shows
+    warnings and step summaries; INFO lines go to ``<output_dir>/logs/serlib.log`` unless ``log_level``
+    (or ``SERLIB_LOG_LEVEL``) is INFO or DEBUG (``serlib.base.logs``).
     """
     here = Path.cwd()
-    if here.name == "notebooks" and (here.parent / "pyproject.toml").is_file():
+    moved = here.name == "notebooks" and (here.parent / "pyproject.toml").is_file()
+    if moved:
         os.chdir(here.parent)
-        log.info("working folder: %s", here.parent)
     config = config_module.resolve(preset, config_path)
     if output_dir is not None:
         config = config_module.override(config, output_dir=str(output_dir))
     if overrides:
         config = config_module.override(config, **overrides)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if log_level:
+        os.environ[logs.LEVEL_VARIABLE] = str(log_level)  # also for TensorFlow's C++ lines, Dask workers
+    logs.configure(log_level, config.output_path)
+    if moved:
+        log.info("working folder: %s", here.parent)
     # The TensorFlow threads every serlib process uses (docs/reliability.md), set when a cell first
     # imports TensorFlow: notebook 01 reads data only and never pays its import.
     runtime.configure_when_tensorflow_loads()
-    # tqdm.auto wants ipywidgets for notebook bars; its text bars serve headless runs just as well.
+    # Without ipywidgets tqdm.auto warns and draws text bars; serlib's environment has it.
     warnings.filterwarnings("ignore", message="IProgress not found")
     _inline_figures()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    _close_at_exit()
     return config
+
+
+def _close_at_exit() -> None:
+    """Inside a Jupyter kernel: before the kernel's own shutdown, close what serlib's cells started.
+
+    At a shutdown request ipykernel first runs ``do_shutdown``, then signals every child process of
+    its process group with SIGTERM and waits for them, up to 14 s, before SIGKILL. A kernel that ran a
+    Dask LocalCluster or a process pool still has multiprocessing's resource tracker as a child, and
+    the tracker ignores SIGTERM by design; so the kernel was still waiting when jupyter_client
+    (papermill) terminated it 2.5 s later, and its control task (``Kernel.dispatch_control``) was
+    destroyed while pending ("Task was destroyed but it is pending!", printed through a logging handler
+    whose notebook stream was already closed: "Logging error ... I/O operation on closed file").
+    Closing Dask clients and stopping the forkserver and the resource tracker in ``do_shutdown`` lets
+    the kernel find no children and exit at once.
+    """
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or getattr(kernel, "_serlib_orderly_shutdown", False):
+        return
+    original = kernel.do_shutdown
+
+    async def do_shutdown(restart: bool) -> Any:
+        stop_helper_processes()
+        reply = original(restart)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    kernel.do_shutdown = do_shutdown
+    kernel._serlib_orderly_shutdown = True
+
+
+def stop_helper_processes() -> None:
+    """Close an open Dask client, then stop multiprocessing's forkserver and resource tracker (they are
+    started again when needed); errors are logged, never raised, since this runs at shutdown."""
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            distributed.get_client().close()
+        except ValueError:  # no client open
+            pass
+        except Exception as error:  # pragma: no cover - shutdown goes on
+            log.warning("closing the Dask client at kernel shutdown: %s", error)
+    from multiprocessing import forkserver, resource_tracker  # noqa: PLC0415 - at shutdown only
+
+    for name, helper in (
+        ("forkserver", forkserver._forkserver),
+        ("resource tracker", resource_tracker._resource_tracker),
+    ):
+        stop = getattr(helper, "_stop", None)
+        if stop is None:  # pragma: no cover - another Python
+            continue
+        try:
+            stop()
+        except Exception as error:  # pragma: no cover - shutdown goes on
+            log.warning("stopping multiprocessing's %s at kernel shutdown: %s", name, error)
 
 
 def _inline_figures() -> None:
@@ -164,9 +225,6 @@ def run(
     ``preset``/``config_path`` choose the configuration (a file wins), ``out`` overrides its output
     folder, ``notebooks`` restricts the run (e.g. ``["04", "05"]``), ``timeout`` limits each cell (s).
     """
-    import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
-    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415  (light for kernels: see the module docstring)
-
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook is ours to print
     config = config_module.resolve(preset, config_path)
     if out is not None:
@@ -185,8 +243,42 @@ def run(
     resolved = config_yaml.save(config, out_dir / "config.yaml")
     provenance.record(out_dir, config)  # <out>/provenance.json; one warning line if the environment changed
     log_path = out_dir / "reproduce.log"
+    own_log = logs.current_file() is None
+    if own_log:
+        logs.log_to_file(out_dir)  # the kernels append theirs (setup_notebook) to the same file
     kernel = kernel_name()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The kernels inherit this environment: TensorFlow's C++ logging level (read when TensorFlow is
+    # imported, so it must be there before the kernel starts) and plain progress lines on standard
+    # output instead of widgets that no one would see (serlib.base.progress).
+    runtime.quiet_tensorflow_environment()
+    saved_progress = os.environ.get(progress.PROGRESS_VARIABLE)
+    os.environ[progress.PROGRESS_VARIABLE] = "lines"
+    try:
+        return _execute(config, resolved, selected, kernel, log_path, timeout)
+    finally:
+        if own_log:
+            logs.stop_file()
+        if saved_progress is None:
+            os.environ.pop(progress.PROGRESS_VARIABLE, None)
+        else:
+            os.environ[progress.PROGRESS_VARIABLE] = saved_progress
+
+
+def _execute(
+    config: config_module.Config,
+    resolved: Path,
+    selected: list[str],
+    kernel: str,
+    log_path: Path,
+    timeout: float | None,
+) -> int:
+    """``run``'s loop: each notebook with papermill, logged to ``log_path``; 0, or 1 at the first failure."""
+    import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
+    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415  (light for kernels: see the module docstring)
+
+    out_dir = config.output_path
+    executed_dir = out_dir / "notebooks"
+    source_dir = notebooks_dir()
     parameters = {
         "preset": config.name,
         "config_path": str(resolved.resolve()),
@@ -262,8 +354,22 @@ def run(
     total = time.perf_counter() - started
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
+    _print_table1(out_dir)
     _report(out_dir)
     return 0
+
+
+def _print_table1(out_dir: Path) -> None:
+    """Table 1's rows (the first table of ``<out>/table1.md``), so that a terminal shows the result."""
+    path = out_dir / "table1.md"
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        return
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    print(f"\nTable 1 ({path}), UAR in %:", *lines[start:end], sep="\n", flush=True)
 
 
 def _report(out_dir: Path) -> None:

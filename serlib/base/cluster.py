@@ -26,7 +26,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from serlib.base import runtime
+from serlib.base import logs, runtime
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,11 @@ def uses_dask(scheduler_address: str | None, n_jobs: int) -> bool:
     return scheduler_address is not None or worker_count(n_jobs) > 1
 
 
+class _WithoutKillAtClose(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Worker process still alive after")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler_address``, else to a new LocalCluster.
@@ -157,14 +162,22 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         finally:
             client.close()
         return
-    # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs.
+    # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs, and
+    # the nanny's note that a worker which finished its work was killed at close after 4 s on a busy
+    # machine (a worker that dies while working is still reported).
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    nanny = logging.getLogger("distributed.nanny")
+    if not any(isinstance(f, _WithoutKillAtClose) for f in nanny.filters):
+        nanny.addFilter(_WithoutKillAtClose())
     with (
         LocalCluster(
             n_workers=worker_count(n_workers),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # no dashboard; the scheduler's own HTTP server on a free port, not 8787 (a second cluster on
+            # the machine made it warn "Port 8787 is already in use" into the notebook)
+            scheduler_kwargs={"dashboard_address": ":0"},
             silence_logs=logging.WARNING,
         ) as local,
         Client(local) as client,
@@ -173,8 +186,10 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
 
 
 # -- Dask: tasks --------------------------------------------------------------------------------------
-def _task(function: Callable[..., Any], threads: int, *arguments: Any) -> Any:
-    """Worker side: TensorFlow with the submitter's threads, Keras' own random generator, then the task."""
+def _task(function: Callable[..., Any], threads: int, log_file: str | None, *arguments: Any) -> Any:
+    """Worker side: the submitter's log file (INFO lines; warnings on the worker's stderr), TensorFlow
+    with the submitter's threads, Keras' own random generator, then the task."""
+    logs.configure_worker(log_file)
     runtime.configure(threads)
     _private_keras_random()
     return function(*arguments)
@@ -198,8 +213,11 @@ def run_tasks(
     if not arguments:
         return []
     threads = _threads_for(client)
+    log_file = logs.current_file()
     futures = {
-        client.submit(_task, function, threads, *args, key=f"serlib-{name}-{os.getpid()}", pure=False): index
+        client.submit(
+            _task, function, threads, log_file, *args, key=f"serlib-{name}-{os.getpid()}", pure=False
+        ): index
         for index, (args, name) in enumerate(zip(arguments, names, strict=True))
     }
     results: list[Any] = [None] * len(arguments)

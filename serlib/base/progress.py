@@ -4,10 +4,17 @@ A bar redraws itself with carriage returns and ANSI escapes; in a file (``serlib
 that becomes thousands of fragments. So when neither standard error is a terminal nor the code runs
 in a Jupyter kernel, ``bar`` writes one plain line per step (or per tenth of the work, whichever is
 rarer) and Keras trains with ``verbose=2`` (one line per epoch) instead of its progress bar.
+
+In JupyterLab the bar is an ipywidgets progress bar (tqdm.auto), updated in place; Keras' epochs are
+one such bar too. A notebook executed headlessly (``serlib reproduce`` sets ``SERLIB_PROGRESS=lines``
+for its papermill kernels) has no one to draw a widget for: it gets plain lines on standard output
+(a notebook shows standard error on a red background), one when a step ends and one every
+``LINE_SECONDS`` while it runs, so that an executed notebook is not a wall of counters.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -16,6 +23,12 @@ from tqdm.auto import tqdm
 
 LINE_FRACTION = 0.1  # a plain-line progress writes at most every tenth of the work ...
 LINE_SECONDS = 30.0  # ... or when this much time has passed since its last line
+PROGRESS_VARIABLE = "SERLIB_PROGRESS"  # "lines": plain lines even in a terminal or notebook
+
+
+def lines_requested() -> bool:
+    """Whether ``SERLIB_PROGRESS=lines`` asks for plain lines instead of bars."""
+    return os.environ.get(PROGRESS_VARIABLE, "").strip().lower() == "lines"
 
 
 def in_notebook() -> bool:
@@ -31,7 +44,10 @@ def in_notebook() -> bool:
 
 
 def interactive(stream: Any = None) -> bool:
-    """Whether progress may be drawn as a bar: a terminal on ``stream`` (default stderr), or a notebook."""
+    """Whether progress may be drawn as a bar: a terminal on ``stream`` (default stderr), or a notebook,
+    unless ``SERLIB_PROGRESS=lines``."""
+    if lines_requested():
+        return False
     stream = sys.stderr if stream is None else stream
     try:
         terminal = bool(stream.isatty())
@@ -47,16 +63,53 @@ def keras_verbose(enabled: bool = True) -> int:
     return 1 if interactive(sys.stdout) else 2
 
 
+def keras_progress(enabled: bool, epochs: int, description: str, initial: int = 0) -> tuple[int, list[Any]]:
+    """Keras' ``verbose`` and extra callbacks for ``fit`` over ``epochs`` (from ``initial``): in a notebook
+    one bar over the epochs (a widget in JupyterLab) instead of Keras' text bar per epoch; elsewhere
+    ``keras_verbose``."""
+    if enabled and in_notebook() and interactive(sys.stdout):
+        return 0, [epoch_callback(epochs, description, initial)]
+    return keras_verbose(enabled), []
+
+
+def epoch_callback(epochs: int, description: str, initial: int = 0) -> Any:
+    """A Keras callback that advances one ``bar`` per finished epoch, with the loss beside it."""
+    import keras  # noqa: PLC0415 - the base layer stays light: Keras only when a model trains
+
+    class EpochBar(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.bar = bar(epochs, description, unit="epoch")
+            if initial:
+                self.bar.update(initial)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+            self.bar.update(1)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.bar.close()
+
+    return EpochBar()
+
+
 class LineProgress:
     """The part of tqdm's interface serlib uses, writing plain lines: ``desc: 12/60 run (20 %) ...``."""
 
     def __init__(
-        self, total: int | None, desc: str = "", unit: str = "it", stream: Any = None, every: bool = False
+        self,
+        total: int | None,
+        desc: str = "",
+        unit: str = "it",
+        stream: Any = None,
+        every: bool = False,
+        timed_only: bool = False,
     ) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.timed_only = timed_only  # a line every LINE_SECONDS and at the end, not per step or tenth
         self.n = 0
         self.postfix = ""
-        self.stream = sys.stderr if stream is None else stream
+        self.stream = stream if stream is not None else sys.stdout if in_notebook() else sys.stderr
         self._last_n = 0
         self._last_time = time.monotonic()
         self._closed = False
@@ -64,7 +117,9 @@ class LineProgress:
     def update(self, count: int = 1) -> None:
         self.n += count
         step = 1 if self.every else max(1, round((self.total or 0) * LINE_FRACTION))
-        if self.n - self._last_n >= step or time.monotonic() - self._last_time >= LINE_SECONDS:
+        if (
+            not self.timed_only and self.n - self._last_n >= step
+        ) or time.monotonic() - self._last_time >= LINE_SECONDS:
             self._write()
 
     def set_postfix(self, **values: Any) -> None:
@@ -111,4 +166,6 @@ def bar(
         return _Silent(total, desc, unit)
     if interactive():
         return tqdm(total=total, desc=desc, unit=unit, leave=leave)
+    if in_notebook():  # executed headlessly (papermill): the outcome and, for long steps, a line per 30 s
+        return LineProgress(total, desc, unit, timed_only=True)
     return LineProgress(total, desc, unit, every=every)

@@ -14,11 +14,15 @@ set them keeps its own count, and ``configure`` says so in one warning.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import logging
 import os
+import re
 import sys
+import tempfile
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +30,15 @@ log = logging.getLogger(__name__)
 
 THREADS_VARIABLE = "SERLIB_TF_THREADS"
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+TF_LOG_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+LOG_LEVEL_VARIABLE = "SERLIB_LOG_LEVEL"  # serlib.base.logs: INFO or DEBUG also shows TensorFlow's C++ lines
+# What TensorFlow 2.21's C++ code writes to file descriptor 2 while it is imported, whatever
+# TF_CPP_MIN_LOG_LEVEL says: absl's preamble and INFO lines ("I0000 00:00:... port.cc:153] oneDNN
+# custom operations are on ..."), logged before anything has called absl::InitializeLog().
+NATIVE_START_UP = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\] .*)$"
+)
 _STATE: dict[str, Any] = {}
 
 
@@ -86,7 +99,7 @@ def configure(threads: int | None = None) -> dict[str, Any]:
     spurious "NodeDef mentions attribute use_unbounded_threadpool" error line at every ACNN ``fit``.
     """
     wanted = requested_threads() if threads is None else int(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_environment()
     import tensorflow as tf  # noqa: PLC0415 - the base layer stays light: TensorFlow only when used
 
     if not _STATE.get("filtered"):
@@ -121,6 +134,7 @@ def configure_when_tensorflow_loads() -> None:
     table``) never pays TensorFlow's import (~10 CPU-s), and one that loads or builds a model gets
     serlib's threads before its first op, wherever that op is (loading a saved AE runs ops too).
     """
+    quiet_tensorflow_environment()  # read by TensorFlow when it is imported, so set before
     if "tensorflow" in sys.modules:
         configure()
     elif not any(isinstance(finder, _ConfigureAfterTensorFlowImport) for finder in sys.meta_path):
@@ -148,13 +162,69 @@ class _ConfigureAfterTensorFlowImport(importlib.abc.MetaPathFinder):
         load = spec.loader.exec_module
 
         def load_then_configure(module: ModuleType) -> None:
-            load(module)
+            with native_start_up_filtered():
+                load(module)
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
             configure()
 
         spec.loader.exec_module = load_then_configure  # type: ignore[method-assign]
         return spec
+
+
+def _native_logs_wanted() -> bool:
+    return os.environ.get(LOG_LEVEL_VARIABLE, "").strip().upper() in ("DEBUG", "INFO", "NOTSET")
+
+
+def quiet_tensorflow_environment() -> None:
+    """``TF_CPP_MIN_LOG_LEVEL=2`` (TensorFlow's own C++ INFO and WARNING lines off) unless it is set or
+    ``SERLIB_LOG_LEVEL`` asks for INFO lines. TensorFlow reads it once, when it is imported; child
+    processes started later (notebook kernels, Dask workers) inherit it."""
+    if not _native_logs_wanted():
+        os.environ.setdefault(TF_LOG_VARIABLE, "2")
+
+
+@contextlib.contextmanager
+def native_start_up_filtered() -> Iterator[None]:
+    """Drop TensorFlow's C++ start-up lines (``NATIVE_START_UP``) written to file descriptor 2 inside the
+    block; everything else written there is passed on to ``sys.stderr`` at the end.
+
+    TF_CPP_MIN_LOG_LEVEL does not reach them: TensorFlow 2.21 logs them through absl before absl's
+    log is initialised, straight to the process's standard error, so in a notebook they become red
+    stderr output. ``SERLIB_LOG_LEVEL=INFO`` keeps them.
+    """
+    if _native_logs_wanted():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [
+                line
+                for line in text.splitlines(keepends=True)
+                if not NATIVE_START_UP.match(line.rstrip("\n"))
+            ]
+            if kept:
+                try:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+                except (AttributeError, ValueError):
+                    pass
 
 
 def settings() -> dict[str, Any]:

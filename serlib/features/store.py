@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from serlib.base import logs
 from serlib.base.config import Config, FeaturesConfig
 from serlib.base.files import temporary_path
 from serlib.data import loaders
@@ -144,6 +146,7 @@ def extract(
         log.info("%s %s: %d rows from the store %s", corpus_key, extractor, len(stored.ids), path)
         return stored
     path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     results = extraction.run_tasks(
         extractor, parameters, rows, n_jobs, client, progress, description=f"{corpus_key} {extractor}"
     )
@@ -151,6 +154,15 @@ def extract(
     stored = _read_if_valid(path, key)
     if stored is None:  # pragma: no cover - the file was just written
         raise StoreError(f"{path}: the store just written cannot be read back")
+    logs.step(
+        log,
+        "%s %s: %d utterances extracted into %s (%.1f s)",
+        corpus_key,
+        extractor,
+        len(stored.ids),
+        path.name,
+        time.perf_counter() - started,
+    )
     if stored.skipped:
         log.warning(
             "%s %s: skipped %d unreadable utterances (e.g. %s: %s)",

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serlib.base import cluster
+from serlib.base import cluster, logs
 from serlib.base.config import (
     CONDITION_SOURCE_TARGET,
     CONDITION_SOURCES_NONE,
@@ -37,6 +39,8 @@ from serlib.protocol.labeled import (
     read_representations,
     with_representations,
 )
+
+log = logging.getLogger(__name__)
 
 
 def settings_of(config: Config) -> list[str]:
@@ -101,9 +105,24 @@ def train_autoencoders(
     ``client``) each trains in a Dask worker process; otherwise they train here one after another.
     Workers run TensorFlow with this process's threads, so both give the same files (docs/reliability.md).
     """
+    jobs = list(autoencoder_jobs(config)) if jobs is None else [(str(k), int(e)) for k, e in jobs]
+    started = time.perf_counter()
+    paths = _train_autoencoders(config, jobs, n_jobs, client, progress)
+    logs.step(
+        log,
+        "autoencoders: %d ready in %s (trained, or found in the cache) (%.1f s)",
+        len(paths),
+        config.cache_path / "autoencoders",
+        time.perf_counter() - started,
+    )
+    return paths
+
+
+def _train_autoencoders(
+    config: Config, jobs: list[tuple[str, int]], n_jobs: int | None, client: Any, progress: bool
+) -> list[Path]:
     from serlib.models import autoencoder  # noqa: PLC0415 - see the module docstring
 
-    jobs = list(autoencoder_jobs(config)) if jobs is None else [(str(k), int(e)) for k, e in jobs]
     for key in dict.fromkeys(key for key, _ in jobs):  # each store once, here, before any worker reads it
         store.extract_configured(config, key, "spectrogram", progress=progress)
     workers = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from serlib.base import cluster, plots, provenance
+from serlib.base import cluster, logs, plots, provenance
 from serlib.base.config import CONDITION_SOURCES_NONE, Config
 from serlib.base.files import exclusive_lock, write_json
 from serlib.base.progress import bar as progress_bar
@@ -88,6 +89,7 @@ def run_protocol(
     }
     with exclusive_lock(protocol_lock(config.output_dir)):
         _write_protocol(config, folds, fingerprints)
+    started = time.perf_counter()
     pending = [
         key for key in runs if finished(config, key, fingerprints[(key.setting, key.condition)]) is None
     ]
@@ -145,6 +147,14 @@ def run_protocol(
         table = summarise(config.output_dir, write_figures=True, figure_folders=plots.figure_folders(config))
         # paired over (fold, seed), with its minimal detectable difference
         write_comparisons(config.output_dir)
+    logs.step(
+        log,
+        "ACNN protocol: %d runs trained, %d reused from %s, Table 1 written (%.1f s)",
+        len(pending),
+        len(runs) - len(pending),
+        config.output_path / "results",
+        time.perf_counter() - started,
+    )
     return table
 
 

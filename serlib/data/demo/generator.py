@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serlib.base import logs
 from serlib.base.files import exclusive_lock
 from serlib.base.progress import bar as progress_bar
 from serlib.data.demo.design import (
@@ -262,12 +263,13 @@ def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> N
                 progress.update(len(parts))
             if failures:
                 raise DemoCorpusError("demo corpus worker failed: " + " | ".join(failures))
-    log.info(
-        "demo corpus (%s, seed %d) generated in %.1f s under %s",
+    logs.step(
+        log,
+        "demo corpus (%s, seed %d): %d parts generated (%.1f s)",
         engine,
         seed,
+        len(PARTS),
         time.perf_counter() - started,
-        folder,
     )
 
 

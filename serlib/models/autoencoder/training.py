@@ -32,7 +32,7 @@ from tensorflow.python.framework import config as tf_config  # op determinism's 
 from serlib.base import cluster, runtime
 from serlib.base.config import AutoencoderConfig, Config
 from serlib.base.files import write_text
-from serlib.base.progress import keras_verbose
+from serlib.base.progress import keras_progress
 from serlib.features import store
 from serlib.models.autoencoder.model import MODEL_FILE, AutoencoderError, build_autoencoder, load_model
 
@@ -270,14 +270,15 @@ def train(
             model = build_autoencoder(ae, source.shape[-1], seed=seed, strategy=strategy)
         if state["epoch"] < epochs:
             dataset = _dataset(source, ae.batch_size, seed, state["epoch"], epochs)
+            verbose, bars = keras_progress(progress, epochs, f"autoencoder {model_dir.name}", state["epoch"])
             model.fit(
                 dataset,
                 epochs=epochs,
                 initial_epoch=state["epoch"],
                 steps_per_epoch=steps,
-                verbose=keras_verbose(progress),
+                verbose=verbose,
                 shuffle=False,
-                callbacks=[_Checkpoint(model_dir, state, seed), *callbacks],
+                callbacks=[_Checkpoint(model_dir, state, seed), *callbacks, *bars],
             )
         _save_model(model, final_path)
     state["final_epochs"] = epochs
