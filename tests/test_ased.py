@@ -58,7 +58,9 @@ def ased_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     continue
                 tone = 0.2 * np.sin(2 * np.pi * (150 + 40 * sentence) * np.arange(4800) / 16000)
                 noise = 0.01 * rng.standard_normal(4800)
-                sf.write(root / "samples" / name, (tone + noise).astype(np.float32), 16000, "OPUS", format="OGG")
+                sf.write(
+                    root / "samples" / name, (tone + noise).astype(np.float32), 16000, "OPUS", format="OGG"
+                )
     (root / "data.tsv").write_text("".join(lines), encoding="utf-8")
     return root
 
@@ -69,7 +71,12 @@ def test_loader_reads_the_table_into_a_manifest(ased_root: Path) -> None:
     assert set(manifest["corpus"]) == {"ased"} and set(manifest["emotion"]) == set(EMOTIONS)
     row = manifest.set_index("utterance_id").loc["h3-04-01-01-03"]
     assert (row["speaker"], row["gender"], row["emotion"]) == ("S03", "female", "happy")
-    assert (row["sentence"], row["repetition"], row["sentence_type"], row["subset"]) == ("04", "01", "specific", "specific")
+    assert (row["sentence"], row["repetition"], row["sentence_type"], row["subset"]) == (
+        "04",
+        "01",
+        "specific",
+        "specific",
+    )
     assert row["path"] == str(ased_root / "samples" / "h3-04-01-01-03.ogg")
     assert (row["arousal_class"], row["valence_class"]) == ("high", "high")
     common = manifest[manifest["sentence"] == "01"]
@@ -152,7 +159,9 @@ def test_a_corrupt_ogg_is_an_error_naming_it_or_a_counted_skip(
 ) -> None:
     manifest = loaders.load("ased", ased_root, groups=2)
     with pytest.raises(store.StoreError) as error:
-        store.extract_manifest(manifest, "logmel", _fixture_config(ased_root, tmp_path / "a", False), progress=False)
+        store.extract_manifest(
+            manifest, "logmel", _fixture_config(ased_root, tmp_path / "a", False), progress=False
+        )
     assert CORRUPT in str(error.value) and "allow_skip" in str(error.value)
     config = _fixture_config(ased_root, tmp_path / "b", True)
     with caplog.at_level(logging.WARNING):
@@ -217,7 +226,9 @@ def test_fair_score_never_counts_a_specific_file(tmp_path: Path) -> None:
     # without a subset the predictions keep their columns and metrics.json has no subset score
     plain = run_files.write_run(tmp_path / "plain", trained, _labeled(None, emotion, speaker), **common)
     assert "subset_uar" not in plain
-    assert list(pd.read_csv(tmp_path / "plain" / "predictions.csv").columns) == list(run_files.PREDICTION_COLUMNS)
+    assert list(pd.read_csv(tmp_path / "plain" / "predictions.csv").columns) == list(
+        run_files.PREDICTION_COLUMNS
+    )
     with pytest.raises(ValueError, match="no scoring subset"):
         subsets.run_speaker_scores(pd.read_csv(tmp_path / "plain" / "predictions.csv"))
 
@@ -305,4 +316,6 @@ def test_tiny_ased_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     assert set(means["condition"]) == {"BL", "C", "eGeMAPS-SVM"}
     assert set(means["score"]) == {"all", "common", "specific"}
     assert set(means.loc[means["condition"] == "eGeMAPS-SVM", "speaker"]) == set(speakers)
-    assert set(means.loc[means["condition"] == "BL", "speaker"]) == set(manifest.loc[manifest["session"] != "3", "speaker"])
+    assert set(means.loc[means["condition"] == "BL", "speaker"]) == set(
+        manifest.loc[manifest["session"] != "3", "speaker"]
+    )

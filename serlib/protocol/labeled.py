@@ -128,7 +128,9 @@ def labeled_data(
         valence=_class_index(labeled["valence_class"].astype(str), LEVELS, -1),
         session=labeled["session"].astype(str).to_numpy(),
         speaker=labeled["speaker"].astype(str).to_numpy(),
-        score_subset=labeled[SUBSET_COLUMN].astype(str).to_numpy() if SUBSET_COLUMN in labeled.columns else None,
+        score_subset=labeled[SUBSET_COLUMN].astype(str).to_numpy()
+        if SUBSET_COLUMN in labeled.columns
+        else None,
     )
 
 

@@ -62,7 +62,9 @@ def speaker_scores(output_dir: str | Path) -> pd.DataFrame:
     folders = [(r.setting, r.condition, int(r.seed), int(r.fold), Path(r.folder)) for r in runs.itertuples()]
     for path in sorted((root / "results").glob(f"*/{SVM_CONDITION}/seed*/fold*/metrics.json")):
         stored = json.loads(path.read_text(encoding="utf-8"))
-        folders.append((stored["setting"], SVM_CONDITION, int(stored["seed"]), int(stored["fold"]), path.parent))
+        folders.append(
+            (stored["setting"], SVM_CONDITION, int(stored["seed"]), int(stored["fold"]), path.parent)
+        )
     pieces = []
     for setting, condition, seed, fold, folder in folders:
         predictions = pd.read_csv(folder / "predictions.csv", dtype={"utterance_id": str, "speaker": str})

@@ -113,7 +113,9 @@ def ased(
         if value["gender"] not in ASED_GENDERS:
             raise CorpusError(f"{where}: gender {value['gender']!r} is neither F nor M")
         if value["sentence_type"] not in ("common", "specific"):
-            raise CorpusError(f"{where}: sentence_type {value['sentence_type']!r} is neither common nor specific")
+            raise CorpusError(
+                f"{where}: sentence_type {value['sentence_type']!r} is neither common nor specific"
+            )
         if not value["file"] or not value["speaker"]:
             raise CorpusError(f"{where}: empty file or speaker")
         speaker, gender = value["speaker"], ASED_GENDERS[value["gender"]]
