@@ -48,7 +48,7 @@ def main(folder: str) -> None:
         pooled = {}
         for score in ("all", "common", "specific"):
             values = []
-            for seed, seed_runs in own.groupby("seed"):
+            for _seed, seed_runs in own.groupby("seed"):
                 frame = pd.concat([pd.read_csv(Path(f) / "predictions.csv") for f in seed_runs["folder"]])
                 if score != "all":
                     frame = frame[frame["subset"] == score]
