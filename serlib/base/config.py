@@ -61,6 +61,7 @@ class CorpusConfig(_Strict):
         "emodb",
         "ravdess",
         "nemo",
+        "ased",
         "manifest",
         "demo",
         "union",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from serlib.base.config import Config
 from serlib.data import demo
-from serlib.data.corpora import emodb, iemocap, librispeech, msp_improv, nemo, ravdess, tedlium
+from serlib.data.corpora import ased, emodb, iemocap, librispeech, msp_improv, nemo, ravdess, tedlium
 from serlib.data.manifest import (
     MANIFEST_COLUMNS,
     CorpusError,
@@ -45,6 +45,7 @@ LOADERS: dict[str, Loader] = {
     "emodb": emodb.emodb,
     "ravdess": ravdess.ravdess,
     "nemo": nemo.nemo,
+    "ased": ased.ased,
     "demo": demo.load_demo,
     "manifest": load_manifest,
 }

@@ -46,6 +46,12 @@ MANIFEST_COLUMNS = (
 GENDERS = ("female", "male")
 
 
+SUBSET_COLUMN = "subset"
+"""An optional extra manifest column: each utterance's scoring subset (ASED: ``common`` or ``specific``
+sentences). When a corpus has it, every run's predictions carry it and each run is also scored per
+subset (``serlib.protocol.subsets``)."""
+
+
 class CorpusError(ValueError):
     """A corpus folder or manifest is not what serlib expects; the message says where and what to do."""
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from serlib.base.config import Config, FeaturesConfig
 from serlib.data import loaders
-from serlib.data.manifest import EMOTIONS, LEVELS
+from serlib.data.manifest import EMOTIONS, LEVELS, SUBSET_COLUMN
 from serlib.features import normalisation, store
 from serlib.features.egemaps import EGEMAPS_LLD_DIMS
 from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
@@ -46,6 +46,7 @@ class LabeledData:
     session: np.ndarray  # [N] str
     speaker: np.ndarray  # [N] str
     external: np.ndarray | None = None  # [N, D] float32 AE representation
+    score_subset: np.ndarray | None = None  # [N] str scoring subset (manifest column SUBSET_COLUMN), if any
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -61,6 +62,7 @@ class LabeledData:
             self.session[index],
             self.speaker[index],
             None if self.external is None else self.external[index],
+            None if self.score_subset is None else self.score_subset[index],
         )
 
     def inputs(self) -> dict[str, np.ndarray]:
@@ -97,7 +99,8 @@ def labeled_data(
     """Align a manifest's 4-class utterances with their log-Mel features by utterance id.
 
     Utterances without an emotion of ``EMOTIONS`` are left out; an utterance whose features are missing
-    is an error unless the feature store reported it as skipped.
+    is an error unless the feature store reported it as skipped. A manifest column ``SUBSET_COLUMN``
+    becomes ``score_subset`` (each utterance's scoring subset).
     """
     labeled = manifest[manifest["emotion"].isin(EMOTIONS)]
     if labeled.empty:
@@ -125,6 +128,9 @@ def labeled_data(
         valence=_class_index(labeled["valence_class"].astype(str), LEVELS, -1),
         session=labeled["session"].astype(str).to_numpy(),
         speaker=labeled["speaker"].astype(str).to_numpy(),
+        score_subset=labeled[SUBSET_COLUMN].astype(str).to_numpy()
+        if SUBSET_COLUMN in labeled.columns
+        else None,
     )
 
 

@@ -5,6 +5,9 @@ Every run writes ``<output_dir>/results/<setting>/<condition>/seed<k>/fold<f>/``
 [N, steps]) and, last and atomically, ``metrics.json``, whose presence (with the same fingerprint)
 marks the run finished so a re-run skips it. Cross-corpus runs also keep ``model.keras`` and
 ``model.json`` (feature and AE parameters, for ``serlib predict``). Training is in ``runs``.
+When the test corpus has a scoring subset (manifest column ``subset``, e.g. ASED's sentence type),
+``predictions.csv`` also holds ``speaker`` and ``subset`` (``SUBSET_PREDICTION_COLUMNS``) and
+``metrics.json`` the UAR on each subset (``subset_uar``, ``subset_n``; ``subset_scores``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,28 @@ PREDICTION_COLUMNS = (
     "valence_true",
     "valence_predicted",
 )
+
+
+SUBSET_PREDICTION_COLUMNS = ("speaker", "subset")
+"""Columns added to ``PREDICTION_COLUMNS`` when the test corpus has a scoring subset."""
+
+
+def subset_scores(true: np.ndarray, predicted: np.ndarray, subset: np.ndarray | None) -> dict[str, Any]:
+    """``subset_uar`` and ``subset_n``: the UAR and utterance count of each subset value ({} without)."""
+    if subset is None:
+        return {}
+    subset = np.asarray(subset).astype(str)
+    true, predicted = np.asarray(true), np.asarray(predicted)
+    names = sorted(set(subset.tolist()))
+    return {
+        "subset_uar": {name: metrics.uar(true[subset == name], predicted[subset == name]) for name in names},
+        "subset_n": {name: int((subset == name).sum()) for name in names},
+    }
+
+
+def prediction_columns(subset: np.ndarray | None) -> list[str]:
+    """The columns of a run's ``predictions.csv``: with a scoring subset, also speaker and subset."""
+    return [*PREDICTION_COLUMNS, *(SUBSET_PREDICTION_COLUMNS if subset is not None else ())]
 
 
 @dataclass(frozen=True)
@@ -112,9 +137,12 @@ def write_run(
             "arousal_predicted": [LEVELS[i] for i in arousal_predicted],
             "valence_true": [LEVELS[i] if i >= 0 else "" for i in test.valence],
             "valence_predicted": [LEVELS[i] for i in valence_predicted],
+            "speaker": test.speaker,
+            "subset": test.score_subset if test.score_subset is not None else "",
         }
     )
-    write_csv(frame.loc[:, list(PREDICTION_COLUMNS)], folder / "predictions.csv", float_format="%.6f")
+    columns = prediction_columns(test.score_subset)
+    write_csv(frame.loc[:, columns], folder / "predictions.csv", float_format="%.6f")
     _write_hidden(
         folder / "hidden.h5", test.ids, trained.hidden, trained.attention, setting, condition, seed, fold
     )
@@ -134,6 +162,7 @@ def write_run(
         "valence_uar": _labels_uar(test.valence, valence_predicted),
         "confusion": metrics.confusion(test.emotion, predicted, range(len(EMOTIONS))).tolist(),
         "classes": list(EMOTIONS),
+        **subset_scores(test.emotion, predicted, test.score_subset),
         "n_train": int(n_train),
         "n_test": len(test),
         "epochs": len(trained.history.get("loss", [])),

@@ -33,13 +33,13 @@ from serlib.base import metrics
 from serlib.base.config import Config
 from serlib.base.files import write_csv, write_json, write_text
 from serlib.data import loaders
-from serlib.data.manifest import EMOTIONS
+from serlib.data.manifest import EMOTIONS, SUBSET_COLUMN
 from serlib.features import normalisation, store
 from serlib.protocol import labeled
 from serlib.protocol.conditions import corpora_of, settings_of
 from serlib.protocol.figure2 import confusion_by_condition
 from serlib.protocol.folds import CROSS_FOLD, fold_indices, session_folds, within_folds
-from serlib.protocol.run_files import PREDICTION_COLUMNS, run_folder
+from serlib.protocol.run_files import prediction_columns, run_folder, subset_scores
 from serlib.protocol.table1 import RUN_COLUMNS, collect_runs, results_root, table1, table_markdown
 
 log = logging.getLogger(__name__)
@@ -150,10 +150,13 @@ def _write_run(
             "arousal_predicted": "",
             "valence_true": "",
             "valence_predicted": "",
+            "speaker": manifest["speaker"].astype(str).to_numpy(),
+            "subset": manifest[SUBSET_COLUMN].astype(str).to_numpy() if SUBSET_COLUMN in manifest else "",
         }
     )
+    subset = frame["subset"].to_numpy() if SUBSET_COLUMN in manifest else None
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(frame.loc[:, list(PREDICTION_COLUMNS)], folder / "predictions.csv", float_format="%.6f")
+    write_csv(frame.loc[:, prediction_columns(subset)], folder / "predictions.csv", float_format="%.6f")
     result = {
         "setting": setting,
         "condition": CONDITION,
@@ -165,6 +168,7 @@ def _write_run(
         "valence_uar": math.nan,
         "confusion": metrics.confusion(labels, predicted, range(len(EMOTIONS))).tolist(),
         "classes": list(EMOTIONS),
+        **subset_scores(labels, predicted, subset),
         "n_train": int(n_train),
         "n_test": len(labels),
         "epochs": 0,
