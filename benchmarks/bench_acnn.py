@@ -209,6 +209,60 @@ def _train(config: Any, implementation: str, mode: str, inputs: Any, targets: An
     return time.perf_counter() - start, common.cpu_seconds() - cpu
 
 
+def _train_interleaved(
+    config: Any, implementations: tuple[str, ...], inputs: Any, targets: Any, epochs: int
+) -> dict[str, tuple[float, float]]:
+    """(wall seconds, CPU seconds) of ``epochs`` epochs of each implementation, measured interleaved: one
+    untimed warm-up epoch each, then epoch by epoch in turn, the order reversed every other epoch, so
+    that the machine's other load falls on every implementation alike."""
+    from serlib.models import acnn_feed
+
+    models = {name: _model(config, name) for name in implementations}
+
+    def fit(name: str) -> None:
+        acnn_feed.fit_acnn(
+            models[name],
+            inputs,
+            targets,
+            batch_size=config.acnn.batch_size,
+            epochs=1,
+            seed=0,
+            shuffle="every_epoch",
+            callbacks=[],
+        )
+
+    for name in implementations:
+        fit(name)  # traces the step
+    spent = {name: [0.0, 0.0] for name in implementations}
+    for epoch in range(epochs):
+        for name in implementations if epoch % 2 == 0 else implementations[::-1]:
+            start, cpu = time.perf_counter(), common.cpu_seconds()
+            fit(name)
+            spent[name][0] += time.perf_counter() - start
+            spent[name][1] += common.cpu_seconds() - cpu
+    return {name: (wall, cpu) for name, (wall, cpu) in spent.items()}
+
+
+def _calibrate(config: Any) -> dict[str, Any]:
+    """``acnn.implementation: auto`` as a new machine meets it: the calibration from an empty cache (a
+    temporary ``XDG_CACHE_HOME``, ``SERLIB_ACNN_IMPLEMENTATION`` unset), its answer and its cost."""
+    from serlib.models import acnn, acnn_choice
+
+    os.environ.pop(acnn_choice.VARIABLE, None)
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="serlib-bench-acnn-cache-")
+    acnn_choice._memo.clear()
+    logmel = config.features.logmel
+    start, cpu = time.perf_counter(), common.cpu_seconds()
+    choice = acnn_choice.resolve(config.acnn, logmel.max_frames, logmel.bands, build=acnn.build_acnn)
+    return {
+        "implementation": choice.implementation,
+        "source": choice.source,
+        "per_utterance": choice.cpu_seconds_per_utterance,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "cpu_s": round(common.cpu_seconds() - cpu, 1),
+    }
+
+
 def _predict(config: Any, inputs: Any, batch_size: int) -> tuple:
     """(wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict`` after an untimed pass."""
     from serlib.models import acnn
@@ -377,17 +431,18 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
             }
         )
 
+    calibration = _calibrate(config)  # what `auto` picks on this machine, from an empty cache
     training: list[tuple[str, str, str]] = []  # (profile, implementation, mode)
     profiles = ("full", "realistic", "short") if threads == 1 and not smoke else ("full", "realistic")
     for profile in profiles:
-        training += [(profile, "reference", "compiled"), (profile, "fast", "compiled")]
+        training += [(profile, "reference, fast, auto", "interleaved")]
         if threads == 1 and profile == "full":
             training += [("full", "fast", "eager"), ("full", "reference", "jit_compile")]
             training += [("full", "fast", "Keras array feed"), ("full", "fast", "previous pooling")]
     data: dict[tuple[str, int], tuple] = {}
     for profile, implementation, mode in training:
         n = sizes["eager"] if mode == "eager" else sizes["count"]
-        epochs = 1 if mode == "eager" else sizes["epochs"]
+        epochs = 1 if mode == "eager" else sizes["epochs"] * (3 if mode == "interleaved" else 1)
         if (profile, n) not in data:
             data[(profile, n)] = _data(config, n, profile)
         inputs, targets, lengths = data[(profile, n)]
@@ -395,23 +450,32 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
             np.mean([flops_per_utterance(config, frames=length)["training"] for length in lengths])
         )
         with common.peak_memory() as peak:
-            timing = _train(config, implementation, mode, inputs, targets, epochs)
+            if mode == "interleaved":
+                timings = _train_interleaved(config, ("reference", "fast", "auto"), inputs, targets, epochs)
+            else:
+                timings = {implementation: _train(config, implementation, mode, inputs, targets, epochs)}
         low, high = (round(100 * f) for f in LENGTH_PROFILES[profile])
         lengths_text = f"{frames} frames" if low == high == 100 else f"{low}-{high} % of {frames} frames"
-        label = implementation if mode == "compiled" else f"{implementation}, {mode}"
-        add(
-            "ACNN training",
-            label,
-            profile,
-            f"{n} utt x {epochs} ep., batch {batch}, {lengths_text}, {threads} TF thread{'s' * (threads > 1)}",
-            n * epochs,
-            timing,
-            mode=mode,
-            implementation_key=implementation,
-            flop_per_utt=useful,
-            useful_share=round(useful / nominal, 3),
-            peak_mib=round(peak.peak_mib, 0),
-        )
+        for name, timing in timings.items():
+            label = name if mode in ("compiled", "interleaved") else f"{name}, {mode}"
+            if name == "auto":
+                label = f"auto (calibrated: {calibration['implementation']})"
+            add(
+                "ACNN training",
+                label,
+                profile,
+                f"{n} utt x {epochs} ep., batch {batch}, {lengths_text}, {threads} TF thread{'s' * (threads > 1)}"
+                + (", interleaved" if mode == "interleaved" else ""),
+                n * epochs,
+                timing,
+                mode="compiled" if mode == "interleaved" else mode,
+                interleaved=mode == "interleaved",
+                implementation_key=name,
+                flop_per_utt=useful,
+                useful_share=round(useful / nominal, 3),
+                peak_mib=round(peak.peak_mib, 0),
+                calibration=calibration if name == "auto" else None,
+            )
 
     if threads == 1:  # where the training step's time goes: each layer's forward + gradient alone
         layer_repeats = 3 if smoke else 20
@@ -530,6 +594,27 @@ def _finish(rows: list[dict[str, Any]], threads: int, ceiling_wall: float, ceili
         elif threads == 1:
             other += f"; GFLOP/s per CPU-second, against the 1-thread GEMM's {ceiling_cpu:,.1f}"
         row["note"] = f"{other}; load {row['load']}{flops_text}"
+    for row in rows:  # auto against the better of the two paths measured interleaved with it
+        calibration = row.get("calibration")
+        if row["stage"] != "ACNN training" or not calibration:
+            continue
+        paths = [
+            r
+            for r in rows
+            if r.get("interleaved")
+            and r["profile"] == row["profile"]
+            and r["implementation_key"] in ("fast", "reference")
+        ]
+        best = max(paths, key=lambda r: r["throughput"])
+        row["auto_vs_best"] = round(row["throughput"] / best["throughput"], 3)
+        per_utterance = calibration["per_utterance"]
+        row["note"] += (
+            f"; x{row['auto_vs_best']:.3f} vs the better path measured with it ({best['implementation_key']}); "
+            f"calibration from an empty cache: {calibration['implementation']} "
+            f"(fast {1e3 * per_utterance.get('fast', float('nan')):.2f}, reference "
+            f"{1e3 * per_utterance.get('reference', float('nan')):.2f} CPU ms per utterance), "
+            f"{calibration['cpu_s']} CPU-s / {calibration['wall_s']} s wall once per machine"
+        )
     previous = [r for r in rows if r.get("mode") == "previous pooling"]
     for row in rows:  # issue 17's speed-up: the fast model against its previous pooling gradient
         if previous and row["stage"] == "ACNN training" and row.get("mode") == "compiled":
