@@ -145,7 +145,7 @@ def corpus(tmp_path, monkeypatch):
         return {"train_corpus": train_key, "test_corpus": test_key, "autoencoder_corpus": None}
 
     monkeypatch.setattr(conditions, "prepare_sources", sources)
-    return tmp_path
+    return types.SimpleNamespace(tmp=tmp_path, lengths=feature_sets["synth"].lengths)
 
 
 def _config(tmp: Path, implementation_value: str, seeds: list[int]) -> config_module.Config:
@@ -182,7 +182,7 @@ def _config(tmp: Path, implementation_value: str, seeds: list[int]) -> config_mo
 @pytest.mark.parametrize("winner", ["fast", "reference"])
 def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monkeypatch, winner):
     fake_clock(monkeypatch, winner)
-    config = _config(corpus, "auto", seeds=[0])
+    config = _config(corpus.tmp, "auto", seeds=[0])
     out = Path(config.output_dir)
     provenance.record(out, config)
     grid.run_protocol(config, progress=False)
@@ -203,10 +203,13 @@ def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monk
         json.loads((out / "provenance.json").read_text())["acnn_implementation"]["implementation"] == winner
     )
     assert json.loads(implementation.record_path(out).read_text())["implementation"] == winner
+    # calibrated on the training corpus' lengths: the cache keeps one answer per length profile
+    (entry,) = json.loads(machine.cache.read_text())["entries"].values()
+    assert entry["key"]["fill"] == acnn_choice.fill_profile(corpus.lengths, FRAMES) != "0.4-1.0"
     # the run trained the chosen layers (its saved model) and carries the explicit path's fingerprint
     saved = acnn.load_acnn(folder / "model.keras")
     assert isinstance(saved.get_layer("conv"), PaddingAwareConv1D) == (winner == "fast")
-    explicit = _config(corpus, winner, seeds=[0])
+    explicit = _config(corpus.tmp, winner, seeds=[0])
     assert metrics["fingerprint"] == conditions.fingerprint(explicit, "cross", explicit.condition("BL"))
     assert json.loads((folder / "model.json").read_text())["acnn"]["implementation"] == winner
 
@@ -215,7 +218,7 @@ def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monk
     machine.cache.unlink()
     monkeypatch.setattr(acnn_choice, "_memo", {})
     no_calibration(monkeypatch)
-    resumed = _config(corpus, "auto", seeds=[0, 1])
+    resumed = _config(corpus.tmp, "auto", seeds=[0, 1])
     grid.run_protocol(resumed, progress=False)
     second = json.loads((run_files.run_folder(out, "cross", "BL", 1, 0) / "metrics.json").read_text())
     assert second["acnn_implementation"]["implementation"] == winner
@@ -233,12 +236,12 @@ def test_explicit_implementations_keep_the_fingerprints_of_stored_runs(corpus, m
     are the same dictionary, so its runs are not repeated."""
     monkeypatch.setenv(acnn_choice.VARIABLE, "reference")  # must not matter for explicit values
     for value in ("fast", "reference"):
-        config = _config(corpus, value, seeds=[0])
+        config = _config(corpus.tmp, value, seeds=[0])
         assert config.acnn.model_dump(mode="json")["implementation"] == value
         resolved, choice = conditions.resolve_implementation(config)
         assert resolved is config and choice.source == "config"
-    fast = _config(corpus, "fast", seeds=[0])
-    reference = _config(corpus, "reference", seeds=[0])
+    fast = _config(corpus.tmp, "fast", seeds=[0])
+    reference = _config(corpus.tmp, "reference", seeds=[0])
     assert conditions.fingerprint(fast, "cross", fast.condition("BL")) != conditions.fingerprint(
         reference, "cross", reference.condition("BL")
     )
@@ -258,3 +261,15 @@ def test_a_pinned_fingerprint_is_unchanged_for_fast_and_auto_resolved_to_fast(mo
     monkeypatch.setenv(acnn_choice.VARIABLE, "reference")
     assert of(demo) == of(config_module.override(demo, **{"acnn.implementation": "reference"}))
     assert of(demo) != "fb31cf5f9226ce66"
+
+
+def test_the_calibration_batch_is_padded_after_the_given_lengths():
+    config = _acnn(batch_size=64)
+    inputs, _ = acnn_choice.calibration_batch(config, FRAMES, BANDS, lengths=[12, 30])
+    real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    assert set(real) == {12, 30}
+    inputs, _ = acnn_choice.calibration_batch(config, FRAMES, BANDS)
+    real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    assert real.min() >= round(acnn_choice.SHORTEST * FRAMES) and real.max() <= FRAMES
+    assert acnn_choice.fill_profile([30, 30, 60, 60], FRAMES) == "0.8"
+    assert acnn_choice.fill_profile([600], FRAMES) == "1.0"  # cut at max_frames like the features

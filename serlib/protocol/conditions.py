@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from serlib.base import cluster
 from serlib.base.config import (
     CONDITION_SOURCE_TARGET,
@@ -267,4 +269,9 @@ def resolve_implementation(config: Config, write: bool = False) -> tuple[Config,
             for c in candidate.protocol.conditions
         }
 
-    return implementation.resolve(config, fingerprints_of, write=write)
+    def lengths_of(candidate: Config) -> Any:
+        keys = sorted({corpora_of(candidate, setting)[0] for setting in settings_of(candidate)})
+        acnn_input = candidate.features.acnn_input
+        return np.concatenate([labeled.extract_features(candidate, key, acnn_input).lengths for key in keys])
+
+    return implementation.resolve(config, fingerprints_of, lengths_of, write=write)

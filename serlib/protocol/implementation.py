@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from serlib.base.config import Config, override
 from serlib.base.files import write_json
@@ -45,13 +46,17 @@ def with_implementation(config: Config, implementation: str) -> Config:
 
 
 Fingerprints = Callable[[Config], dict[tuple[str, str], str]]
+Lengths = Callable[[Config], Any]
 
 
-def resolve(config: Config, fingerprints_of: Fingerprints, write: bool = False) -> tuple[Config, Choice]:
+def resolve(
+    config: Config, fingerprints_of: Fingerprints, lengths_of: Lengths, write: bool = False
+) -> tuple[Config, Choice]:
     """The configuration with ``acnn.implementation`` resolved for its output folder, and the choice.
 
-    ``fingerprints_of(config)``: the fingerprint of each (setting, condition) of an explicit configuration
-    (``conditions.resolve_implementation`` passes it). ``write`` records a new choice in the folder
+    ``fingerprints_of(config)``: the fingerprint of each (setting, condition) of an explicit configuration;
+    ``lengths_of(config)``: the frames of its training utterances, for the calibration
+    (``conditions.resolve_implementation`` passes both). ``write`` records a new choice in the folder
     (``grid.run_protocol`` and ``runs.run_one`` do; a reader such as a fingerprint check does not)."""
     if config.acnn.implementation != "auto":
         return config, Choice(config.acnn.implementation, "config")
@@ -75,7 +80,10 @@ def resolve(config: Config, fingerprints_of: Fingerprints, write: bool = False) 
         from serlib.models import acnn  # noqa: PLC0415 - fingerprints and folds do not start TensorFlow
 
         choice = _from_finished_runs(config, fingerprints_of) or acnn_choice.resolve(
-            config.acnn, *labeled.acnn_input_shape(config.features), build=acnn.build_acnn
+            config.acnn,
+            *labeled.acnn_input_shape(config.features),
+            build=acnn.build_acnn,
+            lengths=lengths_of(config),
         )
     if write and (recorded is None or recorded.implementation != choice.implementation):
         write_json(choice.record(), path)
