@@ -422,6 +422,9 @@ def render(
         command, mode = "", "quick mode; `make bench` runs the same"
     else:
         command, mode = " --full", "full mode"
+    measured = [result["summary"]["module"] for result in results]
+    if set(measured) != set(MODULES):
+        command += f" --only {','.join(measured)}"
     cpu = str(machine.get("cpu", "?"))
     lines = [
         SECTION_MARK.format(cpu=cpu),
