@@ -18,8 +18,11 @@ Training rows (``model.fit`` of the compiled model, one untimed warm-up epoch) f
 profiles: ``full`` (every utterance 750 frames), ``realistic`` (lengths uniform between 40 % and
 100 % of 750 frames, zero-padded, as turns of real corpora cut at 7.5 s) and, with 1 thread, ``short``
 (20-50 %, like Emo-DB's 2.0 s clips in 4.0 s inputs). Each profile has a ``reference`` row (plain
-Keras layers, ``acnn.implementation: reference``) and a ``fast`` row (``serlib.models.acnn_kernels``,
-the default); every row's ratio is against the reference row of the same profile and thread count.
+Keras layers, ``acnn.implementation: reference``), a ``fast`` row (``serlib.models.acnn_kernels``) and
+an ``auto`` row (the path ``acnn.implementation: auto`` calibrates for that profile's lengths from an
+empty cache, as a new machine would; its note gives the calibration's answer and cost and its rate
+against the better of the other two), the three measured interleaved epoch by epoch (median epoch);
+every row's ratio is against the reference row of the same profile and thread count.
 With 1 thread and full lengths four more rows keep earlier decisions measured: ``eager``
 (``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers), ``Keras array feed``
 (the fast model fed by Keras' own adapter of numpy arrays, ``acnn.shuffle: once``, instead of
@@ -209,6 +212,70 @@ def _train(config: Any, implementation: str, mode: str, inputs: Any, targets: An
     return time.perf_counter() - start, common.cpu_seconds() - cpu
 
 
+def _train_interleaved(
+    config: Any, implementations: dict[str, str], inputs: Any, targets: Any, epochs: int
+) -> dict[str, tuple[float, float]]:
+    """(wall seconds, CPU seconds) of ``epochs`` epochs of each row (``{row: implementation}``), measured
+    interleaved: one untimed warm-up epoch each, then epoch by epoch in turn, the order reversed every
+    other epoch, so that the machine's other load falls on every row alike. Each is ``epochs`` times
+    its median epoch, so that one epoch hit by a burst of other processes does not decide a row."""
+    from serlib.models import acnn_feed
+
+    models = {name: _model(config, implementation) for name, implementation in implementations.items()}
+
+    def fit(name: str) -> None:
+        acnn_feed.fit_acnn(
+            models[name],
+            inputs,
+            targets,
+            batch_size=config.acnn.batch_size,
+            epochs=1,
+            seed=0,
+            shuffle="every_epoch",
+            callbacks=[],
+        )
+
+    for name in implementations:
+        fit(name)  # traces the step
+    names = list(implementations)
+    spent: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for epoch in range(epochs):
+        for name in names if epoch % 2 == 0 else names[::-1]:
+            start, cpu = time.perf_counter(), common.cpu_seconds()
+            fit(name)
+            spent[name].append((time.perf_counter() - start, common.cpu_seconds() - cpu))
+    return {
+        name: (
+            epochs * float(np.median([wall for wall, _ in timings])),
+            epochs * float(np.median([cpu for _, cpu in timings])),
+        )
+        for name, timings in spent.items()
+    }
+
+
+def _calibrate(config: Any, lengths: Any) -> dict[str, Any]:
+    """``acnn.implementation: auto`` as a new machine meets it for training data of these ``lengths``
+    (what a protocol passes): the calibration from an empty cache (a temporary ``XDG_CACHE_HOME``,
+    ``SERLIB_ACNN_IMPLEMENTATION`` unset), its answer and its cost."""
+    from serlib.models import acnn, acnn_choice
+
+    os.environ.pop(acnn_choice.VARIABLE, None)
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="serlib-bench-acnn-cache-")
+    acnn_choice._memo.clear()
+    logmel = config.features.logmel
+    start, cpu = time.perf_counter(), common.cpu_seconds()
+    choice = acnn_choice.resolve(
+        config.acnn, logmel.max_frames, logmel.bands, build=acnn.build_acnn, lengths=lengths
+    )
+    return {
+        "implementation": choice.implementation,
+        "source": choice.source,
+        "per_utterance": choice.cpu_seconds_per_utterance,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "cpu_s": round(common.cpu_seconds() - cpu, 1),
+    }
+
+
 def _predict(config: Any, inputs: Any, batch_size: int) -> tuple:
     """(wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict`` after an untimed pass."""
     from serlib.models import acnn
@@ -380,38 +447,52 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
     training: list[tuple[str, str, str]] = []  # (profile, implementation, mode)
     profiles = ("full", "realistic", "short") if threads == 1 and not smoke else ("full", "realistic")
     for profile in profiles:
-        training += [(profile, "reference", "compiled"), (profile, "fast", "compiled")]
+        training += [(profile, "reference, fast, auto", "interleaved")]
         if threads == 1 and profile == "full":
             training += [("full", "fast", "eager"), ("full", "reference", "jit_compile")]
             training += [("full", "fast", "Keras array feed"), ("full", "fast", "previous pooling")]
     data: dict[tuple[str, int], tuple] = {}
     for profile, implementation, mode in training:
         n = sizes["eager"] if mode == "eager" else sizes["count"]
-        epochs = 1 if mode == "eager" else sizes["epochs"]
+        epochs = 1 if mode == "eager" else sizes["epochs"] * (3 if mode == "interleaved" else 1)
         if (profile, n) not in data:
             data[(profile, n)] = _data(config, n, profile)
         inputs, targets, lengths = data[(profile, n)]
         useful = float(
             np.mean([flops_per_utterance(config, frames=length)["training"] for length in lengths])
         )
+        calibration = None
         with common.peak_memory() as peak:
-            timing = _train(config, implementation, mode, inputs, targets, epochs)
+            if (
+                mode == "interleaved"
+            ):  # `auto` as a protocol resolves it for these lengths, from an empty cache
+                calibration = _calibrate(config, lengths)
+                paths = {"reference": "reference", "fast": "fast", "auto": calibration["implementation"]}
+                timings = _train_interleaved(config, paths, inputs, targets, epochs)
+            else:
+                timings = {implementation: _train(config, implementation, mode, inputs, targets, epochs)}
         low, high = (round(100 * f) for f in LENGTH_PROFILES[profile])
         lengths_text = f"{frames} frames" if low == high == 100 else f"{low}-{high} % of {frames} frames"
-        label = implementation if mode == "compiled" else f"{implementation}, {mode}"
-        add(
-            "ACNN training",
-            label,
-            profile,
-            f"{n} utt x {epochs} ep., batch {batch}, {lengths_text}, {threads} TF thread{'s' * (threads > 1)}",
-            n * epochs,
-            timing,
-            mode=mode,
-            implementation_key=implementation,
-            flop_per_utt=useful,
-            useful_share=round(useful / nominal, 3),
-            peak_mib=round(peak.peak_mib, 0),
-        )
+        for name, timing in timings.items():
+            label = name if mode in ("compiled", "interleaved") else f"{name}, {mode}"
+            if name == "auto" and calibration is not None:
+                label = f"auto (calibrated: {calibration['implementation']})"
+            add(
+                "ACNN training",
+                label,
+                profile,
+                f"{n} utt x {epochs} ep., batch {batch}, {lengths_text}, {threads} TF thread{'s' * (threads > 1)}"
+                + (", interleaved, median epoch" if mode == "interleaved" else ""),
+                n * epochs,
+                timing,
+                mode="compiled" if mode == "interleaved" else mode,
+                interleaved=mode == "interleaved",
+                implementation_key=name,
+                flop_per_utt=useful,
+                useful_share=round(useful / nominal, 3),
+                peak_mib=round(peak.peak_mib, 0),
+                calibration=calibration if name == "auto" else None,
+            )
 
     if threads == 1:  # where the training step's time goes: each layer's forward + gradient alone
         layer_repeats = 3 if smoke else 20
@@ -530,6 +611,27 @@ def _finish(rows: list[dict[str, Any]], threads: int, ceiling_wall: float, ceili
         elif threads == 1:
             other += f"; GFLOP/s per CPU-second, against the 1-thread GEMM's {ceiling_cpu:,.1f}"
         row["note"] = f"{other}; load {row['load']}{flops_text}"
+    for row in rows:  # auto against the better of the two paths measured interleaved with it
+        calibration = row.get("calibration")
+        if row["stage"] != "ACNN training" or not calibration:
+            continue
+        paths = [
+            r
+            for r in rows
+            if r.get("interleaved")
+            and r["profile"] == row["profile"]
+            and r["implementation_key"] in ("fast", "reference")
+        ]
+        best = max(paths, key=lambda r: r["throughput"])
+        row["auto_vs_best"] = round(row["throughput"] / best["throughput"], 3)
+        per_utterance = calibration["per_utterance"]
+        row["note"] += (
+            f"; x{row['auto_vs_best']:.3f} vs the better path measured with it ({best['implementation_key']}); "
+            f"calibration from an empty cache: {calibration['implementation']} "
+            f"(fast {1e3 * per_utterance.get('fast', float('nan')):.2f}, reference "
+            f"{1e3 * per_utterance.get('reference', float('nan')):.2f} CPU ms per utterance), "
+            f"{calibration['cpu_s']} CPU-s / {calibration['wall_s']} s wall once per machine and length profile"
+        )
     previous = [r for r in rows if r.get("mode") == "previous pooling"]
     for row in rows:  # issue 17's speed-up: the fast model against its previous pooling gradient
         if previous and row["stage"] == "ACNN training" and row.get("mode") == "compiled":

@@ -36,6 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # the child processes and Dask workers a test starts inherit the same count.
         os.environ[runtime.THREADS_VARIABLE] = str(max(1, runtime.available_cores() // workers))
     runtime.configure_when_tensorflow_loads()
+    # acnn.implementation auto would time both ACNN paths on the test machine and pick by speed: tests never
+    # depend on timings, so the suite uses the fast kernels (the default before auto); the tests of auto
+    # (tests/test_acnn_choice.py) unset this and force each outcome through a fake clock.
+    os.environ.setdefault("SERLIB_ACNN_IMPLEMENTATION", "fast")
 
 
 def _folder(variable: str) -> Path | None:

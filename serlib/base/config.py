@@ -244,12 +244,14 @@ class ACNNConfig(_Strict):
         description="exclude pooled steps that see only zero padding from the attention softmax; the "
         "paper does not mask (False)",
     )
-    implementation: Literal["fast", "reference"] = Field(
-        "fast",
+    implementation: Literal["auto", "fast", "reference"] = Field(
+        "auto",
         description="fast: serlib.models.acnn_kernels (convolution that skips all-padding steps, max-pooling whose "
         "gradient finds each window's first largest step in one pass); reference: plain Keras layers. The same "
-        "function within float32 rounding (tests/test_acnn.py); fast trains 1.2x (full-length inputs) to 1.7x "
-        "(short ones) the reference's utterances per CPU-second (docs/performance.md)",
+        "function within float32 rounding (tests/test_acnn.py); which is faster depends on the CPU (AMD EPYC: "
+        "fast 1.2x, Intel Xeon AVX-512: 0.86x; docs/performance.md). auto: the one a short calibration on this "
+        "machine finds faster, cached per CPU and versions, kept per output folder and recorded in each run "
+        "(serlib.models.acnn_choice; SERLIB_ACNN_IMPLEMENTATION=fast|reference forces it)",
     )
     shuffle: Literal["every_epoch", "once"] = Field(
         "every_epoch",

@@ -423,6 +423,23 @@ def record(folder: str | Path, config: Config | None = None, command: str | None
     return current
 
 
+def add_entry(folder: str | Path, name: str, value: Any) -> bool:
+    """Set ``name`` in ``folder/provenance.json`` (atomically), e.g. the ACNN implementation a grid
+    resolved; False (nothing written) when the folder has no readable record."""
+    try:
+        current = load(folder)
+    except ProvenanceError:
+        return False
+    if current.get(name) == value:
+        return True
+    current[name] = value
+    path = Path(folder) / FILE_NAME
+    tmp = path.with_name(f".{FILE_NAME}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
 def _code_and_config(entry: dict[str, Any]) -> tuple[Any, ...]:
     serlib_state = entry.get("serlib", {})
     return serlib_state.get("commit"), serlib_state.get("dirty"), entry.get("config", {}).get("sha256")

@@ -19,6 +19,7 @@ from keras import ops
 from serlib.base.config import ACNNConfig, Config
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features.normalisation import band_statistics  # noqa: F401 - the statistics BandStandardisation takes
+from serlib.models import acnn_choice
 from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
 from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
 
@@ -157,7 +158,9 @@ def build_acnn(
         if normalisation is not None:
             standardise.set_statistics(*normalisation)
     # The paper's layers, or the same layers with speed kernels (serlib.acnn_kernels): same outputs.
-    fast = acnn.implementation == "fast" and not acnn.jit_compile
+    # ``auto`` takes the machine's measured choice (serlib.models.acnn_choice; calibrates once per machine).
+    implementation = acnn_choice.resolve(acnn, frames, bands, build=build_acnn).implementation
+    fast = implementation == "fast" and not acnn.jit_compile
     convolution = PaddingAwareConv1D if fast else keras.layers.Conv1D
     max_pooling = FastMaxPooling1D if fast else keras.layers.MaxPooling1D
     x = convolution(

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from serlib.base import cluster, logs
 from serlib.base.config import (
     CONDITION_SOURCE_TARGET,
@@ -30,7 +32,7 @@ from serlib.base.config import (
 )
 from serlib.base.progress import bar as progress_bar
 from serlib.features import store
-from serlib.protocol import labeled
+from serlib.protocol import implementation, labeled
 from serlib.protocol.folds import SETTINGS, fold_indices, session_folds
 from serlib.protocol.labeled import (
     LabeledData,
@@ -239,6 +241,8 @@ def fingerprint(
 ) -> str:
     """Hash of every parameter and input file a run's result depends on (``data_identity``; not
     n_jobs, output paths or jit), so a changed parameter or corpus repeats the run."""
+    if config.acnn.implementation == "auto":  # the path this output folder's runs use (implementation.py)
+        config = resolve_implementation(config)[0]
     identity = data_identity(config, setting, condition) if identity is None else identity
     train_key, test_key = corpora_of(config, setting)
     ae_key = autoencoder_corpus(config, setting, condition)
@@ -271,3 +275,22 @@ def fingerprint(
         parts["demo_corpus"] = config.demo_corpus
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def resolve_implementation(config: Config, write: bool = False) -> tuple[Config, Any]:
+    """The configuration with ``acnn.implementation: auto`` resolved for its output folder, and the
+    ``acnn_choice.Choice`` (``serlib.protocol.implementation``); other values pass through unchanged."""
+
+    def fingerprints_of(candidate: Config) -> dict[tuple[str, str], str]:
+        return {
+            (setting, c.name): fingerprint(candidate, setting, c)
+            for setting in settings_of(candidate)
+            for c in candidate.protocol.conditions
+        }
+
+    def lengths_of(candidate: Config) -> Any:
+        keys = sorted({corpora_of(candidate, setting)[0] for setting in settings_of(candidate)})
+        acnn_input = candidate.features.acnn_input
+        return np.concatenate([labeled.extract_features(candidate, key, acnn_input).lengths for key in keys])
+
+    return implementation.resolve(config, fingerprints_of, lengths_of, write=write)

@@ -20,6 +20,7 @@ from serlib.base import metrics
 from serlib.base.config import Config
 from serlib.features import normalisation
 from serlib.models import acnn, acnn_feed, acnn_reuse
+from serlib.protocol.conditions import resolve_implementation
 from serlib.protocol.folds import session_folds, within_folds
 from serlib.protocol.labeled import load_labeled
 from serlib.protocol.svm import BaselineError
@@ -40,6 +41,7 @@ def acnn_epoch_curves(
     key = config.protocol.within_corpus
     if key is None:
         raise BaselineError("protocol.within_corpus is not set: no folds to choose epochs on")
+    config = resolve_implementation(config)[0]  # auto: the path of the output folder's runs
     data = load_labeled(config, key)
     folds_of = session_folds(data.session)
     sessions = sorted(set(folds_of.tolist()))

@@ -74,6 +74,10 @@ def run_protocol(
             )
     if config.protocol.figure2_condition is not None:
         config.condition(config.protocol.figure2_condition)  # raises ConfigError when unknown
+    # acnn.implementation auto: one path for the whole folder, kept from its first runs (implementation.py)
+    with exclusive_lock(protocol_lock(config.output_dir)):
+        config, choice = conditions.resolve_implementation(config, write=True)
+    provenance.add_entry(config.output_path, "acnn_implementation", choice.record())
     jobs = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)
     folds = within_folds(config) if "within" in settings_of(config) else []
     runs = grid(config, folds)
@@ -103,6 +107,7 @@ def run_protocol(
             sources[(setting, name)] = prepared | {
                 "fingerprint": fingerprints[(setting, name)],
                 "identity": identities[(setting, name)],
+                "acnn_implementation": choice.record(),
             }
         bar = progress_bar(len(pending), "ACNN runs", unit="run", enabled=progress, every=True)
 

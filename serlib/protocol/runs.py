@@ -160,6 +160,10 @@ def run_one(
         raise ProtocolError(f"unknown setting {setting!r}; use one of {SETTINGS}")
     key = RunKey(setting, condition, int(seed), int(fold))
     condition_config = config.condition(condition)
+    chosen = (sources or {}).get("acnn_implementation")  # resolved by grid.run_protocol
+    if chosen is None or config.acnn.implementation == "auto":
+        config, choice = conditions.resolve_implementation(config, write=True)
+        chosen = choice.record()
     expected = (sources or {}).get("fingerprint") or fingerprint(config, setting, condition_config)
     done = finished(config, key, expected)
     if done is not None:
@@ -183,6 +187,7 @@ def run_one(
     )
     extra = {
         "fingerprint": expected,
+        "acnn_implementation": chosen,
         "keep_probability": keep,
         "external_dim": 0 if train.external is None else int(train.external.shape[1]),
         "train_corpus": sources["train_corpus"],

@@ -1,0 +1,275 @@
+"""``acnn.implementation: auto``: each calibration outcome is built, cached, kept per folder and recorded.
+
+No real timings: ``acnn_choice.cpu_seconds`` (the calibration's clock) is replaced by a fake that still
+runs the training batches but reports the time the test chooses for each path.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from test_experiments import _features, _manifest
+
+from serlib.base import config as config_module
+from serlib.base import provenance
+from serlib.models import acnn, acnn_choice
+from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
+from serlib.protocol import conditions, grid, implementation, labeled, run_files
+
+FRAMES, BANDS = 60, 26
+SMALL = {"filters": 8, "pool_size": 5, "pool_stride": 3, "batch_size": 8, "epochs": 2}
+OTHER = {"fast": "reference", "reference": "fast"}
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """No forced path, an empty machine cache in tmp, no answer remembered by this process."""
+    monkeypatch.delenv(acnn_choice.VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setattr(acnn_choice, "_memo", {})
+    return types.SimpleNamespace(cache=tmp_path / "user-cache" / "serlib" / "acnn-implementation.json")
+
+
+def fake_clock(monkeypatch, winner: str) -> list[str]:
+    """The calibration's clock says ``winner`` takes half the CPU time of the other path; returns the
+    paths it timed, in order."""
+    timed: list[str] = []
+
+    def cpu_seconds(path, work):
+        work()
+        timed.append(path)
+        return 1.0 if path == winner else 2.0
+
+    monkeypatch.setattr(acnn_choice, "cpu_seconds", cpu_seconds)
+    return timed
+
+
+def no_calibration(monkeypatch) -> None:
+    def refuse(path, work):
+        raise AssertionError("calibrated although the answer was known")
+
+    monkeypatch.setattr(acnn_choice, "cpu_seconds", refuse)
+
+
+def _layers(model: keras.Model) -> tuple[type, type]:
+    return type(model.get_layer("conv")), type(model.get_layer("pool"))
+
+
+def _acnn(**changes) -> config_module.ACNNConfig:
+    return config_module.ACNNConfig(**{**SMALL, **changes})
+
+
+@pytest.mark.parametrize("winner", ["fast", "reference"])
+def test_auto_builds_the_path_the_calibration_finds_faster_and_the_machine_keeps_it(
+    machine, monkeypatch, winner
+):
+    timed = fake_clock(monkeypatch, winner)
+    keras.utils.set_random_seed(3)
+    model = acnn.build_acnn(_acnn(implementation="auto"), FRAMES, BANDS)
+    expected = (
+        (PaddingAwareConv1D, FastMaxPooling1D)
+        if winner == "fast"
+        else (
+            keras.layers.Conv1D,
+            keras.layers.MaxPooling1D,
+        )
+    )
+    assert _layers(model) == expected
+    if winner == "reference":  # the fast layers are subclasses of the Keras ones
+        assert not isinstance(model.get_layer("conv"), PaddingAwareConv1D)
+    # interleaved: both paths timed in every round, the order alternating
+    rounds = [timed[i : i + 2] for i in range(0, len(timed), 2)]
+    assert len(rounds) == acnn_choice.ROUNDS and all(sorted(r) == ["fast", "reference"] for r in rounds)
+    assert rounds[0] != rounds[1]
+    # the calibration left the caller's seeded stream alone: the same weights as the explicit path
+    keras.utils.set_random_seed(3)
+    explicit = acnn.build_acnn(_acnn(implementation=winner), FRAMES, BANDS)
+    for a, b in zip(model.get_weights(), explicit.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the machine keeps its choice: a new process reads the cache and does not measure again
+    entries = json.loads(machine.cache.read_text())["entries"]
+    (entry,) = entries.values()
+    assert entry["implementation"] == winner and entry["key"]["shape"]["frames"] == FRAMES
+    monkeypatch.setattr(acnn_choice, "_memo", {})
+    no_calibration(monkeypatch)
+    choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, build=acnn.build_acnn)
+    assert (choice.implementation, choice.source) == (winner, "cache")
+    # another model shape is another key: measured again
+    fake_clock(monkeypatch, OTHER[winner])
+    other = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES + 9, BANDS, build=acnn.build_acnn)
+    assert (other.implementation, other.source) == (OTHER[winner], "calibration")
+    assert len(json.loads(machine.cache.read_text())["entries"]) == 2
+
+
+def test_the_environment_and_explicit_values_skip_the_calibration(machine, monkeypatch):
+    no_calibration(monkeypatch)
+    for value in ("fast", "reference"):
+        assert (
+            acnn_choice.resolve(_acnn(implementation=value), FRAMES, BANDS, acnn.build_acnn).source
+            == "config"
+        )
+        monkeypatch.setenv(acnn_choice.VARIABLE, value)
+        choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, acnn.build_acnn)
+        assert (choice.implementation, choice.source) == (value, "environment")
+    monkeypatch.setenv(acnn_choice.VARIABLE, "fastest")
+    with pytest.raises(acnn_choice.ImplementationError, match="SERLIB_ACNN_IMPLEMENTATION"):
+        acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, acnn.build_acnn)
+    monkeypatch.delenv(acnn_choice.VARIABLE)
+    choice = acnn_choice.resolve(
+        _acnn(implementation="auto", jit_compile=True), FRAMES, BANDS, acnn.build_acnn
+    )
+    assert (choice.implementation, choice.source) == ("reference", "jit_compile")
+    assert not machine.cache.exists()
+
+
+# -- the protocol: one path per output folder, recorded in every run -------------------------------------
+@pytest.fixture
+def corpus(tmp_path, monkeypatch):
+    synth = _manifest(tmp_path / "synth.csv", "S", 2, seed=1)
+    other = _manifest(tmp_path / "other.csv", "O", 1, seed=2)
+    feature_sets = {"synth": _features(synth, seed=3), "other": _features(other, seed=3)}
+    for key, feature_set in feature_sets.items():
+        feature_set.path = tmp_path / f"{key}.h5"
+        feature_set.path.write_bytes(b"")
+    monkeypatch.setattr(
+        labeled, "extract_features", lambda config, key, extractor="logmel": feature_sets[key]
+    )
+
+    def sources(config, setting, condition):
+        train_key, test_key = conditions.corpora_of(config, setting)
+        return {"train_corpus": train_key, "test_corpus": test_key, "autoencoder_corpus": None}
+
+    monkeypatch.setattr(conditions, "prepare_sources", sources)
+    return types.SimpleNamespace(tmp=tmp_path, lengths=feature_sets["synth"].lengths)
+
+
+def _config(tmp: Path, implementation_value: str, seeds: list[int]) -> config_module.Config:
+    return config_module.from_dict(
+        {
+            "name": "auto",
+            "output_dir": str(tmp / "out"),
+            "figures_dir": str(tmp / "figures"),
+            "corpora": {
+                "synth": {
+                    "type": "manifest",
+                    "root": str(tmp / "synth.csv"),
+                    "options": {"check_files": False},
+                },
+                "other": {
+                    "type": "manifest",
+                    "root": str(tmp / "other.csv"),
+                    "options": {"check_files": False},
+                },
+            },
+            "features": {"logmel": {"max_frames": FRAMES}},
+            "acnn": {**SMALL, "implementation": implementation_value},
+            "protocol": {
+                "within_corpus": None,
+                "cross_corpus_train": "synth",
+                "cross_corpus_test": "other",
+                "seeds": seeds,
+                "conditions": [{"name": "BL", "autoencoder_corpus": "none"}],
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("winner", ["fast", "reference"])
+def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monkeypatch, winner):
+    fake_clock(monkeypatch, winner)
+    config = _config(corpus.tmp, "auto", seeds=[0])
+    out = Path(config.output_dir)
+    provenance.record(out, config)
+    grid.run_protocol(config, progress=False)
+    folder = run_files.run_folder(out, "cross", "BL", 0, 0)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["acnn_implementation"] == {
+        "implementation": winner,
+        "source": "calibration",
+        "cpu_seconds_per_utterance": pytest.approx(
+            {
+                winner: 1.0 / (acnn_choice.BATCHES_PER_ROUND * 8),
+                OTHER[winner]: 2.0 / (acnn_choice.BATCHES_PER_ROUND * 8),
+            }
+        ),
+        "key": metrics["acnn_implementation"]["key"],
+    }
+    assert (
+        json.loads((out / "provenance.json").read_text())["acnn_implementation"]["implementation"] == winner
+    )
+    assert json.loads(implementation.record_path(out).read_text())["implementation"] == winner
+    # calibrated on the training corpus' lengths: the cache keeps one answer per length profile
+    (entry,) = json.loads(machine.cache.read_text())["entries"].values()
+    assert entry["key"]["fill"] == acnn_choice.fill_profile(corpus.lengths, FRAMES) != "0.4-1.0"
+    # the run trained the chosen layers (its saved model) and carries the explicit path's fingerprint
+    saved = acnn.load_acnn(folder / "model.keras")
+    assert isinstance(saved.get_layer("conv"), PaddingAwareConv1D) == (winner == "fast")
+    explicit = _config(corpus.tmp, winner, seeds=[0])
+    assert metrics["fingerprint"] == conditions.fingerprint(explicit, "cross", explicit.condition("BL"))
+    assert json.loads((folder / "model.json").read_text())["acnn"]["implementation"] == winner
+
+    # resumed with another seed after the machine's cache was lost and the clock now favours the other
+    # path: the folder keeps the path of its first runs, and the finished run is not repeated
+    machine.cache.unlink()
+    monkeypatch.setattr(acnn_choice, "_memo", {})
+    no_calibration(monkeypatch)
+    resumed = _config(corpus.tmp, "auto", seeds=[0, 1])
+    grid.run_protocol(resumed, progress=False)
+    second = json.loads((run_files.run_folder(out, "cross", "BL", 1, 0) / "metrics.json").read_text())
+    assert second["acnn_implementation"]["implementation"] == winner
+    assert second["acnn_implementation"]["source"] == "output folder"
+    assert json.loads((folder / "metrics.json").read_text()) == metrics
+
+    # a folder of runs made before auto existed (no record): their fingerprints name the path
+    implementation.record_path(out).unlink()
+    resolved, choice = conditions.resolve_implementation(resumed)
+    assert (resolved.acnn.implementation, choice.source) == (winner, "finished runs in the output folder")
+
+
+def test_explicit_implementations_keep_the_fingerprints_of_stored_runs(corpus, monkeypatch):
+    """A configuration naming fast or reference hashes as before auto existed: the stored ACNN parameters
+    are the same dictionary, so its runs are not repeated."""
+    monkeypatch.setenv(acnn_choice.VARIABLE, "reference")  # must not matter for explicit values
+    for value in ("fast", "reference"):
+        config = _config(corpus.tmp, value, seeds=[0])
+        assert config.acnn.model_dump(mode="json")["implementation"] == value
+        resolved, choice = conditions.resolve_implementation(config)
+        assert resolved is config and choice.source == "config"
+    fast = _config(corpus.tmp, "fast", seeds=[0])
+    reference = _config(corpus.tmp, "reference", seeds=[0])
+    assert conditions.fingerprint(fast, "cross", fast.condition("BL")) != conditions.fingerprint(
+        reference, "cross", reference.condition("BL")
+    )
+
+
+def test_a_pinned_fingerprint_is_unchanged_for_fast_and_auto_resolved_to_fast(monkeypatch):
+    demo = config_module.override(config_module.load_preset("demo"), **{"acnn.shuffle": "once"})
+    identity = {"demo/logmel": "store.h5"}
+
+    def of(config: config_module.Config) -> str:
+        return conditions.fingerprint(config, "within", config.condition("BL"), identity)
+
+    # the demo preset's BL fingerprint at commit 36fdf3c, when fast was the only default
+    monkeypatch.setenv(acnn_choice.VARIABLE, "fast")
+    assert demo.acnn.implementation == "auto" and of(demo) == "fb31cf5f9226ce66"
+    assert of(config_module.override(demo, **{"acnn.implementation": "fast"})) == "fb31cf5f9226ce66"
+    monkeypatch.setenv(acnn_choice.VARIABLE, "reference")
+    assert of(demo) == of(config_module.override(demo, **{"acnn.implementation": "reference"}))
+    assert of(demo) != "fb31cf5f9226ce66"
+
+
+def test_the_calibration_batch_is_padded_after_the_given_lengths():
+    config = _acnn(batch_size=64)
+    inputs, _ = acnn_choice.calibration_batch(config, FRAMES, BANDS, lengths=[12, 30])
+    real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    assert set(real) == {12, 30}
+    inputs, _ = acnn_choice.calibration_batch(config, FRAMES, BANDS)
+    real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    assert real.min() >= round(acnn_choice.SHORTEST * FRAMES) and real.max() <= FRAMES
+    assert acnn_choice.fill_profile([30, 30, 60, 60], FRAMES) == "0.8"
+    assert acnn_choice.fill_profile([600], FRAMES) == "1.0"  # cut at max_frames like the features
