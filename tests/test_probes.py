@@ -122,3 +122,10 @@ def test_every_command_quoted_in_the_report_resolves() -> None:
             assert (ROOT / words[1]).is_file(), f"the report quotes {words[1]}, which does not exist"
             checked += 1
     assert checked >= 15
+
+
+def test_the_provisional_family_says_so_and_holm_adjusts_four(monkeypatch, capsys) -> None:
+    monkeypatch.syspath_prepend(str(PROBES))
+    importlib.import_module("report_family_provisional").main()
+    out = capsys.readouterr().out
+    assert out.startswith("PROVISIONAL") and "| 0.069 | 0.276 |" in out and "Pooled AE - BL" in out

@@ -190,21 +190,19 @@ def compare(scores: pd.DataFrame, member: Member) -> tuple[dict[str, Any], pd.Da
     return row, per_speaker
 
 
-def pooled_estimate(differences: pd.DataFrame, alpha: float = ALPHA, power: float = POWER) -> dict[str, Any]:
-    """The pooled speaker-level difference over corpora (``differences``: columns ``corpus`` and
-    ``difference``, one row per speaker, in UAR points).
-
-    DerSimonian-Laird random effects over the corpus means (variance sd^2 / n each): estimate, 95 %
-    CI, tau^2, I^2, Q and its p, the fixed-effect estimate, and the pooled MDD. Beside it a MixedLM
-    (difference ~ 1, random intercept per corpus) over all speakers."""
-    groups = differences.groupby("corpus", sort=False)["difference"]
-    by_corpus = groups.agg(["mean", "var", "count"])
-    if (by_corpus["count"] < 2).any():
-        raise ProtocolError(f"pooling needs at least 2 speakers per corpus: {by_corpus['count'].to_dict()}")
+def pooled_from_summaries(
+    by_corpus: pd.DataFrame, alpha: float = ALPHA, power: float = POWER
+) -> dict[str, Any]:
+    """DerSimonian-Laird pooling of per-corpus summaries: ``by_corpus`` indexed by corpus with the
+    speaker-level ``mean`` difference, its standard deviation over speakers ``sd`` and the speaker count
+    ``n`` (each corpus' variance: sd^2 / n). ``pooled_estimate`` calls it on stored speakers; it also
+    pools the summaries a report printed, where the runs behind them are gone."""
+    if (by_corpus["n"] < 2).any():
+        raise ProtocolError(f"pooling needs at least 2 speakers per corpus: {by_corpus['n'].to_dict()}")
     if len(by_corpus) < 2:
         raise ProtocolError("pooling needs at least 2 corpora")
-    effects = by_corpus["mean"].to_numpy()
-    variances = (by_corpus["var"] / by_corpus["count"]).to_numpy()
+    effects = by_corpus["mean"].to_numpy(dtype=np.float64)
+    variances = (by_corpus["sd"] ** 2 / by_corpus["n"]).to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):  # I^2 of Q = 0 divides by zero: 0 below
         combined = combine_effects(
             effects, variances, row_names=list(by_corpus.index), method_re="dl", alpha=alpha
@@ -220,7 +218,7 @@ def pooled_estimate(differences: pd.DataFrame, alpha: float = ALPHA, power: floa
     z_effect = NormalIndPower().solve_power(effect_size=None, nobs1=1, ratio=0, alpha=alpha, power=power)
     result: dict[str, Any] = {
         "corpora": len(by_corpus),
-        "speakers": int(by_corpus["count"].sum()),
+        "speakers": int(by_corpus["n"].sum()),
         "method": "DerSimonian-Laird random effects over corpus means (statsmodels combine_effects)",
         "estimate": float(random["eff"]),
         "se": float(random["sd_eff"]),
@@ -238,6 +236,19 @@ def pooled_estimate(differences: pd.DataFrame, alpha: float = ALPHA, power: floa
         "fixed_ci_high": float(fixed["ci_upp"]),
         "weights": {str(k): float(w) for k, w in zip(by_corpus.index, weights, strict=True)},
     }
+    return result
+
+
+def pooled_estimate(differences: pd.DataFrame, alpha: float = ALPHA, power: float = POWER) -> dict[str, Any]:
+    """The pooled speaker-level difference over corpora (``differences``: columns ``corpus`` and
+    ``difference``, one row per speaker, in UAR points).
+
+    DerSimonian-Laird random effects over the corpus means (variance sd^2 / n each): estimate, 95 %
+    CI, tau^2, I^2, Q and its p, the fixed-effect estimate, and the pooled MDD. Beside it a MixedLM
+    (difference ~ 1, random intercept per corpus) over all speakers."""
+    groups = differences.groupby("corpus", sort=False)["difference"]
+    by_corpus = groups.agg(["mean", "std", "count"]).rename(columns={"std": "sd", "count": "n"})
+    result = pooled_from_summaries(by_corpus, alpha, power)
     result.update(_mixed_model(differences, alpha))
     return result
 
