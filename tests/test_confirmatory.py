@@ -165,3 +165,21 @@ def test_serlib_pool_prints_and_writes_the_tables_and_dry_runs_missing_folders(t
     assert f"{missing}: missing; make it with `serlib evaluate" in capsys.readouterr().out
     assert cli.main(["pool", str(missing), "--speakers", str(csv)]) == 2
     assert "no stored runs here" in capsys.readouterr().err
+
+
+def test_skipped_runs_leave_the_family_and_an_unmatched_condition_is_an_error(tmp_path) -> None:
+    tables = [
+        write_grid(
+            tmp_path / n,
+            n,
+            {1: ["a"], 2: ["b"], 3: ["c"]},
+            {c: {s: 0.6 for s in "abc"} for c in ("BL", "U", "C")},
+        )
+        for n in ("x", "y")
+    ]
+    speakers_ = pd.concat(tables)
+    folders = [tmp_path / "x", tmp_path / "y"]
+    result = confirmatory.pool(folders, speakers_, skip=[f"{tmp_path / 'y'}:within"])
+    assert set(result.family["corpus"]) == {"x: x (within)"} and not result.pooled
+    with pytest.raises(ProtocolError, match="U4h"):
+        confirmatory.pool(folders, speakers_, conditions=["U", "U4h"])

@@ -8,6 +8,7 @@ UAR per fold, the mean over folds and the UAR of the pooled predictions; the inn
 as ``serlib baseline svm`` does).
 
     SERLIB_DATA=/path/to/data python docs/probes/svm_variants.py --config configs/nemo.yaml
+    ... --variant linear_svc:balanced --variant linear_svc:none    # a subset
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from serlib.protocol.folds import fold_indices, session_folds, within_folds
 VARIANTS = (("svc", "balanced"), ("svc", None), ("linear_svc", "balanced"), ("linear_svc", None))
 
 
-def run(config_path: Path) -> pd.DataFrame:
+def run(config_path: Path, variants: tuple[tuple[str, str | None], ...] = VARIANTS) -> pd.DataFrame:
     config = config_module.resolve(None, config_path)
     key = config.protocol.within_corpus
     if key is None:
@@ -39,7 +40,7 @@ def run(config_path: Path) -> pd.DataFrame:
     labels = svm.labels_of(manifest)
     folds = session_folds(manifest["session"])
     rows = []
-    for estimator, class_weight in VARIANTS:
+    for estimator, class_weight in variants:
         true, predicted = [], []
         for fold in within_folds(config):
             train, test = fold_indices(folds, fold)
@@ -70,11 +71,22 @@ def run(config_path: Path) -> pd.DataFrame:
         for r in mine:
             r["pooled_uar"] = pooled
     frame = pd.DataFrame(rows)
-    write_csv(frame, Path(config.output_dir) / "svm_variants.csv", float_format="%.6f")
+    names = "-".join(f"{e}_{w or 'none'}" for e, w in variants) if variants != VARIANTS else "all"
+    write_csv(frame, Path(config.output_dir) / f"svm_variants-{names}.csv", float_format="%.6f")
     return frame
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/nemo.yaml"))
-    run(parser.parse_args().config)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=[f"{e}:{w or 'none'}" for e, w in VARIANTS],
+        help="estimator:class_weight (repeatable; default all four)",
+    )
+    arguments = parser.parse_args()
+    chosen = tuple(
+        (v.split(":")[0], None if v.endswith(":none") else "balanced") for v in arguments.variant or []
+    )
+    run(arguments.config, chosen or VARIANTS)

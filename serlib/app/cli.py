@@ -275,7 +275,9 @@ def _cmd_pool(args: argparse.Namespace) -> int:
             "serlib pool needs the speakers of the test utterances: --config CONFIG or --speakers CSV"
         )
     table = pd.concat(tables, ignore_index=True).drop_duplicates("utterance_id")
-    result = confirmatory.pool(folders, table, args.condition or None, args.pool_condition or None)
+    result = confirmatory.pool(
+        folders, table, args.condition or None, args.pool_condition or None, [str(x) for x in args.skip]
+    )
     confirmatory.write_pool(result, args.out)
     print(confirmatory.pool_markdown(result), end="")
     return 0
@@ -429,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("runs/pool"),
         help="folder for family.csv, pooled.csv, pool.json, pool.md",
+    )
+    pool.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="FOLDER:SETTING left out of the family (exploratory runs, e.g. runs/emodb:cross)",
     )
     pool.add_argument(
         "--dry-run", action="store_true", help="list the run folders found and missing; compute nothing"

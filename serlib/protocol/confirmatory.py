@@ -113,16 +113,11 @@ def holm(p_values: Any, alpha: float = ALPHA) -> np.ndarray:
 
 
 def family_of(protocol: dict[str, Any], folder: str, conditions: list[str] | None = None) -> list[Member]:
-    """The declared family of one run folder: every non-baseline ACNN condition (or the named
-    ``conditions``) against the baseline, per setting; role "control" for an AE on the tested corpus."""
+    """The declared family of one run folder: every non-baseline ACNN condition (or those of the named
+    ``conditions`` it has) against the baseline, per setting; role "control" for an AE on the tested
+    corpus."""
     baseline = protocol.get("baseline") or "BL"
     sources = {c["name"]: c["autoencoder_corpus"] for c in protocol["conditions"]}
-    if conditions:
-        unknown = [c for c in conditions if c not in sources]
-        if unknown:
-            raise ProtocolError(
-                f"{folder}: conditions {unknown} are not in its protocol (it has {sorted(sources)})"
-            )
     chosen = [c for c in sources if c != baseline and (not conditions or c in conditions)]
     members = []
     for setting, description in protocol["settings"].items():
@@ -274,12 +269,15 @@ def pool(
     speakers: pd.DataFrame,
     conditions: list[str] | None = None,
     pool_conditions: list[str] | None = None,
+    skip: list[str] | None = None,
 ) -> PoolResult:
     """The declared family of the run ``folders`` (speaker-level, Holm-adjusted) and the pooled
     within-corpus AE - BL difference over the folders that have a within-corpus grid.
 
     ``speakers``: ``utterance_id``, ``speaker`` for every test utterance. ``pool_conditions``: which
-    condition is "the AE" of a folder when it has several of role AE (default: its only one)."""
+    condition is "the AE" of a folder when it has several of role AE (default: its only one). ``skip``:
+    ``FOLDER:SETTING`` entries left out of the family (exploratory runs, e.g. the discovery seeds of a
+    replication)."""
     rows, per_speaker, notes = [], [], []
     for folder in folders:
         protocol, predictions = predictions_of(folder)
@@ -287,6 +285,8 @@ def pool(
             raise ProtocolError(f"{folder}: no finished runs to read")
         scores = speaker_uars(predictions, speakers, str(folder))
         for member in family_of(protocol, str(folder), conditions):
+            if f"{folder}:{member.setting}" in set(skip or ()):
+                continue
             if not ((scores["setting"] == member.setting) & (scores["condition"] == member.condition)).any():
                 notes.append(
                     f"{member.corpus} {member.setting} {member.condition}: no finished runs, left out"
@@ -298,6 +298,11 @@ def pool(
     if not rows:
         raise ProtocolError(
             "no comparison of the family has finished runs in " + ", ".join(map(str, folders))
+        )
+    unmatched = sorted(set(conditions or ()) - {row["condition"] for row in rows})
+    if unmatched:
+        raise ProtocolError(
+            f"--condition {unmatched}: no finished runs of it in " + ", ".join(map(str, folders))
         )
     family = pd.DataFrame(rows, columns=list(FAMILY_COLUMNS))
     family["holm_p"] = holm(family["t_p"])
