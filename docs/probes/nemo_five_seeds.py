@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import table1
+from serlib.protocol import comparisons, table1
 from serlib.protocol.speakers import MissingRunFolder, require_runs
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -89,6 +89,13 @@ def compare(output: Path, condition: str) -> None:
             "paired by seed (these 9 speakers only)", metrics.paired_comparison(a.mean(1), b.mean(1)), label
         )
     )
+    root = require_runs(output, MAKE.format(seed=0, condition="BL"))
+    protocol, _ = table1.collect_runs(root)
+    svm = comparisons.svm_runs(root, protocol)
+    if condition == "U" and len(svm) == SPEAKERS:
+        ours = 100 * svm.set_index("fold")["uar"].reindex(range(1, SPEAKERS + 1))
+        result = metrics.paired_comparison(ours.to_numpy(), b.mean(0).to_numpy())
+        print(describe("eGeMAPS-SVM against the BL seed mean, speakers", result, "SVM - BL"))
 
 
 if __name__ == "__main__":
