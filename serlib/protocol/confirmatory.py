@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,7 +266,7 @@ def _mixed_model(differences: pd.DataFrame, alpha: float) -> dict[str, Any]:
 
 
 def pool(
-    folders: list[str | Path],
+    folders: Sequence[str | Path],
     speakers: pd.DataFrame,
     conditions: list[str] | None = None,
     pool_conditions: list[str] | None = None,
