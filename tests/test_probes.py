@@ -129,3 +129,22 @@ def test_the_provisional_family_says_so_and_holm_adjusts_four(monkeypatch, capsy
     importlib.import_module("report_family_provisional").main()
     out = capsys.readouterr().out
     assert out.startswith("PROVISIONAL") and "| 0.069 | 0.276 |" in out and "Pooled AE - BL" in out
+
+
+def test_the_silence_probe_finds_voiced_frames_and_cuts_to_them(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(PROBES))
+    silence = importlib.import_module("cross_corpus_silence")
+    import numpy as np
+
+    # one utterance: 2 silent frames (ln power -20), 3 loud (0), 1 silent, then padding
+    frames = np.array([-20, -20, 0, 0, 0, -20, 0, 0], dtype=np.float32)
+    logmel = np.repeat(frames[None, :, None], 2, axis=2)
+    lengths = np.array([6])
+    mask = silence.voiced_mask(logmel, lengths, db=30.0)  # 30 dB = 6.9 ln units: -20 is out
+    assert mask.tolist() == [[False, False, True, True, True, False, False, False]]
+    assert silence.voiced_mask(logmel, lengths, db=90.0)[0, :6].all()  # 90 dB = 20.7 ln units
+    cut, new_lengths = silence.cut_to_voiced(logmel, lengths, mask)
+    assert new_lengths.tolist() == [3] and (cut[0, :3] == 0).all() and (cut[0, 3:] == 0).all()
+    standard = silence.standardise_by(logmel, lengths, mask | (np.arange(8) == 0))
+    assert (standard[0, 6:] == 0).all()  # padding stays zero
+    assert silence.voiced_statistics(logmel, lengths, (30.0,)).shape == (1, 4)
