@@ -148,3 +148,20 @@ def test_the_silence_probe_finds_voiced_frames_and_cuts_to_them(monkeypatch) -> 
     standard = silence.standardise_by(logmel, lengths, mask | (np.arange(8) == 0))
     assert (standard[0, 6:] == 0).all()  # padding stays zero
     assert silence.voiced_statistics(logmel, lengths, (30.0,)).shape == (1, 4)
+
+
+def test_the_replication_config_is_emodb_with_only_the_four_stated_changes() -> None:
+    from serlib.base import config as config_module
+
+    emodb = config_module.load(ROOT / "configs" / "emodb.yaml").model_dump(mode="json")
+    replication = config_module.load(ROOT / "configs" / "emodb-replication.yaml").model_dump(mode="json")
+    assert replication["protocol"]["seeds"] == list(range(10, 20))
+    assert (
+        replication["protocol"]["within_corpus"] is None and replication["protocol"]["egemaps_svm"] is False
+    )
+    assert replication["cache_dir"] == "runs/emodb/cache"  # the U4h AE of runs/emodb
+    for key in ("name", "output_dir", "cache_dir", "figures_dir"):
+        emodb.pop(key), replication.pop(key)
+    for key in ("seeds", "within_corpus", "egemaps_svm", "figure2_condition"):
+        emodb["protocol"].pop(key), replication["protocol"].pop(key)
+    assert replication == emodb
