@@ -183,3 +183,10 @@ def test_skipped_runs_leave_the_family_and_an_unmatched_condition_is_an_error(tm
     assert set(result.family["corpus"]) == {"x: x (within)"} and not result.pooled
     with pytest.raises(ProtocolError, match="U4h"):
         confirmatory.pool(folders, speakers_, conditions=["U", "U4h"])
+
+
+def test_an_utterance_given_two_speakers_is_an_error() -> None:
+    one = pd.DataFrame({"utterance_id": ["u1", "u2"], "speaker": ["a", "b"]})
+    assert len(speakers.combine([one, one])) == 2  # the same rows twice: fine
+    with pytest.raises(ProtocolError, match="name two speakers"):
+        speakers.combine([one, pd.DataFrame({"utterance_id": ["u1"], "speaker": ["c"]})])

@@ -242,9 +242,7 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def _cmd_pool(args: argparse.Namespace) -> int:
-    import pandas as pd  # noqa: PLC0415 - handlers import what they run
-
-    from serlib.protocol import confirmatory, speakers  # noqa: PLC0415
+    from serlib.protocol import confirmatory, speakers  # noqa: PLC0415 - handlers import what they run
 
     configs = [config_module.resolve(None, path) for path in args.config]
     makers = {
@@ -274,7 +272,7 @@ def _cmd_pool(args: argparse.Namespace) -> int:
         raise ValueError(
             "serlib pool needs the speakers of the test utterances: --config CONFIG or --speakers CSV"
         )
-    table = pd.concat(tables, ignore_index=True).drop_duplicates("utterance_id")
+    table = speakers.combine(tables)
     result = confirmatory.pool(
         folders, table, args.condition or None, args.pool_condition or None, [str(x) for x in args.skip]
     )

@@ -65,7 +65,19 @@ def speaker_table(config: Config, keys: Iterable[str] | None = None) -> pd.DataF
         frames.append(manifest[["utterance_id", "speaker"]].astype(str))
     if not frames:
         raise ProtocolError(f"configuration {config.name!r} has no corpora to read speakers from")
-    return pd.concat(frames, ignore_index=True).drop_duplicates("utterance_id")
+    return combine(frames, f"configuration {config.name!r}")
+
+
+def combine(tables: list[pd.DataFrame], source: str = "the speaker tables") -> pd.DataFrame:
+    """Speaker tables concatenated; an utterance id given two different speakers is an error."""
+    frame = pd.concat(tables, ignore_index=True).drop_duplicates()
+    clashes = frame["utterance_id"][frame["utterance_id"].duplicated()].unique()
+    if len(clashes):
+        raise ProtocolError(
+            f"{source}: {len(clashes)} utterance ids name two speakers (e.g. {clashes[:3].tolist()}); "
+            "give one configuration or speaker CSV per corpus whose ids are unique"
+        )
+    return frame.reset_index(drop=True)
 
 
 def read_speaker_csv(path: str | Path) -> pd.DataFrame:
@@ -74,7 +86,7 @@ def read_speaker_csv(path: str | Path) -> pd.DataFrame:
     missing = {"utterance_id", "speaker"} - set(frame.columns)
     if missing:
         raise ProtocolError(f"{path}: needs the columns utterance_id and speaker (missing {sorted(missing)})")
-    return frame[["utterance_id", "speaker"]].drop_duplicates("utterance_id")
+    return combine([frame[["utterance_id", "speaker"]]], str(path))
 
 
 def predictions_of(output_dir: str | Path) -> tuple[dict, pd.DataFrame]:
