@@ -40,7 +40,7 @@ def main() -> None:
         (family["ci_high"] - family["ci_low"]) / 2 / stats.t.ppf(0.975, family["n"] - 1) * family["n"] ** 0.5
     )
     print("PROVISIONAL (from the report's printed summaries; `serlib pool` on the stored runs replaces it)")
-    print("| comparison | unit | Δ | 95 % CI | t-test p | Holm p (family of 4) |")
+    print("| comparison | unit | Δ (UAR points) | 95 % CI | t-test p | Holm p |")
     print("|---|---|---:|---|---:|---:|")
     for row in family.itertuples():
         print(
