@@ -67,4 +67,4 @@ def test_no_effect_gives_a_wide_interval_around_zero_and_an_mdd_that_bounds_it()
     assert row["ci_low"] < 0 < row["ci_high"]
     assert row["mdd"] > abs(row["mean_difference"])
     text = comparisons.comparisons_markdown(table.reset_index())
-    assert "| within | U | fold x seed | 30 |" in text and "MDD" in text
+    assert "| within | U | fold x seed (secondary) | 30 |" in text and "MDD" in text

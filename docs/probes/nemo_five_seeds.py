@@ -1,48 +1,51 @@
-"""nEMO BL against U over seeds 0-4, for docs/results-real-speech.md.
+"""nEMO BL against U over seeds 0-4, read from the stored runs, for docs/results-real-speech.md.
 
-Seeds 0-2 were run on 2026-11-30 and 12-01; their run folders are gone with that machine, and the
-report keeps their per-speaker means over the three seeds (one decimal) and their per-seed means.
-Seeds 3-4 are read from ``<output>/results/within`` (``serlib evaluate --config configs/nemo.yaml
---seed 3 --seed 4 --condition BL --condition U``). Per speaker, the five-seed mean is
-(3 x the seeds-0-2 mean + seed 3 + seed 4) / 5, and the comparison is serlib's own paired test over
-the 9 speakers (``metrics.paired_comparison``).
+Reads ``<output>/results/within`` of ``configs/nemo.yaml``'s grid (every run of seeds 0-4 for BL and U;
+fails naming the missing runs and the command that makes them). nEMO's folds are leave-one-speaker-out,
+so a fold's UAR is its speaker's UAR; each speaker's UAR is averaged over the seeds, and the comparison
+is serlib's paired test over the 9 speakers (``metrics.paired_comparison``: t-test, Wilcoxon, MDD). The
+(speaker, seed) pairs are printed as the secondary reading. ``serlib pool runs/nemo --config
+configs/nemo.yaml`` gives the same speaker-level rows inside the report's Holm-adjusted family.
 
     python docs/probes/nemo_five_seeds.py runs/nemo
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
+from serlib.protocol import comparisons, table1
+from serlib.protocol.speakers import MissingRunFolder, require_runs
 
+SEEDS = (0, 1, 2, 3, 4)
 SPEAKERS = 9
-NEW_SEEDS = (3, 4)
-# docs/results-real-speech.md, "Table 1 on nEMO": per test speaker (fold 1-9), mean over seeds 0-2
-EARLIER_PER_SPEAKER = {
-    "BL": [48.7, 40.9, 50.1, 49.7, 36.4, 58.5, 58.7, 68.1, 27.9],
-    "U": [51.0, 43.1, 54.7, 43.7, 37.5, 60.8, 47.3, 72.2, 30.1],
-}
-EARLIER_PER_SEED = {"BL": [46.16, 49.35, 50.81], "U": [47.25, 48.97, 50.59]}  # the same table, per seed
+MAKE = "SERLIB_TF_THREADS=1 serlib evaluate --config configs/nemo.yaml --seed {seed} --condition {condition}"
 
 
-def new_runs(output: Path, condition: str) -> np.ndarray:
-    """UAR (%) of seeds 3-4 x the 9 speakers."""
-    root = output / "results" / "within" / condition
-    return np.array(
-        [
-            [
-                100 * json.loads((root / f"seed{seed}" / f"fold{fold}" / "metrics.json").read_text())["uar"]
-                for fold in range(1, SPEAKERS + 1)
-            ]
-            for seed in NEW_SEEDS
-        ]
+def seed_by_speaker(output: Path, condition: str, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+    """UAR (%) per seed (rows) and speaker = fold (columns) of ``condition``, within nEMO; every cell
+    must be stored."""
+    root = require_runs(output, MAKE.format(seed=" --seed ".join(map(str, seeds)), condition=condition))
+    _, runs = table1.collect_runs(root)
+    here = runs[(runs["setting"] == "within") & (runs["condition"] == condition) & runs["seed"].isin(seeds)]
+    table = 100 * here.pivot(index="seed", columns="fold", values="uar").reindex(
+        index=list(seeds), columns=range(1, SPEAKERS + 1)
     )
+    missing = [(int(s), int(f)) for s, f in zip(*np.where(table.isna()), strict=True)]
+    if missing:
+        lacking = sorted({seeds[s] for s, _ in missing})
+        raise MissingRunFolder(
+            f"{root}: {len(missing)} runs of {condition} are not stored (seeds {lacking}); make them with:\n"
+            f"    {MAKE.format(seed=' --seed '.join(map(str, lacking)), condition=condition)}"
+        )
+    return table
 
 
 def describe(name: str, result: dict[str, float], difference: str = "U - BL") -> str:
@@ -53,31 +56,52 @@ def describe(name: str, result: dict[str, float], difference: str = "U - BL") ->
     )
 
 
-def main(output: Path) -> None:
-    new = {condition: new_runs(output, condition) for condition in ("BL", "U")}
-    for condition, values in new.items():
-        per_seed = " / ".join(f"{x:.2f}" for x in values.mean(axis=1))
-        print(
-            f"{condition} seeds 3-4: per seed {per_seed}; per speaker {values.mean(axis=0).round(1).tolist()}"
-        )
-    print(describe("seeds 3-4, speakers", metrics.paired_comparison(new["U"].mean(0), new["BL"].mean(0))))
-    print(
-        describe("seeds 3-4, (speaker, seed)", metrics.paired_comparison(new["U"].ravel(), new["BL"].ravel()))
+def summary(condition: str, table: pd.DataFrame) -> str:
+    seeds = table.mean(axis=1)
+    low, high = stats.t.interval(0.95, len(seeds) - 1, loc=seeds.mean(), scale=stats.sem(seeds))
+    return (
+        f"{condition} seeds {table.index[0]}-{table.index[-1]}: mean {seeds.mean():.2f} (per seed "
+        f"{' / '.join(f'{x:.2f}' for x in seeds)}), 95 % CI over seeds [{low:.2f}, {high:.2f}]; per speaker "
+        f"{table.mean(axis=0).round(1).tolist()}"
     )
-    within_speaker = (new["U"] - new["BL"])[0] - (new["U"] - new["BL"])[1]
+
+
+def compare(output: Path, condition: str) -> None:
+    tables = {c: seed_by_speaker(output, c) for c in ("BL", condition)}
+    for name, table in tables.items():
+        print(summary(name, table))
+    a, b = tables[condition], tables["BL"]
+    label = f"{condition} - BL"
     print(
-        f"seed-to-seed sd of the difference within a speaker (seeds 3 vs 4): {within_speaker.std(ddof=1) / np.sqrt(2):.2f}"
-    )
-    five = {c: (3 * np.array(EARLIER_PER_SPEAKER[c]) + new[c].sum(axis=0)) / 5 for c in ("BL", "U")}
-    for condition in ("BL", "U"):
-        seeds = np.array(EARLIER_PER_SEED[condition] + new[condition].mean(axis=1).tolist())
-        low, high = stats.t.interval(0.95, len(seeds) - 1, loc=seeds.mean(), scale=stats.sem(seeds))
-        print(
-            f"{condition} seeds 0-4: mean {seeds.mean():.2f} (per seed {' / '.join(f'{x:.2f}' for x in seeds)}), "
-            f"95 % CI over seeds [{low:.2f}, {high:.2f}]; per speaker {five[condition].round(1).tolist()}"
+        describe(
+            "speakers (seeds averaged; confirmatory)", metrics.paired_comparison(a.mean(0), b.mean(0)), label
         )
-    print(describe("seeds 0-4, speakers", metrics.paired_comparison(five["U"], five["BL"])))
+    )
+    print(
+        describe(
+            "(speaker, seed) pairs (secondary: shares speakers)",
+            metrics.paired_comparison(a.to_numpy().ravel(), b.to_numpy().ravel()),
+            label,
+        )
+    )
+    print(
+        describe(
+            "paired by seed (these 9 speakers only)", metrics.paired_comparison(a.mean(1), b.mean(1)), label
+        )
+    )
+    root = require_runs(output, MAKE.format(seed=0, condition="BL"))
+    protocol, _ = table1.collect_runs(root)
+    svm = comparisons.svm_runs(root, protocol)
+    if condition == "U" and len(svm) == SPEAKERS:
+        ours = 100 * svm.set_index("fold")["uar"].reindex(range(1, SPEAKERS + 1))
+        result = metrics.paired_comparison(ours.to_numpy(), b.mean(0).to_numpy())
+        print(describe("eGeMAPS-SVM against the BL seed mean, speakers", result, "SVM - BL"))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/nemo"))
+    parser = argparse.ArgumentParser(description="nEMO U against BL over seeds 0-4 from the stored runs")
+    parser.add_argument("output", type=Path, nargs="?", default=Path("runs/nemo"))
+    try:
+        compare(parser.parse_args().output, "U")
+    except MissingRunFolder as error:
+        sys.exit(f"{Path(__file__).name}: error: {error}")

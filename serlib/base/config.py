@@ -144,8 +144,9 @@ class FeaturesConfig(_Strict):
     normalisation: Literal["train", "corpus", "speaker"] = Field(
         "train",
         description="whose statistics standardise log-Mel and eGeMAPS features: train = the training fold's, "
-        "inside the ACNN (the paper); corpus / speaker = each corpus's / speaker's own, labels unused "
-        "(serlib.features.normalisation; the unsupervised cross-corpus remedy)",
+        "inside the ACNN (serlib's reading: the paper names no normalisation); corpus / speaker = each "
+        "corpus's / speaker's own, labels unused but test audio and speaker identities used (transductive; "
+        "serlib.features.normalisation; the unsupervised cross-corpus remedy)",
     )
     acnn_input: Literal["logmel", "egemaps_lld"] = Field(
         "logmel",

@@ -7,6 +7,11 @@ say how large an effect the experiment could have seen: ``minimal_detectable_dif
 fold, so the same comparison is also given over folds (each fold's difference averaged over seeds):
 fewer, independent pairs, the conservative reading.
 
+These tables are descriptive. The report's confirmatory tests pair each **speaker** (seeds averaged),
+Holm-adjust the declared family and pool the corpora: ``serlib.protocol.confirmatory`` (``serlib
+pool``). Here the (fold, seed) rows are labelled secondary, and a fold is a speaker only where each
+fold holds one.
+
 The eGeMAPS + SVM reference has one run per fold; it is compared with the baseline's fold UARs
 averaged over seeds. ``comparisons_markdown`` renders both tables; ``write_comparisons`` keeps them as
 ``comparisons.csv`` and ``comparisons.md`` beside Table 1.
@@ -129,12 +134,18 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _over(pairs_over: str) -> str:
+    return f"{pairs_over} (secondary)" if pairs_over == "fold x seed" else pairs_over
+
+
 def comparisons_markdown(table: pd.DataFrame, baseline: str = "BL") -> str:
     """The comparisons as a Markdown table (UAR points), with what the minimal detectable difference means."""
     lines = [
         f"Paired comparisons with {baseline} (UAR points): mean difference and its 95 % interval, paired "
         "t-test and Wilcoxon signed-rank p, and the minimal detectable difference (MDD: the smallest true "
-        "difference this test finds with probability 0.8 at alpha 0.05, from the pairs' spread).",
+        "difference this test finds with probability 0.8 at alpha 0.05, from the pairs' spread). The fold x seed "
+        "rows are secondary: seeds share a fold's test speakers and overstate power. Speaker-level tests, "
+        "Holm-adjusted over the report's family: `serlib pool`.",
         "",
         "| setting | condition | pairs over | pairs | Δ vs "
         + baseline
@@ -144,7 +155,7 @@ def comparisons_markdown(table: pd.DataFrame, baseline: str = "BL") -> str:
     for row in table.to_dict("records"):
         interval = f"[{_number(row['ci_low'], sign=True)}, {_number(row['ci_high'], sign=True)}]"
         lines.append(
-            f"| {row['setting']} | {row['condition']} | {row['pairs_over']} | {row['pairs']} | "
+            f"| {row['setting']} | {row['condition']} | {_over(row['pairs_over'])} | {row['pairs']} | "
             f"{_number(row['mean_difference'], sign=True)} | {interval} | {_p(row['t_p'])} | "
             f"{_p(row['wilcoxon_p'])} | {_number(row['mdd'])} |"
         )

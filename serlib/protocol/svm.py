@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from sklearn.svm import SVC, LinearSVC
 
 from serlib.base import metrics
 from serlib.base.config import Config
@@ -96,15 +96,43 @@ def labels_of(manifest: pd.DataFrame) -> np.ndarray:
     return np.asarray([lookup[e] for e in manifest["emotion"]], dtype=np.int64)
 
 
-def fit_svm(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Any:
-    """A standardised linear SVM with C chosen by GroupKFold over ``groups`` (the training sessions)."""
+ESTIMATORS = ("svc", "linear_svc")
+"""``svc``: ``SVC(kernel="linear")``, one-vs-one, hinge loss (serlib's reference, ``PARAMETERS``);
+``linear_svc``: ``LinearSVC``, one-vs-rest, squared hinge (liblinear), as many eGeMAPS baselines use."""
+
+
+def svm_estimator(estimator: str = "svc", class_weight: str | None = "balanced") -> Any:
+    """The standardised linear SVM pipeline: ``estimator`` one of ``ESTIMATORS``; ``class_weight``
+    ``"balanced"`` or None."""
+    if estimator not in ESTIMATORS:
+        raise BaselineError(f"SVM estimator {estimator!r}: choose one of {ESTIMATORS}")
+    if class_weight not in ("balanced", None):
+        raise BaselineError(f"SVM class_weight {class_weight!r}: choose 'balanced' or None")
+    model = (
+        SVC(kernel="linear", class_weight=class_weight)
+        if estimator == "svc"
+        else LinearSVC(class_weight=class_weight, max_iter=100_000, random_state=SEED)
+    )
+    return Pipeline([("scale", StandardScaler()), ("svm", model)])
+
+
+def fit_svm(
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    estimator: str = "svc",
+    class_weight: str | None = "balanced",
+    c_grid: Sequence[float] = C_GRID,
+) -> Any:
+    """A standardised linear SVM with C chosen by GroupKFold over ``groups`` (the training sessions);
+    the defaults are serlib's reference (``PARAMETERS``), the others the variants of
+    ``docs/probes/svm_variants.py``."""
     sessions = sorted(set(np.asarray(groups).tolist()))
     if len(sessions) < 2:
         raise BaselineError("tuning C needs at least 2 training sessions (GroupKFold over sessions)")
-    pipeline = Pipeline([("scale", StandardScaler()), ("svm", SVC(kernel="linear", class_weight="balanced"))])
     search = GridSearchCV(
-        pipeline,
-        {"svm__C": list(C_GRID)},
+        svm_estimator(estimator, class_weight),
+        {"svm__C": list(c_grid)},
         scoring="balanced_accuracy",
         cv=GroupKFold(n_splits=len(sessions)),
         refit=True,
@@ -112,6 +140,16 @@ def fit_svm(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Any
     )
     search.fit(features, labels, groups=groups)
     return search
+
+
+def inner_curve(search: Any) -> dict[str, float]:
+    """The inner-CV UAR (mean over the inner folds) of each candidate C of a fitted ``fit_svm``."""
+    return {
+        f"{float(c):g}": float(score)
+        for c, score in zip(
+            search.cv_results_["param_svm__C"], search.cv_results_["mean_test_score"], strict=True
+        )
+    }
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -344,6 +382,7 @@ def table_with_baseline(output_dir: str | Path) -> str:
                 f"{test['t_p']:.3f}, Wilcoxon p {test['wilcoxon_p']:.3f}."
             )
     text = table_markdown(protocol, table)
+    text += "\n" + c_markdown(root, protocol)
     text += (
         f"\n{CONDITION}: eGeMAPSv02 functionals (88) + standardised linear SVM, C tuned by GroupKFold over the "
         f"training sessions; deterministic, so one run per fold (no interval over seeds); its Δ is against "
@@ -354,6 +393,38 @@ def table_with_baseline(output_dir: str | Path) -> str:
     write_csv(table, root / "table1_with_svm.csv", float_format="%.4f")
     write_text(text, root / "table1_with_svm.md")
     return text
+
+
+def c_markdown(output_dir: str | Path, protocol: dict[str, Any]) -> str:
+    """Per SVM run: the chosen C, its inner-CV UAR and the inner-CV curve (UAR % by C), from each
+    run's ``metrics.json``, so the tuning is visible in the report."""
+    rows = []
+    for setting, description in protocol["settings"].items():
+        for fold in description["folds"]:
+            path = run_folder(output_dir, setting, CONDITION, SEED, fold) / "metrics.json"
+            if path.is_file():
+                stored = json.loads(path.read_text(encoding="utf-8"))
+                rows.append((setting, fold, stored))
+    if not rows:
+        return ""
+    grid = list(rows[0][2].get("inner_cv_uar_by_c", {}))
+    lines = [
+        f"{CONDITION}: chosen C per fold and the inner-CV UAR (%, GroupKFold over the training sessions) by C:",
+        "",
+        "| setting | fold | test UAR | chosen C | inner UAR at C | "
+        + " | ".join(f"C={float(c):g}" for c in grid)
+        + " |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(grid),
+    ]
+    for setting, fold, stored in rows:
+        curve = stored.get("inner_cv_uar_by_c", {})
+        lines.append(
+            f"| {setting} | {fold} | {100 * stored['uar']:.2f} | {stored.get('best_c', math.nan):g} | "
+            f"{100 * stored.get('inner_cv_uar', math.nan):.2f} | "
+            + " | ".join(f"{100 * curve[c]:.1f}" if c in curve else "–" for c in grid)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def confusion_markdown(output_dir: str | Path) -> str:
