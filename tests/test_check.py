@@ -1,0 +1,185 @@
+"""`serlib check` (issue 34): the expected range, the comparison hash, the shipped references, and the
+check of a tiny protocol run against a reference made from it (agrees), of the same run with its
+predictions permuted (outside, exit 1) and with another configuration (not comparable, exit 3)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_pipeline import tiny_config
+
+from serlib.app import cli
+from serlib.base import config as config_module
+from serlib.base import provenance
+from serlib.protocol import check
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the rule -------------------------------------------------------------------------------------------
+def test_expected_range_is_the_prediction_interval_of_a_mean_of_n_seeds():
+    # sd 2 over 10 reference seeds, 4 seeds of yours: t_{0.975, 9} = 2.2621571628 (tables),
+    # half-width 2.2621571628 * 2 * sqrt(1/4 + 1/10) = 2.676618...
+    low, high = check.expected_range(50.0, 2.0, n_reference=10, n_yours=4)
+    half = 2.2621571628 * 2.0 * math.sqrt(0.25 + 0.1)
+    assert low == pytest.approx(50.0 - half, abs=1e-6) and high == pytest.approx(50.0 + half, abs=1e-6)
+    # more seeds of yours narrow it towards the reference's own uncertainty, never below it
+    one = check.expected_range(50.0, 2.0, 10, 1)
+    many = check.expected_range(50.0, 2.0, 10, 10_000)
+    assert one[1] - one[0] > high - low > many[1] - many[0] > 2 * 2.2621571628 * 2.0 * math.sqrt(0.1) - 1e-9
+    # a stricter level is wider; no spread without two reference seeds
+    wide = check.expected_range(50.0, 2.0, 10, 4, level=0.99)
+    assert wide[1] - wide[0] > high - low
+    assert all(math.isnan(v) for v in check.expected_range(50.0, 2.0, n_reference=1, n_yours=4))
+
+
+def test_range_constant_is_the_expected_range_of_normal_draws():
+    assert check.range_constant(2) == pytest.approx(2.0 / math.sqrt(math.pi), abs=1e-6)  # 1.1284
+    assert check.range_constant(10) == pytest.approx(3.0775, abs=1e-4)  # the control-chart table's d2
+
+
+def test_comparison_hash_ignores_seeds_paths_and_workers_but_not_parameters(tmp_path: Path):
+    demo = config_module.load_preset("demo")
+    key = check.comparison_hash(demo)
+    same = config_module.override(
+        demo,
+        output_dir=str(tmp_path),
+        **{"protocol.seeds": [0, 1, 2, 3], "protocol.n_jobs": 1, "acnn.implementation": "reference"},
+    )
+    assert check.comparison_hash(same) == key
+    other = config_module.override(demo, **{"acnn.epochs": 16})
+    assert check.comparison_hash(other) != key
+    assert check.config_differences(check.comparison_config(other), check.comparison_config(demo)) == [
+        ("acnn.epochs", 16, 15)
+    ]
+
+
+# -- the shipped references ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [("demo", "demo"), ("paper", "paper"), ("nemo", "configs/nemo.yaml"), ("emodb", "configs/emodb.yaml")],
+)
+def test_shipped_reference_belongs_to_its_configuration(name: str, source: str):
+    reference = check.load_reference(name)
+    config = config_module.load_preset(source) if "/" not in source else config_module.load(ROOT / source)
+    assert reference.meta["comparison_sha256"] == check.comparison_hash(config), (
+        f"{source} changed since serlib/references/{name}.json was written: its reference no longer "
+        f"describes it; re-run the command of {name}.json ({reference.meta.get('command')})"
+    )
+    cells = reference.cells()
+    assert set(cells["quantity"]) == {"mean", "delta"}
+    assert (cells["sd"] > 0).all() and (cells["n"] >= 3).all()
+
+
+def test_demo_reference_holds_ten_seeds_of_every_table1_cell():
+    reference = check.load_reference("demo")
+    counts = reference.values.groupby(["setting", "condition"])["seed"].nunique()
+    assert len(counts) == 10 and (counts == 10).all()
+    assert reference.meta["machine"]["model"] and reference.meta["command"]
+    assert reference.meta["packages"]["tensorflow"] or reference.meta["packages"]["tensorflow-cpu"]
+
+
+def test_paper_reference_estimates_its_sd_from_the_range_of_ten_seeds():
+    cells = check.load_reference("paper").cells().set_index(["setting", "condition", "quantity"])
+    bl = cells.loc[("within", "BL", "mean")]
+    assert bl["value"] == pytest.approx(58.03) and bl["n"] == 10
+    assert bl["sd"] == pytest.approx((59.12 - 56.78) / 3.0775, rel=1e-3)
+    ft = cells.loc[("cross", "fT", "delta")]
+    assert ft["value"] == pytest.approx(45.76 - 42.99)
+    sd_ft, sd_bl = (46.69 - 45.02) / 3.0775, (44.14 - 42.19) / 3.0775
+    assert ft["sd"] == pytest.approx(math.hypot(sd_ft, sd_bl), rel=1e-3)
+
+
+# -- a tiny protocol run, checked ---------------------------------------------------------------------
+SEEDS = [0, 1, 2, 3, 4]
+# Within the tiny labeled corpus (3 sessions = 3 folds, 96 utterances) with an ACNN that learns: BL
+# 39-48 % and sT 49-52 % over seeds 0-2 on the development machine, where permuted predictions give
+# chance (25 %). Five seeds: the expected range of a cell is then about +-2.5 seed sds wide.
+TINY_CHANGES = {
+    "protocol.seeds": SEEDS,
+    "protocol.within_corpus": "emo",
+    "protocol.cross_corpus_train": None,
+    "protocol.cross_corpus_test": None,
+    "demo_corpus.labeled_sessions": 3,
+    "demo_corpus.utterances_per_speaker_emotion": 4,
+    "acnn.filters": 32,
+    "acnn.epochs": 12,
+    "acnn.learning_rate": 0.005,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny protocol over three seeds (a run folder with provenance) and a reference made from it."""
+    from serlib.protocol import grid  # noqa: PLC0415 - TensorFlow only for the tests that train
+
+    base = tmp_path_factory.mktemp("check")
+    config = tiny_config(base / "run", **TINY_CHANGES)
+    provenance.record(config.output_path, config)
+    grid.run_protocol(config, progress=False)
+    references = base / "references"
+    check.write_reference(config.output_path, "tiny", command="tests/test_check.py", references=references)
+    return config.output_path, references
+
+
+def _copy(run: Path, target: Path) -> Path:
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns("cache", "data"))
+    return target
+
+
+def _cli(folder: Path, references: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(check, "references_dir", lambda: references)
+    status = cli.main(["check", str(folder)])
+    return status, capsys.readouterr().out
+
+
+def test_a_run_agrees_with_a_reference_made_from_the_same_code(tiny_run, monkeypatch, capsys):
+    run, references = tiny_run
+    result = check.check_run(run, references=references)
+    assert result.comparable and result.reference == "tiny"
+    checked = result.cells[result.cells["verdict"].isin([check.AGREES, check.OUTSIDE])]
+    assert len(checked) == 3  # within: BL and sT means, sT - BL
+    assert (checked["verdict"] == check.AGREES).all(), check.check_markdown(result)
+    assert (checked["n_yours"] == len(SEEDS)).all()
+    status, out = _cli(run, references, monkeypatch, capsys)
+    assert status == 0 and "all 3 cells agree" in out
+
+
+def test_permuted_predictions_are_outside_the_spread_and_exit_non_zero(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    run, references = tiny_run
+    broken = _copy(run, tmp_path / "permuted")
+    rng = np.random.default_rng(0)
+    for path in sorted(broken.glob("results/*/*/seed*/fold*/predictions.csv")):
+        frame = pd.read_csv(path)
+        frame["predicted"] = rng.permutation(frame["predicted"].to_numpy())
+        frame.to_csv(path, index=False)
+    result = check.check_run(broken, references=references)
+    means = result.cells[result.cells["quantity"] == "mean"]
+    assert (means["yours"] < means["reference"]).all()  # the stored metrics.json is not what counts
+    assert (means["verdict"] == check.OUTSIDE).any(), check.check_markdown(result)
+    assert any("differs from their predictions.csv" in note for note in result.notes)
+    assert any(line.startswith("seeds:") for line in result.differences)
+    status, out = _cli(broken, references, monkeypatch, capsys)
+    assert status == check.EXIT_OUTSIDE and check.OUTSIDE in out and "What differs" in out
+
+
+def test_a_run_of_another_configuration_is_not_comparable(tiny_run, tmp_path, monkeypatch, capsys):
+    run, references = tiny_run
+    other = _copy(run, tmp_path / "other")
+    path = other / "results" / "protocol.json"
+    protocol = json.loads(path.read_text(encoding="utf-8"))
+    protocol["config"]["acnn"]["epochs"] += 1
+    path.write_text(json.dumps(protocol), encoding="utf-8")
+    result = check.check_run(other, references=references)
+    assert not result.comparable and result.verdict == check.NOT_COMPARABLE
+    assert any(line.startswith("acnn.epochs:") for line in result.differences)
+    status, out = _cli(other, references, monkeypatch, capsys)
+    assert status == check.EXIT_NOT_COMPARABLE and "not comparable" in out and "disagree" not in out
