@@ -33,6 +33,7 @@ LONGEST_FIRST = (
     "test_notebooks",
     "test_experiments",
     "test_cluster",
+    "test_check",
     "test_acnn",
     "test_emodb_validation",
     "test_determinism",

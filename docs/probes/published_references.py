@@ -64,6 +64,7 @@ def _meta(name: str, config: config_module.Config, fmt: str, seeds: list[int], s
         "comparison_sha256": check.comparison_hash(config),
         "config_sha256": provenance.config_hash(config),
         "config": check.comparison_config(config),
+        "conditions": [c.model_dump(mode="json") for c in config.protocol.conditions],
         "seeds": seeds,
         "command": COMMAND,
         "source": source,

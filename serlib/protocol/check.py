@@ -66,6 +66,7 @@ COMPARISON_EXCLUDED = (
     "acnn.jit_compile",
     "acnn.implementation",
     "protocol.seeds",
+    "protocol.conditions",  # compared one by one (``condition_differences``): a run of some of them is comparable
     "protocol.n_jobs",
     "protocol.scheduler_address",
     "protocol.figure2_condition",
@@ -121,6 +122,24 @@ def config_differences(
         elif a != b:
             changed.append((f"{prefix}{key}", a, b))
     return changed
+
+
+def _conditions(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in data.get("protocol", {}).get("conditions", [])}
+
+
+def condition_differences(
+    run_config: dict[str, Any], reference_conditions: list[dict[str, Any]]
+) -> dict[str, str]:
+    """``{condition: why}`` for the run's conditions that the reference lacks or defines otherwise."""
+    theirs = {c["name"]: c for c in reference_conditions}
+    why = {}
+    for name, mine in _conditions(run_config).items():
+        if name not in theirs:
+            why[name] = "the reference has no such condition"
+        elif mine != theirs[name]:
+            why[name] = f"defined otherwise: yours {json.dumps(mine)}, reference {json.dumps(theirs[name])}"
+    return why
 
 
 # -- the expected range --------------------------------------------------------------------------------
@@ -295,7 +314,13 @@ def run_scores(folder: str | Path) -> RunScores:
     """Per (setting, condition, seed): the mean over the seed's folds of the UARs recomputed from each
     run's predictions (seeds missing a fold are left out, with a note)."""
     root = results_root(folder)
-    protocol, runs = collect_runs(root)
+    try:
+        protocol, runs = collect_runs(root)
+    except (KeyError, TypeError) as error:
+        raise CheckError(
+            f"{root / 'results' / 'protocol.json'} lacks {error} (not written by this serlib's protocol): "
+            "re-run `serlib evaluate` for this folder"
+        ) from None
     notes: list[str] = []
     rows = []
     mismatched = 0
@@ -355,7 +380,10 @@ class CheckResult:
     def exit_status(self) -> int:
         if not self.comparable:
             return EXIT_NOT_COMPARABLE
-        return EXIT_OUTSIDE if len(self.outside) else EXIT_AGREES
+        if len(self.outside):
+            return EXIT_OUTSIDE
+        partly = self.cells["verdict"].str.startswith(NOT_COMPARABLE).any() if len(self.cells) else False
+        return EXIT_NOT_COMPARABLE if partly else EXIT_AGREES
 
     @property
     def verdict(self) -> str:
@@ -364,7 +392,12 @@ class CheckResult:
         checked = self.cells[self.cells["verdict"].isin([AGREES, OUTSIDE])]
         if len(self.outside):
             return f"{len(self.outside)} of {len(checked)} cells {OUTSIDE}"
-        return f"all {len(checked)} cells agree"
+        if checked.empty:
+            return "nothing to check: no cell of the run has a reference value"
+        others = len(self.cells) - len(checked) - int(self.cells["verdict"].str.startswith("n/a").sum())
+        return f"all {len(checked)} cells agree" + (
+            f" ({others} not checked: see the table)" if others else ""
+        )
 
 
 def _run_cells(scores: pd.DataFrame, baseline: str) -> dict[tuple[str, str, str], tuple[float, int]]:
@@ -411,6 +444,11 @@ def check_run(
             for condition in conditions:
                 rows.append(_row(setting, condition, quantity, mine, ref_cells, chosen.baseline))
     cells = pd.DataFrame(rows)
+    differing = condition_differences(run.config, chosen.meta.get("conditions", []))
+    for index, row in cells.iterrows():
+        culprit = next((c for c in (row["condition"], chosen.baseline) if c in differing), None)
+        if culprit is not None and (culprit == row["condition"] or row["quantity"] == "delta"):
+            cells.loc[index, "verdict"] = f"{NOT_COMPARABLE} ({culprit} {differing[culprit]})"
     checkable = int((cells["verdict"] == "pending").sum())
     level = 1.0 - alpha / max(checkable, 1)
     for index, row in cells[cells["verdict"] == "pending"].iterrows():
@@ -639,6 +677,7 @@ def write_reference(
         "comparison_sha256": comparison_hash(data),
         "config_sha256": provenance.config_hash(config_module.from_dict(data)),
         "config": comparison_config(data),
+        "conditions": data["protocol"]["conditions"],
         "seeds": sorted(int(s) for s in run.scores["seed"].unique()),
         "commit": record.get("serlib", {}).get("commit"),
         "dirty": record.get("serlib", {}).get("dirty"),
