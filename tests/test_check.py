@@ -17,7 +17,7 @@ from tiny_pipeline import tiny_config
 from serlib.app import cli
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import check
+from serlib.protocol import check, references
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,38 +40,38 @@ def test_expected_range_is_the_prediction_interval_of_a_mean_of_n_seeds():
 
 
 def test_range_constant_is_the_expected_range_of_normal_draws():
-    assert check.range_constant(2) == pytest.approx(2.0 / math.sqrt(math.pi), abs=1e-6)  # 1.1284
-    assert check.range_constant(10) == pytest.approx(3.0775, abs=1e-4)  # the control-chart table's d2
+    assert references.range_constant(2) == pytest.approx(2.0 / math.sqrt(math.pi), abs=1e-6)  # 1.1284
+    assert references.range_constant(10) == pytest.approx(3.0775, abs=1e-4)  # the control-chart table's d2
 
 
 def test_comparison_hash_ignores_seeds_paths_and_workers_but_not_parameters(tmp_path: Path):
     demo = config_module.load_preset("demo")
-    key = check.comparison_hash(demo)
+    key = references.comparison_hash(demo)
     same = config_module.override(
         demo,
         output_dir=str(tmp_path),
         **{"protocol.seeds": [0, 1, 2, 3], "protocol.n_jobs": 1, "acnn.implementation": "reference"},
     )
-    assert check.comparison_hash(same) == key
+    assert references.comparison_hash(same) == key
     other = config_module.override(demo, **{"acnn.epochs": 16})
-    assert check.comparison_hash(other) != key
-    assert check.config_differences(check.comparison_config(other), check.comparison_config(demo)) == [
-        ("acnn.epochs", 16, 15)
-    ]
+    assert references.comparison_hash(other) != key
+    assert references.config_differences(
+        references.comparison_config(other), references.comparison_config(demo)
+    ) == [("acnn.epochs", 16, 15)]
 
 
 def test_a_subset_of_the_conditions_is_comparable_and_a_redefined_one_is_named():
     demo = config_module.load_preset("demo")
     reference = [c.model_dump(mode="json") for c in demo.protocol.conditions]
     subset = config_module.keep_conditions(demo, ["BL", "fT"])
-    assert check.comparison_hash(subset) == check.comparison_hash(demo)
-    assert check.condition_differences(subset.model_dump(mode="json"), reference) == {}
+    assert references.comparison_hash(subset) == references.comparison_hash(demo)
+    assert references.condition_differences(subset.model_dump(mode="json"), reference) == {}
     changed = subset.model_dump(mode="json")
     changed["protocol"]["conditions"][1]["autoencoder_epochs"] = 3
     changed["protocol"]["conditions"].append(
         {"name": "X", "autoencoder_corpus": "none", "autoencoder_epochs": None}
     )
-    why = check.condition_differences(changed, reference)
+    why = references.condition_differences(changed, reference)
     assert set(why) == {"fT", "X"} and "defined otherwise" in why["fT"] and "no such condition" in why["X"]
 
 
@@ -81,9 +81,9 @@ def test_a_subset_of_the_conditions_is_comparable_and_a_redefined_one_is_named()
     [("demo", "demo"), ("paper", "paper"), ("nemo", "configs/nemo.yaml"), ("emodb", "configs/emodb.yaml")],
 )
 def test_shipped_reference_belongs_to_its_configuration(name: str, source: str):
-    reference = check.load_reference(name)
+    reference = references.load_reference(name)
     config = config_module.load_preset(source) if "/" not in source else config_module.load(ROOT / source)
-    assert reference.meta["comparison_sha256"] == check.comparison_hash(config), (
+    assert reference.meta["comparison_sha256"] == references.comparison_hash(config), (
         f"{source} changed since serlib/references/{name}.json was written: its reference no longer "
         f"describes it; re-run the command of {name}.json ({reference.meta.get('command')})"
     )
@@ -93,7 +93,7 @@ def test_shipped_reference_belongs_to_its_configuration(name: str, source: str):
 
 
 def test_demo_reference_holds_the_same_seeds_for_every_table1_cell():
-    reference = check.load_reference("demo")
+    reference = references.load_reference("demo")
     counts = reference.values.groupby(["setting", "condition"])["seed"].nunique()
     assert len(counts) == 10 and (counts == len(reference.meta["seeds"])).all() and counts.min() >= 5
     assert reference.meta["machine"]["model"] and reference.meta["command"]
@@ -101,7 +101,7 @@ def test_demo_reference_holds_the_same_seeds_for_every_table1_cell():
 
 
 def test_paper_reference_estimates_its_sd_from_the_range_of_ten_seeds():
-    cells = check.load_reference("paper").cells().set_index(["setting", "condition", "quantity"])
+    cells = references.load_reference("paper").cells().set_index(["setting", "condition", "quantity"])
     bl = cells.loc[("within", "BL", "mean")]
     assert bl["value"] == pytest.approx(58.03) and bl["n"] == 10
     assert bl["sd"] == pytest.approx((59.12 - 56.78) / 3.0775, rel=1e-3)
@@ -138,9 +138,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config = tiny_config(base / "run", **TINY_CHANGES)
     provenance.record(config.output_path, config)
     grid.run_protocol(config, progress=False)
-    references = base / "references"
-    check.write_reference(config.output_path, "tiny", command="tests/test_check.py", references=references)
-    return config.output_path, references
+    refs = base / "references"
+    check.write_reference(config.output_path, "tiny", command="tests/test_check.py", references=refs)
+    return config.output_path, refs
 
 
 def _copy(run: Path, target: Path) -> Path:
@@ -148,22 +148,21 @@ def _copy(run: Path, target: Path) -> Path:
     return target
 
 
-def _cli(folder: Path, references: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
-    monkeypatch.setattr(check, "references_dir", lambda: references)
-    status = cli.main(["check", str(folder)])
+def _cli(folder: Path, folder_of_references: Path, capsys) -> tuple[int, str]:
+    status = cli.main(["check", str(folder), "--references", str(folder_of_references)])
     return status, capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_a_run_agrees_with_a_reference_made_from_the_same_code(tiny_run, monkeypatch, capsys):
-    run, references = tiny_run
-    result = check.check_run(run, references=references)
+def test_a_run_agrees_with_a_reference_made_from_the_same_code(tiny_run, capsys):
+    run, refs = tiny_run
+    result = check.check_run(run, references=refs)
     assert result.comparable and result.reference == "tiny"
     checked = result.cells[result.cells["verdict"].isin([check.AGREES, check.OUTSIDE])]
     assert len(checked) == 3  # within: BL and sT means, sT - BL
     assert (checked["verdict"] == check.AGREES).all(), check.check_markdown(result)
     assert (checked["n_yours"] == len(SEEDS)).all()
-    status, out = _cli(run, references, monkeypatch, capsys)
+    status, out = _cli(run, refs, capsys)
     assert status == 0 and "all 3 cells agree" in out
 
 
@@ -171,35 +170,35 @@ def test_a_run_agrees_with_a_reference_made_from_the_same_code(tiny_run, monkeyp
 def test_permuted_predictions_are_outside_the_spread_and_exit_non_zero(
     tiny_run, tmp_path, monkeypatch, capsys
 ):
-    run, references = tiny_run
+    run, refs = tiny_run
     broken = _copy(run, tmp_path / "permuted")
     rng = np.random.default_rng(0)
     for path in sorted(broken.glob("results/*/*/seed*/fold*/predictions.csv")):
         frame = pd.read_csv(path)
         frame["predicted"] = rng.permutation(frame["predicted"].to_numpy())
         frame.to_csv(path, index=False)
-    result = check.check_run(broken, references=references)
+    result = check.check_run(broken, references=refs)
     means = result.cells[result.cells["quantity"] == "mean"]
     assert (means["yours"] < means["reference"]).all()  # the stored metrics.json is not what counts
     assert (means["verdict"] == check.OUTSIDE).any(), check.check_markdown(result)
     assert any("differs from their predictions.csv" in note for note in result.notes)
     assert any(line.startswith("seeds:") for line in result.differences)
-    status, out = _cli(broken, references, monkeypatch, capsys)
+    status, out = _cli(broken, refs, capsys)
     assert status == check.EXIT_OUTSIDE and check.OUTSIDE in out and "What differs" in out
 
 
 @pytest.mark.slow
-def test_a_run_of_another_configuration_is_not_comparable(tiny_run, tmp_path, monkeypatch, capsys):
-    run, references = tiny_run
+def test_a_run_of_another_configuration_is_not_comparable(tiny_run, tmp_path, capsys):
+    run, refs = tiny_run
     other = _copy(run, tmp_path / "other")
     path = other / "results" / "protocol.json"
     protocol = json.loads(path.read_text(encoding="utf-8"))
     protocol["config"]["acnn"]["epochs"] += 1
     path.write_text(json.dumps(protocol), encoding="utf-8")
-    result = check.check_run(other, references=references)
+    result = check.check_run(other, references=refs)
     assert not result.comparable and result.verdict == check.NOT_COMPARABLE
     assert any(line.startswith("acnn.epochs:") for line in result.differences)
-    status, out = _cli(other, references, monkeypatch, capsys)
+    status, out = _cli(other, refs, capsys)
     assert status == check.EXIT_NOT_COMPARABLE and "not comparable" in out and "disagree" not in out
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from serlib.base import config as config_module
 from serlib.base import provenance
 from serlib.base.files import write_csv, write_json
-from serlib.protocol import check
+from serlib.protocol import references
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python docs/probes/published_references.py"
@@ -61,9 +61,9 @@ def _meta(name: str, config: config_module.Config, fmt: str, seeds: list[int], s
         "preset": config.name,
         "format": fmt,
         "baseline": "BL",
-        "comparison_sha256": check.comparison_hash(config),
+        "comparison_sha256": references.comparison_hash(config),
         "config_sha256": provenance.config_hash(config),
-        "config": check.comparison_config(config),
+        "config": references.comparison_config(config),
         "conditions": [c.model_dump(mode="json") for c in config.protocol.conditions],
         "seeds": seeds,
         "command": COMMAND,
@@ -79,7 +79,7 @@ def write(name: str, values: pd.DataFrame, meta: dict, folder: Path) -> None:
 
 
 def main(folder: Path | None = None) -> None:
-    folder = check.references_dir() if folder is None else folder
+    folder = references.references_dir() if folder is None else folder
     paper = config_module.load_preset("paper")
     rows = [
         {"setting": s, "condition": c, "seeds": 10, "mean": mean, "min": low, "max": high}

@@ -156,7 +156,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from serlib.protocol import check  # noqa: PLC0415 - handlers import what they run
 
-    result = check.check_run(args.folder, reference=args.reference)
+    result = check.check_run(args.folder, reference=args.reference, references=args.references)
     print(check.check_markdown(result), end="")
     # 0: every cell agrees; 1: a cell is outside the expected spread; 3: not comparable (another config)
     return result.exit_status
@@ -335,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
     check.add_argument(
         "--reference", default=None, help="a reference of serlib/references by name (default: by config hash)"
+    )
+    check.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="folder of references (<name>.csv + <name>.json) instead of the shipped serlib/references",
     )
     check.set_defaults(handler=_cmd_check)
 
