@@ -35,6 +35,7 @@ LONGEST_FIRST = (
     "tiny_notebooks",
     "test_experiments",
     "test_cluster",
+    "test_check",
     "test_acnn",
     "test_emodb_validation",
     "test_determinism",

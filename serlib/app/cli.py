@@ -156,6 +156,15 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     return 1 if differs else 0  # 1: this environment is not the recorded one (like diff)
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from serlib.protocol import check  # noqa: PLC0415 - handlers import what they run
+
+    result = check.check_run(args.folder, reference=args.reference, references=args.references)
+    print(check.check_markdown(result), end="")
+    # 0: every cell agrees; 1: a cell is outside the expected spread; 3: not comparable (another config)
+    return result.exit_status
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from serlib.app import reproduce  # noqa: PLC0415 - handlers import what they run (module docstring)
 
@@ -362,6 +371,23 @@ def build_parser() -> argparse.ArgumentParser:
     provenance.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
     provenance.add_argument("--json", action="store_true", help="print the record as stored")
     provenance.set_defaults(handler=_cmd_provenance)
+
+    check = commands.add_parser(
+        "check",
+        help="does a run's Table 1 agree with the shipped reference, within the spread its seeds allow? "
+        "(exit 0 agrees, 1 a cell outside, 3 not comparable)",
+    )
+    check.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
+    check.add_argument(
+        "--reference", default=None, help="a reference of serlib/references by name (default: by config hash)"
+    )
+    check.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="folder of references (<name>.csv + <name>.json) instead of the shipped serlib/references",
+    )
+    check.set_defaults(handler=_cmd_check)
 
     download = commands.add_parser(
         "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"

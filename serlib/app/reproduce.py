@@ -356,6 +356,7 @@ def _execute(
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
     _print_table1(out_dir)
     _report(out_dir)
+    _check(out_dir)
     return 0
 
 
@@ -370,6 +371,17 @@ def _print_table1(out_dir: Path) -> None:
         return
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     print(f"\nTable 1 ({path}), UAR in %:", *lines[start:end], sep="\n", flush=True)
+
+
+def _check(out_dir: Path) -> None:
+    """Print ``serlib check``'s verdict for every Table 1 cell (information: the reproduction ran, so its
+    exit status stays 0; ``serlib check DIR`` exits non-zero where a cell is outside)."""
+    from serlib.protocol import check  # noqa: PLC0415  (scipy's statistics: not for every kernel)
+
+    try:
+        print(check.check_markdown(check.check_run(out_dir)), end="", flush=True)
+    except (ValueError, OSError) as error:
+        print(f"serlib reproduce: no check ({error}); retry with serlib check {out_dir}", file=sys.stderr)
 
 
 def _report(out_dir: Path) -> None:

@@ -185,5 +185,6 @@ def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[s
         "figure2_condition": config.protocol.figure2_condition,
         "fingerprints": {f"{setting}/{name}": value for (setting, name), value in fingerprints.items()},
         "provenance": provenance.table_stamp(config),  # commit and config hash for Table 1's header line
+        "config": config.model_dump(mode="json"),  # what `serlib check` compares with a reference
     }
     write_json(protocol, Path(config.output_dir) / "results" / "protocol.json")

@@ -1,0 +1,251 @@
+"""The references of ``serlib check`` (``serlib/references/<name>.csv`` + ``<name>.json``) and the
+comparison hash that says which reference a run belongs to.
+
+A reference holds Table 1 of one configuration, UAR in %: per-seed values (``setting, condition, seed,
+uar``: the demo's reference grid, the real-speech runs) or a summary over seeds (``setting, condition,
+seeds, mean, min, max``: the paper's Table 1, whose sd is estimated from its range). Its JSON holds the
+comparison hash, the configuration without the excluded keys, the conditions, seeds, machine,
+versions, commit and the command that made it. ``Reference.cells`` gives every cell's value, seed
+standard deviation and seed count, for the seed mean and the difference to BL.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, stats
+
+from serlib.base import config as config_module
+from serlib.protocol.labeled import ProtocolError
+
+REFERENCES_FOLDER = "references"  # inside the serlib package (package data)
+# Parts of the configuration that cannot change a Table 1 value: where things are, how many workers,
+# which seeds (the check compares seed spreads), the jit switches and the ACNN implementation (the same
+# function within float32 rounding, like another CPU), and what Table 1 does not show.
+COMPARISON_EXCLUDED = (
+    "name",
+    "output_dir",
+    "cache_dir",
+    "figures_dir",
+    "corpora.*.root",
+    "features.n_jobs",
+    "autoencoder.encode_batch_size",
+    "autoencoder.jit_compile",
+    "autoencoder.mixed_precision",
+    "autoencoder.distribution",
+    "acnn.jit_compile",
+    "acnn.implementation",
+    "protocol.seeds",
+    "protocol.conditions",  # compared one by one (``condition_differences``): a run of some of them is comparable
+    "protocol.n_jobs",
+    "protocol.scheduler_address",
+    "protocol.figure2_condition",
+    "protocol.cross_corpus_matrix",
+    "protocol.egemaps_svm",
+    "tsne",
+)
+
+
+class ReferencesError(ProtocolError):
+    """A reference cannot be read; the message names the file and the fix."""
+
+
+# -- the comparison hash -------------------------------------------------------------------------------
+def comparison_config(config: config_module.Config | dict[str, Any]) -> dict[str, Any]:
+    """The configuration as a plain dict without the ``COMPARISON_EXCLUDED`` keys."""
+    data = copy.deepcopy(config if isinstance(config, dict) else config.model_dump(mode="json"))
+    for dotted in COMPARISON_EXCLUDED:
+        _drop(data, dotted.split("."))
+    return data
+
+
+def _drop(node: Any, parts: list[str]) -> None:
+    if not isinstance(node, dict) or not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    children = list(node) if head == "*" else [head]
+    for key in children:
+        if key not in node:
+            continue
+        if rest:
+            _drop(node[key], rest)
+        else:
+            del node[key]
+
+
+def comparison_hash(config: config_module.Config | dict[str, Any]) -> str:
+    """sha256 of ``comparison_config``: equal hashes, the same experiment up to seeds and machine."""
+    text = json.dumps(comparison_config(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_differences(
+    mine: dict[str, Any], theirs: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, mine, theirs)`` of every leaf that differs between two comparison configs."""
+    changed: list[tuple[str, Any, Any]] = []
+    for key in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(key, "absent"), theirs.get(key, "absent")
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append((f"{prefix}{key}", a, b))
+    return changed
+
+
+def _conditions(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in data.get("protocol", {}).get("conditions", [])}
+
+
+def condition_differences(
+    run_config: dict[str, Any], reference_conditions: list[dict[str, Any]]
+) -> dict[str, str]:
+    """``{condition: why}`` for the run's conditions that the reference lacks or defines otherwise."""
+    theirs = {c["name"]: c for c in reference_conditions}
+    why = {}
+    for name, mine in _conditions(run_config).items():
+        if name not in theirs:
+            why[name] = "the reference has no such condition"
+        elif mine != theirs[name]:
+            why[name] = f"defined otherwise: yours {json.dumps(mine)}, reference {json.dumps(theirs[name])}"
+    return why
+
+
+def range_constant(n: int) -> float:
+    """d2(n): the expected range of n independent standard normal draws (d2(10) = 3.0775)."""
+    if n < 2:
+        return math.nan
+
+    def integrand(x: float) -> float:
+        return float(1.0 - stats.norm.cdf(x) ** n - (1.0 - stats.norm.cdf(x)) ** n)
+
+    return float(integrate.quad(integrand, -np.inf, np.inf)[0])
+
+
+# -- references -------------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """One shipped reference: its metadata (``<name>.json``) and values (``<name>.csv``, UAR in %)."""
+
+    name: str
+    meta: dict[str, Any]
+    values: pd.DataFrame
+
+    @property
+    def per_seed(self) -> bool:
+        return "seed" in self.values.columns
+
+    @property
+    def baseline(self) -> str:
+        return str(self.meta.get("baseline", "BL"))
+
+    def cells(self) -> pd.DataFrame:
+        """One row per (setting, condition, quantity): value, sd, n, sd source."""
+        rows = []
+        for (setting, condition), group in self.values.groupby(["setting", "condition"], sort=False):
+            base = self.values[
+                (self.values["setting"] == setting) & (self.values["condition"] == self.baseline)
+            ]
+            if self.per_seed:
+                uar = group.set_index("seed")["uar"].astype(float)
+                rows.append(_cell(setting, condition, "mean", uar.mean(), uar.std(ddof=1), len(uar), "seeds"))
+                if condition != self.baseline and not base.empty:
+                    diff = (uar - base.set_index("seed")["uar"].astype(float)).dropna()
+                    rows.append(
+                        _cell(
+                            setting,
+                            condition,
+                            "delta",
+                            diff.mean(),
+                            diff.std(ddof=1),
+                            len(diff),
+                            "paired seeds",
+                        )
+                    )
+                continue
+            row = group.iloc[0]
+            n = int(row["seeds"])
+            sd, source = _summary_sd(row, n)
+            rows.append(_cell(setting, condition, "mean", float(row["mean"]), sd, n, source))
+            if condition != self.baseline and not base.empty:
+                base_row = base.iloc[0]
+                base_sd, _ = _summary_sd(base_row, int(base_row["seeds"]))
+                rows.append(
+                    _cell(
+                        setting,
+                        condition,
+                        "delta",
+                        float(row["mean"]) - float(base_row["mean"]),
+                        math.hypot(sd, base_sd),
+                        min(n, int(base_row["seeds"])),
+                        "sqrt(sd² + sd_BL²), unpaired",
+                    )
+                )
+        return pd.DataFrame(rows)
+
+
+def _cell(setting: str, condition: str, quantity: str, value: float, sd: float, n: int, source: str) -> dict:
+    return {
+        "setting": setting,
+        "condition": condition,
+        "quantity": quantity,
+        "value": float(value),
+        "sd": float(sd),
+        "n": int(n),
+        "sd_source": source,
+    }
+
+
+def _summary_sd(row: pd.Series, n: int) -> tuple[float, str]:
+    if "sd" in row and pd.notna(row["sd"]):
+        return float(row["sd"]), "stated sd"
+    return (float(row["max"]) - float(row["min"])) / range_constant(n), f"(max - min) / d2({n})"
+
+
+def references_dir() -> Path:
+    return Path(str(resources.files("serlib"))) / REFERENCES_FOLDER
+
+
+def reference_names(folder: Path | None = None) -> list[str]:
+    folder = references_dir() if folder is None else folder
+    return sorted(path.stem for path in folder.glob("*.json") if (folder / f"{path.stem}.csv").is_file())
+
+
+def load_reference(name: str, folder: Path | None = None) -> Reference:
+    """The reference ``name`` from ``folder`` (default: the package's ``serlib/references``)."""
+    folder = references_dir() if folder is None else Path(folder)
+    meta_path, values_path = folder / f"{name}.json", folder / f"{name}.csv"
+    if not meta_path.is_file() or not values_path.is_file():
+        known = ", ".join(reference_names(folder)) or "none"
+        raise ReferencesError(
+            f"no reference {name!r} in {folder} (needs {name}.json and {name}.csv; known: {known})"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        values = pd.read_csv(values_path, comment="#")
+    except (OSError, ValueError) as error:
+        raise ReferencesError(f"reference {meta_path} / {values_path} cannot be read ({error})") from None
+    needed = {"setting", "condition"} | (
+        {"seed", "uar"} if "seed" in values.columns else {"seeds", "mean", "min", "max"}
+    )
+    if not needed <= set(values.columns):
+        raise ReferencesError(f"{values_path} lacks the columns {sorted(needed - set(values.columns))}")
+    return Reference(name, meta, values)
+
+
+def find_reference(key: str, folder: Path | None = None) -> Reference | None:
+    """The reference whose comparison hash is ``key`` (None when no reference matches)."""
+    for name in reference_names(folder):
+        reference = load_reference(name, folder)
+        if reference.meta.get("comparison_sha256") == key:
+            return reference
+    return None
