@@ -187,10 +187,16 @@ def test_all_notebooks_run_with_papermill_on_a_tiny_configuration(tiny_run: Path
         executed = nbformat.read(out / "notebooks" / name, as_version=4)
         assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code")
         assert output_problems(executed, DELIBERATE_STDERR[name]) == [], name
-    # the terminal's last lines: Table 1's rows, then the report
+    # the terminal's last lines: Table 1's rows, then `serlib check`'s verdict, then the report's path
     printed = _TINY_PRINTED[str(out)].splitlines()
     assert printed[-1].startswith("serlib reproduce: report ") and printed[-1].endswith("index.html")
-    assert [line.split("|")[1].strip() for line in printed[-6:-1]] == ["BL", "C", "sT", "Li", "fT"]
+    start = next(i for i, line in enumerate(printed) if line.startswith("Table 1 ("))
+    rows = [
+        line for line in printed[start + 1 :] if line.startswith("| ") and not line.startswith("| Condition")
+    ]
+    assert [line.split("|")[1].strip() for line in rows[:5]] == ["BL", "C", "sT", "Li", "fT"]
+    check_lines = printed[start + 1 : -1]
+    assert any("serlib check" in line or "reference" in line for line in check_lines), check_lines[-5:]
     log_lines = (out / "logs" / "serlib.log").read_text(encoding="utf-8").splitlines()
     assert any(" INFO serlib." in line for line in log_lines), "the INFO lines belong in logs/serlib.log"
     log = (out / "reproduce.log").read_text(encoding="utf-8")
@@ -242,8 +248,10 @@ SOLUTIONS_DIR = reproduce.notebooks_dir() / "solutions"
 
 
 def _exercises(path: Path) -> list[str]:
-    """The numbers of the exercises in a notebook's last cell ("1. **Title.** ...")."""
-    last = nbformat.read(path, as_version=4).cells[-1].source
+    """The numbers of the exercises in a notebook's last Markdown cell ("1. **Title.** ..."); notebook 04
+    ends with the `serlib check` code cell after it."""
+    cells = nbformat.read(path, as_version=4).cells
+    last = [cell for cell in cells if cell.cell_type == "markdown"][-1].source
     return re.findall(r"^(\d+)\. \*\*", last, flags=re.MULTILINE)
 
 

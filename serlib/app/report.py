@@ -14,7 +14,6 @@ The folder is built beside the run and swapped in at the end, so a reader never 
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -35,6 +34,8 @@ from nbconvert import HTMLExporter
 from pydantic import BaseModel
 
 from serlib.app.notebooks import NOTEBOOKS
+from serlib.app.report_check import check_section
+from serlib.app.report_html import _e, _number, _table, _value
 from serlib.base import config as config_module
 from serlib.base import metrics
 
@@ -278,33 +279,6 @@ def render_notebook(source: Path, target: Path, exporter: Any = None) -> None:
     target.write_text(body, encoding="utf-8")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: Any, digits: int = 2) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return _e(value) if value not in (None, "") else "–"
-    return "–" if number != number else f"{number:.{digits}f}"
-
-
-def _value(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    if len(text) <= 70:
-        return f"<code>{_e(text)}</code>"
-    pretty = json.dumps(value, ensure_ascii=False, indent=1)
-    return f"<details><summary><code>{_e(text[:60])} …</code></summary><pre>{_e(pretty)}</pre></details>"
-
-
-def _table(headers: list[str], rows: list[list[str]], table_id: str = "") -> str:
-    ident = f" id='{table_id}'" if table_id else ""
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _link(folder: Path, name: str) -> str:
     """A link to a copied result file, or its name where the run folder has none."""
     if (folder / "files" / name).is_file():
@@ -413,63 +387,6 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> st
         f"{_link(folder, 'runs.csv')} (every run's UAR)"
         + (f"; with the eGeMAPS + SVM row: {_link(folder, 'table1_with_svm.md')}" if svm else "")
         + ".</p></details>"
-    )
-
-
-def _check_section(out: Path) -> str:
-    """``serlib check`` of the run: each Table 1 cell against the shipped reference's expected range."""
-    from serlib.protocol import check  # noqa: PLC0415 - scipy's statistics, only where a report is built
-
-    head = "<h2 id='check'>Does this run agree with the reference? (<code>serlib check</code>)</h2>"
-    try:
-        result = check.check_run(out)
-    except (ValueError, OSError) as error:
-        return head + f"<p class='missing'>No check: {_e(error)}</p>"
-    verdict = f"<p class='{'ok' if result.exit_status == 0 else 'bad'}'>{_e(result.verdict)}</p>"
-    if not result.comparable:
-        items = "".join(f"<li>{_e(line)}</li>" for line in result.differences)
-        return (
-            head + verdict + f"<p>Not comparable with a shipped reference; what differs:</p><ul>{items}</ul>"
-        )
-    rows = []
-    for row in result.cells.to_dict("records"):
-        delta = row["quantity"] == "delta"
-        interval = "–" if row["low"] != row["low"] else f"[{_number(row['low'])}, {_number(row['high'])}]"
-        rows.append(
-            [
-                _e(row["setting"]),
-                _e(row["condition"]),
-                "Δ vs BL" if delta else "mean",
-                f"{_number(row['yours'])} ({row['n_yours']})",
-                f"{_number(row['reference'])} ({row['n_reference']})",
-                _number(row["sd"]),
-                interval,
-                f"<span class='{'bad' if row['verdict'] == check.OUTSIDE else 'ok'}'>{_e(row['verdict'])}</span>",
-            ]
-        )
-    rule = (
-        f"<p>Reference <b>{_e(result.reference)}</b> (<code>serlib/references/</code>). Expected range: reference "
-        f"mean ± t<sub>n_ref-1</sub> · sd<sub>ref</sub> · √(1/n<sub>yours</sub> + 1/n<sub>ref</sub>), at "
-        f"{100 * result.level:.2f} % per cell (95 % for all cells together). UAR in %.</p>"
-    )
-    table = _table(
-        [
-            "setting",
-            "condition",
-            "quantity",
-            "yours (seeds)",
-            "reference (seeds)",
-            "ref. sd",
-            "expected range",
-            "verdict",
-        ],
-        rows,
-        "check",
-    )
-    differs = "".join(f"<li>{_e(line)}</li>" for line in result.differences)
-    notes = "".join(f"<p class='note'>{_e(note)}</p>" for note in result.notes)
-    return (
-        head + verdict + rule + table + (f"<p>What differs:</p><ul>{differs}</ul>" if differs else "") + notes
     )
 
 
@@ -626,7 +543,7 @@ def build(out: str | os.PathLike[str]) -> Report:
             f"{datetime.now().isoformat(timespec='seconds')}.</p>",
             _configuration_section(config, preset),
             _table1_section(out, config, staging),
-            _check_section(out),
+            check_section(out),
             "<h2 id='figures'>Figures</h2>",
             figures[0],
             f"<p>Data: {_link(staging, 'figure2_confusion.csv')}.</p>" if "<img" in figures[0] else "",

@@ -355,8 +355,8 @@ def _execute(
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
     _print_table1(out_dir)
-    _report(out_dir)
     _check(out_dir)
+    _report(out_dir)  # the report's path is the last line printed
     return 0
 
 
