@@ -122,13 +122,15 @@ def comparisons_of(output_dir: str | Path) -> pd.DataFrame:
     return paired_comparisons(everything, protocol.get("baseline") or "BL")
 
 
-def _number(value: float, digits: int = 2, sign: bool = False) -> str:
+def format_number(value: float, digits: int = 2, sign: bool = False) -> str:
+    """A table cell: ``–`` for a missing value, else ``digits`` decimals (with a sign where asked)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
+    """A p-value cell: ``–`` when missing, ``<0.001`` below it, else three decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
@@ -153,11 +155,11 @@ def comparisons_markdown(table: pd.DataFrame, baseline: str = "BL") -> str:
         "|---|---|---|---:|---:|---|---:|---:|---:|",
     ]
     for row in table.to_dict("records"):
-        interval = f"[{_number(row['ci_low'], sign=True)}, {_number(row['ci_high'], sign=True)}]"
+        interval = f"[{format_number(row['ci_low'], sign=True)}, {format_number(row['ci_high'], sign=True)}]"
         lines.append(
             f"| {row['setting']} | {row['condition']} | {_over(row['pairs_over'])} | {row['pairs']} | "
-            f"{_number(row['mean_difference'], sign=True)} | {interval} | {_p(row['t_p'])} | "
-            f"{_p(row['wilcoxon_p'])} | {_number(row['mdd'])} |"
+            f"{format_number(row['mean_difference'], sign=True)} | {interval} | {format_p(row['t_p'])} | "
+            f"{format_p(row['wilcoxon_p'])} | {format_number(row['mdd'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -48,6 +48,8 @@ from statsmodels.stats.power import NormalIndPower
 
 from serlib.base import metrics
 from serlib.base.files import write_csv, write_json, write_text
+from serlib.protocol.comparisons import format_number as _f
+from serlib.protocol.comparisons import format_p as _p
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.speakers import paired_by_speaker, predictions_of, speaker_uars
 
@@ -326,18 +328,6 @@ def pool(
     else:
         notes.append("pooling needs a within-corpus AE grid in at least 2 run folders; not pooled")
     return PoolResult(family, speaker_frame, pooled, notes)
-
-
-def _f(value: Any, digits: int = 2, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _p(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def pool_markdown(result: PoolResult) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from serlib.data.corpora.common import category_classes, check_audio, finish, text_lines
+from serlib.data.corpora.common import category_classes, check_audio, finish, read_tsv
 from serlib.data.manifest import EMOTIONS, SUBSET_COLUMN, CorpusError
 
 log = logging.getLogger(__name__)
@@ -79,23 +79,8 @@ def ased(
     if sentences not in ASED_SENTENCES:
         raise CorpusError(f"ASED: sentences={sentences!r}; choose one of {', '.join(ASED_SENTENCES)}")
     folder = Path(root)
-    table = folder / "data.tsv"
-    if not table.is_file():
-        raise CorpusError(
-            f"no data.tsv in {folder}: point root at the ASED folder that holds data.tsv and samples/"
-        )
+    table, lines, column = read_tsv(folder, "ASED", ASED_COLUMNS)
     source = f"ASED {folder}"
-    lines = text_lines(table)
-    if not lines:
-        raise CorpusError(f"{table}: empty file; ASED's data.tsv has a header line and one line per file")
-    header = [name.strip() for name in lines[0].split("\t")]
-    missing = [name for name in ASED_COLUMNS if name not in header]
-    if missing:
-        raise CorpusError(
-            f"{table}: missing columns {missing} in the header {header}; ASED's data.tsv is tab-separated "
-            f"with {', '.join(ASED_COLUMNS)}, duration_s"
-        )
-    column = {name: header.index(name) for name in header}
     wanted = None if speakers is None else {str(s) for s in speakers}
     rows: list[dict[str, Any]] = []
     genders: dict[str, str] = {}
@@ -105,8 +90,8 @@ def ased(
             continue
         fields = [field.strip() for field in line.split("\t")]
         where = f"{table}:{number}"
-        if len(fields) < len(header):
-            raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(header)}")
+        if len(fields) < len(column):
+            raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(column)}")
         value = {name: fields[column[name]] for name in ASED_COLUMNS}
         if value["emotion"] not in EMOTIONS:
             raise CorpusError(f"{where}: emotion {value['emotion']!r} is not one of {', '.join(EMOTIONS)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,24 @@ def log_dropped(source: str, what: str, counts: dict[str, int], kept: bool = Fal
 
 def category_classes(emotion: str) -> tuple[str, str]:
     return CATEGORY_AROUSAL_VALENCE.get(emotion, ("", ""))
+
+
+def read_tsv(folder: Path, corpus: str, columns: Sequence[str]) -> tuple[Path, list[str], dict[str, int]]:
+    """``folder/data.tsv`` of a corpus released as a TSV (nEMO, ASED): the table's path, its lines and
+    the index of every header column; a clear error when the file, its header or a column is missing."""
+    table = folder / "data.tsv"
+    if not table.is_file():
+        raise CorpusError(
+            f"no data.tsv in {folder}: point root at the {corpus} folder that holds data.tsv and samples/"
+        )
+    lines = text_lines(table)
+    if not lines:
+        raise CorpusError(f"{table}: empty file; {corpus}'s data.tsv has a header line and one line per file")
+    header = [name.strip() for name in lines[0].split("\t")]
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise CorpusError(
+            f"{table}: missing columns {missing} in the header {header}; {corpus}'s data.tsv is "
+            f"tab-separated with {', '.join(columns)}, ..."
+        )
+    return table, lines, {name: header.index(name) for name in header}

@@ -8,7 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from serlib.data.corpora.common import category_classes, check_audio, finish, log_dropped, text_lines
+from serlib.data.corpora.common import (
+    category_classes,
+    check_audio,
+    finish,
+    log_dropped,
+    read_tsv,
+)
 from serlib.data.manifest import GENDERS, CorpusError
 
 log = logging.getLogger(__name__)
@@ -39,23 +45,8 @@ def nemo(
     ``CATEGORY_AROUSAL_VALENCE``; ``label_original`` keeps nEMO's label and ``text`` the sentence.
     """
     folder = Path(root)
-    table = folder / "data.tsv"
-    if not table.is_file():
-        raise CorpusError(
-            f"no data.tsv in {folder}: point root at the nEMO folder that holds data.tsv and samples/"
-        )
+    table, lines, column = read_tsv(folder, "nEMO", NEMO_COLUMNS)
     source = f"nEMO {folder}"
-    lines = text_lines(table)
-    if not lines:
-        raise CorpusError(f"{table}: empty file; nEMO's data.tsv has a header line and one line per file")
-    header = [name.strip() for name in lines[0].split("\t")]
-    missing = [name for name in NEMO_COLUMNS if name not in header]
-    if missing:
-        raise CorpusError(
-            f"{table}: missing columns {missing} in the header {header}; nEMO's data.tsv is tab-separated "
-            f"with {', '.join(NEMO_COLUMNS)}, ..."
-        )
-    column = {name: header.index(name) for name in header}
     rows: list[dict[str, Any]] = []
     dropped: dict[str, int] = {}
     seen: dict[str, int] = {}
@@ -64,8 +55,8 @@ def nemo(
             continue
         fields = [field.strip() for field in line.split("\t")]
         where = f"{table}:{number}"
-        if len(fields) < len(header):
-            raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(header)}")
+        if len(fields) < len(column):
+            raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(column)}")
         file_id, original = fields[column["file_id"]], fields[column["emotion"]]
         speaker, sex = fields[column["speaker_id"]], fields[column["gender"]].lower()
         if original not in NEMO_EMOTIONS:
