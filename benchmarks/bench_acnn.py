@@ -18,7 +18,7 @@ Training rows (``model.fit`` of the compiled model, one untimed warm-up epoch) f
 profiles: ``full`` (every utterance 750 frames), ``realistic`` (lengths uniform between 40 % and
 100 % of 750 frames, zero-padded, as turns of real corpora cut at 7.5 s) and, with 1 thread, ``short``
 (20-50 %, like Emo-DB's 2.0 s clips in 4.0 s inputs). Each profile has a ``reference`` row (plain
-Keras layers, ``acnn.implementation: reference``), a ``fast`` row (``serlib.models.acnn_kernels``) and
+Keras layers, ``acnn.implementation: reference``), a ``fast`` row (``serlib.models.acnn.kernels``) and
 an ``auto`` row (the path ``acnn.implementation: auto`` calibrates for that profile's lengths from an
 empty cache, as a new machine would; its note gives the calibration's answer and cost and its rate
 against the better of the other two), the three measured interleaved epoch by epoch (median epoch);
@@ -26,7 +26,7 @@ every row's ratio is against the reference row of the same profile and thread co
 With 1 thread and full lengths four more rows keep earlier decisions measured: ``eager``
 (``run_eagerly=True``), ``jit_compile`` (XLA; it builds the reference layers), ``Keras array feed``
 (the fast model fed by Keras' own adapter of numpy arrays, ``acnn.shuffle: once``, instead of
-``serlib.models.acnn_feed``'s ``tf.data`` feed with a new order every epoch, which every other row uses) and
+``serlib.models.acnn.feed``'s ``tf.data`` feed with a new order every epoch, which every other row uses) and
 ``previous pooling`` (the fast model with the pooling gradient it had when issue 17 was filed, the
 baseline of that issue's speed-up; the fast row's note gives the ratio).
 
@@ -73,7 +73,7 @@ def flops_per_utterance(config: Any, external_dim: int = 0, frames: int | None =
     import math
 
     from serlib.data.manifest import EMOTIONS, LEVELS
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     a = config.acnn
     max_frames, bands = config.features.logmel.max_frames, config.features.logmel.bands
@@ -165,7 +165,7 @@ def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
     import keras
 
     from serlib.base import config as config_module
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     keras.utils.set_random_seed(0)
     chosen = config_module.override(
@@ -189,7 +189,7 @@ def _train(config: Any, implementation: str, mode: str, inputs: Any, targets: An
     """(wall seconds, CPU seconds) of ``epochs`` epochs after one untimed warm-up epoch, fed as
     ``runs.fit_predict`` feeds the ACNN (``acnn_feed.fit_acnn``: a new order every epoch), or by
     Keras' own array feed (``acnn.shuffle: once``) in mode ``Keras array feed``."""
-    from serlib.models import acnn_feed
+    from serlib.models.acnn import feed as acnn_feed
 
     model = _model(config, implementation, mode)
     shuffle = "once" if mode == "Keras array feed" else "every_epoch"
@@ -219,7 +219,7 @@ def _train_interleaved(
     interleaved: one untimed warm-up epoch each, then epoch by epoch in turn, the order reversed every
     other epoch, so that the machine's other load falls on every row alike. Each is ``epochs`` times
     its median epoch, so that one epoch hit by a burst of other processes does not decide a row."""
-    from serlib.models import acnn_feed
+    from serlib.models.acnn import feed as acnn_feed
 
     models = {name: _model(config, implementation) for name, implementation in implementations.items()}
 
@@ -257,7 +257,8 @@ def _calibrate(config: Any, lengths: Any) -> dict[str, Any]:
     """``acnn.implementation: auto`` as a new machine meets it for training data of these ``lengths``
     (what a protocol passes): the calibration from an empty cache (a temporary ``XDG_CACHE_HOME``,
     ``SERLIB_ACNN_IMPLEMENTATION`` unset), its answer and its cost."""
-    from serlib.models import acnn, acnn_choice
+    from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn import model as acnn
 
     os.environ.pop(acnn_choice.VARIABLE, None)
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="serlib-bench-acnn-cache-")
@@ -278,7 +279,7 @@ def _calibrate(config: Any, lengths: Any) -> dict[str, Any]:
 
 def _predict(config: Any, inputs: Any, batch_size: int) -> tuple:
     """(wall seconds, CPU seconds) of ``acnn.analysis_model(...).predict`` after an untimed pass."""
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     model = acnn.analysis_model(_model(config, "fast"))  # what acnn.predict_all runs
     model.predict(inputs, batch_size=batch_size, verbose=0)  # traces the predict step
@@ -292,7 +293,7 @@ def _conv_flops(config: Any, frames: int) -> float:
     counting the steps that read at least one of its ``frames`` real frames."""
     import math
 
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     a = config.acnn
     steps = acnn.conv_steps(config.features.logmel.max_frames, a.kernel_frames, a.conv_stride)
@@ -311,7 +312,7 @@ def _layer_costs(config: Any, repeats: int) -> list[tuple[str, str, float, float
     import keras
     import tensorflow as tf
 
-    from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
+    from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
 
     a = config.acnn
     batch = config.acnn.batch_size
@@ -410,7 +411,7 @@ def measure(threads: int, quick: bool = False, smoke: bool = False) -> list[dict
     """All rows of one thread count, measured in this process (call ``runtime.configure`` first)."""
     from serlib.base import config as config_module
     from serlib.base import runtime
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     settings = runtime.configure(threads)
     config = config_module.load_preset("paper")

@@ -31,7 +31,7 @@ def main() -> None:
 
     from benchmarks import bench_acnn
     from serlib.base import config as config_module
-    from serlib.models import acnn_feed
+    from serlib.models.acnn import feed as acnn_feed
 
     profile = sys.argv[1] if len(sys.argv) > 1 else "full"
     implementations = sys.argv[2].split(",") if len(sys.argv) > 2 else ["reference", "fast"]

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from serlib.base import config as config_module
-from serlib.models import acnn, acnn_kernels
+from serlib.features.normalisation import band_statistics
+from serlib.models.acnn import kernels as acnn_kernels
+from serlib.models.acnn import model as acnn
 
 
 def _layer_shapes(model):
@@ -58,9 +60,11 @@ def test_pool_stride_equal_to_pool_size_gives_eight_steps(paper):
     assert acnn.pooled_steps(750, paper.acnn) == 73
 
 
-def test_cross_corpus_keep_probability_sets_the_dropout_rate(paper):
-    model = acnn.build_configured(paper, keep_probability=paper.acnn.dropout_keep_probability_cross)
-    assert model.get_layer("dropout").rate == pytest.approx(0.3)
+def test_dropout_is_the_keras_rate_of_the_setting(paper):
+    assert acnn.build_configured(paper, setting="cross").get_layer("dropout").rate == paper.acnn.dropout_cross == 0.3
+    assert acnn.build_configured(paper).get_layer("dropout").rate == paper.acnn.dropout == 0.2
+    half = config_module.override(paper, **{"acnn.dropout": 0.5})
+    assert acnn.build_configured(half).get_layer("dropout").rate == 0.5  # what Keras means by 0.5
 
 
 def test_too_few_frames_for_the_pooling_is_a_clear_error(paper):
@@ -122,7 +126,7 @@ def test_band_statistics_use_only_real_frames_and_padding_stays_zero():
     lengths = np.array([60, 20, 41])
     for i, n in enumerate(lengths):
         features[i, :n] = rng.normal(loc=-15.0, scale=3.0, size=(n, 26))
-    mean, std = acnn.band_statistics(features, lengths)
+    mean, std = band_statistics(features, lengths)
     real = np.concatenate([features[i, :n] for i, n in enumerate(lengths)])
     np.testing.assert_allclose(mean, real.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(std, real.std(axis=0), rtol=1e-4)
@@ -201,7 +205,7 @@ def test_fast_implementation_equals_the_reference_within_float32_rounding(paper,
     for implementation in ("reference", "fast"):
         config = config_module.override(paper, **base, **{"acnn.implementation": implementation})
         keras.utils.set_random_seed(3)
-        model = acnn.build_configured(config, normalisation=acnn.band_statistics(inputs, lengths))
+        model = acnn.build_configured(config, normalisation=band_statistics(inputs, lengths))
         before = model.predict(inputs, batch_size=32, verbose=0)
         history = model.fit(inputs, targets, batch_size=16, epochs=2, shuffle=True, verbose=0)
         results[implementation] = (before, history.history["loss"], model.get_weights(), model)
@@ -297,17 +301,17 @@ def test_reused_traced_model_trains_exactly_like_a_fresh_one():
     and a model of another shape is never handed out for it."""
     import keras
 
-    from serlib.models import acnn_reuse
+    from serlib.models.acnn import reuse as acnn_reuse
 
     config = _tiny(**{"acnn.filters": 16})
     inputs, lengths, targets = _padded_batch(60, 48, seed=1)
     external = np.random.default_rng(2).normal(size=(48, 5)).astype(np.float32)
     feeds = {"logmel": inputs, "representation": external}
-    statistics = acnn.band_statistics(inputs, lengths)
+    statistics = band_statistics(inputs, lengths)
 
     def train(seed: int, reuse: bool):
         keras.utils.set_random_seed(seed)
-        options = {"external_dim": 5, "keep_probability": 0.5, "normalisation": statistics}
+        options = {"external_dim": 5, "setting": "cross", "normalisation": statistics}
         if reuse:
             model = acnn_reuse.fresh_acnn(config.acnn, 60, 26, **options)
         else:
@@ -316,7 +320,7 @@ def test_reused_traced_model_trains_exactly_like_a_fresh_one():
         return model, history.history["loss"], acnn.predict_all(model, feeds)
 
     first, first_loss, _ = train(0, reuse=True)  # traced here, kept for the run below
-    other_shape = acnn_reuse.fresh_acnn(config.acnn, 60, 26, external_dim=3, keep_probability=0.5)
+    other_shape = acnn_reuse.fresh_acnn(config.acnn, 60, 26, external_dim=3, setting="cross")
     assert other_shape is not first
     reused, reused_loss, reused_outputs = train(4, reuse=True)
     assert reused is first

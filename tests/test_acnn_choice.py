@@ -17,8 +17,9 @@ from test_experiments import _features, _manifest
 
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.models import acnn, acnn_choice
-from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
+from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn import model as acnn
+from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
 from serlib.protocol import conditions, grid, implementation, labeled, run_files
 
 FRAMES, BANDS = 60, 26

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from serlib.base import config as config_module
-from serlib.models import acnn_feed
+from serlib.models.acnn import feed as acnn_feed
 from serlib.protocol import conditions
 
 

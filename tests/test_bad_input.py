@@ -498,7 +498,7 @@ def _with(dotted: str, value):
         (_with("autoencoder.epochs", 0), "autoencoder.epochs"),
         (_with("protocol.conditions.1.autoencoder_epochs", -5), "autoencoder_epochs"),
         (_with("features.logmel.bands", -26), "features.logmel.bands"),
-        (_with("acnn.dropout_keep_probability", 1.5), "acnn.dropout_keep_probability"),
+        (_with("acnn.dropout", 1.5), "acnn.dropout"),
         (_with("protocol.cross_corpus_test", "msp"), "protocol.cross_corpus_test"),
         (_with("protocol.conditions.2.autoencoder_corpus", "tedlium"), "autoencoder_corpus"),
         (_with("corpora.demo_cross.type", "timit"), "corpora.demo_cross.type"),

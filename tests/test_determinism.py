@@ -20,7 +20,8 @@ from serlib.data import audio, loaders
 from serlib.data.manifest import EMOTIONS
 from serlib.features import logmel as logmel_module
 from serlib.features import store
-from serlib.models import acnn_feed, autoencoder
+from serlib.models import autoencoder
+from serlib.models.acnn import feed as acnn_feed
 from serlib.protocol import folds, labeled
 from serlib.protocol import runs as runs_module
 

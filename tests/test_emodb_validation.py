@@ -37,8 +37,8 @@ def test_emodb_config_validates_and_keeps_the_protocol() -> None:
     assert config.corpora["ravdess"].options.get("all_labels") is True
     # the paper's dropout and architecture are kept
     paper = config_module.load_preset("paper")
-    assert config.acnn.dropout_keep_probability == paper.acnn.dropout_keep_probability
-    assert config.acnn.dropout_keep_probability_cross == paper.acnn.dropout_keep_probability_cross
+    assert config.acnn.dropout == paper.acnn.dropout
+    assert config.acnn.dropout_cross == paper.acnn.dropout_cross
     assert (config.acnn.filters, config.acnn.kernel_frames, config.acnn.pool_size) == (200, 10, 30)
     assert (config.autoencoder.layers, config.autoencoder.units) == (2, 256)
 

@@ -25,7 +25,7 @@ from serlib.base import config as config_module
 from serlib.base import metrics
 from serlib.data import manifest as manifests
 from serlib.data.manifest import EMOTIONS, LEVELS
-from serlib.models import acnn
+from serlib.models.acnn import model as acnn
 from serlib.protocol import conditions as conditions_module
 from serlib.protocol import folds as folds_module
 from serlib.protocol import grid, labeled, run_files, table1
@@ -388,7 +388,7 @@ def test_development_session_follows_the_test_session(synthetic):
 
 
 def test_held_out_session_keeps_the_best_development_epoch(synthetic):
-    from serlib.models import acnn
+    from serlib.models.acnn import model as acnn
 
     config = config_module.override(
         _config(synthetic.tmp, CONDITIONS),

@@ -95,15 +95,17 @@ def test_sensitivity_plan_changes_one_reading_per_variant() -> None:
     # an unknown condition)
     assert reference.protocol.figure2_condition == "BL"
     assert set(variants) == {"dropout-rate-0.8", "pool-stride-30", "no-standardisation", "early-stopping"}
-    base = reference.acnn.model_dump()
+    base = reference.acnn.model_dump() | {"normalisation": reference.features.normalisation}
     for name, changes in variants.items():
-        variant = config_module.override(reference, **changes).acnn.model_dump()
+        changed_config = config_module.override(reference, **changes)
+        variant = changed_config.acnn.model_dump() | {"normalisation": changed_config.features.normalisation}
         changed = {key for key in base if base[key] != variant[key]}
-        named = {key.removeprefix("acnn.") for key in changes}
+        named = {key.split(".")[-1] for key in changes}
         assert changed and changed <= named, name  # nothing outside the variant's own reading moves
     # today's readings are the paper preset's
     paper = config_module.load_preset("paper").acnn
-    assert (paper.dropout_keep_probability, paper.pool_stride, paper.normalisation) == (0.8, 3, "standardise")
+    assert (paper.dropout, paper.pool_stride) == (0.2, 3)
+    assert config_module.load_preset("paper").features.normalisation == "train"
     assert paper.model_selection == "none"
 
 

@@ -23,7 +23,8 @@ from serlib.app import predict
 from serlib.base import config as config_module
 from serlib.data import manifest as manifests
 from serlib.features import store
-from serlib.models import acnn, autoencoder
+from serlib.models import autoencoder
+from serlib.models.acnn import model as acnn
 
 PACKAGE = Path(serlib.__file__).parent
 FORBIDDEN_IMPORTS = {"pickle", "cPickle", "_pickle", "joblib", "dill", "cloudpickle", "shelve", "marshal"}

@@ -94,7 +94,7 @@ def main(modes: list[str]) -> None:
                     features[train_key],
                     features[test_key],
                     seed,
-                    keep_probability=config.acnn.dropout_keep_probability_cross,
+                    setting="cross",
                 )
                 predicted = trained.probabilities["emotion"].argmax(axis=1)
                 truth = features[test_key].emotion

@@ -22,7 +22,7 @@ import numpy as np
 
 from serlib.base import config as config_module
 from serlib.base import metrics
-from serlib.models import acnn
+from serlib.models.acnn import model as acnn
 from serlib.protocol import labeled, runs
 
 PAIRS = (("emodb", "ravdess"), ("ravdess", "emodb"))
@@ -69,7 +69,7 @@ def main(modes: list[str]) -> None:
                     data[train_key],
                     data[test_key],
                     seed,
-                    keep_probability=config.acnn.dropout_keep_probability_cross,
+                    setting="cross",
                     progress=curve,
                 )
                 row = {

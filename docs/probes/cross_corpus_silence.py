@@ -137,7 +137,7 @@ def main(modes: list[str]) -> None:
                 features[train_key],
                 features[test_key],
                 SEED,
-                keep_probability=config.acnn.dropout_keep_probability_cross,
+                setting="cross",
             )
             predicted = trained.probabilities["emotion"].argmax(axis=1)
             uar = metrics.uar(features[test_key].emotion, predicted)

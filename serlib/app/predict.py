@@ -44,8 +44,8 @@ from serlib.base import runtime
 from serlib.base.progress import bar as progress_bar
 from serlib.data import audio
 from serlib.features import extraction
-from serlib.models import acnn as acnn_layers  # noqa: F401 - registers the ACNN's layers for safe loading
 from serlib.models import autoencoder
+from serlib.models.acnn import model as acnn_layers  # noqa: F401 - registers the ACNN's layers for safe loading
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from serlib.app.notebooks import NOTEBOOKS
 from serlib.app.report_check import check_section
 from serlib.app.report_html import _e, _number, _table, _value
 from serlib.base import config as config_module
-from serlib.base import metrics
+from serlib.base import config_yaml, metrics
 
 REPORT_DIR = "report"
 # Neumann & Vu (2019), Table 1: UAR (%) mean/min/max over ten seeds; within = IEMOCAP, 5-fold
@@ -168,8 +168,10 @@ def read_log(path: Path) -> dict[str, NotebookRun]:
 
 def departures(config: config_module.Config) -> list[Departure]:
     """Every value that differs from the paper preset, compared field by field like ``config.dumps``
-    (sections recurse; a dict or list departs as a whole), with the preset's reason from DEPARTURES."""
-    reasons = config_module.DEPARTURES.get(config.name, {})
+    (sections recurse; a dict or list departs as a whole), with the preset's reason: the comment of the
+    key in its hand-written YAML (``serlib/presets/<name>.yaml``)."""
+    preset = config_module.PRESETS_DIR / f"{config.name}.yaml"
+    reasons = config_yaml.comments(preset) if config.name in config_module.PRESETS else {}
     rows: list[Departure] = []
 
     def walk(model: BaseModel, paper: BaseModel, prefix: str) -> None:

@@ -1,9 +1,11 @@
 """One typed configuration object for the whole pipeline: its schema, validation and YAML files.
 
-Every hyper-parameter of the paper lives here; the ones the paper leaves open carry a documented
-choice in the field's description (``serlib config show --preset paper`` prints them with comments;
-the commented YAML files are written by ``serlib.base.config_yaml``). Unknown keys and wrong types are errors that
-name the key, so a typo never silently falls back to a default.
+The schema only: pydantic models (types, ranges, short descriptions; the defaults are the paper
+preset's values), loading files with ``base:`` overlays, and overrides. The presets are hand-written
+YAML (``serlib/presets/paper.yaml``, ``demo.yaml``; ``configs/`` links to them), the evidence behind
+each choice is in ``docs/configuration.md``, and renamed keys are converted by ``config_compat``.
+Unknown keys and wrong types are errors that name the key, so a typo never silently falls back to a
+default.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from serlib.base import config_compat
 
 PRESETS = ("demo", "paper")
 CONDITION_SOURCES_NONE = "none"
@@ -98,9 +102,7 @@ class LogMelConfig(_Strict):
     frame_s: float = Field(0.025, gt=0)
     shift_s: float = Field(0.010, gt=0)
     engine: Literal["numpy", "opensmile"] = Field(
-        "numpy",
-        description="numpy: openSMILE's log-Mel definitions vectorised, equal to openSMILE within float32 "
-        "rounding (max 6e-4 ln units) and about 10x faster; opensmile: the opensmile package itself",
+        "numpy", description="numpy: openSMILE's definitions vectorised (docs/configuration.md#logmel-engine)"
     )
     max_frames: int = Field(
         750,
@@ -110,18 +112,18 @@ class LogMelConfig(_Strict):
 
 
 class SpectrogramConfig(_Strict):
-    """AE input: auDeep-style mel spectrograms (paper, Sec. 2; spec section 1)."""
+    """AE input: auDeep-style mel spectrograms (paper, Sec. 2)."""
 
     window_s: float = Field(0.08, gt=0)
     overlap_s: float = Field(0.04, ge=0)
     mel_bands: int = Field(128, gt=0)
     clip_below_db: float | None = Field(
-        -60.0, description="auDeep tutorial value; the paper does not state one (spec 4.2)"
+        -60.0, description="auDeep's tutorial value; not stated (docs/configuration.md#spectrogram-clip)"
     )
     clip_above_db: float | None = None
     fixed_length_s: float | None = Field(
         7.5,
-        description="auDeep needs one length per data set: the paper's 7.5 s rule, 186 frames (spec 1.2 step 10)",
+        description="auDeep needs one length per data set: the paper's 7.5 s rule, 186 frames",
     )
     center_fixed: bool = False
     chunk_length_s: float | None = None
@@ -141,18 +143,23 @@ class SpectrogramConfig(_Strict):
 class FeaturesConfig(_Strict):
     logmel: LogMelConfig = Field(default_factory=LogMelConfig)
     spectrogram: SpectrogramConfig = Field(default_factory=SpectrogramConfig)
-    normalisation: Literal["train", "corpus", "speaker"] = Field(
+    normalisation: Literal["none", "train", "corpus", "speaker"] = Field(
         "train",
-        description="whose statistics standardise log-Mel and eGeMAPS features: train = the training fold's, "
-        "inside the ACNN (serlib's reading: the paper names no normalisation); corpus / speaker = each "
-        "corpus's / speaker's own, labels unused but test audio and speaker identities used (transductive; "
-        "serlib.features.normalisation; the unsupervised cross-corpus remedy)",
+        description="how log-Mel and eGeMAPS features are standardised: none = as extracted; train = the "
+        "training fold's per-band statistics, inside the ACNN; corpus / speaker = each corpus's / speaker's "
+        "own before the model, then as train (transductive; serlib.features.normalisation; "
+        "docs/configuration.md#normalisation)",
     )
+
+    @property
+    def standardise_in_model(self) -> bool:
+        """The ACNN standardises its input with the training fold's statistics (every mode but none)."""
+        return self.normalisation != "none"
+
     acnn_input: Literal["logmel", "egemaps_lld"] = Field(
         "logmel",
-        description="what the ACNN reads per frame: logmel = the paper's 26 log-Mel bands; egemaps_lld = "
-        "openSMILE's 25 eGeMAPSv02 frame-level descriptors (same hop and max_frames), which transfer across "
-        "corpora where log-Mel does not (docs/results-real-speech.md)",
+        description="logmel: the paper's 26 bands; egemaps_lld: 25 eGeMAPS frame-level descriptors "
+        "(docs/configuration.md#acnn-input)",
     )
     n_jobs: int = Field(0, ge=0, description="worker processes for extraction; 0 = all cores")
     allow_skip: bool = Field(
@@ -161,15 +168,13 @@ class FeaturesConfig(_Strict):
 
 
 class AutoencoderConfig(_Strict):
-    """auDeep's time-recurrent autoencoder (paper, Sec. 4.2; spec section 2)."""
+    """auDeep's time-recurrent autoencoder (paper, Sec. 4.2)."""
 
     cell: Literal["gru"] = "gru"
     gru_variant: Literal["reset_after", "reset_before"] = Field(
         "reset_before",
-        description="reset_before = TF1 GRUCell exactly as auDeep (2,659,968 parameters in the paper setting); "
-        "reset_after = the cuDNN variant, 3U more biases per layer. reset_before: faithful, and on CPU "
-        "serlib's fused loop trains it as fast as reset_after (benchmarks/bench_autoencoder.py: 1.02-1.09 "
-        "vs 1.08-1.11 s per paper batch on 2 cores); on a GPU choose reset_after for cuDNN",
+        description="reset_before = TF1's GRUCell as auDeep; reset_after = the cuDNN variant "
+        "(docs/configuration.md#gru-variant)",
     )
     layers: int = Field(2, gt=0)
     units: int = Field(256, gt=0)
@@ -177,7 +182,7 @@ class AutoencoderConfig(_Strict):
     bidirectional_decoder: bool = True
     learning_rate: float = Field(0.001, gt=0)
     dropout: float = Field(
-        0.2, ge=0, lt=1, description="auDeep keep_prob 0.8: on every cell's input and output"
+        0.2, ge=0, lt=1, description="Keras rate (auDeep's keep_prob 0.8), on every cell's input and output"
     )
     gradient_clip_value: float = Field(2.0, gt=0, description="element-wise clipping, as auDeep")
     batch_size: int = Field(64, gt=0)
@@ -195,51 +200,31 @@ class ACNNConfig(_Strict):
     kernel_frames: int = Field(10, gt=0, description="kernel is bands x kernel_frames (26x10)")
     conv_stride: int = Field(3, gt=0)
     pool_size: int = Field(30, gt=0)
-    pool_stride: int = Field(
-        3,
-        gt=0,
-        description="not stated in the paper; 3 (the paper's one stated stride) gives 73 attention steps "
-        "from 247, pool_size would give 8. nEMO sensitivity run (docs/results-real-speech.md, 'Sensitivity'): "
-        "stride 30 gave 45.8 against 46.8 % UAR (-1.0 points, p 0.69)",
-    )
+    pool_stride: int = Field(3, gt=0, description="not stated (docs/configuration.md#pool-stride)")
     activation: Literal["relu", "linear", "tanh", "elu"] = Field("relu", description="not stated; ReLU")
-    dropout_keep_probability: float = Field(
-        0.8,
-        gt=0,
-        le=1,
-        description="paper's 'dropout rate of 0.8' read as TF1 keep_prob (the lab's code used keep_prob): "
-        "Keras rate 0.2. nEMO sensitivity runs (docs/results-real-speech.md, 'Sensitivity'): the literal rate "
-        "0.8 gave 42.0 against 46.3 % UAR (-4.3 points, p 0.13, 9 speakers x seeds 0 and 3)",
+    dropout: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Keras rate before the softmax heads: the paper's 'dropout rate of 0.8' read as a keep "
+        "probability (docs/configuration.md#dropout)",
     )
-    dropout_keep_probability_cross: float = Field(
-        0.7, gt=0, le=1, description="paper's 0.7 for MSP-IMPROV, used for cross-corpus training"
+    dropout_cross: float = Field(
+        0.3, ge=0, lt=1, description="Keras rate of cross-corpus training (the paper's keep probability 0.7)"
     )
     arousal_weight: float = Field(0.2, ge=0, le=1)
     valence_weight: float = Field(0.2, ge=0, le=1)
     learning_rate: float = Field(0.001, gt=0, description="not stated; Adam's default")
     batch_size: int = Field(32, gt=0, description="not stated; 32")
     epochs: int = Field(
-        100,
-        gt=0,
-        description="fixed number of epochs; the paper names a development set but no early stopping or "
-        "model selection, so serlib trains all epochs and evaluates the last one (no development split)",
+        100, gt=0, description="all trained, the last evaluated (docs/configuration.md#model-selection)"
     )
     model_selection: Literal["none", "held_out_session"] = Field(
         "none",
-        description="none: train all epochs and evaluate the last (the paper names train and development sets "
-        "but no selection rule); held_out_session: hold out one training session (speaker) as development "
-        "set, keep the weights of the epoch with the best development UAR, stop after `patience` epochs "
-        "without improvement. nEMO sensitivity runs (docs/results-real-speech.md, 'Sensitivity'): "
-        "held_out_session (up to 60 epochs, patience 10) gave 42.6 against 46.3 % UAR (-3.7 points, p 0.031, "
-        "9 speakers x seeds 0 and 3): one held-out speaker's UAR picked epochs 1-40 (median 6)",
+        description="none: the last epoch; held_out_session: the best epoch on one held-out training session "
+        "(docs/configuration.md#model-selection)",
     )
     patience: int = Field(10, gt=0, description="epochs without a better development UAR before stopping")
-    normalisation: Literal["standardise", "none"] = Field(
-        "standardise",
-        description="per-band mean/std from the training fold's unpadded frames, applied inside the model; "
-        "zero-padded frames stay zero (= the training mean); the paper names none. nEMO sensitivity run "
-        "(docs/results-real-speech.md, 'Sensitivity'): none gave 47.9 against 46.8 % UAR (+1.0 points, p 0.70)",
-    )
     attention_masking: bool = Field(
         False,
         description="exclude pooled steps that see only zero padding from the attention softmax; the "
@@ -247,21 +232,20 @@ class ACNNConfig(_Strict):
     )
     implementation: Literal["auto", "fast", "reference"] = Field(
         "auto",
-        description="fast: serlib.models.acnn_kernels (convolution that skips all-padding steps, max-pooling whose "
-        "gradient finds each window's first largest step in one pass); reference: plain Keras layers. The same "
-        "function within float32 rounding (tests/test_acnn.py); which is faster depends on the CPU (AMD EPYC: "
-        "fast 1.2x, Intel Xeon AVX-512: 0.86x; docs/performance.md). auto: the one a short calibration on this "
-        "machine finds faster, cached per CPU and versions, kept per output folder and recorded in each run "
-        "(serlib.models.acnn_choice; SERLIB_ACNN_IMPLEMENTATION=fast|reference forces it)",
+        description="fast (serlib.models.acnn.kernels) or reference (Keras layers), the same function; auto: "
+        "the faster on this machine (docs/configuration.md#implementation)",
     )
     shuffle: Literal["every_epoch", "once"] = Field(
         "every_epoch",
-        description="order of the training batches: every_epoch = a new seeded permutation per epoch, as "
-        "stochastic gradient descent (and the Keras 2 of the paper's time) draws them; once = one seeded "
-        "permutation repeated in every epoch, what Keras 3's own feed of arrays does under a global seed, "
-        "kept because the stored real-speech results were trained so (serlib.models.acnn_feed)",
+        description="every_epoch: a new seeded batch order per epoch; once: one order repeated "
+        "(docs/configuration.md#shuffle)",
     )
     jit_compile: bool = False
+
+    def dropout_for(self, setting: str) -> float:
+        """The Keras dropout rate of a run: ``dropout_cross`` for cross-corpus training, else ``dropout``
+        (the one place the rate is chosen)."""
+        return self.dropout_cross if setting == "cross" else self.dropout
 
     @model_validator(mode="after")
     def _weights(self) -> ACNNConfig:
@@ -432,31 +416,81 @@ def _format_errors(error: ValidationError, source: str) -> str:
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a plain dict into a Config, raising ConfigError that names every bad key."""
+    """Validate a plain dict into a Config, raising ConfigError that names every bad key. Renamed keys
+    (``config_compat.RENAMED``) are converted, with a one-line warning naming the new key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        data = config_compat.upgrade(data)
+    except ValueError as error:
+        raise ConfigError(f"invalid configuration in {source}: {error}") from None
     try:
         return Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_errors(error, source)) from None
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a YAML configuration file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist (presets: {', '.join(PRESETS)})")
+# -- files: YAML, and overlays on a base file ----------------------------------------------------------
+BASE_KEY = "base"
+REPLACED = ("corpora",)
+"""Mappings an overlay replaces whole (their keys are names, not settings); every other mapping merges."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """One YAML mapping, with errors that name the file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    return from_dict(data or {}, str(path))
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """``overlay`` on ``base``: mappings merge key by key (except ``REPLACED``), other values replace."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and f"{path}{key}" not in REPLACED:
+            merged[key] = merge(merged[key], value, f"{path}{key}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A configuration file as a plain mapping, laid over its ``base:`` file (relative to it) if any."""
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist (presets: {', '.join(PRESETS)})")
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: its base files lead back to it; remove one `base:` line")
+    data = read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(
+            f"{path}: base must be a file name relative to it (e.g. base: paper.yaml), got {base!r}"
+        )
+    return merge(read_config(path.parent / base, (*_seen, path.resolve())), data)
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML configuration file (an overlay on its ``base:`` file where it names one)."""
+    path = Path(path)
+    return from_dict(read_config(path), str(path))
 
 
 def override(config: Config, **changes: Any) -> Config:
-    """A copy with dotted-key changes, e.g. ``override(c, **{"acnn.epochs": 2})``, re-validated."""
+    """A copy with dotted-key changes, e.g. ``override(c, **{"acnn.epochs": 2})``, re-validated.
+    Renamed keys are converted (``config_compat.upgrade_key``)."""
     data = config.model_dump(mode="json")
     for dotted, value in changes.items():
+        try:
+            dotted, value = config_compat.upgrade_key(dotted, value)
+        except ValueError as error:
+            raise ConfigError(f"override: {error}") from None
         node = data
         parts = dotted.split(".")
         for part in parts[:-1]:
@@ -479,120 +513,21 @@ def keep_conditions(config: Config, names: list[str] | tuple[str, ...]) -> Confi
     return override(config, **changes)
 
 
-# -- presets: the paper's values, and the demo's departures with their reasons -----------------------
-def _table1_conditions(
-    small_talks: str, books: str, all_talks: str, all_talks_epochs: int
-) -> list[dict[str, Any]]:
-    """Table 1's five conditions, BL, C, sT, Li and fT, over the given autoencoder corpora (both presets
-    run the same protocol; the demo's corpora stand in for the paper's)."""
-    return [
-        {"name": "BL", "autoencoder_corpus": CONDITION_SOURCES_NONE},
-        {"name": "C", "autoencoder_corpus": CONDITION_SOURCE_TARGET},
-        {"name": "sT", "autoencoder_corpus": small_talks},
-        {"name": "Li", "autoencoder_corpus": books},
-        {"name": "fT", "autoencoder_corpus": all_talks, "autoencoder_epochs": all_talks_epochs},
-    ]
+# -- presets: hand-written YAML files shipped in serlib/presets/ ----------------------------------------
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+"""``paper.yaml`` (the paper's experiment, every hyperparameter with its reason) and ``demo.yaml`` (an
+overlay on it); ``configs/paper.yaml`` and ``configs/demo.yaml`` are links to them."""
 
 
-def _paper() -> dict[str, Any]:
-    return {
-        "name": "paper",
-        "output_dir": "runs/paper",
-        "corpora": {
-            "iemocap": {"type": "iemocap", "root": "${IEMOCAP_ROOT}"},
-            "msp_improv": {"type": "msp_improv", "root": "${MSP_IMPROV_ROOT}"},
-            "tedlium_small": {"type": "tedlium2", "root": "${TEDLIUM_ROOT}", "options": {"talks": 400}},
-            "tedlium_full": {"type": "tedlium2", "root": "${TEDLIUM_ROOT}"},
-            "librispeech_100h": {
-                "type": "librispeech",
-                "root": "${LIBRISPEECH_ROOT}",
-                "options": {"subsets": ["train-clean-100"]},
-            },
-        },
-        "protocol": {
-            "within_corpus": "iemocap",
-            "cross_corpus_train": "iemocap",
-            "cross_corpus_test": "msp_improv",
-            "seeds": list(range(10)),
-            "conditions": _table1_conditions(
-                small_talks="tedlium_small",
-                books="librispeech_100h",
-                all_talks="tedlium_full",
-                all_talks_epochs=32,
-            ),
-        },
-    }
-
-
-def _demo() -> dict[str, Any]:
-    root = "${OUTPUT_DIR}/data/demo"
-    return {
-        "name": "demo",
-        "output_dir": "runs/demo",
-        "corpora": {
-            "demo_emotion": {"type": "demo", "root": root, "options": {"part": "labeled"}},
-            "demo_cross": {"type": "demo", "root": root, "options": {"part": "cross"}},
-            "demo_talks_small": {
-                "type": "demo",
-                "root": root,
-                "options": {"part": "unlabeled", "limit": 120},
-            },
-            "demo_talks": {"type": "demo", "root": root, "options": {"part": "unlabeled"}},
-            "demo_books": {"type": "demo", "root": root, "options": {"part": "unlabeled_books"}},
-        },
-        "features": {"logmel": {"max_frames": 400}, "spectrogram": {"fixed_length_s": 4.0}},
-        "autoencoder": {"layers": 2, "units": 64, "epochs": 8, "batch_size": 32},
-        "acnn": {"filters": 64, "epochs": 15, "batch_size": 32, "learning_rate": 0.002},
-        "protocol": {
-            "within_corpus": "demo_emotion",
-            "cross_corpus_train": "demo_emotion",
-            "cross_corpus_test": "demo_cross",
-            "seeds": [0, 1],
-            "n_jobs": 0,
-            "conditions": _table1_conditions(
-                small_talks="demo_talks_small", books="demo_books", all_talks="demo_talks", all_talks_epochs=6
-            ),
-        },
-        "tsne": {"perplexity": 20.0},
-        "demo_corpus": {"seed": 0},
-    }
-
-
-DEPARTURES: dict[str, dict[str, str]] = {
-    "demo": {
-        "name": "the demo preset",
-        "output_dir": "the demo's own run folder",
-        "corpora": "generated offline: eSpeak NG voices as speakers (serlib.data.demo.speech)",
-        "features.logmel.max_frames": "4.0 s: the demo's sentences last 1-4 s",
-        "features.spectrogram.fixed_length_s": "4.0 s, as the log-Mel input: the demo's sentences last 1-4 s",
-        "autoencoder.units": "64 units instead of 256: minutes, not hours, on 2 cores",
-        "autoencoder.epochs": "8 epochs, for minutes on 2 cores (the demo shows the pipeline, not the result)",
-        "autoencoder.batch_size": "32: the demo corpora hold a few hundred utterances",
-        "acnn.filters": "64 filters instead of 200, for speed on 2 cores",
-        "acnn.epochs": "15 epochs, for minutes on 2 cores",
-        "acnn.learning_rate": "twice Adam's default, so that the short demo training gets further",
-        "protocol.within_corpus": "the demo's labeled corpus stands in for IEMOCAP",
-        "protocol.cross_corpus_train": "the demo's labeled corpus stands in for IEMOCAP",
-        "protocol.cross_corpus_test": "the demo's cross corpus (other voices) stands in for MSP-IMPROV",
-        "protocol.seeds": "2 seeds, for minutes on 2 cores (no confidence interval below 3)",
-        "protocol.n_jobs": "0: as many Dask workers (for the ACNN runs and notebook 02's AEs) as the "
-        "cores hold at SERLIB_TF_THREADS threads each; `make demo` sets SERLIB_TF_THREADS=1, i.e. one "
-        "worker per core, because the demo's small models use one core poorly at 2 threads "
-        "(docs/performance.md)",
-        "protocol.conditions": "Table 1's five conditions, over the demo's unlabeled corpora",
-        "tsne.perplexity": "20: the demo has a few hundred points, not thousands",
-        "demo_corpus": "the generator's seed",
-    },
-}
-"""Why each preset departs from the paper preset, by dotted key (printed in its generated YAML)."""
+def preset_path(name: str) -> Path:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS_DIR / f"{name}.yaml"
 
 
 def load_preset(name: str) -> Config:
     """The ``paper`` preset (every number of the paper) or the ``demo`` preset (minutes on 2 cores)."""
-    builders = {"paper": _paper, "demo": _demo}
-    if name not in builders:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return from_dict(builders[name](), f"preset {name}")
+    return from_dict(read_config(preset_path(name)), f"preset {name} ({preset_path(name)})")
 
 
 def resolve(preset: str | None = None, path: str | os.PathLike[str] | None = None) -> Config:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import serlib
 from serlib.base import lockfile, runtime
+from serlib.base.config_compat import stored_form
 
 if TYPE_CHECKING:
     from serlib.base.config import Config
@@ -108,8 +109,10 @@ class ProvenanceError(ValueError):
 
 # -- what is recorded -------------------------------------------------------------------------------
 def config_hash(config: Config) -> str:
-    """sha256 of the validated configuration (``model_dump(mode="json")``, keys sorted)."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the validated configuration (``model_dump(mode="json")`` in the stored form of
+    ``config_compat.stored_form``, so that renamed keys keep the hash; keys sorted)."""
+    data = stored_form(config.model_dump(mode="json"))
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -2,7 +2,9 @@
 
 ``features.normalisation`` chooses whose statistics standardise the features:
 
-* ``train`` (the paper): the ACNN's in-model standardisation uses the training fold's per-band mean
+* ``none``: the ACNN reads the features as extracted (the paper names no normalisation; the eGeMAPS
+  SVM still standardises within its training fold, as ``train``);
+* ``train`` (serlib's reading of the paper): the ACNN's in-model standardisation uses the training fold's per-band mean
   and standard deviation, and applies them to every test utterance (``acnn.BandStandardisation``);
 * ``corpus``: every corpus is first standardised with its own statistics (all its utterances, four
   classes or not: no label is looked at), so a test corpus recorded louder, with another microphone
@@ -23,7 +25,8 @@ from typing import Any
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-MODES = ("train", "corpus", "speaker")
+MODES = ("none", "train", "corpus", "speaker")
+GROUPED = ("corpus", "speaker")  # the modes that standardise before the model, per corpus or speaker
 _CHUNK = 512  # utterances per block: the statistics never hold a float64 copy of a whole corpus
 
 
@@ -95,4 +98,4 @@ def groups_for(mode: str, speakers: Sequence[Any] | np.ndarray, corpus: str) -> 
         return np.full(len(speakers), corpus, dtype=object)
     if mode == "speaker":
         return np.asarray([f"{corpus}/{speaker}" for speaker in speakers], dtype=object)
-    raise NormalisationError(f"features.normalisation {mode!r} has no groups; choose one of {MODES[1:]}")
+    raise NormalisationError(f"features.normalisation {mode!r} has no groups; choose one of {GROUPED}")

@@ -30,6 +30,7 @@ from serlib.base.config import (
     Config,
     from_dict,
 )
+from serlib.base.config_compat import stored_form
 from serlib.base.progress import bar as progress_bar
 from serlib.features import store
 from serlib.protocol import implementation, labeled
@@ -247,7 +248,9 @@ def fingerprint(
     train_key, test_key = corpora_of(config, setting)
     ae_key = autoencoder_corpus(config, setting, condition)
     keys = sorted({train_key, test_key, *([ae_key] if ae_key else [])})
-    acnn_parameters = config.acnn.model_dump(mode="json")
+    # the stored form (acnn.dropout_keep_probability, acnn.normalisation): renamed keys, same hashes
+    stored = stored_form(config.model_dump(mode="json"))
+    acnn_parameters = stored["acnn"]
     acnn_parameters.pop("jit_compile", None)
     if acnn_parameters.get("shuffle") == "once":  # the order of every earlier run: it keeps its fingerprint
         acnn_parameters.pop("shuffle")
@@ -255,7 +258,7 @@ def fingerprint(
         "setting": setting,
         "acnn": acnn_parameters,
         "logmel": config.features.logmel.model_dump(mode="json"),
-        "normalisation": config.features.normalisation,
+        "normalisation": stored["features"]["normalisation"],
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in keys},
         "autoencoder_corpus": ae_key,

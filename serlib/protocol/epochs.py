@@ -19,7 +19,9 @@ import pandas as pd
 from serlib.base import metrics
 from serlib.base.config import Config
 from serlib.features import normalisation
-from serlib.models import acnn, acnn_feed, acnn_reuse
+from serlib.models.acnn import feed as acnn_feed
+from serlib.models.acnn import model as acnn
+from serlib.models.acnn import reuse as acnn_reuse
 from serlib.protocol.conditions import resolve_implementation
 from serlib.protocol.folds import session_folds, within_folds
 from serlib.protocol.labeled import load_labeled
@@ -59,7 +61,11 @@ def acnn_epoch_curves(
             statistics = normalisation.band_statistics(train.logmel, train.lengths)
             logmel = config.features.logmel
             model = acnn_reuse.fresh_acnn(
-                config.acnn, logmel.max_frames, logmel.bands, normalisation=statistics
+                config.acnn,
+                logmel.max_frames,
+                logmel.bands,
+                normalisation=statistics,
+                standardise=config.features.standardise_in_model,
             )
             scores: list[float] = []
             began = time.perf_counter()

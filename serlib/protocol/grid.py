@@ -4,7 +4,7 @@ Settings: ``within`` = leave-one-session-out cross-validation on ``protocol.with
 development split: the paper names no model selection, so the fixed number of epochs is trained and
 the last epoch evaluated, unless ``acnn.model_selection`` says otherwise); ``cross`` = train on all of
 ``protocol.cross_corpus_train``, test on all of ``protocol.cross_corpus_test`` (fold 0, with
-``acnn.dropout_keep_probability_cross``). Runs go one after another in this process, or to Dask
+``acnn.dropout_cross``). Runs go one after another in this process, or to Dask
 workers: on a client passed in, on ``protocol.scheduler_address``, or on a local cluster when
 ``protocol.n_jobs`` allows more than one worker (``serlib.base.cluster``).
 """

@@ -9,7 +9,7 @@ turns ``auto`` into ``fast`` or ``reference`` for the configuration's output fol
 2. the folder's record ``results/acnn-implementation.json``, written when a grid first resolved ``auto``;
 3. runs already finished in the folder (before ``auto`` existed, or copied by ``serlib sensitivity``):
    the path whose fingerprints they carry;
-4. the machine's choice (``serlib.models.acnn_choice``: its cache, else a calibration).
+4. the machine's choice (``serlib.models.acnn.choice``: its cache, else a calibration).
 
 The fingerprint of a run holds the *resolved* path: ``auto`` that resolved to ``fast`` hashes exactly as
 an explicit ``implementation: fast`` (the same computation gives the same numbers), so the stored runs of
@@ -27,8 +27,8 @@ from typing import Any
 
 from serlib.base.config import Config, override
 from serlib.base.files import write_json
-from serlib.models import acnn_choice
-from serlib.models.acnn_choice import Choice
+from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn.choice import Choice
 from serlib.protocol import labeled
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def resolve(
     elif recorded is not None:
         choice = recorded
     else:
-        from serlib.models import acnn  # noqa: PLC0415 - fingerprints and folds do not start TensorFlow
+        from serlib.models.acnn import model as acnn  # noqa: PLC0415 - fingerprints and folds do not start TensorFlow
 
         choice = _from_finished_runs(config, fingerprints_of) or acnn_choice.resolve(
             config.acnn,

@@ -22,7 +22,7 @@ from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS, LEVELS, SUBSET_COLUMN
 from serlib.features import normalisation, store
 from serlib.features.egemaps import EGEMAPS_LLD_DIMS
-from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
+from serlib.models.acnn import LOGMEL_INPUT, REPRESENTATION_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def load_labeled(config: Config, key: str, store_name: str | None = None) -> Lab
             f"the configuration asks for {expected}; re-run `serlib extract`"
         )
     values = features.features
-    if mode != "train":
+    if mode in normalisation.GROUPED:
         speakers = loaders.load_configured(config, key).set_index("utterance_id")["speaker"]
         groups = normalisation.groups_for(mode, speakers.reindex(features.ids).fillna("").to_numpy(), key)
         values = normalisation.standardise_frames(values, features.lengths, groups)

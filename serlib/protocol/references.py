@@ -11,7 +11,6 @@ standard deviation and seed count, for the seed mean and the difference to BL.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -25,6 +24,7 @@ import pandas as pd
 from scipy import integrate, stats
 
 from serlib.base import config as config_module
+from serlib.base.config_compat import stored_form
 from serlib.protocol.labeled import ProtocolError
 
 REFERENCES_FOLDER = "references"  # inside the serlib package (package data)
@@ -62,7 +62,8 @@ class ReferencesError(ProtocolError):
 # -- the comparison hash -------------------------------------------------------------------------------
 def comparison_config(config: config_module.Config | dict[str, Any]) -> dict[str, Any]:
     """The configuration as a plain dict without the ``COMPARISON_EXCLUDED`` keys."""
-    data = copy.deepcopy(config if isinstance(config, dict) else config.model_dump(mode="json"))
+    # the stored form (old key names): runs and references written before the rename still compare equal
+    data = stored_form(config if isinstance(config, dict) else config.model_dump(mode="json"))
     for dotted in COMPARISON_EXCLUDED:
         _drop(data, dotted.split("."))
     return data

@@ -84,7 +84,7 @@ class RunKey:
 class TrainedRun:
     """What ``runs.fit_predict`` returns and ``write_run`` stores: the test predictions and the training record."""
 
-    model: Any  # this thread's traced ACNN (acnn_reuse): valid until the next fit_predict of its shape
+    model: Any  # this thread's traced ACNN (serlib.models.acnn.reuse): valid until the next fit_predict of its shape
     probabilities: dict[str, np.ndarray]
     hidden: np.ndarray
     attention: np.ndarray

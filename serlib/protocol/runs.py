@@ -20,7 +20,9 @@ from serlib.base.progress import bar as progress_bar
 from serlib.base.progress import interactive
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import normalisation
-from serlib.models import acnn, acnn_feed, acnn_reuse
+from serlib.models.acnn import feed as acnn_feed
+from serlib.models.acnn import model as acnn
+from serlib.models.acnn import reuse as acnn_reuse
 from serlib.protocol import conditions, labeled
 from serlib.protocol.conditions import fingerprint, run_data
 from serlib.protocol.folds import SETTINGS, development_split
@@ -35,7 +37,7 @@ def fit_predict(
     train: LabeledData,
     test: LabeledData,
     seed: int,
-    keep_probability: float | None = None,
+    setting: str = "within",
     progress: Any = None,
     development: LabeledData | None = None,
 ) -> TrainedRun:
@@ -49,7 +51,7 @@ def fit_predict(
     tensorflow_settings = runtime.configure()
     keras.utils.set_random_seed(int(seed))
     statistics = None
-    if config.acnn.normalisation == "standardise":
+    if config.features.standardise_in_model:
         statistics = normalisation.band_statistics(train.logmel, train.lengths)
     external_dim = 0 if train.external is None else int(train.external.shape[1])
     frames, values_per_frame = labeled.acnn_input_shape(config.features)
@@ -59,8 +61,9 @@ def fit_predict(
         frames,
         values_per_frame,
         external_dim=external_dim,
-        keep_probability=keep_probability,
+        setting=setting,
         normalisation=statistics,
+        standardise=config.features.standardise_in_model,
     )
     callbacks = [progress] if progress is not None else []
     selection = None
@@ -171,11 +174,6 @@ def run_one(
     if sources is None:
         sources = conditions.prepare_sources(config, setting, condition_config)
     train, test = run_data(config, setting, key.fold, sources)
-    keep = (
-        config.acnn.dropout_keep_probability_cross
-        if setting == "cross"
-        else config.acnn.dropout_keep_probability
-    )
     label = f"{setting} {condition} seed {seed} fold {fold}"
     development = None
     if config.acnn.model_selection == "held_out_session":
@@ -183,12 +181,12 @@ def run_one(
     # epochs as a bar in terminals and notebooks; a log gets one line per finished run instead
     bar = _epoch_bar(config.acnn.epochs, label) if epoch_progress and interactive() else None
     trained = fit_predict(
-        config, train, test, key.seed, keep_probability=keep, progress=bar, development=development
+        config, train, test, key.seed, setting=setting, progress=bar, development=development
     )
     extra = {
         "fingerprint": expected,
         "acnn_implementation": chosen,
-        "keep_probability": keep,
+        "dropout": config.acnn.dropout_for(setting),
         "external_dim": 0 if train.external is None else int(train.external.shape[1]),
         "train_corpus": sources["train_corpus"],
         "test_corpus": sources["test_corpus"],
@@ -201,7 +199,7 @@ def run_one(
         extra["development_uar"] = trained.history.get("development_uar", [])
     model_metadata = None
     if setting == "cross":
-        model_metadata = _model_metadata(config, sources, trained, keep, condition, key.seed)
+        model_metadata = _model_metadata(config, sources, trained, condition, key.seed)
     folder = run_folder(config.output_dir, setting, condition, key.seed, key.fold)
     result = write_run(
         folder,
@@ -220,7 +218,7 @@ def run_one(
 
 
 def _model_metadata(
-    config: Config, sources: dict[str, Any], trained: TrainedRun, keep: float, condition: str, seed: int
+    config: Config, sources: dict[str, Any], trained: TrainedRun, condition: str, seed: int
 ) -> dict[str, Any]:
     """What ``serlib predict`` needs besides model.keras: feature and AE parameters and the class names."""
     ae = None
@@ -244,7 +242,7 @@ def _model_metadata(
         "logmel": config.features.logmel.model_dump(mode="json"),
         "acnn_input": config.features.acnn_input,
         "acnn": config.acnn.model_dump(mode="json"),
-        "keep_probability": keep,
+        "dropout": config.acnn.dropout_cross,
         "feature_normalisation": config.features.normalisation,
         "normalisation": None
         if trained.normalisation is None

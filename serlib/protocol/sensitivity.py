@@ -7,7 +7,7 @@ each a set of dotted-key overrides::
     conditions: [BL]
     seeds: [0, 1, 2]
     variants:
-      dropout-rate-0.8: {acnn.dropout_keep_probability: 0.2}
+      dropout-rate-0.8: {acnn.dropout: 0.8}
       pool-stride-30: {acnn.pool_stride: 30}
 
 The reference (the base configuration as it is) and every variant run the within-corpus protocol in

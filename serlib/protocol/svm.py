@@ -31,6 +31,7 @@ from sklearn.svm import SVC, LinearSVC
 
 from serlib.base import metrics
 from serlib.base.config import Config
+from serlib.base.config_compat import stored_form
 from serlib.base.files import write_csv, write_json, write_text
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS, SUBSET_COLUMN
@@ -81,7 +82,7 @@ def labeled_functionals(config: Config, key: str) -> tuple[pd.DataFrame, np.ndar
     rows = np.asarray([position[u] for u in manifest["utterance_id"]], dtype=np.int64)
     everything = np.asarray(features.features, dtype=np.float64).reshape(len(features.ids), -1)
     mode = config.features.normalisation
-    if mode != "train":  # every utterance of the corpus (or speaker) in the store, labels unused
+    if mode in normalisation.GROUPED:  # every utterance of the corpus (or speaker) in the store, labels unused
         speakers = loaders.load_configured(config, key).set_index("utterance_id")["speaker"]
         groups = normalisation.groups_for(mode, speakers.reindex(features.ids).fillna("").to_numpy(), key)
         everything = normalisation.standardise_vectors(everything, groups)
@@ -234,7 +235,8 @@ def fingerprint(config: Config, setting: str) -> str:
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in sorted({train_key, test_key})},
         "svm": PARAMETERS,
-        "normalisation": config.features.normalisation,
+        # the stored form: none (no standardisation in the ACNN) is train for the SVM, and hashes as train
+        "normalisation": stored_form(config.model_dump(mode="json"))["features"]["normalisation"],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 

@@ -1,7 +1,7 @@
 """Speed kernels of the ACNN, kept apart from the model so that ``acnn.py`` reads like the paper.
 
 ``acnn.build_acnn`` uses these layers when ``acnn.implementation`` is ``fast`` (or ``auto`` found them
-faster on this machine: ``serlib.models.acnn_choice``) and plain Keras layers when it is ``reference``; both compute the same function, and
+faster on this machine: ``serlib.models.acnn.choice``) and plain Keras layers when it is ``reference``; both compute the same function, and
 ``tests/test_acnn.py`` checks that predictions, losses and gradients agree within float32 rounding.
 
 **Convolution over zero padding.** Utterances shorter than ``max_frames`` are zero-padded (after the

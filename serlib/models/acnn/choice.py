@@ -1,7 +1,7 @@
 """``acnn.implementation: auto``: fast or reference kernels, chosen by measuring them on this machine.
 
 The two implementations compute the same function within float32 rounding, but which one is faster
-depends on the CPU: the fast kernels (``serlib.models.acnn_kernels``) were 1.16x the reference on an AMD
+depends on the CPU: the fast kernels (``serlib.models.acnn.kernels``) were 1.16x the reference on an AMD
 EPYC and 0.86x on an Intel Xeon with AVX-512/AMX (docs/performance.md). ``auto`` resolves to one of
 them per process, in this order:
 
@@ -98,7 +98,7 @@ def machine_key(acnn: ACNNConfig, frames: int, bands: int) -> dict[str, Any]:
     import tensorflow as tf  # noqa: PLC0415
 
     from serlib.base import provenance, runtime  # noqa: PLC0415
-    from serlib.models import acnn_kernels  # noqa: PLC0415
+    from serlib.models.acnn import kernels as acnn_kernels  # noqa: PLC0415
 
     cpu = provenance.cpu_info()
     kernels = Path(acnn_kernels.__file__).read_bytes()

@@ -18,10 +18,9 @@ from keras import ops
 
 from serlib.base.config import ACNNConfig, Config
 from serlib.data.manifest import EMOTIONS, LEVELS
-from serlib.features.normalisation import band_statistics  # noqa: F401 - the statistics BandStandardisation takes
-from serlib.models import acnn_choice
-from serlib.models.acnn_inputs import LOGMEL_INPUT, REPRESENTATION_INPUT
-from serlib.models.acnn_kernels import FastMaxPooling1D, PaddingAwareConv1D
+from serlib.models.acnn import LOGMEL_INPUT, REPRESENTATION_INPUT
+from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
 
 HEADS = {"emotion": len(EMOTIONS), "arousal": len(LEVELS), "valence": len(LEVELS)}
 MISSING_LABEL = -1  # arousal/valence class of an utterance without ratings: ignored by the loss
@@ -130,19 +129,19 @@ def build_acnn(
     frames: int,
     bands: int,
     external_dim: int = 0,
-    keep_probability: float | None = None,
+    setting: str = "within",
     normalisation: tuple[np.ndarray, np.ndarray] | None = None,
+    standardise: bool = True,
 ) -> keras.Model:
     """The compiled ACNN for inputs of ``frames`` x ``bands`` log-Mel: inputs ``logmel`` and, if
     ``external_dim > 0``, ``representation``; outputs ``emotion``, ``arousal``, ``valence``.
 
-    ``keep_probability`` defaults to ``acnn.dropout_keep_probability`` (Keras rate = 1 - keep).
-    ``normalisation`` = (mean, std) per band sets the in-model standardisation (used when
-    ``acnn.normalisation == 'standardise'``; identity statistics when not given).
+    ``setting`` (within or cross) chooses the dropout rate (``acnn.dropout_for``). With ``standardise``
+    (``features.normalisation`` other than none: ``build_configured`` passes it) the input goes through
+    the in-model standardisation, whose per-band (mean, std) ``normalisation`` sets (identity
+    statistics when not given).
     """
-    keep = acnn.dropout_keep_probability if keep_probability is None else float(keep_probability)
-    if not 0.0 < keep <= 1.0:
-        raise ACNNError(f"keep_probability must be in (0, 1], got {keep}")
+    rate = acnn.dropout_for(setting)
     if conv_steps(frames, acnn.kernel_frames, acnn.conv_stride) < acnn.pool_size:
         raise ACNNError(
             f"features.logmel.max_frames = {frames} is too short for acnn.kernel_frames = {acnn.kernel_frames}, "
@@ -152,13 +151,13 @@ def build_acnn(
     logmel = keras.Input(shape=(frames, bands), name=LOGMEL_INPUT)
     inputs = [logmel]
     x = logmel
-    if acnn.normalisation == "standardise":
-        standardise = BandStandardisation(bands, name="standardise")
-        x = standardise(x)
+    if standardise:
+        standardisation = BandStandardisation(bands, name="standardise")
+        x = standardisation(x)
         if normalisation is not None:
-            standardise.set_statistics(*normalisation)
-    # The paper's layers, or the same layers with speed kernels (serlib.acnn_kernels): same outputs.
-    # ``auto`` takes the machine's measured choice (serlib.models.acnn_choice; calibrates once per machine).
+            standardisation.set_statistics(*normalisation)
+    # The paper's layers, or the same layers with speed kernels (serlib.models.acnn.kernels): same outputs.
+    # ``auto`` takes the machine's measured choice (serlib.models.acnn.choice; calibrates once per machine).
     implementation = acnn_choice.resolve(acnn, frames, bands, build=build_acnn).implementation
     fast = implementation == "fast" and not acnn.jit_compile
     convolution = PaddingAwareConv1D if fast else keras.layers.Conv1D
@@ -188,7 +187,7 @@ def build_acnn(
         hidden = keras.layers.Concatenate(name=HIDDEN_LAYER)([attended, representation])
     else:
         hidden = keras.layers.Identity(name=HIDDEN_LAYER)(attended)
-    dropped = keras.layers.Dropout(1.0 - keep, name="dropout")(hidden)
+    dropped = keras.layers.Dropout(rate, name="dropout")(hidden)
     outputs = [keras.layers.Dense(n, activation="softmax", name=name)(dropped) for name, n in HEADS.items()]
     model = keras.Model(inputs, outputs, name="acnn")
     compile_acnn(model, acnn)
@@ -198,6 +197,7 @@ def build_acnn(
 def build_configured(config: Config, **options: Any) -> keras.Model:
     """``build_acnn`` with the configuration's ACNN settings and log-Mel input shape."""
     logmel = config.features.logmel
+    options.setdefault("standardise", config.features.standardise_in_model)
     return build_acnn(config.acnn, logmel.max_frames, logmel.bands, **options)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import keras
 
 from serlib.base.config import ACNNConfig
-from serlib.models import acnn
+from serlib.models.acnn import model as acnn
 
 KEEP = 4  # traced architectures kept per thread (a grid has one per (external_dim, keep probability))
 _local = threading.local()
@@ -41,7 +41,7 @@ def _traced() -> OrderedDict[str, keras.Model]:
 
 def fresh_acnn(acnn_config: ACNNConfig, frames: int, bands: int, **options: Any) -> keras.Model:
     """A model in exactly the state ``acnn.build_acnn(acnn_config, frames, bands, **options)`` returns
-    now (options: ``external_dim``, ``keep_probability``, ``normalisation``), reusing this thread's traced
+    now (options: ``external_dim``, ``setting``, ``normalisation``, ``standardise``), reusing this thread's traced
     model of the same architecture when there is one."""
     fresh = acnn.build_acnn(acnn_config, frames, bands, **options)
     architecture = {name: value for name, value in options.items() if name != "normalisation"}

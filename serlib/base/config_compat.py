@@ -1,0 +1,150 @@
+"""Renamed configuration keys: old files still read, and stored runs keep their fingerprints.
+
+Issue 37 gave the configuration one dropout convention and one normalisation setting:
+
+- ``acnn.dropout_keep_probability`` (TF1 keep probability) became ``acnn.dropout`` (the Keras rate,
+  ``1 - keep``), and ``acnn.dropout_keep_probability_cross`` became ``acnn.dropout_cross``;
+- ``acnn.normalisation: standardise | none`` merged into ``features.normalisation``: ``none`` is the old
+  ``acnn.normalisation: none`` (with the old ``features.normalisation: train``), ``train`` / ``corpus`` /
+  ``speaker`` the old values with the in-model standardisation on.
+
+``upgrade`` converts a configuration written with the old keys (one warning line per key, naming the
+new one). ``stored_form`` is the reverse: the configuration as the code before the rename dumped it,
+which is what fingerprints and config hashes are computed from, so that a renamed key with the same
+meaning gives the same hash and no stored run is repeated (tests/test_fingerprint_stability.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+RENAMED = {
+    "acnn.dropout_keep_probability": "acnn.dropout",
+    "acnn.dropout_keep_probability_cross": "acnn.dropout_cross",
+    "acnn.normalisation": "features.normalisation",
+}
+"""Old dotted key -> the key that replaced it."""
+
+_DIGITS = 12  # 1 - 0.8 is 0.19999999999999996 in binary floating point: round the conversion back to 0.2
+
+
+class ConfigDeprecationWarning(FutureWarning):
+    """A configuration uses a renamed key (shown by default, unlike DeprecationWarning)."""
+
+
+def keep_to_rate(keep: float) -> float:
+    """The Keras dropout rate of a TF1 keep probability (``1 - keep``, decimal-exact)."""
+    return round(1.0 - float(keep), _DIGITS)
+
+
+def _warn(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated: write {new} instead", ConfigDeprecationWarning, stacklevel=4)
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a configuration mapping with the old keys converted to the new ones (one warning each).
+
+    Raises ValueError (turned into a ConfigError naming the file by the loader) when old and new keys
+    are both given, or when the old settings combine in a way the single setting cannot express."""
+    acnn = data.get("acnn")
+    if not isinstance(acnn, dict) or not set(acnn) & {
+        "dropout_keep_probability",
+        "dropout_keep_probability_cross",
+        "normalisation",
+    }:
+        return data
+    data = copy.deepcopy(data)
+    acnn = data["acnn"]
+    for old, new in (
+        ("dropout_keep_probability", "dropout"),
+        ("dropout_keep_probability_cross", "dropout_cross"),
+    ):
+        if old not in acnn:
+            continue
+        keep = acnn.pop(old)
+        if new in acnn:
+            raise ValueError(
+                f"acnn.{old} and acnn.{new} are both given: keep only acnn.{new} (the Keras rate)"
+            )
+        if not isinstance(keep, int | float) or isinstance(keep, bool) or not 0 < keep <= 1:
+            raise ValueError(
+                f"acnn.{old} must be a keep probability in (0, 1], got {keep!r}; write acnn.{new}"
+            )
+        acnn[new] = keep_to_rate(keep)
+        _warn(f"acnn.{old}: {keep}", f"acnn.{new}: {acnn[new]} (the Keras rate, 1 - keep probability)")
+    if "normalisation" in acnn:
+        mode = acnn.pop("normalisation")
+        features = data.setdefault("features", {})
+        if not isinstance(features, dict):
+            return data  # the schema reports the bad section
+        current = features.get("normalisation", "train")
+        if mode == "none":
+            if current not in ("train", "none"):
+                raise ValueError(
+                    f"acnn.normalisation: none with features.normalisation: {current} cannot be expressed in "
+                    "the one setting features.normalisation (none | train | corpus | speaker): remove "
+                    "acnn.normalisation, and choose features.normalisation"
+                )
+            features["normalisation"] = "none"
+            _warn("acnn.normalisation: none", "features.normalisation: none")
+        elif mode == "standardise":
+            if current == "none":
+                raise ValueError(
+                    "acnn.normalisation: standardise contradicts features.normalisation: none: remove "
+                    "acnn.normalisation (features.normalisation says it all)"
+                )
+            _warn(
+                "acnn.normalisation: standardise",
+                f"features.normalisation: {current} (and no acnn.normalisation)",
+            )
+        else:
+            raise ValueError(
+                f"acnn.normalisation {mode!r} is neither standardise nor none; the setting is now "
+                "features.normalisation: none | train | corpus | speaker"
+            )
+    return data
+
+
+def upgrade_key(dotted: str, value: Any) -> tuple[str, Any]:
+    """A dotted override with an old key (``override(c, **{"acnn.dropout_keep_probability": 0.2})``, a
+    sensitivity variant) as the new key and value, with the deprecation warning."""
+    if dotted in ("acnn.dropout_keep_probability", "acnn.dropout_keep_probability_cross"):
+        new = RENAMED[dotted]
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1:
+            raise ValueError(f"{dotted} must be a keep probability in (0, 1], got {value!r}; write {new}")
+        rate = keep_to_rate(value)
+        _warn(f"{dotted}: {value}", f"{new}: {rate} (the Keras rate, 1 - keep probability)")
+        return new, rate
+    if dotted == "acnn.normalisation":
+        if value not in ("none", "standardise"):
+            raise ValueError(
+                f"acnn.normalisation {value!r}: write features.normalisation: none | train | corpus | speaker"
+            )
+        new_value = "none" if value == "none" else "train"
+        _warn(f"acnn.normalisation: {value}", f"features.normalisation: {new_value}")
+        return "features.normalisation", new_value
+    return dotted, value
+
+
+def stored_form(data: dict[str, Any]) -> dict[str, Any]:
+    """A configuration mapping (new or old keys) in the form the code before the rename stored and
+    hashed: ``acnn.dropout_keep_probability[_cross]`` and ``acnn.normalisation`` with
+    ``features.normalisation`` train/corpus/speaker. Idempotent; the input is not changed."""
+    data = copy.deepcopy(data)
+    acnn = data.get("acnn")
+    features = data.get("features")
+    if isinstance(acnn, dict):
+        for new, old in (
+            ("dropout", "dropout_keep_probability"),
+            ("dropout_cross", "dropout_keep_probability_cross"),
+        ):
+            if new in acnn:
+                acnn[old] = keep_to_rate(acnn.pop(new))  # 1 - rate, rounded as keep_to_rate
+        if "normalisation" not in acnn and isinstance(features, dict):
+            mode = features.get("normalisation", "train")
+            acnn["normalisation"] = "none" if mode == "none" else "standardise"
+            if mode == "none":
+                features["normalisation"] = "train"
+    return data
