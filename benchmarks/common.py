@@ -177,7 +177,7 @@ def peak_memory(interval_s: float = SAMPLE_INTERVAL_S, pid: int | None = None) -
 
     Sampling misses spikes shorter than ``interval_s``; ``ru_maxrss`` (``max_rss_mib``) does not, but
     it is a high-water mark of the process's whole life. Sampling another process (``pid``) keeps the
-    sampler thread out of it (``serlib.store`` forks workers only from a single-threaded process).
+    sampler thread out of it (``serlib.features.store`` forks workers only from a single-threaded process).
     """
     import psutil
 

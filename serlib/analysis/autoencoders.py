@@ -90,7 +90,7 @@ def decoder_leakage(
 
     The decoder reconstructs target frame t (the reversed input) from its inputs [0, target[0], ...],
     so in auDeep's bidirectional decoder, decoder input t+1 IS target[t], and the backward direction
-    reads it (spec 2.4, "target leakage"). For every offset k, decoder input t+k is blanked (set to 0,
+    reads it ("target leakage"). For every offset k, decoder input t+k is blanked (set to 0,
     the middle of the [-1, 1] range) in copy t of the utterance, and output frame t is compared with
     the output when nothing is blanked. One row per offset: ``change`` (RMS change of output frame t:
     how much frame t depends on that input), ``rmse`` (reconstruction error of frame t with the input

@@ -1,4 +1,4 @@
-"""The autoencoder's input: auDeep-style mel spectrograms (paper, Sec. 2; spec section 1).
+"""The autoencoder's input: auDeep-style mel spectrograms (paper, Sec. 2; as auDeep extracts them).
 
 auDeep 0.9.4's ``preprocess`` pipeline, steps 1-9 of ``shared/specs/audeep-reference.md`` section 1.2
 (written from that description, not from auDeep's code): optional fixed length, pre-emphasis 0.95,
@@ -180,7 +180,7 @@ def audeep_chunks(
 ) -> np.ndarray:
     """auDeep ``preprocess`` for one mono signal: ``[chunks, frames, mel_bands]`` float32 in [-1, 1].
 
-    Without chunking there is one chunk. Steps (spec 1.2): fixed length on the raw samples,
+    Without chunking there is one chunk. Steps (as auDeep): fixed length on the raw samples,
     pre-emphasis 0.95, W/H with the overlap correction, float64 power STFT, mel filterbank, dB
     relative to the file's maximum with clips, chunking, per-chunk min-max normalisation, transpose.
     """

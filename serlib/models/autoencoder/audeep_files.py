@@ -1,10 +1,10 @@
 """auDeep interchange: export representations in auDeep's CSV/ARFF export layout and import such files.
 
-Layout (spec 3.3): columns ``filename, chunk_nr, label_nominal, label_numeric, feature_0 .. feature_{D-1}``
+Layout (auDeep's CSV export): columns ``filename, chunk_nr, label_nominal, label_numeric, feature_0 .. feature_{D-1}``
 (labels last with ``labels_last``); ARFF relation ``auDeep exported data set`` written with liac-arff.
 Import matches auDeep's ``filename`` (path relative to the data set's base folder, extension included)
 to manifest utterances, and fuses several chunks of one file by concatenation in chunk order, as
-``audeep fuse chunks`` does (spec 3.2). Pure NumPy/pandas: importing this module does not load TensorFlow.
+``audeep fuse chunks`` does. Pure NumPy/pandas: importing this module does not load TensorFlow.
 """
 
 from __future__ import annotations

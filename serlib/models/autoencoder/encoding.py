@@ -35,7 +35,7 @@ def encode(
 ) -> np.ndarray:
     """Representations [n, D] of spectrograms [n, T, F] (array or h5py dataset), in batches, without dropout.
 
-    Deterministic for given weights and batch size (auDeep's generation; spec 3.1).
+    Deterministic for given weights and batch size (auDeep's generation).
     """
     runtime.configure()
     encoder = representation_model(model)

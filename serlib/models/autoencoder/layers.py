@@ -137,7 +137,7 @@ class GRUGateBias(keras.initializers.Initializer):
 
 @keras.saving.register_keras_serializable(package="serlib")
 class ReconstructionRMSE(keras.losses.Loss):
-    """auDeep's loss: one root-mean-square error over every element of the batch (spec 2.4 item 8)."""
+    """auDeep's loss: one root-mean-square error over every element of the batch."""
 
     def __init__(self, name: str = "reconstruction_rmse", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)

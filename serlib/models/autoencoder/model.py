@@ -1,9 +1,9 @@
-"""The paper's autoencoder: auDeep's time-recurrent sequence-to-sequence model (spec sections 2-3) in Keras 3.
+"""The paper's autoencoder: auDeep's time-recurrent sequence-to-sequence model in Keras 3.
 
 The model is a functional Keras model of GRU (``AudeepGRU``, a ``keras.layers.GRU`` subclass),
 Dropout and Dense layers plus three tiny registered layers (time reversal, time shift, state split),
 so it saves as ``.keras`` and loads with ``safe_mode=True``. The model takes and returns batch-major
-[batch, T, F] and runs time-major inside, as auDeep (same maths). Faithful to the spec:
+[batch, T, F] and runs time-major inside, as auDeep (same maths). Faithful to auDeep:
 
 * encoder: a deep GRU stack over x[0..T-1] (bidirectional = two independent stacks); the
   representation is tanh(Dense(S_dec)) on the final states of all encoder layers, S_dec =
@@ -170,7 +170,7 @@ def _stack(
 
 def _random_bias(seeds: _Seeds) -> keras.initializers.Initializer:
     # TF1's default initialiser on a 1-D bias [n] is Glorot-uniform with fan_in = fan_out = n,
-    # i.e. uniform in +-sqrt(3/n) (spec 2.5); Keras' GlorotUniform computes the same fans.
+    # i.e. uniform in +-sqrt(3/n) (auDeep's initialiser); Keras' GlorotUniform computes the same fans.
     return keras.initializers.GlorotUniform(seed=seeds.next())
 
 

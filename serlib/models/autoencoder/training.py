@@ -2,7 +2,7 @@
 and resuming with exactly the result of an uninterrupted run.
 
 The batch order and the dropout masks depend only on (seed, epoch), so a run killed after epoch k and
-re-run continues from the checkpoint of epoch k with the same batches and masks (spec 2.7). Every
+re-run continues from the checkpoint of epoch k with the same batches and masks. Every
 file is written to a temporary name and renamed; the JSON state names the checkpoint it belongs to.
 """
 
@@ -106,7 +106,7 @@ def epoch_batches(instances: int, batch_size: int, seed: int, epoch: int) -> np.
     """Index batches [ceil(N/B), B] of one epoch: a seeded permutation, the last batch filled from its start.
 
     auDeep's queue cycles endlessly, so every batch has exactly B instances and an epoch is ceil(N/B)
-    batches (spec 2.7); the order depends only on (seed, epoch), so a resumed run sees the same batches.
+    batches; the order depends only on (seed, epoch), so a resumed run sees the same batches.
     """
     order = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch)]).permutation(instances)
     steps = math.ceil(instances / batch_size)
