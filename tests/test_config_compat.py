@@ -78,3 +78,34 @@ def test_stored_form_round_trips_the_old_representation() -> None:
         rate = config_compat.keep_to_rate(keep)
         stored = config_compat.stored_form({"acnn": {"dropout": rate, "dropout_cross": rate}, "features": {}})
         assert stored["acnn"]["dropout_keep_probability"] == keep
+
+
+# -- condition names and the sensitivity plan: validated by the configuration's pydantic models ------------
+def test_condition_names_are_validated_in_the_config_model() -> None:
+    data = _demo()
+    data["protocol"]["conditions"][1]["name"] = "../escape"
+    with pytest.raises(config.ConfigError, match=r"mine\.yaml(.|\n)*protocol\.conditions\.1\.name: .*results folder"):
+        config.from_dict(data, "mine.yaml")
+
+
+def test_sensitivity_plan_errors_name_the_bad_field(tmp_path: Path) -> None:
+    from serlib.protocol import sensitivity
+
+    (tmp_path / "base.yaml").write_text("base: " + str(config.PRESETS_DIR / "demo.yaml") + "\n")
+    plan = tmp_path / "plan.yaml"
+    cases = {
+        "base: base.yaml\nvariants: {}\n": r"plan\.yaml(.|\n)*variants: ",
+        "base: base.yaml\nseeds: []\nvariants: {a: {acnn.epochs: 2}}\n": r"seeds: ",
+        "base: base.yaml\nvariantz: {a: {}}\n": r"variantz: unknown key",
+        "base: base.yaml\nvariants: {reference: {acnn.epochs: 2}}\n": r"variants: .*rename that variant",
+        "base: base.yaml\nvariants: {'a b': {acnn.epochs: 2}}\n": r"variants: .*results folder",
+        "base: base.yaml\nvariants: {fast: {acnn.epochz: 2}}\n": r"variants\.fast: (.|\n)*acnn\.epochz: unknown key",
+        "variants: {a: {acnn.epochs: 2}}\n": r"base: Field required",
+    }
+    for text, message in cases.items():
+        plan.write_text(text)
+        with pytest.raises(config.ConfigError, match=message):
+            sensitivity.load_plan(plan)
+    plan.write_text("base: base.yaml\nconditions: [BL]\nseeds: [0]\nvariants: {rate-0.5: {acnn.dropout: 0.5}}\n")
+    reference, variants, output = sensitivity.load_plan(plan)
+    assert [c.name for c in reference.protocol.conditions] == ["BL"] and variants == {"rate-0.5": {"acnn.dropout": 0.5}}

@@ -37,6 +37,16 @@ class ConfigError(ValueError):
     """A configuration file or value is invalid; the message names the key and the fix."""
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def _folder_name(name: str) -> str:
+    """A condition or variant name names a results folder: letters, digits, '_', '-', '.', '+' only."""
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} must be letters, digits, '_', '-', '.' or '+' (it names a results folder)")
+    return name
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
 
@@ -266,6 +276,11 @@ class ConditionConfig(_Strict):
     )
     autoencoder_epochs: int | None = Field(None, gt=0, description="overrides autoencoder.epochs")
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        return _folder_name(name)
+
 
 class ProtocolConfig(_Strict):
     within_corpus: str | None = Field("iemocap", description="key of `corpora`: leave-one-session-out")
@@ -385,6 +400,26 @@ class Config(_Strict):
         raise ConfigError(f"no condition {name!r} in protocol.conditions")
 
 
+class SensitivityPlan(_Strict):
+    """A sensitivity file (``serlib sensitivity``; ``serlib.protocol.sensitivity``): a base configuration,
+    the conditions and seeds to run, and named variants of dotted-key overrides."""
+
+    base: str = Field(description="the configuration file, relative to the sensitivity file")
+    conditions: list[str] | None = Field(None, min_length=1, description="None = all of the base's")
+    seeds: list[int] | None = Field(None, min_length=1, description="None = the base's protocol.seeds")
+    variants: dict[str, dict[str, Any]] = Field(min_length=1, description="name -> {dotted key: value}")
+    output_dir: str | None = Field(None, description="None = the base's output_dir + '-sensitivity'")
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, variants: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in variants:
+            _folder_name(name)
+            if name == "reference":
+                raise ValueError("'reference' names the unchanged configuration; rename that variant")
+        return variants
+
+
 def expand(value: str, config: Config | None = None) -> str:
     """Expand ``${SERLIB_DATA}``, ``${OUTPUT_DIR}`` and other environment variables in a path."""
     if "${SERLIB_DATA}" in value and not os.environ.get("SERLIB_DATA"):
@@ -404,8 +439,9 @@ def expand(value: str, config: Config | None = None) -> str:
     return expanded
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+def format_errors(error: ValidationError, source: str, what: str = "configuration") -> str:
+    """One line per invalid field, by dotted key, under a line naming the file."""
+    lines = [f"invalid {what} in {source}:"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
@@ -427,7 +463,7 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
+        raise ConfigError(format_errors(error, source)) from None
 
 
 # -- files: YAML, and overlays on a base file ----------------------------------------------------------

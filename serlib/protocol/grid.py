@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,12 @@ from serlib.protocol import conditions
 from serlib.protocol.comparisons import write_comparisons
 from serlib.protocol.conditions import corpora_of, data_identity, fingerprint, settings_of
 from serlib.protocol.folds import CROSS_FOLD, within_folds
-from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.run_files import RunKey, finished
 from serlib.protocol.runs import run_one, run_task
 from serlib.protocol.table1 import protocol_lock, summarise
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 def grid(config: Config, folds: list[int] | None = None) -> list[RunKey]:
@@ -66,12 +63,7 @@ def run_protocol(
     at ``SERLIB_TF_THREADS`` threads each) allows more than one worker; otherwise they run here one
     after another. Returns Table 1 as a DataFrame.
     """
-    for condition in config.protocol.conditions:
-        if not _NAME.match(condition.name):
-            raise ProtocolError(
-                f"protocol.conditions name {condition.name!r} must be letters, digits, '_', '-', '.' or '+' "
-                "(it names a results folder)"
-            )
+    # condition names are valid folder names: the configuration model checks them (ConditionConfig)
     if config.protocol.figure2_condition is not None:
         config.condition(config.protocol.figure2_condition)  # raises ConfigError when unknown
     # acnn.implementation auto: one path for the whole folder, kept from its first runs (implementation.py)

@@ -26,8 +26,17 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
-from serlib.base.config import Config, ConfigError, keep_conditions, load, override
+from serlib.base.config import (
+    Config,
+    ConfigError,
+    SensitivityPlan,
+    format_errors,
+    keep_conditions,
+    load,
+    override,
+)
 from serlib.base.files import write_csv, write_text
 from serlib.protocol.comparisons import comparisons_markdown, paired_comparisons
 from serlib.protocol.grid import run_protocol
@@ -37,33 +46,37 @@ from serlib.protocol.table1 import collect_runs
 log = logging.getLogger(__name__)
 
 REFERENCE = "reference"
-KEYS = ("base", "conditions", "seeds", "variants", "output_dir")
 
 
 def load_plan(path: str | Path) -> tuple[Config, dict[str, dict[str, Any]], Path]:
-    """(reference configuration, {variant: overrides}, output folder) of a sensitivity file."""
+    """(reference configuration, {variant: overrides}, output folder) of a sensitivity file, validated by
+    ``config.SensitivityPlan``; every variant's overrides are applied once here, so a bad key is named
+    before any run."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sensitivity file {path} does not exist")
-    plan = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = sorted(set(plan) - set(KEYS))
-    if unknown or "base" not in plan or not isinstance(plan.get("variants"), dict) or not plan["variants"]:
-        raise ConfigError(
-            f"{path}: a sensitivity file holds {', '.join(KEYS)} (base and at least one variant); "
-            f"unknown keys: {unknown}"
-        )
-    base = load(path.parent / plan["base"])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    try:
+        plan = SensitivityPlan.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_errors(error, str(path), "sensitivity file")) from None
+    base = load(path.parent / plan.base)
     changes: dict[str, Any] = {"protocol.cross_corpus_train": None, "protocol.cross_corpus_test": None}
-    if "seeds" in plan:
-        changes["protocol.seeds"] = list(plan["seeds"])
-    if "conditions" in plan:
-        base = keep_conditions(base, [str(name) for name in plan["conditions"]])
+    if plan.seeds is not None:
+        changes["protocol.seeds"] = list(plan.seeds)
+    if plan.conditions is not None:
+        base = keep_conditions(base, plan.conditions)
     reference = override(base, **changes)
-    output = Path(plan.get("output_dir") or f"{base.output_dir}-sensitivity")
-    variants = {str(name): dict(values or {}) for name, values in plan["variants"].items()}
-    if REFERENCE in variants:
-        raise ConfigError(f"{path}: '{REFERENCE}' names the unchanged configuration; rename that variant")
-    return reference, variants, output
+    output = Path(plan.output_dir or f"{base.output_dir}-sensitivity")
+    for name, values in plan.variants.items():
+        try:
+            override(reference, **values)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: variants.{name}: {error}") from None
+    return reference, dict(plan.variants), output
 
 
 def _cell(reference: Config, output: Path, name: str, changes: dict[str, Any]) -> Config:
