@@ -271,10 +271,10 @@ def test_unknown_name_and_unreachable_server_give_clear_errors(server, monkeypat
 
 def test_cli_download_prints_the_corpus_folder(server, monkeypatch, tmp_path: Path, capsys) -> None:
     _register(monkeypatch, server, "toy", _tar(CORPUS), root="Toy")
-    assert cli.main(["download", "toy", "--to", str(tmp_path), "--keep-archive"]) == 0
+    assert cli.main(["download", "toy", "--out", str(tmp_path), "--keep-archive"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "Toy")
     assert (tmp_path / "toy.tar.gz").is_file()
-    assert cli.main(["download", "nonsense", "--to", str(tmp_path)]) == 2
+    assert cli.main(["download", "nonsense", "--out", str(tmp_path)]) == 2
     assert "unknown archive 'nonsense'" in capsys.readouterr().err
 
 

@@ -122,7 +122,7 @@ def test_an_incomplete_run_names_its_missing_notebooks(
     assert "This run is incomplete" in page and "notebooks not run: 04_acnn_training.ipynb" in page
     assert "Missing: table1.csv (written by notebook 04" in page
     assert "Missing: figures/figure3_tsne_acnn.png (written by notebook 05" in page
-    assert cli.main(["report", "--out", str(out)]) == 1
+    assert cli.main(["report", str(out)]) == 1
     err = capsys.readouterr().err
     assert "incomplete" in err and "04_acnn_training.ipynb, 05_tsne_analysis.ipynb" in err
 
@@ -144,7 +144,7 @@ def test_a_failed_notebook_is_reported_with_its_page(tmp_path: Path) -> None:
 def test_not_a_run_folder_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(report.ReportError, match="serlib reproduce --out"):
         report.build(tmp_path)
-    assert cli.main(["report", "--out", str(tmp_path)]) == 2
+    assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("serlib report: error:") and str(tmp_path) in err and "\n" not in err
 

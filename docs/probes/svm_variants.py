@@ -2,10 +2,10 @@
 
 SVC (one-vs-one, hinge: serlib's reference) against LinearSVC (one-vs-rest, squared hinge), each with
 ``class_weight`` balanced and none; C from ``svm.C_GRID`` chosen by GroupKFold over the training
-speakers (sessions) only, as ``serlib baseline svm``. Printed per variant: the chosen C and the test
+speakers (sessions) only, as ``serlib svm``. Printed per variant: the chosen C and the test
 UAR per fold, the mean over folds and the UAR of the pooled predictions; the inner-CV curves go to
 ``<output_dir>/svm_variants.csv``. The eGeMAPS functionals come from the store (extracted if missing,
-as ``serlib baseline svm`` does).
+as ``serlib svm`` does).
 
     SERLIB_DATA=/path/to/data python docs/probes/svm_variants.py --config configs/nemo.yaml
     ... --variant linear_svc:balanced --variant linear_svc:none    # a subset

@@ -18,6 +18,35 @@ from typing import Any
 from serlib.base import config as config_module
 from serlib.base import config_yaml, logs
 
+OUT_HELP = "output folder (overrides output_dir)"
+EXAMPLES = {
+    "config": "serlib config show --preset paper\nserlib config show --config configs/nemo.yaml",
+    "demo-corpus": "serlib demo-corpus --out runs/demo/data/demo",
+    "extract": "serlib extract --preset demo --out runs/demo\nserlib extract --config configs/nemo.yaml --extractor egemaps",
+    "train-ae": "serlib train-ae --preset demo --corpus demo_talks --epochs 4",
+    "encode": "serlib encode --preset demo --corpus demo_emotion --model \"$(serlib train-ae --preset demo --corpus demo_talks)\"",
+    "evaluate": "serlib evaluate --preset demo --out runs/demo\n"
+    "serlib evaluate --config configs/nemo.yaml --seed 0 --condition BL   # a first sitting",
+    "table": "serlib table runs/demo\nserlib table runs/nemo --svm   # with the eGeMAPS + SVM row and confusion matrices",
+    "svm": "serlib svm --config configs/nemo.yaml",
+    "epochs": "SERLIB_TF_THREADS=1 serlib epochs --config configs/nemo.yaml --max-epochs 60",
+    "reproduce": "serlib reproduce --preset demo --out runs/demo\nserlib reproduce --preset demo --notebook 05",
+    "report": "serlib report runs/demo   # rebuilds runs/demo/report/index.html",
+    "provenance": "serlib provenance runs/demo",
+    "check": "serlib check runs/demo\nserlib check runs/nemo --reference nemo",
+    "download": "serlib download emodb --out /data",
+    "baseline": "serlib svm --config configs/nemo.yaml   # instead of: serlib baseline svm ...",
+    "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker",
+    "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
+    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool",
+    "predict": "serlib predict --model runs/demo/models recording.wav",
+}
+"""One or two example command lines per verb, shown at the end of its --help."""
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"serlib: {old} is deprecated; use {new}", file=sys.stderr)
+
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -26,7 +55,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=None, help="YAML configuration file (overrides --preset)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
+    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
 
 
 def _config(args: argparse.Namespace, log_file: bool = True) -> config_module.Config:
@@ -139,9 +168,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_table(args: argparse.Namespace) -> int:
     from serlib.protocol import comparisons, table1  # noqa: PLC0415 - handlers import what they run
 
-    print(table1.render_table(args.results_dir), end="")
+    if args.svm:  # Table 1 with the eGeMAPS + SVM row, and the confusion matrices
+        from serlib.protocol import svm  # noqa: PLC0415
+
+        print(svm.table_with_baseline(args.run_dir))
+        print(svm.confusion_markdown(args.run_dir), end="")
+        return 0
+    print(table1.render_table(args.run_dir), end="")
     print()
-    print(comparisons.comparisons_markdown(comparisons.write_comparisons(args.results_dir)), end="")
+    print(comparisons.comparisons_markdown(comparisons.write_comparisons(args.run_dir)), end="")
     return 0
 
 
@@ -180,7 +215,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from serlib.app import report  # noqa: PLC0415  (nbconvert takes seconds to import)
 
-    built = report.build(args.out)
+    run_dir = args.run_dir or args.old_out
+    if args.old_out is not None:
+        _deprecated("serlib report --out RUN_DIR", f"serlib report {args.old_out}")
+    if run_dir is None:
+        raise ValueError("serlib report needs the run folder: serlib report RUN_DIR (e.g. runs/demo)")
+    built = report.build(run_dir)
     print(built.index)
     if not built.complete:
         print(f"serlib report: the run is incomplete: {built.incomplete_message()}", file=sys.stderr)
@@ -191,7 +231,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from serlib.data import download  # noqa: PLC0415 - handlers import what they run (module docstring)
 
-    path = download.download(args.name, args.to, url=args.url, keep_archive=args.keep_archive)
+    if args.old_to is not None:
+        _deprecated("serlib download --to", "--out")
+    out = args.out or args.old_to
+    if out is None:
+        raise ValueError("serlib download needs the folder to unpack into: --out DIR (e.g. --out /data)")
+    path = download.download(args.name, out, url=args.url, keep_archive=args.keep_archive)
     print(path)
     return 0
 
@@ -210,24 +255,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any(result["error"] for result in results) else 0
 
 
-def _cmd_baseline(args: argparse.Namespace) -> int:
-    from serlib.base.files import write_csv  # noqa: PLC0415 - handlers import what they run
-    from serlib.protocol import epochs, svm  # noqa: PLC0415
+def _cmd_svm(args: argparse.Namespace) -> int:
+    from serlib.protocol import svm  # noqa: PLC0415 - handlers import what they run
 
     config = _config(args)
-    if args.task == "svm":
-        print(svm.run_baseline(config).to_string(index=False))
-        if (config.output_path / "results" / "protocol.json").is_file():
-            print(svm.table_with_baseline(config.output_dir), end="")
-    elif args.task == "table":
-        print(svm.table_with_baseline(config.output_dir))
-        print(svm.confusion_markdown(config.output_dir), end="")
-    else:
-        curves = epochs.acnn_epoch_curves(config, max_epochs=args.max_epochs, inner_per_fold=args.inner)
-        out = write_csv(curves, config.output_path / "epoch_selection.csv", float_format="%.5f")
-        print(epochs.choose_epochs(curves).to_string(index=False))
-        print(f"curves: {out}")
+    print(svm.run_baseline(config).to_string(index=False))
+    if (config.output_path / "results" / "protocol.json").is_file():
+        print(svm.table_with_baseline(config.output_dir), end="")
     return 0
+
+
+def _cmd_epochs(args: argparse.Namespace) -> int:
+    from serlib.base.files import write_csv  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import epochs  # noqa: PLC0415
+
+    config = _config(args)
+    curves = epochs.acnn_epoch_curves(config, max_epochs=args.max_epochs, inner_per_fold=args.inner)
+    out = write_csv(curves, config.output_path / "epoch_selection.csv", float_format="%.5f")
+    print(epochs.choose_epochs(curves).to_string(index=False))
+    print(f"curves: {out}")
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    """The old ``baseline {svm,table,epochs}``: a deprecated alias of ``svm``, ``table --svm``, ``epochs``."""
+    if args.task == "table":
+        folder = _config(args).output_dir
+        _deprecated("serlib baseline table", f"serlib table {folder} --svm")
+        return _cmd_table(argparse.Namespace(run_dir=folder, svm=True))
+    _deprecated(f"serlib baseline {args.task}", f"serlib {args.task}")
+    return _cmd_svm(args) if args.task == "svm" else _cmd_epochs(args)
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
@@ -301,7 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Speech emotion recognition with autoencoder representations (Neumann & Vu, ICASSP 2019).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    commands = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    class Commands:  # every verb with its --help examples (EXAMPLES) as the epilog
+        @staticmethod
+        def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
+            epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name].splitlines())
+            return subparsers.add_parser(
+                name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **options
+            )
+
+    commands = Commands()
 
     config_parser = commands.add_parser("config", help="show a configuration")
     config_commands = config_parser.add_subparsers(dest="config_command", required=True)
@@ -310,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_cmd_config_show)
 
     demo = commands.add_parser("demo-corpus", help="generate the offline synthetic demo corpus")
-    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--out", type=Path, required=True, help="folder of the generated corpus")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_cmd_demo_corpus)
 
@@ -351,8 +418,25 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser(
         "table", help="re-render Table 1 and the paired comparisons (with their power) from stored runs"
     )
-    table.add_argument("results_dir", type=Path)
+    table.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="output folder of serlib evaluate")
+    table.add_argument(
+        "--svm",
+        action="store_true",
+        help="Table 1 with the eGeMAPS + SVM row (serlib svm) and confusion matrices",
+    )
     table.set_defaults(handler=_cmd_table)
+
+    svm = commands.add_parser("svm", help="the eGeMAPS functionals + linear SVM reference on the same folds")
+    _add_config_arguments(svm)
+    svm.set_defaults(handler=_cmd_svm)
+
+    epochs = commands.add_parser(
+        "epochs", help="ACNN epochs chosen on training folds only (inner validation)"
+    )
+    _add_config_arguments(epochs)
+    epochs.add_argument("--max-epochs", type=int, default=100, help="longest inner training")
+    epochs.add_argument("--inner", type=int, default=1, help="inner validation sessions per fold")
+    epochs.set_defaults(handler=_cmd_epochs)
 
     reproduce = commands.add_parser("reproduce", help="execute the notebooks in order with papermill")
     _add_config_arguments(reproduce)
@@ -361,9 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(handler=_cmd_reproduce)
 
     report = commands.add_parser(
-        "report", help="rebuild <out>/report/index.html (the reproduction report) from a finished run"
+        "report", help="rebuild RUN_DIR/report/index.html (the reproduction report) from a finished run"
     )
-    report.add_argument("--out", type=Path, required=True, help="output folder of serlib reproduce")
+    report.add_argument(
+        "run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="output folder of serlib reproduce"
+    )
+    report.add_argument(
+        "--out", dest="old_out", type=Path, default=None, help=argparse.SUPPRESS
+    )  # deprecated
     report.set_defaults(handler=_cmd_report)
     provenance = commands.add_parser(
         "provenance", help="print what produced a run folder and how this environment differs from it"
@@ -393,19 +482,21 @@ def build_parser() -> argparse.ArgumentParser:
         "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"
     )
     download.add_argument("name")
-    download.add_argument("--to", type=Path, required=True)
+    download.add_argument("--out", type=Path, default=None, help="folder to unpack into (e.g. /data)")
+    download.add_argument(
+        "--to", dest="old_to", type=Path, default=None, help=argparse.SUPPRESS
+    )  # deprecated
     download.add_argument("--url", default=None, help="mirror address instead of the official one")
     download.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
     download.set_defaults(handler=_cmd_download)
 
     baseline = commands.add_parser(
-        "baseline",
-        help="the eGeMAPS + SVM reference (svm), Table 1 with it (table), ACNN epochs on training folds (epochs)",
+        "baseline", help="deprecated: serlib svm, serlib table RUN_DIR --svm, serlib epochs"
     )
     baseline.add_argument("task", choices=["svm", "table", "epochs"])
     _add_config_arguments(baseline)
-    baseline.add_argument("--max-epochs", type=int, default=100, help="epochs: longest inner training")
-    baseline.add_argument("--inner", type=int, default=1, help="epochs: inner validation sessions per fold")
+    baseline.add_argument("--max-epochs", type=int, default=100, help=argparse.SUPPRESS)
+    baseline.add_argument("--inner", type=int, default=1, help=argparse.SUPPRESS)
     baseline.set_defaults(handler=_cmd_baseline)
 
     matrix = commands.add_parser(
@@ -415,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument(
         "--normalisation",
         action="append",
-        choices=["train", "corpus", "speaker"],
+        choices=["none", "train", "corpus", "speaker"],
         help="features.normalisation to run (repeatable; default: train)",
     )
     matrix.add_argument(

@@ -537,7 +537,7 @@ def build(out: str | os.PathLike[str]) -> Report:
             sections.append(
                 f"<p class='incomplete' id='incomplete'><b>This run is incomplete</b>: {_e(report.incomplete_message())}. "
                 "Run the missing notebooks with <code>serlib reproduce --out DIR --notebook NN</code> "
-                "and rebuild this page with <code>serlib report --out DIR</code>.</p>"
+                "and rebuild this page with <code>serlib report DIR</code>.</p>"
             )
         sections += [
             f"<p>Reproduction of Neumann &amp; Vu, <i>Improving speech emotion recognition with unsupervised "

@@ -393,7 +393,7 @@ def _report(out_dir: Path) -> None:
         built = report.build(out_dir)
     except (ValueError, OSError) as error:
         print(
-            f"serlib reproduce: report not written ({error}); retry with serlib report --out {out_dir}",
+            f"serlib reproduce: report not written ({error}); retry with serlib report {out_dir}",
             file=sys.stderr,
         )
         return

@@ -3,7 +3,7 @@
 For each outer fold the ACNN (BL) is trained on all but one of the outer fold's training sessions and
 scored on the held-out training session after every epoch; the plateau epoch of each fold's curve is
 reported (``choose_epochs``). The test session of the outer fold is never used.
-Command line: ``serlib baseline epochs --config configs/emodb.yaml``.
+Command line: ``serlib epochs --config configs/emodb.yaml``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ session never influences the model. Results go to the ACNN's layout
 (``<output_dir>/results/<setting>/eGeMAPS-SVM/seed0/fold<f>/`` with ``predictions.csv`` and, last,
 ``metrics.json``), and ``table_with_baseline`` renders Table 1 with the SVM as an extra row. The SVM is
 deterministic, so it has one "seed" (min = max = mean; no interval over seeds).
-Command line: ``serlib baseline svm --config configs/emodb.yaml``.
+Command line: ``serlib svm --config configs/emodb.yaml``.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def table_with_baseline(output_dir: str | Path) -> str:
     protocol, runs = collect_runs(root)
     svm = baseline_runs(root, protocol)
     if svm.empty:
-        raise BaselineError(f"{root} holds no {CONDITION} runs; run `serlib baseline svm` first")
+        raise BaselineError(f"{root} holds no {CONDITION} runs; run `serlib svm` first")
     protocol = dict(protocol)
     protocol["conditions"] = [*protocol["conditions"], {"name": CONDITION, "autoencoder_corpus": "none"}]
     combined = pd.concat([runs, svm], ignore_index=True) if not runs.empty else svm
