@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from serlib.app.notebooks import NOTEBOOKS
 from serlib.app.report_check import check_section
-from serlib.app.report_html import _e, _number, _table, _value
+from serlib.app.report_html import Markup, _e, _number, _table, _value, render
 from serlib.base import config as config_module
 from serlib.base import config_yaml, metrics
 
@@ -467,24 +467,20 @@ def _provenance_section(out: Path) -> str:
     )
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-thead th{background:#f2f2f2}td.paper,th.paper{background:#f7f3e8}#table1 td{text-align:right}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.9em}
-.missing,.incomplete{background:#fff1f0;border:1px solid #e0a0a0;padding:.5em}.muted,.note{color:#666;font-size:.88em}
-.ok{color:#176117}.bad{color:#a01010;font-weight:bold}pre{white-space:pre-wrap;margin:0}nav a{margin-right:1em}
-"""
+
+
+_NAV = (
+    ("configuration", "Configuration"),
+    ("table1-heading", "Table 1"),
+    ("figures", "Figures"),
+    ("notebooks", "Notebooks"),
+    ("provenance", "Machine"),
+)
 
 
 def _page(title: str, sections: list[str]) -> str:
-    anchors = ("configuration", "table1-heading", "figures", "notebooks", "provenance")
-    labels = ("Configuration", "Table 1", "Figures", "Notebooks", "Machine")
-    nav = "".join(f"<a href='#{anchor}'>{label}</a>" for anchor, label in zip(anchors, labels, strict=True))
-    return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1><nav>{nav}</nav>{''.join(sections)}</body></html>\n"
-    )
+    """The whole page, through ``templates/page.html.j2`` (autoescaped; the sections are escaped HTML)."""
+    return render("page.html.j2", title=title, nav=_NAV, sections=[Markup(s) for s in sections]) + "\n"
 
 
 # -- building ----------------------------------------------------------------------------------------

@@ -1,10 +1,32 @@
-"""The report's HTML pieces: escaping, numbers, values and tables (shared by its sections)."""
+"""The report's HTML pieces: escaping, numbers, values and tables (shared by its sections), and the
+jinja2 templates (``serlib/app/templates/*.html.j2``, package data) with autoescape on."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+__all__ = ["Markup", "render"]
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("serlib.app", "templates"),
+        autoescape=True,  # every value is escaped unless it is Markup (HTML that _e already escaped)
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+def render(template: str, **values: Any) -> str:
+    """A template of ``serlib/app/templates/`` filled with ``values`` (autoescaped)."""
+    return _environment().get_template(template).render(**values)
 
 
 def _e(value: Any) -> str:
@@ -28,7 +50,7 @@ def _value(value: Any) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], table_id: str = "") -> str:
-    ident = f" id='{table_id}'" if table_id else ""
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """A table through ``templates/table.html.j2``: headers are text and are escaped there; cells are
+    HTML fragments the caller built with ``_e``/``_number``/``_value``."""
+    cells = [[Markup(cell) for cell in row] for row in rows]
+    return render("table.html.j2", headers=[str(h) for h in headers], rows=cells, table_id=table_id)
