@@ -400,7 +400,8 @@ def paper_scale(results: list[dict[str, Any]], cores: int) -> list[str]:
     ae_loads = list(ae_epochs.values())
     for n in NODES:
         lines.append(
-            f"| {n} | {_hours(_spread(ae_loads, n) / ae_cpu_rate)} | {_hours(math.ceil(ACNN_RUNS / n) * acnn_total / ACNN_RUNS / acnn_cpu_rate)} | "
+            f"| {n} | {_hours(_spread(ae_loads, n) / ae_cpu_rate)} | "
+            f"{_hours(math.ceil(ACNN_RUNS / n) * acnn_total / ACNN_RUNS / acnn_cpu_rate)} | "
             f"{_hours(_spread(ae_loads, n) / gpu_rates[1])} - {_hours(_spread(ae_loads, n) / gpu_rates[0])} | "
             f"{_hours(math.ceil(ACNN_RUNS / n) * acnn_run_gpu_s)} |"
         )

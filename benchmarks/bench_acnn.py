@@ -258,7 +258,7 @@ def _calibrate(config: Any, lengths: Any) -> dict[str, Any]:
     (what a protocol passes): the calibration from an empty cache (a temporary ``XDG_CACHE_HOME``,
     ``SERLIB_ACNN_IMPLEMENTATION`` unset), its answer and its cost."""
     from serlib.models.acnn import choice as acnn_choice
-from serlib.models.acnn import model as acnn
+    from serlib.models.acnn import model as acnn
 
     os.environ.pop(acnn_choice.VARIABLE, None)
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="serlib-bench-acnn-cache-")

@@ -396,7 +396,8 @@ def main() -> None:
     print(f"1-minute load average at the end: {common.load_average():.2f}")
     train = next(r for r in rows if r["row"] == "train")
     print(
-        f"paper architecture: T={FRAMES}, F={BANDS}, batch {BATCH}, {train['training_gflop_per_utterance']} GFLOP/utterance (training)"
+        f"paper architecture: T={FRAMES}, F={BANDS}, batch {BATCH}, "
+        f"{train['training_gflop_per_utterance']} GFLOP/utterance (training)"
     )
     print(format_table(rows))
 

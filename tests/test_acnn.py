@@ -61,7 +61,11 @@ def test_pool_stride_equal_to_pool_size_gives_eight_steps(paper):
 
 
 def test_dropout_is_the_keras_rate_of_the_setting(paper):
-    assert acnn.build_configured(paper, setting="cross").get_layer("dropout").rate == paper.acnn.dropout_cross == 0.3
+    assert (
+        acnn.build_configured(paper, setting="cross").get_layer("dropout").rate
+        == paper.acnn.dropout_cross
+        == 0.3
+    )
     assert acnn.build_configured(paper).get_layer("dropout").rate == paper.acnn.dropout == 0.2
     half = config_module.override(paper, **{"acnn.dropout": 0.5})
     assert acnn.build_configured(half).get_layer("dropout").rate == 0.5  # what Keras means by 0.5

@@ -27,19 +27,33 @@ def test_every_verb_has_help_with_an_example(verb: str, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize(
-    "verb", [["config", "show"], ["extract"], ["train-ae", "--corpus", "x"], ["evaluate"], ["svm"], ["epochs"],
-             ["reproduce"], ["matrix"], ["baseline", "svm"]]
+    "verb",
+    [
+        ["config", "show"],
+        ["extract"],
+        ["train-ae", "--corpus", "x"],
+        ["evaluate"],
+        ["svm"],
+        ["epochs"],
+        ["reproduce"],
+        ["matrix"],
+        ["baseline", "svm"],
+    ],
 )
 def test_out_is_the_output_folder_everywhere(verb: list[str], tmp_path: Path) -> None:
     args = cli.build_parser().parse_args([*verb, "--preset", "demo", "--out", str(tmp_path / "here")])
     assert cli._config(args, log_file=False).output_dir == str(tmp_path / "here")
 
 
-def test_run_folders_are_positional_and_old_spellings_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_run_folders_are_positional_and_old_spellings_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     parser = cli.build_parser()
     assert parser.parse_args(["report", "runs/demo"]).run_dir == Path("runs/demo")
     assert parser.parse_args(["table", "runs/demo", "--svm"]).svm
-    assert cli.main(["report", "--out", str(tmp_path)]) == 2  # no run there: an error naming it, after the warning
+    assert (
+        cli.main(["report", "--out", str(tmp_path)]) == 2
+    )  # no run there: an error naming it, after the warning
     err = capsys.readouterr().err
     assert "--out RUN_DIR is deprecated" in err and str(tmp_path) in err
     assert cli.main(["download", "nonsense", "--to", str(tmp_path)]) == 2

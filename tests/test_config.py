@@ -18,7 +18,9 @@ def test_configs_yaml_is_the_shipped_preset(name: str) -> None:
     """configs/<name>.yaml is the hand-written preset the installed package reads (one file, linked)."""
     shown, shipped = CONFIGS / f"{name}.yaml", config.PRESETS_DIR / f"{name}.yaml"
     assert shown.read_bytes() == shipped.read_bytes()
-    assert shown.resolve() == shipped.resolve(), f"configs/{name}.yaml should link to serlib/presets/{name}.yaml"
+    assert shown.resolve() == shipped.resolve(), (
+        f"configs/{name}.yaml should link to serlib/presets/{name}.yaml"
+    )
     assert config.load(shown) == config.load_preset(name)
 
 
@@ -46,13 +48,18 @@ def test_demo_preset_is_an_overlay_on_paper() -> None:
     text = (config.PRESETS_DIR / "demo.yaml").read_text(encoding="utf-8")
     assert "\nbase: paper.yaml\n" in text and "kernel_frames" not in text  # only what differs
     demo = config.load_preset("demo")
-    assert demo.acnn.kernel_frames == 10 and demo.acnn.filters == 64 and set(demo.corpora) == {
-        "demo_emotion",
-        "demo_cross",
-        "demo_talks_small",
-        "demo_talks",
-        "demo_books",
-    }
+    assert (
+        demo.acnn.kernel_frames == 10
+        and demo.acnn.filters == 64
+        and set(demo.corpora)
+        == {
+            "demo_emotion",
+            "demo_cross",
+            "demo_talks_small",
+            "demo_talks",
+            "demo_books",
+        }
+    )
 
 
 def test_overlay_merges_sections_and_replaces_lists(tmp_path: Path) -> None:
@@ -162,8 +169,11 @@ def test_paper_yaml_comments_are_short_and_link_their_evidence() -> None:
     comments = config_yaml.comments(CONFIGS / "paper.yaml")
     assert comments["acnn.dropout"].startswith("Keras rate")
     assert all(len(line) <= 120 for line in text.splitlines())
-    anchors = {line.split('"')[1] for line in (root / "docs" / "configuration.md").read_text().splitlines()
-               if line.startswith('<a id="')}
+    anchors = {
+        line.split('"')[1]
+        for line in (root / "docs" / "configuration.md").read_text().splitlines()
+        if line.startswith('<a id="')
+    }
     linked = set(re.findall(r"docs/configuration\.md#([a-z-]+)", text))
     assert linked and linked <= anchors, f"paper.yaml links to missing anchors {linked - anchors}"
 

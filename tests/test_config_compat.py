@@ -30,7 +30,9 @@ def test_old_dropout_keys_convert_and_warn(tmp_path: Path, old: str, value: floa
     data["acnn"][old] = value
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.warns(config_compat.ConfigDeprecationWarning, match=rf"acnn\.{old}.*write acnn\.{new}: {expected}"):
+    with pytest.warns(
+        config_compat.ConfigDeprecationWarning, match=rf"acnn\.{old}.*write acnn\.{new}: {expected}"
+    ):
         loaded = config.load(path)
     assert getattr(loaded.acnn, new) == expected
 
@@ -84,7 +86,9 @@ def test_stored_form_round_trips_the_old_representation() -> None:
 def test_condition_names_are_validated_in_the_config_model() -> None:
     data = _demo()
     data["protocol"]["conditions"][1]["name"] = "../escape"
-    with pytest.raises(config.ConfigError, match=r"mine\.yaml(.|\n)*protocol\.conditions\.1\.name: .*results folder"):
+    with pytest.raises(
+        config.ConfigError, match=r"mine\.yaml(.|\n)*protocol\.conditions\.1\.name: .*results folder"
+    ):
         config.from_dict(data, "mine.yaml")
 
 
@@ -106,6 +110,10 @@ def test_sensitivity_plan_errors_name_the_bad_field(tmp_path: Path) -> None:
         plan.write_text(text)
         with pytest.raises(config.ConfigError, match=message):
             sensitivity.load_plan(plan)
-    plan.write_text("base: base.yaml\nconditions: [BL]\nseeds: [0]\nvariants: {rate-0.5: {acnn.dropout: 0.5}}\n")
+    plan.write_text(
+        "base: base.yaml\nconditions: [BL]\nseeds: [0]\nvariants: {rate-0.5: {acnn.dropout: 0.5}}\n"
+    )
     reference, variants, output = sensitivity.load_plan(plan)
-    assert [c.name for c in reference.protocol.conditions] == ["BL"] and variants == {"rate-0.5": {"acnn.dropout": 0.5}}
+    assert [c.name for c in reference.protocol.conditions] == ["BL"] and variants == {
+        "rate-0.5": {"acnn.dropout": 0.5}
+    }

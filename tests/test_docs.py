@@ -19,8 +19,8 @@ import pytest
 
 import serlib
 from serlib.app import cli
-from serlib.base import config_compat
 from serlib.base import config as config_module
+from serlib.base import config_compat
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -204,4 +204,6 @@ def test_tables_escape_their_headers_and_the_page_is_a_template(tmp_path: Path) 
     assert "<td><b>kept</b></td>" in html  # cells are fragments the report escaped itself
     page = report._page("<Title & co>", ["<h2 id='x'>ok</h2>"])
     assert "<title>&lt;Title &amp; co&gt;</title>" in page and "<h2 id='x'>ok</h2>" in page
-    assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "&#34;" not in page.split("</style>")[0]
+    assert (
+        page.startswith("<!DOCTYPE html>") and "<style>" in page and "&#34;" not in page.split("</style>")[0]
+    )

@@ -77,7 +77,8 @@ def acnn_hidden(
     (ids, vectors), chosen = max(loaded, key=lambda item: len(item[0][0]))
     corpus = config.protocol.within_corpus if setting == "within" else config.protocol.cross_corpus_test
     test = f"test session {chosen}" if setting == "within" else "all test utterances"
-    description = f"the ACNN's last hidden layer ({corpus}, condition {condition}, seed {int(runs['seed'].min())}, {test})"
+    seed = int(runs["seed"].min())
+    description = f"the ACNN's last hidden layer ({corpus}, condition {condition}, seed {seed}, {test})"
     return list(ids), check_vectors(vectors, f"hidden layer of {condition}").astype(np.float32), description
 
 

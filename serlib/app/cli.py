@@ -22,12 +22,14 @@ OUT_HELP = "output folder (overrides output_dir)"
 EXAMPLES = {
     "config": "serlib config show --preset paper\nserlib config show --config configs/nemo.yaml",
     "demo-corpus": "serlib demo-corpus --out runs/demo/data/demo",
-    "extract": "serlib extract --preset demo --out runs/demo\nserlib extract --config configs/nemo.yaml --extractor egemaps",
+    "extract": "serlib extract --preset demo --out runs/demo\n"
+    "serlib extract --config configs/nemo.yaml --extractor egemaps",
     "train-ae": "serlib train-ae --preset demo --corpus demo_talks --epochs 4",
-    "encode": "serlib encode --preset demo --corpus demo_emotion --model \"$(serlib train-ae --preset demo --corpus demo_talks)\"",
+    "encode": "serlib encode --preset demo --corpus demo_emotion "
+    '--model "$(serlib train-ae --preset demo --corpus demo_talks)"',
     "evaluate": "serlib evaluate --preset demo --out runs/demo\n"
     "serlib evaluate --config configs/nemo.yaml --seed 0 --condition BL   # a first sitting",
-    "table": "serlib table runs/demo\nserlib table runs/nemo --svm   # with the eGeMAPS + SVM row and confusion matrices",
+    "table": "serlib table runs/demo\nserlib table runs/nemo --svm   # with the eGeMAPS + SVM row, confusion matrices",
     "svm": "serlib svm --config configs/nemo.yaml",
     "epochs": "SERLIB_TF_THREADS=1 serlib epochs --config configs/nemo.yaml --max-epochs 60",
     "reproduce": "serlib reproduce --preset demo --out runs/demo\nserlib reproduce --preset demo --notebook 05",

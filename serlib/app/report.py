@@ -80,7 +80,8 @@ FILES = tuple(
     "figures/figure2_confusion.csv".split()
 )
 PACKAGES = tuple(
-    "tensorflow tensorflow-cpu keras numpy pandas scikit-learn opensmile papermill nbconvert jupyterlab ipykernel".split()
+    "tensorflow tensorflow-cpu keras numpy pandas scikit-learn opensmile papermill nbconvert jupyterlab "
+    "ipykernel".split()
 )
 STAT_COLUMNS = ("seeds", "folds", "ci_low", "ci_high", "delta_vs_bl", "t_p", "wilcoxon_p", "pooled_mean")
 _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -89,7 +90,7 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block body_header -%}{{ super() }}<p><a href="../index.html">&larr; reproduction report</a></p>{%- endblock body_header -%}
-"""
+"""  # noqa: E501 - a jinja2 template: a line break inside the block would change the page
 
 
 class ReportError(ValueError):
@@ -289,7 +290,10 @@ def _link(folder: Path, name: str) -> str:
 
 
 def _missing(what: str, notebook: str) -> str:
-    return f'<p class="missing">Missing: {_e(what)} (written by notebook {notebook}; run it to complete the report).</p>'
+    return (
+        f'<p class="missing">Missing: {_e(what)} (written by notebook {notebook}; '
+        "run it to complete the report).</p>"
+    )
 
 
 def _configuration_section(config: config_module.Config, preset: str) -> str:
@@ -467,8 +471,6 @@ def _provenance_section(out: Path) -> str:
     )
 
 
-
-
 _NAV = (
     ("configuration", "Configuration"),
     ("table1-heading", "Table 1"),
@@ -531,7 +533,8 @@ def build(out: str | os.PathLike[str]) -> Report:
         sections = []
         if not report.complete:
             sections.append(
-                f"<p class='incomplete' id='incomplete'><b>This run is incomplete</b>: {_e(report.incomplete_message())}. "
+                "<p class='incomplete' id='incomplete'><b>This run is incomplete</b>: "
+                f"{_e(report.incomplete_message())}. "
                 "Run the missing notebooks with <code>serlib reproduce --out DIR --notebook NN</code> "
                 "and rebuild this page with <code>serlib report DIR</code>.</p>"
             )

@@ -3,8 +3,9 @@
 ``serlib reproduce --preset demo --out runs/demo`` resolves the configuration once, writes it to
 ``<out>/config.yaml`` and hands that file to every notebook through its ``parameters`` cell, so all
 notebooks see exactly the same settings; what produced the run (commit, package versions, machine,
-threads) goes to ``<out>/provenance.json`` first (``serlib.base.provenance``). Executed copies land in ``<out>/notebooks/`` and a run log in
-``<out>/reproduce.log``. The first failing notebook stops the run, named with its failing cell.
+threads) goes to ``<out>/provenance.json`` first (``serlib.base.provenance``). Executed copies land in
+``<out>/notebooks/`` and a run log in ``<out>/reproduce.log``. The first failing notebook stops the run,
+named with its failing cell.
 Re-running is quick because the library's stores and finished runs skip work that is up to date; the
 notebooks themselves always execute.
 
@@ -316,7 +317,8 @@ def _execute(
             seconds = time.perf_counter() - begin
             _log_line(
                 log_path,
-                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\tstatus failed in cell {error.cell_index}: {error.ename}",
+                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\t"
+                f"status failed in cell {error.cell_index}: {error.ename}",
             )
             print(
                 f"[{number}/{len(selected)}] {name} FAILED after {seconds:.1f} s in cell {error.cell_index} "

@@ -43,7 +43,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 def _folder_name(name: str) -> str:
     """A condition or variant name names a results folder: letters, digits, '_', '-', '.', '+' only."""
     if not _NAME.match(name):
-        raise ValueError(f"{name!r} must be letters, digits, '_', '-', '.' or '+' (it names a results folder)")
+        raise ValueError(
+            f"{name!r} must be letters, digits, '_', '-', '.' or '+' (it names a results folder)"
+        )
     return name
 
 

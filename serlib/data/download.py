@@ -300,12 +300,14 @@ def _unpack_tar(archive_path: Path, staging: Path, progress: bool) -> None:
                     posixpath.join(str(path.parent), member.linkname)
                 ):
                     raise DownloadError(
-                        f"{archive_path}: link {member.name!r} -> {member.linkname!r} points outside the target folder; refused"
+                        f"{archive_path}: link {member.name!r} -> {member.linkname!r} "
+                        "points outside the target folder; refused"
                     )
             elif member.islnk():
                 if not _inside(member.linkname) or posixpath.isabs(member.linkname):
                     raise DownloadError(
-                        f"{archive_path}: hard link {member.name!r} -> {member.linkname!r} points outside the target folder; refused"
+                        f"{archive_path}: hard link {member.name!r} -> {member.linkname!r} "
+                        "points outside the target folder; refused"
                     )
             elif not (member.isfile() or member.isdir()):
                 raise DownloadError(f"{archive_path}: member {member.name!r} is a device or pipe; refused")

@@ -131,9 +131,10 @@ def extract(
     logmel: ``[N, max_frames, bands]`` cut/zero-padded (true lengths kept); spectrogram: auDeep
     layout ``[N * chunks, T, mel_bands]``, ids repeated per chunk with chunk_numbers; egemaps:
     ``[N, 1, 88]``; egemaps_lld: ``[N, max_frames, 25]``, cut/zero-padded as log-Mel. ``parameters``
-    come from ``extractor_parameters``; the store is a file under ``cache_dir/features``. Tasks run on the Dask ``client``'s workers when one is given, else in
-    ``n_jobs`` local processes. Unreadable files stop extraction with their id and reason unless
-    ``allow_skip``; skipped rows are absent from the store and listed in ``skipped``.
+    come from ``extractor_parameters``; the store is a file under ``cache_dir/features``. Tasks run on
+    the Dask ``client``'s workers when one is given, else in ``n_jobs`` local processes. Unreadable files
+    stop extraction with their id and reason unless ``allow_skip``; skipped rows are absent from the
+    store and listed in ``skipped``.
     """
     if extractor not in EXTRACTORS:
         raise StoreError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")

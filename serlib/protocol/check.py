@@ -254,7 +254,8 @@ def check_run(
     your_seeds = sorted(int(s) for s in run.scores["seed"].unique())
     if reference_seeds is not None and set(your_seeds) & set(reference_seeds):
         notes.append(
-            f"your seeds {_seeds(your_seeds)} include the reference's {_seeds(sorted(set(your_seeds) & set(reference_seeds)))}: "
+            f"your seeds {_seeds(your_seeds)} include the reference's "
+            f"{_seeds(sorted(set(your_seeds) & set(reference_seeds)))}: "
             "on the reference's machine and versions they repeat its values"
         )
     result = CheckResult(run.root, chosen.name, True, cells, level, notes)

@@ -219,7 +219,8 @@ def data_identity(
 ) -> dict[str, str]:
     """The feature-store files a run reads (their names hash the audio files' identity and the feature
     parameters): the ACNN's input (log-Mel, or ``features.acnn_input``) of the labeled corpora and, for
-    AE conditions, the spectrograms of the AE's and the labeled corpora. Extracts what is not in the store yet (needed by the run anyway)."""
+    AE conditions, the spectrograms of the AE's and the labeled corpora. Extracts what is not in the store
+    yet (needed by the run anyway)."""
     memo = {} if memo is None else memo
 
     def name(key: str, extractor: str) -> str:

@@ -86,7 +86,8 @@ def figure2(
     fig = plots.confusion_pair(
         panels,
         EMOTIONS,
-        title=f"Figure 2: mean confusion over seeds, {corpus} ({'leave-one-session-out' if setting == 'within' else 'cross-corpus'})",
+        title=f"Figure 2: mean confusion over seeds, {corpus} "
+        f"({'leave-one-session-out' if setting == 'within' else 'cross-corpus'})",
     )
     written = plots.save_figure(fig, FIGURE2_STEM, targets)
     plots.close(fig)

@@ -34,7 +34,6 @@ from serlib.protocol.table1 import protocol_lock, summarise
 log = logging.getLogger(__name__)
 
 
-
 def grid(config: Config, folds: list[int] | None = None) -> list[RunKey]:
     """Every (setting, condition, seed, fold) of the configured protocol, in a stable order."""
     runs = []

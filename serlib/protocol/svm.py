@@ -82,7 +82,9 @@ def labeled_functionals(config: Config, key: str) -> tuple[pd.DataFrame, np.ndar
     rows = np.asarray([position[u] for u in manifest["utterance_id"]], dtype=np.int64)
     everything = np.asarray(features.features, dtype=np.float64).reshape(len(features.ids), -1)
     mode = config.features.normalisation
-    if mode in normalisation.GROUPED:  # every utterance of the corpus (or speaker) in the store, labels unused
+    if (
+        mode in normalisation.GROUPED
+    ):  # every utterance of the corpus (or speaker) in the store, labels unused
         speakers = loaders.load_configured(config, key).set_index("utterance_id")["speaker"]
         groups = normalisation.groups_for(mode, speakers.reindex(features.ids).fillna("").to_numpy(), key)
         everything = normalisation.standardise_vectors(everything, groups)

@@ -199,7 +199,8 @@ def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
             )
             delta = row[f"{setting}_delta_vs_bl"]
             lines.append(
-                f"| {row['condition']} | {setting} | {row[f'{setting}_seeds']} | {row[f'{setting}_folds']} | {interval} | "
+                f"| {row['condition']} | {setting} | {row[f'{setting}_seeds']} | "
+                f"{row[f'{setting}_folds']} | {interval} | "
                 f"{'–' if isinstance(delta, float) and math.isnan(delta) else f'{delta:+.2f}'} | "
                 f"{_p_value(row[f'{setting}_t_p'])} | {_p_value(row[f'{setting}_wilcoxon_p'])} | "
                 f"{_number(row[f'{setting}_pooled_mean'])} |"

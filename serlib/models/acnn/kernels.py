@@ -1,8 +1,9 @@
 """Speed kernels of the ACNN, kept apart from the model so that ``acnn.py`` reads like the paper.
 
-``acnn.build_acnn`` uses these layers when ``acnn.implementation`` is ``fast`` (or ``auto`` found them
-faster on this machine: ``serlib.models.acnn.choice``) and plain Keras layers when it is ``reference``; both compute the same function, and
-``tests/test_acnn.py`` checks that predictions, losses and gradients agree within float32 rounding.
+``acnn.model.build_acnn`` uses these layers when ``acnn.implementation`` is ``fast`` (or ``auto`` found them
+faster on this machine: ``serlib.models.acnn.choice``) and plain Keras layers when it is ``reference``;
+both compute the same function, and ``tests/test_acnn.py`` checks that predictions, losses and gradients
+agree within float32 rounding.
 
 **Convolution over zero padding.** Utterances shorter than ``max_frames`` are zero-padded (after the
 band standardisation, padded frames are exactly zero), and a convolution step that sees only padding

@@ -304,7 +304,8 @@ def _store_identity(path: Path) -> dict[str, Any]:
 def train_configured(
     config: Config, corpus_key: str, epochs: int | None = None, progress: bool = True
 ) -> Path:
-    """Train (or find) the autoencoder of a configured corpus; returns ``.../autoencoders/<key>-<hash>/autoencoder.keras``.
+    """Train (or find) the autoencoder of a configured corpus; returns
+    ``.../autoencoders/<key>-<hash>/autoencoder.keras``.
 
     Its spectrograms come from the feature store; the configuration's ``autoencoder`` settings, seed
     and ``autoencoder.distribution`` strategy are handed to ``train``.
