@@ -152,11 +152,11 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
             "and supports log-Mel models only"
         )
     mode = metadata.get("feature_normalisation", "train")
-    if mode != "train":
+    if mode not in ("train", "none"):  # none and train: any standardisation is inside the model
         raise PredictError(
             f"{metadata_path}: the model was trained with features.normalisation {mode!r}, which standardises "
             "each test corpus (or speaker) with its own statistics; predict reads single files and supports "
-            "models trained with 'train' normalisation only"
+            "models trained with 'train' or 'none' normalisation only"
         )
     if expected_inputs != [int(logmel["max_frames"]), int(logmel["bands"])]:
         raise PredictError(
