@@ -30,11 +30,16 @@ def write_grid(
     conditions: tuple[tuple[str, str], ...] = (("BL", "none"), ("U", "other"), ("C", "target")),
     setting: str = "within",
     rng_seed: int = 0,
+    subset_accuracy: dict[str, dict[str, float]] | None = None,
+    without_common: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """A run folder under ``root``; returns its speaker table (``utterance_id``, ``speaker``).
 
     ``accuracy[condition][speaker]``: the probability a file is predicted right; ``lacking[speaker]``:
-    a class that speaker never speaks."""
+    a class that speaker never speaks. With ``subset_accuracy[subset][condition]`` the corpus has
+    ASED's scoring subsets: each speaker's first half of files per class are ``common`` (none for the
+    speakers in ``without_common``), the rest ``specific``; the predictions get the ``speaker`` and
+    ``subset`` columns, and a subset's accuracy overrides the speaker's."""
     rng = np.random.default_rng(rng_seed)
     lacking = lacking or {}
     speakers = []
@@ -44,12 +49,14 @@ def write_grid(
                 if lacking.get(speaker) == emotion:
                     continue
                 for i in range(files_per_class):
+                    common = i < files_per_class // 2 and speaker not in without_common
                     speakers.append(
                         {
                             "utterance_id": f"{name}_{speaker}_{emotion}_{i}",
                             "speaker": speaker,
                             "fold": fold,
                             "true": emotion,
+                            "subset": "common" if common else "specific",
                         }
                     )
     table = pd.DataFrame(speakers)
@@ -67,12 +74,15 @@ def write_grid(
         for seed in seeds:
             for fold in folds:
                 rows = table[table["fold"] == fold]
-                right = rng.random(len(rows)) < rows["speaker"].map(accuracy[condition]).to_numpy()
+                chance = rows["speaker"].map(accuracy[condition]).to_numpy()
+                for subset, by_condition in (subset_accuracy or {}).items():
+                    chance = np.where(rows["subset"] == subset, by_condition[condition], chance)
+                right = rng.random(len(rows)) < chance
                 wrong = [CLASSES[(CLASSES.index(t) + 1) % 4] for t in rows["true"]]
                 predicted = np.where(right, rows["true"], wrong)
                 folder = root / "results" / setting / condition / f"seed{seed}" / f"fold{fold}"
                 folder.mkdir(parents=True, exist_ok=True)
-                pd.DataFrame(
+                written = pd.DataFrame(
                     {
                         "utterance_id": rows["utterance_id"],
                         "fold": fold,
@@ -81,7 +91,10 @@ def write_grid(
                         "true": rows["true"],
                         "predicted": predicted,
                     }
-                ).to_csv(folder / "predictions.csv", index=False)
+                )
+                if subset_accuracy:
+                    written = written.assign(speaker=rows["speaker"], subset=rows["subset"])
+                written.to_csv(folder / "predictions.csv", index=False)
                 result = {
                     "setting": setting,
                     "condition": condition,

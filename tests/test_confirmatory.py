@@ -190,3 +190,56 @@ def test_an_utterance_given_two_speakers_is_an_error() -> None:
     assert len(speakers.combine([one, one])) == 2  # the same rows twice: fine
     with pytest.raises(ProtocolError, match="name two speakers"):
         speakers.combine([one, pd.DataFrame({"utterance_id": ["u1"], "speaker": ["c"]})])
+
+
+def test_a_scoring_subset_is_tested_and_pooled_apart_and_never_mixes_in_other_files(tmp_path) -> None:
+    # ASED-like corpus: U beats BL on the `specific` files only (the words give the emotion away), and is
+    # level with BL on the lexically fair `common` ones; speaker "h" has no `common` file at all
+    everyone = {s: 0.5 for s in "abcdefgh"}
+    x = write_grid(
+        tmp_path / "x",
+        "x",
+        {1: ["a", "b"], 2: ["c", "d"], 3: ["e", "f"], 4: ["g", "h"]},
+        {"BL": everyone, "U": everyone, "C": everyone},
+        files_per_class=10,
+        subset_accuracy={
+            "common": {"BL": 0.5, "U": 0.5, "C": 0.5},
+            "specific": {"BL": 0.4, "U": 0.95, "C": 0.4},
+        },
+        without_common=("h",),
+    )
+    y = write_grid(
+        tmp_path / "y",
+        "y",
+        {1: ["m"], 2: ["n"], 3: ["o"]},
+        {c: {s: 0.6 for s in "mno"} for c in ("BL", "U", "C")},
+    )
+    table = pd.concat([x, y])
+    _, predictions = speakers.predictions_of(tmp_path / "x")
+    uars = speakers.speaker_uars(predictions, table)
+    assert set(uars["score"]) == {"all", "common", "specific"}
+    common = uars[uars["score"] == "common"]
+    assert "h" not in set(common["speaker"])  # left out of the fair score, not scored 0
+    # every `common` score is computed from `common` files only: 5 per class, 4 classes
+    assert (common["n_test"] == 20).all()
+
+    result = confirmatory.pool(
+        [tmp_path / "x", tmp_path / "y"], table, ["U"], scores=["common"], pool_score="common"
+    )
+    family = result.family.set_index(["corpus", "score"])
+    assert sorted(family.index) == [
+        ("x: x (within)", "all"),
+        ("x: x (within)", "common"),
+        ("y: y (within)", "all"),
+    ]
+    assert family.loc[("x: x (within)", "all"), "mean_difference"] > 15  # the lexical gain
+    assert abs(family.loc[("x: x (within)", "common"), "mean_difference"]) < 8
+    assert family.loc[("x: x (within)", "common"), "speakers"] == 7
+    assert family.loc[("x: x (within)", "all"), "speakers"] == 8
+    np.testing.assert_allclose(result.family["holm_p"], confirmatory.holm(result.family["t_p"]))
+    assert result.pooled["scores"] == {"x: x (within)": "common", "y: y (within)": "all"}
+    assert result.pooled["speakers"] == 7 + 3
+    assert "| common |" in confirmatory.pool_markdown(result)
+
+    with pytest.raises(ProtocolError, match="--score"):
+        confirmatory.pool([tmp_path / "y"], table, ["U"], scores=["common"])

@@ -347,7 +347,13 @@ def _cmd_pool(args: argparse.Namespace) -> int:
         )
     table = speakers.combine(tables)
     result = confirmatory.pool(
-        folders, table, args.condition or None, args.pool_condition or None, [str(x) for x in args.skip]
+        folders,
+        table,
+        args.condition or None,
+        args.pool_condition or None,
+        [str(x) for x in args.skip],
+        scores=args.score,
+        pool_score=args.pool_score,
     )
     confirmatory.write_pool(result, args.out)
     print(confirmatory.pool_markdown(result), end="")
@@ -547,6 +553,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="the AE condition to pool, where a folder has several",
+    )
+    pool.add_argument(
+        "--score",
+        action="append",
+        default=[],
+        help="a scoring subset tested beside all test files where the predictions have it "
+        "(repeatable; ASED: common)",
+    )
+    pool.add_argument(
+        "--pool-score",
+        default="all",
+        help="the score pooled for a folder that has it (default: all; ASED's lexically fair: common)",
     )
     pool.add_argument(
         "--out",

@@ -51,7 +51,7 @@ from serlib.base.files import write_csv, write_json, write_text
 from serlib.protocol.comparisons import format_number as _f
 from serlib.protocol.comparisons import format_p as _p
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.speakers import paired_by_speaker, predictions_of, speaker_uars
+from serlib.protocol.speakers import ALL, paired_by_speaker, predictions_of, speaker_uars
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ NO_AE = ("none", "target")  # autoencoder sources that are not "other, unlabeled
 FAMILY_COLUMNS = (
     "corpus",
     "setting",
+    "score",
     "condition",
     "baseline",
     "role",
@@ -95,6 +96,7 @@ class Member:
     condition: str
     baseline: str
     role: str  # "AE" (other unlabeled speech: the paper's claim) or "control" (AE on the tested corpus)
+    score: str = ALL  # the test files scored: all of them, or a scoring subset (ASED: "common")
 
 
 @dataclass
@@ -115,10 +117,16 @@ def holm(p_values: Any, alpha: float = ALPHA) -> np.ndarray:
     return adjusted
 
 
-def family_of(protocol: dict[str, Any], folder: str, conditions: list[str] | None = None) -> list[Member]:
+def family_of(
+    protocol: dict[str, Any],
+    folder: str,
+    conditions: list[str] | None = None,
+    scores: Sequence[str] = (ALL,),
+) -> list[Member]:
     """The declared family of one run folder: every non-baseline ACNN condition (or those of the named
-    ``conditions`` it has) against the baseline, per setting; role "control" for an AE on the tested
-    corpus."""
+    ``conditions`` it has) against the baseline, per setting and per ``score`` (``all`` and any scoring
+    subset the folder's predictions have, e.g. ASED's ``common``); role "control" for an AE on the
+    tested corpus."""
     baseline = protocol.get("baseline") or "BL"
     sources = {c["name"]: c["autoencoder_corpus"] for c in protocol["conditions"]}
     chosen = [c for c in sources if c != baseline and (not conditions or c in conditions)]
@@ -127,9 +135,10 @@ def family_of(protocol: dict[str, Any], folder: str, conditions: list[str] | Non
         label = f"{protocol['name']}: {description['train_corpus']} -> {description['test_corpus']}"
         if setting == "within":
             label = f"{protocol['name']}: {description['test_corpus']} (within)"
-        for condition in chosen:
-            role = "control" if sources[condition] == "target" else "AE"
-            members.append(Member(label, folder, setting, condition, baseline, role))
+        for score in scores:
+            for condition in chosen:
+                role = "control" if sources[condition] == "target" else "AE"
+                members.append(Member(label, folder, setting, condition, baseline, role, score))
     return members
 
 
@@ -148,17 +157,24 @@ def variance_components(pairs: pd.DataFrame) -> tuple[float, float]:
 def compare(scores: pd.DataFrame, member: Member) -> tuple[dict[str, Any], pd.DataFrame]:
     """One family row (UAR points): the speaker-level paired test, its secondary (speaker, seed)
     reading and the variance components; and the per-speaker seed means."""
-    means, pairs, seeds = paired_by_speaker(scores, member.setting, member.condition, member.baseline)
+    means, pairs, seeds = paired_by_speaker(
+        scores, member.setting, member.condition, member.baseline, member.score
+    )
     test = metrics.paired_comparison(means["a"].to_numpy(), means["b"].to_numpy())
     secondary = metrics.paired_comparison(pairs["a"].to_numpy(), pairs["b"].to_numpy())
     sd_speaker, sd_seed = variance_components(pairs)
-    here = scores[(scores["setting"] == member.setting) & (scores["condition"] == member.baseline)]
+    here = scores[
+        (scores["setting"] == member.setting)
+        & (scores["condition"] == member.baseline)
+        & (scores["score"] == member.score)
+    ]
     lacking = (
         int((here.groupby("speaker")["classes"].min() < here["classes"].max()).sum()) if len(here) else 0
     )
     row = {
         "corpus": member.corpus,
         "setting": member.setting,
+        "score": member.score,
         "condition": member.condition,
         "baseline": member.baseline,
         "role": member.role,
@@ -179,6 +195,7 @@ def compare(scores: pd.DataFrame, member: Member) -> tuple[dict[str, Any], pd.Da
     per_speaker = per_speaker.assign(
         corpus=member.corpus,
         setting=member.setting,
+        score=member.score,
         condition=member.condition,
         role=member.role,
         difference=100 * (per_speaker["condition_uar"] - per_speaker["baseline_uar"]),
@@ -273,6 +290,8 @@ def pool(
     conditions: list[str] | None = None,
     pool_conditions: list[str] | None = None,
     skip: list[str] | None = None,
+    scores: Sequence[str] = (),
+    pool_score: str = ALL,
 ) -> PoolResult:
     """The declared family of the run ``folders`` (speaker-level, Holm-adjusted) and the pooled
     within-corpus AE - BL difference over the folders that have a within-corpus grid.
@@ -280,27 +299,40 @@ def pool(
     ``speakers``: ``utterance_id``, ``speaker`` for every test utterance. ``pool_conditions``: which
     condition is "the AE" of a folder when it has several of role AE (default: its only one). ``skip``:
     ``FOLDER:SETTING`` entries left out of the family (exploratory runs, e.g. the discovery seeds of a
-    replication)."""
+    replication). ``scores``: scoring subsets tested beside ``all`` in the folders whose predictions
+    have them (ASED's ``common`` sentences). ``pool_score``: the score pooled where a folder has it
+    (``all`` elsewhere)."""
     rows, per_speaker, notes = [], [], []
+    found_scores: set[str] = set()
     for folder in folders:
         protocol, predictions = predictions_of(folder)
         if predictions.empty:
             raise ProtocolError(f"{folder}: no finished runs to read")
-        scores = speaker_uars(predictions, speakers, str(folder))
-        for member in family_of(protocol, str(folder), conditions):
+        uars = speaker_uars(predictions, speakers, str(folder))
+        present = set(uars["score"])
+        found_scores |= present
+        tested = [ALL] + [s for s in scores if s in present and s != ALL]
+        for member in family_of(protocol, str(folder), conditions, tested):
             if f"{folder}:{member.setting}" in set(skip or ()):
                 continue
-            if not ((scores["setting"] == member.setting) & (scores["condition"] == member.condition)).any():
-                notes.append(
-                    f"{member.corpus} {member.setting} {member.condition}: no finished runs, left out"
-                )
+            if not ((uars["setting"] == member.setting) & (uars["condition"] == member.condition)).any():
+                if member.score == ALL:
+                    notes.append(
+                        f"{member.corpus} {member.setting} {member.condition}: no finished runs, left out"
+                    )
                 continue
-            row, speakers_frame = compare(scores, member)
+            row, speakers_frame = compare(uars, member)
             rows.append(row)
             per_speaker.append(speakers_frame)
     if not rows:
         raise ProtocolError(
             "no comparison of the family has finished runs in " + ", ".join(map(str, folders))
+        )
+    absent = sorted(set(scores) - found_scores)
+    if absent:
+        raise ProtocolError(
+            f"--score {absent}: no test predictions of " + ", ".join(map(str, folders)) + " have that "
+            "scoring subset (the 'subset' column of predictions.csv, e.g. ASED's common/specific)"
         )
     unmatched = sorted(set(conditions or ()) - {row["condition"] for row in rows})
     if unmatched:
@@ -312,6 +344,10 @@ def pool(
     speaker_frame = pd.concat(per_speaker, ignore_index=True)
     pooled: dict[str, Any] = {}
     within = speaker_frame[(speaker_frame["setting"] == "within") & (speaker_frame["role"] == "AE")]
+    # one score per corpus: pool_score where the corpus has it, else all of its test files
+    with_pool_score = set(within.loc[within["score"] == pool_score, "corpus"])
+    pooled_score = within["corpus"].map(lambda corpus: pool_score if corpus in with_pool_score else ALL)
+    within = within[within["score"] == pooled_score]
     if pool_conditions:
         within = within[within["condition"].isin(pool_conditions)]
     several = within.groupby("corpus")["condition"].nunique()
@@ -325,6 +361,7 @@ def pool(
         pooled["conditions"] = {
             str(k): str(v) for k, v in within.groupby("corpus")["condition"].first().items()
         }
+        pooled["scores"] = {str(k): str(v) for k, v in within.groupby("corpus")["score"].first().items()}
     else:
         notes.append("pooling needs a within-corpus AE grid in at least 2 run folders; not pooled")
     return PoolResult(family, speaker_frame, pooled, notes)
@@ -338,13 +375,14 @@ def pool_markdown(result: PoolResult) -> str:
         f"over speakers; Holm-adjusted over the {len(result.family)} comparisons; UAR points). The last "
         "three columns are secondary: (speaker, seed) pairs share speakers and overstate power.",
         "",
-        "| corpus | setting | comparison | role | speakers | seeds | Δ | 95 % CI | t-test p | Holm p | "
+        "| corpus | setting | score | comparison | role | speakers | seeds | Δ | 95 % CI | t-test p | Holm p | "
         "MDD | (speaker, seed) p | sd speaker | sd seed |",
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.family.to_dict("records"):
         lines.append(
-            f"| {row['corpus']} | {row['setting']} | {row['condition']} - {row['baseline']} | {row['role']} | "
+            f"| {row['corpus']} | {row['setting']} | {row['score']} | {row['condition']} - {row['baseline']} | "
+            f"{row['role']} | "
             f"{row['speakers']} | {row['seeds']} | {_f(row['mean_difference'], sign=True)} | "
             f"[{_f(row['ci_low'], sign=True)}, {_f(row['ci_high'], sign=True)}] | {_p(row['t_p'])} | "
             f"{_p(row['holm_p'])} | {_f(row['mdd'])} | {_p(row['t_p_speaker_seed'])} | "
@@ -353,7 +391,8 @@ def pool_markdown(result: PoolResult) -> str:
     lacking = result.family[result.family["speakers_lacking_a_class"] > 0]
     for row in lacking.to_dict("records"):
         lines.append(
-            f"\n{row['corpus']} {row['setting']}: {row['speakers_lacking_a_class']} speakers lack a class in "
+            f"\n{row['corpus']} {row['setting']} ({row['score']}): {row['speakers_lacking_a_class']} speakers "
+            "lack a class in "
             "their test files; their UAR is the mean recall over the classes they have."
         )
     pooled = result.pooled
@@ -374,7 +413,9 @@ def pool_markdown(result: PoolResult) -> str:
             f"{_f(pooled['mixedlm_estimate'], sign=True)} [{_f(pooled['mixedlm_ci_low'], sign=True)}, "
             f"{_f(pooled['mixedlm_ci_high'], sign=True)}] |",
             "",
-            "Pooled conditions: " + ", ".join(f"{k}: {v}" for k, v in pooled["conditions"].items()) + ".",
+            "Pooled conditions (score): "
+            + ", ".join(f"{k}: {v} ({pooled['scores'][k]})" for k, v in pooled["conditions"].items())
+            + ".",
         ]
         if pooled["mixedlm_warnings"]:
             lines.append("MixedLM warned: " + "; ".join(pooled["mixedlm_warnings"]) + ".")

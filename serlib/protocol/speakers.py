@@ -34,7 +34,10 @@ from serlib.protocol.table1 import collect_runs, results_root
 
 log = logging.getLogger(__name__)
 
-SPEAKER_COLUMNS = ("setting", "condition", "seed", "speaker", "uar", "n_test", "classes")
+SPEAKER_COLUMNS = ("setting", "condition", "seed", "score", "speaker", "uar", "n_test", "classes")
+
+ALL = "all"
+"""The score over all of a speaker's test files (beside one per scoring subset, e.g. ASED's ``common``)."""
 
 
 class MissingRunFolder(ProtocolError):
@@ -89,9 +92,13 @@ def read_speaker_csv(path: str | Path) -> pd.DataFrame:
     return combine([frame[["utterance_id", "speaker"]]], str(path))
 
 
+PREDICTION_COLUMNS = ("setting", "condition", "seed", "fold", "utterance_id", "true", "predicted", "subset")
+
+
 def predictions_of(output_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """The protocol and every finished run's test predictions (``setting`` added), as ``collect_runs``
-    finds them (same fingerprints as the protocol's)."""
+    finds them (same fingerprints as the protocol's); ``subset`` is the scoring subset of each test
+    utterance (ASED: ``common`` / ``specific`` sentences), empty where the corpus has none."""
     protocol, runs = collect_runs(output_dir)
     frames = []
     for row in runs.itertuples():
@@ -101,15 +108,20 @@ def predictions_of(output_dir: str | Path) -> tuple[dict, pd.DataFrame]:
         frame["setting"] = row.setting
         frame["condition"] = row.condition
         frame["seed"] = int(row.seed)
-        frames.append(frame[["setting", "condition", "seed", "fold", "utterance_id", "true", "predicted"]])
-    columns = ["setting", "condition", "seed", "fold", "utterance_id", "true", "predicted"]
-    return protocol, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns))
+        if "subset" not in frame.columns:
+            frame["subset"] = None  # the test corpus has no scoring subset: only the "all" score
+        frames.append(frame[list(PREDICTION_COLUMNS)])
+    return protocol, (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    )
 
 
 def speaker_uars(predictions: pd.DataFrame, speakers: pd.DataFrame, source: str = "") -> pd.DataFrame:
-    """One row per (setting, condition, seed, speaker): the UAR over that speaker's test files of that
-    seed (recall averaged over the classes present in the speaker's true labels), ``n_test`` and
-    ``classes`` (how many classes the speaker has)."""
+    """One row per (setting, condition, seed, score, speaker): the UAR over that speaker's test files of
+    that seed (recall averaged over the classes present in the speaker's true labels), ``n_test`` and
+    ``classes`` (how many classes the speaker has). ``score`` is ``all`` (every test file) or the name of
+    a scoring subset (the ``subset`` column, where the predictions have one): a speaker with no file in a
+    subset has no row for it, so is left out of that subset's tests rather than scored 0."""
     lookup = speakers.set_index("utterance_id")["speaker"]
     joined = predictions.assign(speaker=predictions["utterance_id"].map(lookup))
     lacking = joined["speaker"].isna()
@@ -124,27 +136,32 @@ def speaker_uars(predictions: pd.DataFrame, speakers: pd.DataFrame, source: str 
     for (setting, condition, seed, speaker), group in joined.groupby(
         ["setting", "condition", "seed", "speaker"], sort=True
     ):
-        rows.append(
-            {
-                "setting": setting,
-                "condition": condition,
-                "seed": int(seed),
-                "speaker": str(speaker),
-                "uar": metrics.uar(group["true"].to_numpy(), group["predicted"].to_numpy()),
-                "n_test": len(group),
-                "classes": int(group["true"].nunique()),
-            }
-        )
+        parts = [(ALL, group)]
+        if "subset" in group.columns:
+            parts += [(str(name), part) for name, part in group.dropna(subset=["subset"]).groupby("subset")]
+        for score, part in parts:
+            rows.append(
+                {
+                    "setting": setting,
+                    "condition": condition,
+                    "seed": int(seed),
+                    "score": score,
+                    "speaker": str(speaker),
+                    "uar": metrics.uar(part["true"].to_numpy(), part["predicted"].to_numpy()),
+                    "n_test": len(part),
+                    "classes": int(part["true"].nunique()),
+                }
+            )
     return pd.DataFrame(rows, columns=list(SPEAKER_COLUMNS))
 
 
 def paired_by_speaker(
-    scores: pd.DataFrame, setting: str, condition: str, baseline: str
+    scores: pd.DataFrame, setting: str, condition: str, baseline: str, score: str = ALL
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
     """Per speaker the seed-mean UAR of ``condition`` and of ``baseline`` over the seeds both ran for
-    that setting (columns ``a``, ``b``); the (speaker, seed) pairs behind them (for the secondary
-    reading and the variance components); and those seeds."""
-    here = scores[scores["setting"] == setting]
+    that setting, on the files of ``score`` (columns ``a``, ``b``); the (speaker, seed) pairs behind
+    them (for the secondary reading and the variance components); and those seeds."""
+    here = scores[(scores["setting"] == setting) & (scores["score"] == score)]
     a = here[here["condition"] == condition].set_index(["speaker", "seed"])["uar"]
     b = here[here["condition"] == baseline].set_index(["speaker", "seed"])["uar"]
     pairs = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
