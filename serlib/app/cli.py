@@ -39,7 +39,8 @@ EXAMPLES = {
     "check": "serlib check runs/demo\nserlib check runs/nemo --reference nemo",
     "download": "serlib download emodb --out /data",
     "baseline": "serlib svm --config configs/nemo.yaml   # instead of: serlib baseline svm ...",
-    "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker",
+    "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker\n"
+    "serlib matrix --config configs/cross-corpus-ased.yaml --normalisation speaker --pairs-with ased",
     "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
     "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool",
     "predict": "serlib predict --model runs/demo/models recording.wav",
@@ -299,7 +300,16 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         _refuse_unknown("--corpus", args.corpus, configured, "protocol.cross_corpus_matrix")
         # a sub-matrix of the configured one: its cells are the same folders, reused by the full run
         config = config_module.override(config, **{"protocol.cross_corpus_matrix": list(args.corpus)})
-    table = matrix.run_matrix(config, normalisations=args.normalisation or ["train"])
+    if args.pairs_with:
+        _refuse_unknown(
+            "--pairs-with",
+            [args.pairs_with],
+            config.protocol.cross_corpus_matrix or [],
+            "protocol.cross_corpus_matrix",
+        )
+    table = matrix.run_matrix(
+        config, normalisations=args.normalisation or ["train"], involving=args.pairs_with
+    )
     print(matrix.matrix_markdown(table, config.protocol.cross_corpus_matrix or []), end="")
     print(f"\nmatrix: {config.output_path / 'matrix.md'}, {config.output_path / 'matrix.csv'}")
     return 0
@@ -476,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--corpus",
         action="append",
         help="only these corpora of protocol.cross_corpus_matrix (repeatable; default: all of them)",
+    )
+    matrix.add_argument(
+        "--pairs-with",
+        default=None,
+        metavar="CORPUS",
+        help="only the pairs that train or test on CORPUS (a corpus joining the matrix)",
     )
     matrix.set_defaults(handler=_cmd_matrix)
 

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ("normalisation", "condition", "train", "test", "mean", "min", "max", "seeds")
 
 
-def pairs(config: Config) -> list[tuple[str, str]]:
-    """Every ordered (training, test) pair of the matrix' corpora."""
+def pairs(config: Config, involving: str | None = None) -> list[tuple[str, str]]:
+    """Every ordered (training, test) pair of the matrix' corpora; with ``involving``, only the pairs
+    that train or test on that corpus (a new corpus joins a matrix without re-running the old cells)."""
     corpora = config.protocol.cross_corpus_matrix or []
     if len(corpora) < 2:
         raise ProtocolError(
@@ -41,7 +42,14 @@ def pairs(config: Config) -> list[tuple[str, str]]:
     unknown = [key for key in corpora if key not in config.corpora]
     if unknown:
         raise ProtocolError(f"protocol.cross_corpus_matrix: {unknown} are not keys of corpora")
-    return [(train, test) for train in corpora for test in corpora if train != test]
+    if involving is not None and involving not in corpora:
+        raise ProtocolError(f"{involving!r} is not in protocol.cross_corpus_matrix ({', '.join(corpora)})")
+    return [
+        (train, test)
+        for train in corpora
+        for test in corpora
+        if train != test and involving in (None, train, test)
+    ]
 
 
 def pair_config(config: Config, train: str, test: str, normalisation: str) -> Config:
@@ -63,14 +71,18 @@ def pair_config(config: Config, train: str, test: str, normalisation: str) -> Co
 
 
 def run_matrix(
-    config: Config, normalisations: Sequence[str] = ("train",), progress: bool = True
+    config: Config,
+    normalisations: Sequence[str] = ("train",),
+    progress: bool = True,
+    involving: str | None = None,
 ) -> pd.DataFrame:
-    """Run every cell of the matrix for each normalisation (finished runs are reused), then write
-    ``matrix.csv`` and ``matrix.md`` under ``config.output_dir``; returns the matrix as rows."""
+    """Run every cell of the matrix (or only those ``involving`` one corpus) for each normalisation
+    (finished runs are reused), then write ``matrix.csv`` and ``matrix.md`` under ``config.output_dir``
+    from all finished cells; returns the matrix as rows."""
     unknown = [mode for mode in normalisations if mode not in MODES]
     if unknown:
         raise ProtocolError(f"normalisations {unknown} are unknown; choose from {', '.join(MODES)}")
-    cells = pairs(config)
+    cells = pairs(config, involving)
     for mode in normalisations:
         for number, (train, test) in enumerate(cells, start=1):
             log.info("matrix %s, %d/%d: %s -> %s", mode, number, len(cells), train, test)
