@@ -200,6 +200,64 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
         assert len(handle["ids"]) == 3 * 6 * per_emotion
 
 
+def test_ased_matrix_reuses_the_ased_cache_and_the_development_pair_s_normalisation() -> None:
+    """configs/cross-corpus-ased.yaml joins ASED to the matrix with ASED's stores and U autoencoder
+    (same cache, corpus keys, lengths and AE), and its header runs only the normalisation chosen on the
+    development pair of configs/cross-corpus.yaml (speaker), not a re-chosen one."""
+    from serlib.protocol import matrix
+
+    ased = config_module.load(CONFIGS / "ased.yaml")
+    joined = config_module.load(CONFIGS / "cross-corpus-ased.yaml")
+    assert joined.cache_path == ased.cache_path
+    for key in ("ased", "other_speech", "librispeech", "nemo_all", "emodb_all", "ravdess_all"):
+        assert joined.corpora[key] == ased.corpora[key], key
+    assert joined.features.logmel == ased.features.logmel
+    assert joined.features.spectrogram == ased.features.spectrogram
+    assert joined.autoencoder == ased.autoencoder and joined.seed == ased.seed and joined.audio == ased.audio
+    assert joined.acnn == ased.acnn
+    assert {c.name: c.autoencoder_corpus for c in joined.protocol.conditions} == {
+        "BL": "none",
+        "U": "other_speech",
+    }
+    assert joined.protocol.egemaps_svm
+    cells = matrix.pairs(joined, involving="ased")
+    assert len(cells) == 6 and all("ased" in cell for cell in cells)
+    assert ("emodb", "ravdess") not in cells and ("ased", "nemo") in cells and ("nemo", "ased") in cells
+    header = (CONFIGS / "cross-corpus-ased.yaml").read_text()
+    declared = (CONFIGS / "cross-corpus.yaml").read_text()
+    assert "development pair: Emo-DB -> RAVDESS" in declared
+    assert "--normalisation speaker" in header and "--normalisation train" not in header
+
+
+def test_matrix_pairs_with_one_corpus_runs_only_its_pairs_and_refuses_others(monkeypatch, capsys) -> None:
+    """``serlib matrix --pairs-with ased`` runs the pairs that train or test on ASED; a corpus outside
+    protocol.cross_corpus_matrix is refused by name."""
+    from serlib.app import cli
+    from serlib.protocol import matrix
+
+    seen = []
+
+    def fake_run_matrix(config, normalisations, involving=None):
+        seen.append(matrix.pairs(config, involving))
+        return matrix.collect_matrix(config, normalisations)
+
+    monkeypatch.setattr(matrix, "run_matrix", fake_run_matrix)
+    monkeypatch.setenv("SERLIB_DATA", "/nonexistent")
+    argv = ["matrix", "--config", str(CONFIGS / "cross-corpus-ased.yaml"), "--normalisation", "speaker"]
+    assert cli.main([*argv, "--pairs-with", "ravdess"]) == 0
+    assert sorted(seen[0]) == [
+        ("ased", "ravdess"),
+        ("emodb", "ravdess"),
+        ("nemo", "ravdess"),
+        ("ravdess", "ased"),
+        ("ravdess", "emodb"),
+        ("ravdess", "nemo"),
+    ]
+    assert cli.main([*argv, "--pairs-with", "iemocap"]) == 2
+    assert "--pairs-with iemocap is not in protocol.cross_corpus_matrix" in capsys.readouterr().err
+    assert len(seen) == 1
+
+
 def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch, capsys) -> None:
     """``serlib matrix --corpus emodb --corpus ravdess`` runs those two corpora's pairs only (the same
     cell folders as the full matrix); a corpus outside the configured list is refused by name."""
@@ -208,7 +266,7 @@ def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch,
 
     seen = []
 
-    def fake_run_matrix(config, normalisations):
+    def fake_run_matrix(config, normalisations, involving=None):
         seen.append((list(config.protocol.cross_corpus_matrix), list(normalisations)))
         return matrix.collect_matrix(config, normalisations)
 
