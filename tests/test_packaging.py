@@ -66,6 +66,8 @@ def test_wheel_holds_every_module_and_the_package_data(wheel) -> None:
     assert modules <= names, f"modules missing from the wheel: {sorted(modules - names)}"
     data = {p.relative_to(ROOT).as_posix() for p in (ROOT / "serlib").rglob("*.conf")}
     assert "serlib/features/logmel.conf" in data and data <= names
+    templates = {p.relative_to(ROOT).as_posix() for p in (ROOT / "serlib").rglob("*.j2")}  # the report's
+    assert "serlib/app/templates/section_configuration.html.j2" in templates and templates <= names
     references = {p.relative_to(ROOT).as_posix() for p in (ROOT / "serlib" / "references").iterdir()}
     assert "serlib/references/paper.csv" in references and references <= names  # `serlib check`'s
     assert "License-Expression: MIT" in metadata

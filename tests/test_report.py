@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from sample_run import executed_notebook, paper_like_config, write_sample_run
 
@@ -196,14 +197,58 @@ def test_reproduce_ends_by_writing_the_report(tmp_path: Path, monkeypatch: pytes
 
 def test_tables_escape_their_headers_and_the_page_is_a_template(tmp_path: Path) -> None:
     """Table headers come from data (a CSV's columns): they are escaped like every other value, by the
-    jinja2 templates of serlib/app/templates (autoescape)."""
+    jinja2 templates of serlib/app/templates (autoescape); only a template's own output passes as HTML."""
     from serlib.app import report_html
 
-    html = report_html._table(["<script>alert(1)</script>", "plain"], [["<b>kept</b>", "x"]], "t")
+    html = report_html.render("section_probes.html.j2", columns=["<script>alert(1)</script>", "plain"],
+                              rows=[["<b>not kept</b>", "x"]])  # fmt: skip
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<td><b>kept</b></td>" in html  # cells are fragments the report escaped itself
-    page = report._page("<Title & co>", ["<h2 id='x'>ok</h2>"])
-    assert "<title>&lt;Title &amp; co&gt;</title>" in page and "<h2 id='x'>ok</h2>" in page
+    assert "<td>&lt;b&gt;not kept&lt;/b&gt;</td>" in html  # cells are text, escaped like the headers
+    section = report_html.render("section_intro.html.j2", incomplete="", built="today")
+    page = report._page("<Title & co>", [section])
+    assert "<title>&lt;Title &amp; co&gt;</title>" in page and "Neumann &amp; Vu, <i>Improving" in page
     assert (
         page.startswith("<!DOCTYPE html>") and "<style>" in page and "&#34;" not in page.split("</style>")[0]
     )
+
+
+def test_text_of_the_run_is_escaped_in_every_section(tmp_path: Path) -> None:
+    """Text from the run folder (the configuration's name, a notebook's status and times in reproduce.log,
+    provenance.json, a CSV's columns and cells) reaches the page escaped in each section that shows it:
+    a raw ``<script>`` never appears, its escaped form does."""
+    nasty = "<script>alert(1)</script> & co"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+    run = tmp_path / "run"
+    config = config_module.override(config_module.load_preset("demo"), name=nasty, output_dir=str(run))
+    out = write_sample_run(run, config)
+    log = out / "reproduce.log"
+    log.write_text(
+        log.read_text(encoding="utf-8") + f"05_tsne_analysis.ipynb\tstart {nasty}\tstatus failed: {nasty}\n",
+        encoding="utf-8",
+    )
+    (out / "provenance.json").write_text(json.dumps({"cpu": nasty, nasty: "value"}), encoding="utf-8")
+    table = pd.read_csv(out / "table1.csv")
+    table["autoencoder_corpus"] = nasty
+    table.to_csv(out / "table1.csv", index=False)
+    probes = pd.read_csv(out / "tsne_probes.csv").rename(columns={"note": nasty})
+    probes[nasty] = nasty
+    probes.to_csv(out / "tsne_probes.csv", index=False)
+    page = report.build(out).index.read_text(encoding="utf-8")
+    assert "<script" not in page and "alert(1)</script>" not in page
+    sections = {
+        "title": page.split("<body>")[0],
+        "configuration": page.split("<h2 id='configuration'>")[1].split("<h2")[0],
+        "table1": page.split("<table id='table1'>")[1].split("</table>")[0],
+        "probe table headers": page.split("<table id='probes'><thead>")[1].split("</thead>")[0],
+        "probe table cells": page.split("<table id='probes'>")[1].split("</table>")[0].split("<tbody>")[1],
+        "notebooks": page.split("<h2 id='notebooks'>")[1].split("<h2")[0],
+        "provenance": page.split("<h2 id='provenance'>")[1],
+    }
+    for name, text in sections.items():
+        assert escaped in text, f"the {name} does not show the escaped text"
+    assert f"<b>{escaped}</b>" in sections["configuration"]  # the name, and the departure of `name`:
+    assert f"<code>&#34;{escaped}&#34;</code>" in sections["configuration"]
+    assert f"<span class='bad'>failed: {escaped}</span>" in sections["notebooks"]
+    assert f"<code>{escaped}</code></td><td>value</td>" in sections["provenance"]
+    assert f"<code>cpu</code></td><td>{escaped}</td>" in sections["provenance"]
+    assert "This run is incomplete</b>: notebooks failed: 05_tsne_analysis.ipynb." in page

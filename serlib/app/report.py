@@ -30,12 +30,13 @@ from typing import Any
 import jinja2
 import nbformat
 import pandas as pd
+from markupsafe import Markup
 from nbconvert import HTMLExporter
 from pydantic import BaseModel
 
 from serlib.app.notebooks import NOTEBOOKS
 from serlib.app.report_check import check_section
-from serlib.app.report_html import Markup, _e, _number, _table, _value, render
+from serlib.app.report_html import json_value, number, render
 from serlib.base import config as config_module
 from serlib.base import config_yaml, metrics
 
@@ -74,6 +75,9 @@ FIGURES = (
     ("tsne_acnn_speaker_gender", "Beyond the paper: ACNN hidden layer by speaker and gender", "05"),
     ("tsne_autoencoder_speaker_gender", "Beyond the paper: AE representation by speaker and gender", "05"),
 )
+FIGURE_DATA = {
+    "figure2_confusion": "figure2_confusion.csv"
+}  # the data a figure was drawn from, linked below it
 # Small result files copied into report/files/ so the report travels without the run folder.
 FILES = tuple(
     "config.yaml reproduce.log provenance.json table1.csv table1.md runs.csv tsne_probes.csv table1_with_svm.md "
@@ -282,168 +286,144 @@ def render_notebook(source: Path, target: Path, exporter: Any = None) -> None:
     target.write_text(body, encoding="utf-8")
 
 
-def _link(folder: Path, name: str) -> str:
-    """A link to a copied result file, or its name where the run folder has none."""
-    if (folder / "files" / name).is_file():
-        return f"<a href='files/{name}'>{name}</a>"
-    return f"{name} (absent from the run folder)"
+def _copied(folder: Path) -> list[str]:
+    """The result files copied into the report's files/ folder (the templates link these, name the rest)."""
+    return sorted(path.name for path in (folder / "files").iterdir())
 
 
-def _missing(what: str, notebook: str) -> str:
-    return (
-        f'<p class="missing">Missing: {_e(what)} (written by notebook {notebook}; '
-        "run it to complete the report).</p>"
-    )
-
-
-def _configuration_section(config: config_module.Config, preset: str) -> str:
+def _configuration_section(config: config_module.Config, preset: str) -> Markup:
+    """The configuration's name and preset, and its departures from the paper preset with their reasons."""
     rows = [
-        [
-            f"<code>{_e(d.key)}</code>",
-            _value(d.value),
-            _value(d.paper),
-            _e(d.reason or "no reason recorded")
-            + (f'<div class="muted">{_e(d.description)}</div>' if d.description else ""),
-        ]
+        {
+            "key": d.key,
+            "value": json_value(d.value),
+            "paper": json_value(d.paper),
+            "reason": d.reason,
+            "description": d.description,
+        }
         for d in departures(config)
     ]
-    table = (
-        _table(["key", "value", "paper preset", "comment"], rows, "departures")
-        if rows
-        else "<p>No value differs from the paper preset.</p>"
-    )
-    return (
-        f"<h2 id='configuration'>Configuration</h2><p>Name <b>{_e(config.name)}</b>, preset <b>{_e(preset)}</b>; "
-        f"the whole file: <a href='files/config.yaml'>config.yaml</a>. Values that differ from the paper "
-        f"preset (<code>serlib config show --preset paper</code>), with the reason given for each:</p>{table}"
-    )
+    return render("section_configuration.html.j2", name=config.name, preset=preset, departures=rows)
 
 
-def _table1_section(out: Path, config: config_module.Config, folder: Path) -> str:
+def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Markup:
+    """Table 1 as numbers in text, the paper's beside it where comparable, with the intervals and tests."""
     path = out / "table1.csv"
     if not path.is_file():
-        return "<h2 id='table1-heading'>Table 1</h2>" + _missing("table1.csv", "04")
-    table = pd.read_csv(path)
+        return render("section_table1.html.j2", rows=None)
+    records = pd.read_csv(path).to_dict("records")
     protocol_path = out / "results" / "protocol.json"
     settings = (
         json.loads(protocol_path.read_text(encoding="utf-8"))["settings"] if protocol_path.is_file() else {}
     )
     shown, why_not = paper_corpora(config)
-    svm = (folder / "files" / "table1_with_svm.md").is_file()
-    heads = {
-        "within": f"{settings['within']['test_corpus']} (within, LOSO)" if "within" in settings else "within",
-        "cross": f"{settings['cross']['test_corpus']} (cross, from {settings['cross']['train_corpus']})"
-        if "cross" in settings
-        else "cross",
-    }
-    first = "<tr><th rowspan='2'>Condition</th><th rowspan='2'>AE corpus</th>"
-    second = "<tr>"
-    for setting in ("within", "cross"):
-        first += f"<th colspan='3'>{_e(heads[setting])}</th>"
-        second += "<th>μ</th><th>min</th><th>max</th>"
-        if shown:
-            first += f"<th colspan='3' class='paper'>paper ({'IEMOCAP' if setting == 'within' else 'MSP-IMPROV'})</th>"
-            second += "<th class='paper'>μ</th><th class='paper'>min</th><th class='paper'>max</th>"
+    heads = [
+        {
+            "head": f"{settings['within']['test_corpus']} (within, LOSO)"
+            if "within" in settings
+            else "within",
+            "paper": "IEMOCAP",
+        },
+        {
+            "head": f"{settings['cross']['test_corpus']} (cross, from {settings['cross']['train_corpus']})"
+            if "cross" in settings
+            else "cross",
+            "paper": "MSP-IMPROV",
+        },
+    ]
     rows = []
-    for row in table.to_dict("records"):
+    for row in records:
         name = str(row["condition"])
-        cells = [f"<th>{_e(name)}</th>", f"<td>{_e(row['autoencoder_corpus'])}</td>"]
-        for index, setting in enumerate(("within", "cross")):
-            cells += [f"<td>{_number(row.get(f'{setting}_{k}'))}</td>" for k in ("mean", "min", "max")]
-            if shown:
-                paper = PAPER_TABLE1[name][index] if _paper_row(config, name) else (None, None, None)
-                cells += [f"<td class='paper'>{_number(v)}</td>" for v in paper]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = (
-        "The paper's columns are Neumann &amp; Vu (2019), Table 1 (ten seeds; a condition is compared only "
-        "where its autoencoder learnt from the same kind of corpus)."
-        if shown
-        else f"The paper's numbers are not shown: this run's corpora are not the paper's ({_e(why_not)}), "
-        "so they would not be comparable."
-    )
-    html_table = (
-        f"<table id='table1'><thead>{first}</tr>{second}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-    stats_rows = []
-    for row in table.to_dict("records"):
+        paper = PAPER_TABLE1[name] if shown and _paper_row(config, name) else ((None,) * 3, (None,) * 3)
+        cells = [
+            {
+                "ours": [number(row.get(f"{setting}_{k}")) for k in ("mean", "min", "max")],
+                "paper": [number(v) for v in paper[index]] if shown else [],
+            }
+            for index, setting in enumerate(("within", "cross"))
+        ]
+        rows.append(
+            {"condition": name, "autoencoder_corpus": str(row["autoencoder_corpus"]), "settings": cells}
+        )
+    stats = []
+    for row in records:
         for setting in ("within", "cross"):
             if row.get(f"{setting}_seeds"):
                 value = {key: row[f"{setting}_{key}"] for key in STAT_COLUMNS}
                 interval = metrics.interval_text(value["ci_low"], value["ci_high"], int(value["seeds"]))
-                stats_rows.append(
+                stats.append(
                     [
-                        _e(row["condition"]),
+                        str(row["condition"]),
                         setting,
-                        _number(value["seeds"], 0),
-                        _number(value["folds"], 0),
+                        number(value["seeds"], 0),
+                        number(value["folds"], 0),
                         interval,
                     ]
-                    + [_number(value[k], 3 if k.endswith("_p") else 2) for k in STAT_COLUMNS[4:]]
+                    + [number(value[k], 3 if k.endswith("_p") else 2) for k in STAT_COLUMNS[4:]]
                 )
-    return (
-        "<h2 id='table1-heading'>Table 1: UAR (%)</h2>"
-        "<p>Mean, min and max over seeds (a seed's within-corpus UAR is the mean over its folds).</p>"
-        f"{html_table}<p class='note'>{note}</p>"
-        "<details><summary>Beyond the paper: 95 % confidence intervals and paired tests against BL</summary>"
-        + _table(
-            "Condition|Setting|seeds|folds|95 % CI|Δ vs BL|t-test p|Wilcoxon p|pooled UAR".split("|"),
-            stats_rows,
+    return render(
+        "section_table1.html.j2",
+        rows=rows,
+        settings=heads,
+        shown=shown,
+        why_not=why_not,
+        stats=stats,
+        files=_copied(folder),
+    )
+
+
+def _figures_section(out: Path, folder: Path) -> Markup:
+    """Figures 2-4 and the speaker/gender pictures, each copied into the report (or named as missing)."""
+    figures = []
+    for stem, caption, notebook in FIGURES:
+        source = out / "figures" / f"{stem}.png"
+        if source.is_file():
+            (folder / "figures").mkdir(exist_ok=True)
+            shutil.copy2(source, folder / "figures" / source.name)
+        present, data = source.is_file(), FIGURE_DATA.get(stem, "")
+        figures.append(
+            {"stem": stem, "caption": caption, "notebook": notebook, "present": present, "data": data}
         )
-        + f"<p>Files: {_link(folder, 'table1.csv')}, {_link(folder, 'table1.md')}, "
-        f"{_link(folder, 'runs.csv')} (every run's UAR)"
-        + (f"; with the eGeMAPS + SVM row: {_link(folder, 'table1_with_svm.md')}" if svm else "")
-        + ".</p></details>"
-    )
+    return render("section_figures.html.j2", figures=figures, files=_copied(folder))
 
 
-def _figure(out: Path, folder: Path, stem: str, caption: str, notebook: str) -> str:
-    source = out / "figures" / f"{stem}.png"
-    if not source.is_file():
-        return _missing(f"figures/{stem}.png", notebook)
-    (folder / "figures").mkdir(exist_ok=True)
-    shutil.copy2(source, folder / "figures" / source.name)
-    return (
-        f"<figure id='{stem}'><img src='figures/{stem}.png' alt='{_e(caption)}'>"
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
-
-
-def _probes_section(out: Path) -> str:
+def _probes_section(out: Path) -> Markup:
+    """The t-SNE probe table (tsne_probes.csv) as text, or that the file is missing."""
     path = out / "tsne_probes.csv"
     if not path.is_file():
-        return _missing("tsne_probes.csv", "05")
+        return render("section_probes.html.j2", rows=None)
     probes = pd.read_csv(path)
-    columns = [c for c in probes.columns if probes[c].notna().any()]  # PROBE_COLUMNS, empty ones left out
+    # the columns are PROBE_COLUMNS, empty ones left out (headers from a file: the template escapes them)
+    columns = [str(c) for c in probes.columns if probes[c].notna().any()]
     rows = [
         [
-            _number(r[c], 3)
+            number(r[c], 3)
             if c in ("knn_uar", "chance", "silhouette")
-            else _e("" if pd.isna(r[c]) else r[c])
+            else ("" if pd.isna(r[c]) else str(r[c]))
             for c in columns
         ]
         for r in probes.to_dict("records")
     ]
-    return (
-        "<h3>Probe table</h3><p>Each t-SNE panel with a k-NN probe UAR on the vectors themselves (not the "
-        "2-D picture) against chance, and a silhouette score: clusters seen in a projection are checked by numbers.</p>"
-        + _table(columns, rows, "probes")
-    )
+    return render("section_probes.html.j2", columns=columns, rows=rows)
 
 
-def _notebooks_section(runs: list[NotebookRun], folder: Path) -> str:
-    rows = []
-    for run in runs:
-        link = f"<a href='{run.page}'>{_e(run.name)}</a>" if run.page else _e(run.name)
-        status = f"<span class='{'ok' if run.ok else 'bad'}'>{_e(run.status)}</span>"
-        rows.append(
-            [link, status, _e(run.start), _e(run.end), _number(run.seconds, 1), _number(run.kernel_cpu_s, 1)]
-        )
+def _notebooks_section(runs: list[NotebookRun], folder: Path) -> Markup:
+    """Each notebook's status and times, linked to its rendered page where it was executed."""
+    rows = [
+        {
+            "name": run.name,
+            "page": run.page or "",
+            "ok": run.ok,
+            "status": run.status,
+            "start": run.start,
+            "end": run.end,
+            "seconds": number(run.seconds, 1),
+            "kernel_cpu_s": number(run.kernel_cpu_s, 1),
+        }
+        for run in runs
+    ]
     total = sum(r.seconds or 0.0 for r in runs)
-    return (
-        "<h2 id='notebooks'>Notebooks and run times</h2><p>Each executed notebook rendered as a page (outputs "
-        f"included); times from {_link(folder, 'reproduce.log')}, {total:.0f} s of notebooks in all.</p>"
-        + _table(["notebook", "status", "start", "end", "wall s", "kernel CPU s"], rows, "notebook-runs")
-    )
+    return render("section_notebooks.html.j2", runs=rows, total=f"{total:.0f}", files=_copied(folder))
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -452,23 +432,13 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix.rstrip("."), data)]
 
 
-def _provenance_section(out: Path) -> str:
+def _provenance_section(out: Path) -> Markup:
+    """The run's provenance.json flattened to (fact, text) rows, else the facts of the building machine."""
     path = out / "provenance.json"
-    if path.is_file():
-        facts = json.loads(path.read_text(encoding="utf-8"))
-        source = "from the run's <a href='files/provenance.json'>provenance.json</a> (recorded by the run)"
-    else:
-        facts = machine_facts()
-        source = (
-            "recorded when this report was built (the run folder has no provenance.json), so they describe "
-            "the checkout and machine that built the report"
-        )
-    rows = [
-        [f"<code>{_e(k)}</code>", _e(v if isinstance(v, str) else json.dumps(v))] for k, v in _flatten(facts)
-    ]
-    return f"<h2 id='provenance'>Machine, versions and commit</h2><p>Facts {source}.</p>" + _table(
-        ["fact", "value"], rows, "provenance-facts"
-    )
+    recorded = path.is_file()
+    facts = json.loads(path.read_text(encoding="utf-8")) if recorded else machine_facts()
+    rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in _flatten(facts)]
+    return render("section_provenance.html.j2", recorded=recorded, facts=rows)
 
 
 _NAV = (
@@ -480,9 +450,9 @@ _NAV = (
 )
 
 
-def _page(title: str, sections: list[str]) -> str:
-    """The whole page, through ``templates/page.html.j2`` (autoescaped; the sections are escaped HTML)."""
-    return render("page.html.j2", title=title, nav=_NAV, sections=[Markup(s) for s in sections]) + "\n"
+def _page(title: str, sections: list[Markup]) -> str:
+    """The whole page, through ``templates/page.html.j2`` (the sections are HTML of the other templates)."""
+    return str(render("page.html.j2", title=title, nav=_NAV, sections=sections)) + "\n"
 
 
 # -- building ----------------------------------------------------------------------------------------
@@ -529,26 +499,17 @@ def build(out: str | os.PathLike[str]) -> Report:
             missing=[r.name for r in runs if r.status == "not run"],
             failed=[r.name for r in runs if r.status != "not run" and not r.ok],
         )
-        figures = [_figure(out, staging, stem, caption, notebook) for stem, caption, notebook in FIGURES]
-        sections = []
-        if not report.complete:
-            sections.append(
-                "<p class='incomplete' id='incomplete'><b>This run is incomplete</b>: "
-                f"{_e(report.incomplete_message())}. "
-                "Run the missing notebooks with <code>serlib reproduce --out DIR --notebook NN</code> "
-                "and rebuild this page with <code>serlib report DIR</code>.</p>"
-            )
-        sections += [
-            f"<p>Reproduction of Neumann &amp; Vu, <i>Improving speech emotion recognition with unsupervised "
-            f"representation learning on unlabeled speech</i> (ICASSP 2019). Report built "
-            f"{datetime.now().isoformat(timespec='seconds')}.</p>",
+        intro = render(
+            "section_intro.html.j2",
+            incomplete="" if report.complete else report.incomplete_message(),
+            built=datetime.now().isoformat(timespec="seconds"),
+        )
+        sections = [
+            intro,
             _configuration_section(config, preset),
             _table1_section(out, config, staging),
             check_section(out),
-            "<h2 id='figures'>Figures</h2>",
-            figures[0],
-            f"<p>Data: {_link(staging, 'figure2_confusion.csv')}.</p>" if "<img" in figures[0] else "",
-            *figures[1:],
+            _figures_section(out, staging),
             _probes_section(out),
             _notebooks_section(runs, staging),
             _provenance_section(out),

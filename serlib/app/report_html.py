@@ -1,56 +1,47 @@
-"""The report's HTML pieces: escaping, numbers, values and tables (shared by its sections), and the
-jinja2 templates (``serlib/app/templates/*.html.j2``, package data) with autoescape on."""
+"""The report's HTML: the jinja2 templates of ``serlib/app/templates/`` (package data), which write all
+markup and escape every value (autoescape), and the plain text of numbers and JSON values they show."""
 
 from __future__ import annotations
 
 import functools
-import html
 import json
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-__all__ = ["Markup", "render"]
+__all__ = ["json_value", "number", "render"]
 
 
 @functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("serlib.app", "templates"),
-        autoescape=True,  # every value is escaped unless it is Markup (HTML that _e already escaped)
+        autoescape=True,  # every value is escaped, except what render() returned (HTML of a template)
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
     )
 
 
-def render(template: str, **values: Any) -> str:
-    """A template of ``serlib/app/templates/`` filled with ``values`` (autoescaped)."""
-    return _environment().get_template(template).render(**values)
+def render(template: str, **values: Any) -> Markup:
+    """A template of ``serlib/app/templates/`` filled with ``values`` (autoescaped); Markup, so that a
+    section rendered here goes into the page's template as the HTML it is."""
+    return Markup(_environment().get_template(template).render(**values))
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: Any, digits: int = 2) -> str:
+def number(value: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals, '–' where there is none (missing or NaN), other text as it is."""
     try:
-        number = float(value)
+        result = float(value)
     except (TypeError, ValueError):
-        return _e(value) if value not in (None, "") else "–"
-    return "–" if number != number else f"{number:.{digits}f}"
+        return str(value) if value not in (None, "") else "–"
+    return "–" if result != result else f"{result:.{digits}f}"
 
 
-def _value(value: Any) -> str:
+def json_value(value: Any) -> dict[str, str]:
+    """A configuration value as JSON: ``text`` whole where short, else its head with ``pretty`` the
+    indented whole (``json_value`` of ``templates/macros.html.j2`` folds it into a details element)."""
     text = json.dumps(value, ensure_ascii=False)
     if len(text) <= 70:
-        return f"<code>{_e(text)}</code>"
-    pretty = json.dumps(value, ensure_ascii=False, indent=1)
-    return f"<details><summary><code>{_e(text[:60])} …</code></summary><pre>{_e(pretty)}</pre></details>"
-
-
-def _table(headers: list[str], rows: list[list[str]], table_id: str = "") -> str:
-    """A table through ``templates/table.html.j2``: headers are text and are escaped there; cells are
-    HTML fragments the caller built with ``_e``/``_number``/``_value``."""
-    cells = [[Markup(cell) for cell in row] for row in rows]
-    return render("table.html.j2", headers=[str(h) for h in headers], rows=cells, table_id=table_id)
+        return {"text": text, "pretty": ""}
+    return {"text": text[:60], "pretty": json.dumps(value, ensure_ascii=False, indent=1)}
