@@ -77,8 +77,8 @@ test-browser: $(STAMP)
 	$(PY) -m pytest -q -m browser
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check serlib tests benchmarks
-	$(VENV)/bin/ruff format --check serlib tests benchmarks
+	$(VENV)/bin/ruff check serlib tests benchmarks docs/probes
+	$(VENV)/bin/ruff format --check serlib tests benchmarks docs/probes
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 

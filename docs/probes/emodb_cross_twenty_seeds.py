@@ -24,7 +24,10 @@ from serlib.protocol.speakers import MissingRunFolder, require_runs
 
 MAKE = {
     "first": "SERLIB_TF_THREADS=1 serlib evaluate --config configs/emodb.yaml --condition BL --condition U4h",
-    "replication": "SERLIB_TF_THREADS=1 serlib evaluate --config configs/emodb-replication.yaml --condition BL --condition U4h",
+    "replication": (
+        "SERLIB_TF_THREADS=1 serlib evaluate --config configs/emodb-replication.yaml"
+        " --condition BL --condition U4h"
+    ),
 }
 
 

@@ -44,14 +44,17 @@ def main() -> None:
     print("|---|---|---:|---|---:|---:|")
     for row in family.itertuples():
         print(
-            f"| {row.comparison} | {row.unit} | {row.mean:+.2f} | [{row.ci_low:+.2f}, {row.ci_high:+.2f}] | {row.p:.3f} | {row.holm_p:.3f} |"
+            f"| {row.comparison} | {row.unit} | {row.mean:+.2f} "
+            f"| [{row.ci_low:+.2f}, {row.ci_high:+.2f}] | {row.p:.3f} | {row.holm_p:.3f} |"
         )
     summaries = family.set_index("comparison").loc[list(POOLED), ["mean", "sd", "n"]]
     pooled = confirmatory.pooled_from_summaries(summaries)
     print(
-        f"\nPooled AE - BL within corpus ({len(summaries)} corpora, DerSimonian-Laird): {pooled['estimate']:+.2f} "
+        f"\nPooled AE - BL within corpus ({len(summaries)} corpora, DerSimonian-Laird): "
+        f"{pooled['estimate']:+.2f} "
         f"[{pooled['ci_low']:+.2f}, {pooled['ci_high']:+.2f}], p {pooled['p']:.2f}, MDD {pooled['mdd']:.2f}; "
-        f"tau² {pooled['tau2']:.2f}, I² {100 * pooled['i2']:.0f} %, Q {pooled['q']:.2f} (df {pooled['q_df']}, p {pooled['q_p']:.2f})"
+        f"tau² {pooled['tau2']:.2f}, I² {100 * pooled['i2']:.0f} %, "
+        f"Q {pooled['q']:.2f} (df {pooled['q_df']}, p {pooled['q_p']:.2f})"
     )
 
 
