@@ -306,3 +306,23 @@ def test_evaluate_runs_a_subset_of_the_seeds_and_conditions(monkeypatch, capsys)
     assert cli.main([*argv, "--condition", "fT"]) == 2
     assert "--condition fT is not in protocol.conditions (BL, C, U)" in capsys.readouterr().err
     assert len(seen) == 1
+
+
+def test_ravdess_within_grid_reuses_the_emodb_cache_and_its_u4h_autoencoder() -> None:
+    """configs/ravdess.yaml adds RAVDESS 01-08 to the pooled estimate: BL against U4h, whose AE (nEMO +
+    LibriSpeech) never heard RAVDESS, found in Emo-DB's cache because every key it depends on is Emo-DB's."""
+    emodb = config_module.load(CONFIGS / "emodb.yaml")
+    ravdess = config_module.load(CONFIGS / "ravdess.yaml")
+    assert ravdess.protocol.within_corpus == "ravdess" and ravdess.protocol.cross_corpus_test is None
+    assert {c.name: c.autoencoder_corpus for c in ravdess.protocol.conditions} == {
+        "BL": "none",
+        "U4h": "unlabeled_4h",
+    }
+    assert Path(str(ravdess.cache_dir)) == Path(str(emodb.output_dir)) / "cache"
+    for key in ("ravdess", "librispeech", "nemo_all", "unlabeled_4h"):
+        assert ravdess.corpora[key] == emodb.corpora[key], key
+    parts = ravdess.corpora["unlabeled_4h"].options["parts"]
+    assert all(ravdess.corpora[part].type != "ravdess" for part in parts)
+    assert ravdess.features == emodb.features and ravdess.audio == emodb.audio
+    assert ravdess.autoencoder == emodb.autoencoder and ravdess.acnn == emodb.acnn
+    assert len(ravdess.protocol.seeds) == 10
