@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from stored_runs import write_grid
 
@@ -165,3 +166,45 @@ def test_the_replication_config_is_emodb_with_only_the_four_stated_changes() -> 
     for key in ("seeds", "within_corpus", "egemaps_svm", "figure2_condition"):
         emodb["protocol"].pop(key), replication["protocol"].pop(key)
     assert replication == emodb
+
+
+def test_the_selection_probe_chooses_on_the_development_pair_and_reads_the_others_once(
+    monkeypatch, tmp_path, capsys
+) -> None:
+    """The normalisation best on Emo-DB -> RAVDESS (here `speaker`, 31 > 29 > 23) is chosen even though
+    `train` is better on average elsewhere; the other pairs' means and wins are counted, not chosen on."""
+    monkeypatch.syspath_prepend(str(PROBES))
+    probe = importlib.import_module("cross_corpus_selection")
+    cells = {  # (train, test): {normalisation: BL mean UAR}
+        ("emodb", "ravdess"): {"train": 29.0, "corpus": 23.0, "speaker": 31.0},
+        ("emodb", "nemo"): {"train": 40.0, "corpus": 44.0, "speaker": 50.0},
+        ("ravdess", "emodb"): {"train": 26.0, "corpus": 23.0, "speaker": 22.0},
+        ("nemo", "emodb"): {"train": 63.0, "corpus": 67.0, "speaker": 61.0},
+    }
+    rows = [
+        {
+            "normalisation": n,
+            "condition": c,
+            "train": tr,
+            "test": te,
+            "mean": v + (c == "U"),
+            "min": v,
+            "max": v,
+        }
+        for (tr, te), by_norm in cells.items()
+        for n, v in by_norm.items()
+        for c in ("BL", "U")
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "matrix.csv", index=False)
+    probe.main(tmp_path, ("emodb", "ravdess"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| BL, UAR (%) | `speaker` (chosen) | `corpus` | `train` |"
+    assert out[2] == "| **Emo-DB -> RAVDESS** (development) | 31.0 | 23.0 | 29.0 |"
+    assert "| mean of the 3 other pairs | 44.3 | 44.7 | 43.0 |" in out
+    assert "| other pairs where `speaker` is higher | – | 1 of 3 | 1 of 3 |" in out
+    # a normalisation without its cells, or no matrix at all: the error names the command
+    pd.DataFrame(rows[:-2]).to_csv(tmp_path / "matrix.csv", index=False)
+    with pytest.raises(probe.MissingMatrix, match="serlib matrix --config configs/cross-corpus.yaml"):
+        probe.main(tmp_path, ("emodb", "ravdess"))
+    with pytest.raises(probe.MissingMatrix, match="no matrix.csv here"):
+        probe.main(tmp_path / "missing", ("emodb", "ravdess"))
