@@ -1,7 +1,7 @@
 """Summary for docs/results-real-speech.md (ASED): BL and the eGeMAPS SVM on all, `common` and `specific`
 test files, and a projection of the primary test's MDD from BL's seed-to-seed noise (not confirmatory).
 
-Reads the run folders of ``serlib evaluate/baseline svm --config configs/ased.yaml --out <folder>``,
+Reads the run folders of ``serlib evaluate/svm --config configs/ased.yaml --out <folder>``,
 writes the speaker tables there (``serlib.protocol.subsets``) and prints:
 - per condition and score: the mean over seeds of the fold-mean UAR, and the pooled UAR over all folds;
 - BL - SVM per speaker (seeds averaged), paired over speakers (descriptive);

@@ -38,7 +38,7 @@ _MSP_NAME = re.compile(
 
 _MSP_HEADER = re.compile(
     r"^(?P<video>(?:UTD|MSP)-IMPROV-[A-Z0-9-]+)\.avi\s*;\s*(?P<label>[A-Z])\s*;\s*A:\s*(?P<arousal>\S+?)\s*;"
-    r"\s*V:\s*(?P<valence>\S+?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<raters>\S+?)\s*;\s*$"
+    r"\s*V:\s*(?P<valence>\S+?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<naturalness>\S+?)\s*;\s*$"
 )
 
 
@@ -62,7 +62,7 @@ def _msp_improv_labels(label_file: Path) -> list[dict[str, Any]]:
 
     No original file was available to us: the format follows public parsers of the corpus. A block
     starts after a blank line with ``UTD-IMPROV-S01A-F01-P-FM01.avi; N; A:2.6; V:3.0; D:2.4 ; N:5;``
-    (video, consensus letter, mean arousal, valence, dominance, number of raters); the lines after it
+    (video, consensus letter, mean arousal, valence, dominance and naturalness ratings); the lines after it
     are single raters' answers and are not used. Any line naming a video, and the first line of every
     block, must match that form exactly, otherwise the file is rejected with the line number.
     """
