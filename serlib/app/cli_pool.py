@@ -71,7 +71,7 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Test the family, pool it, write family.csv, pooled.csv, pool.json and pool.md to ``--out``."""
-    from serlib.protocol import confirmatory, speakers  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import confirmatory, results_folder, speakers  # noqa: PLC0415 - handlers import what they run
 
     configs = [config_module.resolve(None, path) for path in args.config]
     makers = {
@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     tables = [speakers.speaker_table(c) for c in configs] + [
         speakers.read_speaker_csv(p) for p in args.speakers
     ]
+    # a results folder (serlib export) names the speaker of every test utterance itself
+    tables += [results_folder.speakers_of(f) for f in args.run_dirs if results_folder.is_results_folder(f)]
     if not tables:
         raise ValueError(
             "serlib pool needs the speakers of the test utterances: --config CONFIG or --speakers CSV"
