@@ -18,9 +18,9 @@ import pandas as pd
 
 from serlib.base import metrics, provenance
 from serlib.base.files import exclusive_lock, write_csv, write_text
+from serlib.protocol import results_folder
 from serlib.protocol.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
-from serlib.protocol import results_folder
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.run_files import run_folder
 
