@@ -88,6 +88,7 @@ FAMILY_COLUMNS = (
     "sd_speaker",
     "sd_seed",
     "speakers_lacking_a_class",
+    "folder",
 )
 
 
@@ -195,6 +196,7 @@ def compare(scores: pd.DataFrame, member: Member) -> tuple[dict[str, Any], pd.Da
         "sd_speaker": 100 * sd_speaker,
         "sd_seed": 100 * sd_seed,
         "speakers_lacking_a_class": lacking,
+        "folder": member.folder,
     }
     per_speaker = means.reset_index().rename(columns={"a": "condition_uar", "b": "baseline_uar"})
     per_speaker = per_speaker.assign(
