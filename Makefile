@@ -82,6 +82,14 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# The report's generated blocks (<!-- evidence:... -->) from the committed results/ (results/README.md);
+# evidence-check changes nothing and fails naming each number that differs (tests/test_evidence.py runs it).
+evidence: $(STAMP)
+	$(VENV)/bin/serlib evidence
+
+evidence-check: $(STAMP)
+	$(VENV)/bin/serlib evidence --check
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
