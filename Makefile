@@ -24,7 +24,7 @@ LOCK_DATE := 2026-11-30T00:00:00Z
 # reinstalls and an unchanged one costs nothing.
 STAMP := $(VENV)/.serlib-installed
 
-.PHONY: install lock demo test test-fast test-browser lint bench clean-runs
+.PHONY: install lock demo test test-fast test-browser lint bench clean-runs evidence evidence-check
 
 install: $(STAMP)
 

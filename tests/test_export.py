@@ -151,3 +151,28 @@ def test_export_without_speakers_names_the_fix(tmp_path) -> None:
         export.export(tmp_path / "runs" / "x", tmp_path / "results" / "x", None, None)
     protocol = json.loads((tmp_path / "runs" / "x" / "results" / "protocol.json").read_text())
     assert "config" not in protocol  # and so the configuration file is needed too
+
+
+def test_a_folder_of_run_folders_exports_each_in_its_place(tmp_path, capsys) -> None:
+    table = _grids(tmp_path)
+    csv = tmp_path / "speakers.csv"
+    table.to_csv(csv, index=False)
+    config = tmp_path / "grid.yaml"
+    config.write_text("name: matrix\n", encoding="utf-8")
+    out = tmp_path / "results" / "matrix"
+    args = [
+        "export",
+        str(tmp_path / "runs"),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--speakers",
+        str(csv),
+    ]
+    assert cli.main([*args, "--no-probabilities"]) == 0
+    assert capsys.readouterr().out.count("runs,") == 2
+    for name in ("x", "y"):
+        header = (out / name / "predictions.csv").read_text(encoding="utf-8").splitlines()[0]
+        assert header.endswith("true,predicted") and "p_angry" not in header
+        assert cli.main(["table", str(out / name)]) == 0

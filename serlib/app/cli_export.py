@@ -29,6 +29,11 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
         "predictions do not)",
     )
     export.add_argument("--speakers", type=Path, default=None, help="CSV of utterance_id,speaker")
+    export.add_argument(
+        "--no-probabilities",
+        action="store_true",
+        help="leave the class probabilities out (every score reads the predicted class only)",
+    )
     export.set_defaults(handler=run_export)
 
     evidence = add("evidence", help="render the report's generated blocks from results/ (--check: compare)")
@@ -58,7 +63,9 @@ def run_export(args: argparse.Namespace) -> int:
             table = speakers.speaker_table(config_module.resolve(None, args.config))
         except (OSError, ValueError) as error:  # no data here: fine when the predictions name speakers
             print(f"serlib export: speakers not read from {args.config} ({error}); using the predictions'")
-    for target, record in export.export_tree(args.run_dir, args.out, table, args.config):
+    for target, record in export.export_tree(
+        args.run_dir, args.out, table, args.config, not args.no_probabilities
+    ):
         size = sum(record["bytes"].values()) / 1e6
         print(
             f"{target}: {record['runs']} runs, {record['predictions']} predictions, {size:.2f} MB, "
