@@ -109,3 +109,16 @@ def test_an_undeclared_comparison_or_another_role_is_an_error(tmp_path) -> None:
     members.append({"folder": "runs/x", "comparison": "C - BL", "role": "AE"})  # C's AE is the tested corpus'
     with pytest.raises(family.FamilyError, match=r"x:within C - BL.*another role"):
         family.pool_family(family.load(_family(tmp_path, members)), speakers)
+
+
+def test_the_committed_family_declares_nine_members_six_first_and_the_discovery_skip() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / "family.yaml"
+    declared = family.load(path)
+    joined = pd.Series([m.joined for m in declared.members]).value_counts().to_dict()
+    assert len(declared.members) == 9 and joined == {"six": 6, "nine": 3}
+    assert all(m.why for m in declared.members)
+    assert {m.role for m in declared.members if m.condition == "C"} == {"control"}
+    assert [(f.name, s) for f, s, _ in declared.skips] == [("emodb", "cross")]
+    assert "POST HOC" in path.read_text(encoding="utf-8")
