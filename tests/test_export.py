@@ -176,3 +176,30 @@ def test_a_folder_of_run_folders_exports_each_in_its_place(tmp_path, capsys) -> 
         header = (out / name / "predictions.csv").read_text(encoding="utf-8").splitlines()[0]
         assert header.endswith("true,predicted") and "p_angry" not in header
         assert cli.main(["table", str(out / name)]) == 0
+
+
+def test_serlib_check_reads_an_export_as_its_run_folder(tmp_path) -> None:
+    from serlib.base import config as config_module
+    from serlib.base import provenance
+    from serlib.protocol import check, export
+
+    config = config_module.load_preset("demo")
+    conditions = tuple((c.name, c.autoencoder_corpus) for c in config.protocol.conditions)
+    accuracy = {name: {s: 0.6 for s in "abc"} for name, _ in conditions}
+    run = tmp_path / "run"
+    table = write_grid(
+        run, "demo", {1: ["a"], 2: ["b"], 3: ["c"]}, accuracy, seeds=(0, 1, 2), conditions=conditions
+    )
+    protocol_path = run / "results" / "protocol.json"
+    protocol = json.loads(protocol_path.read_text(encoding="utf-8")) | {
+        "config": config.model_dump(mode="json")
+    }
+    protocol_path.write_text(json.dumps(protocol), encoding="utf-8")
+    provenance.record(run, config)
+    check.write_reference(run, "fixture", command="tests/test_export.py", references=tmp_path / "refs")
+    before = check.check_markdown(check.check_run(run, references=tmp_path / "refs"))
+    export.export(run, tmp_path / "results" / "demo", table)
+    shutil.rmtree(run)
+    after = check.check_markdown(check.check_run(tmp_path / "results" / "demo", references=tmp_path / "refs"))
+    assert "all 9 cells agree" in before
+    assert after.splitlines()[1:] == before.splitlines()[1:]  # the first line names the folder read
