@@ -96,3 +96,20 @@ def test_the_reports_generated_blocks_match_the_committed_results() -> None:
     # README regenerated from results/ and compared
     documents = [ROOT / "docs" / "results-real-speech.md", ROOT / "README.md"]
     assert evidence.update(documents, ROOT / "results", check=True) == []
+
+
+def test_one_changed_digit_in_a_copy_of_the_report_fails_naming_it(tmp_path) -> None:
+    report = (ROOT / "docs" / "results-real-speech.md").read_text(encoding="utf-8")
+    blocks = [m for m in evidence.BLOCK.finditer(report) if evidence.NUMBER.search(m.group("body"))]
+    if not blocks:
+        pytest.skip("no generated block is wired into the report yet (results/README.md: how to wire one)")
+    body = blocks[0]
+    digit = body.start("body") + evidence.NUMBER.search(body.group("body")).start()
+    while not report[digit].isdigit():
+        digit += 1
+    copy = tmp_path / "results-real-speech.md"
+    copy.write_text(
+        report[:digit] + str((int(report[digit]) + 1) % 10) + report[digit + 1 :], encoding="utf-8"
+    )
+    problems = evidence.update([copy], ROOT / "results", check=True)
+    assert len(problems) == 1 and f"block 'evidence:{body.group('spec').strip()}' differs" in problems[0]
