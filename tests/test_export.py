@@ -203,3 +203,46 @@ def test_serlib_check_reads_an_export_as_its_run_folder(tmp_path) -> None:
     after = check.check_markdown(check.check_run(tmp_path / "results" / "demo", references=tmp_path / "refs"))
     assert "all 9 cells agree" in before
     assert after.splitlines()[1:] == before.splitlines()[1:]  # the first line names the folder read
+
+
+def test_a_check_reference_is_built_from_a_results_folder(tmp_path, monkeypatch) -> None:
+    import importlib
+    from pathlib import Path
+
+    import yaml
+
+    from serlib.base import config as config_module
+    from serlib.base import provenance
+    from serlib.protocol import check, export
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "docs" / "probes"))
+    probe = importlib.import_module("results_references")
+    config = config_module.load_preset("demo")
+    conditions = tuple((c.name, c.autoencoder_corpus) for c in config.protocol.conditions)
+    run = tmp_path / "run"
+    table = write_grid(
+        run,
+        "demo",
+        {1: ["a"], 2: ["b"]},
+        {n: {"a": 0.6, "b": 0.6} for n, _ in conditions},
+        seeds=(0, 1),
+        conditions=conditions,
+    )
+    protocol_path = run / "results" / "protocol.json"
+    protocol = json.loads(protocol_path.read_text(encoding="utf-8")) | {
+        "config": config.model_dump(mode="json")
+    }
+    protocol_path.write_text(json.dumps(protocol), encoding="utf-8")
+    provenance.record(run, config)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text(
+        yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8"
+    )
+    export.export(run, tmp_path / "results" / "demo", table)
+    shutil.rmtree(run)
+    written = probe.build("demo", tmp_path / "results", tmp_path / "configs", tmp_path / "refs")
+    assert [p.name for p in written] == ["demo.csv", "demo.json"]
+    result = check.check_run(tmp_path / "results" / "demo", references=tmp_path / "refs")
+    assert result.comparable and result.reference == "demo"
+    with pytest.raises(SystemExit, match="serlib export runs/nemo"):
+        probe.build("nemo", tmp_path / "results", tmp_path / "configs", tmp_path / "refs")
