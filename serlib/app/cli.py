@@ -42,7 +42,8 @@ EXAMPLES = {
     "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker\n"
     "serlib matrix --config configs/cross-corpus-ased.yaml --normalisation speaker --pairs-with ased",
     "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
-    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool",
+    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool\n"
+    "serlib pool --family results/family.yaml --out runs/pool/family   # the declared family",
     "predict": "serlib predict --model runs/demo/models recording.wav",
     "export": "serlib export runs/nemo --out results/nemo --config configs/nemo.yaml",
     "evidence": "serlib evidence          # regenerate the report's blocks from results/\n"
