@@ -246,3 +246,27 @@ def test_a_check_reference_is_built_from_a_results_folder(tmp_path, monkeypatch)
     assert result.comparable and result.reference == "demo"
     with pytest.raises(SystemExit, match="serlib export runs/nemo"):
         probe.build("nemo", tmp_path / "results", tmp_path / "configs", tmp_path / "refs")
+
+
+def test_an_exported_matrix_gives_the_cells_of_its_run_folders(tmp_path) -> None:
+    from serlib.protocol import export, matrix
+
+    speakers = []
+    for mode, gain in (("train", 0.6), ("speaker", 0.7)):
+        speakers.append(
+            write_grid(
+                tmp_path / "runs" / mode / "x-to-y",
+                "xy",
+                {1: ["a", "b"]},
+                {"BL": {"a": 0.5, "b": 0.5}, "U": {"a": gain, "b": gain}, "C": {"a": 0.5, "b": 0.5}},
+                setting="cross",
+            )
+        )
+    config = tmp_path / "grid.yaml"
+    config.write_text("name: matrix\n", encoding="utf-8")
+    before = matrix.collect_tree(tmp_path / "runs")
+    export.export_tree(tmp_path / "runs", tmp_path / "results" / "matrix", pd.concat(speakers), config)
+    shutil.rmtree(tmp_path / "runs")
+    after = matrix.collect_tree(tmp_path / "results" / "matrix")
+    assert len(before) == 6 and set(before["normalisation"]) == {"train", "speaker"}
+    pd.testing.assert_frame_equal(after, before)

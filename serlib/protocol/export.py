@@ -120,7 +120,12 @@ def export(
     score reads ``predicted`` only; about 40 % of the bytes, e.g. for the cross-corpus matrix)."""
     root = results_root(run_dir)
     protocol = json.loads((root / "results" / "protocol.json").read_text(encoding="utf-8"))
-    lookup = speakers.set_index("utterance_id")["speaker"] if speakers is not None else None
+    lookup = None
+    if speakers is not None:
+        lookup = speakers[["utterance_id", "speaker"]].drop_duplicates().set_index("utterance_id")["speaker"]
+        if lookup.index.duplicated().any():
+            clash = lookup.index[lookup.index.duplicated()][0]
+            raise ProtocolError(f"the speaker table names two speakers for utterance {clash!r}")
     facts = _provenance_columns(root, protocol)
     runs, predictions = [], []
     for key, folder in _folders(root):
