@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import subsets
+from serlib.protocol import subsets, table1
 
 
 def run_table(root: Path) -> pd.DataFrame:
@@ -40,7 +40,9 @@ def run_table(root: Path) -> pd.DataFrame:
 
 
 def main(folder: str) -> None:
-    root = Path(folder)
+    root = table1.results_root(
+        folder
+    )  # a run folder, or serlib export's results folder (its run-folder copy)
     runs = run_table(root)
     print("runs per condition:", runs.groupby("condition").size().to_dict())
     for condition, own in runs.groupby("condition"):
