@@ -300,7 +300,7 @@ class ProtocolConfig(_Strict):
     figure2_condition: str | None = Field(
         None,
         description="condition shown against BL in Figure 2; None = the best mean UAR among conditions whose "
-        "AE saw other speech than the target corpus (not C)",
+        "AE never heard the test corpus (not C; ties to the first listed; serlib.protocol.best_condition)",
     )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
     cross_corpus_matrix: list[str] | None = Field(
