@@ -189,12 +189,31 @@ def feature_plan(config: Any) -> pd.DataFrame:
 
 
 def plot_features(
-    signal: np.ndarray, sample_rate: int, config: Any, title: str = "", clip_below_db: Any = "config"
+    signal: np.ndarray,
+    sample_rate: int,
+    config: Any,
+    title: str = "",
+    clip_below_db: Any = "config",
+    source: Any = None,
 ) -> Any:
     """One utterance three ways: the waveform, the ACNN's 26 log-Mel bands, the AE's audeep_image spectrogram.
 
     ``clip_below_db`` overrides the configured clipping threshold of the audeep_image spectrogram (try -30).
+    ``source`` (the file the signal came from) is named in the error when the signal cannot be drawn,
+    e.g. a digitally silent file, whose auDeep dB reference is undefined.
     """
+    try:
+        return _plot_features(signal, sample_rate, config, title, clip_below_db)
+    except audio.AudioError as error:
+        if source is None:
+            raise
+        raise audio.AudioError(
+            f"{source}: {error}; draw another utterance (e.g. data_overview.examples(within).iloc[1]) "
+            "or remove or replace this file in the corpus"
+        ) from None
+
+
+def _plot_features(signal: np.ndarray, sample_rate: int, config: Any, title: str, clip_below_db: Any) -> Any:
     logmel_settings = config.features.logmel
     bands = logmel.logmel(
         signal,

@@ -14,6 +14,7 @@ from serlib.data.corpora.common import (
     finish,
     log_clipped,
     log_dropped,
+    log_unrated,
     rating,
     text_lines,
     visible,
@@ -37,8 +38,8 @@ _MSP_NAME = re.compile(
 
 
 _MSP_HEADER = re.compile(
-    r"^(?P<video>(?:UTD|MSP)-IMPROV-[A-Z0-9-]+)\.avi\s*;\s*(?P<label>[A-Z])\s*;\s*A:\s*(?P<arousal>\S+?)\s*;"
-    r"\s*V:\s*(?P<valence>\S+?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<raters>\S+?)\s*;\s*$"
+    r"^(?P<video>(?:UTD|MSP)-IMPROV-[A-Z0-9-]+)\.avi\s*;\s*(?P<label>[A-Z])\s*;\s*A:\s*(?P<arousal>\S*?)\s*;"
+    r"\s*V:\s*(?P<valence>\S*?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<raters>\S+?)\s*;\s*$"
 )
 
 
@@ -142,12 +143,13 @@ def msp_improv(
                 "session": session,
                 "gender": "female" if name["sex"] == "F" else "male",
                 "emotion": emotion,
-                "arousal": rating(entry["arousal"], entry["where"], clipped),
-                "valence": rating(entry["valence"], entry["where"], clipped),
+                "arousal": rating(entry["arousal"] or "nan", entry["where"], clipped),
+                "valence": rating(entry["valence"] or "nan", entry["where"], clipped),
                 "label_original": entry["label"],
             }
         )
     log_clipped(source, clipped)
+    log_unrated(source, rows)
     log_dropped(source, "turns outside the 4 classes", dropped, kept=all_labels)
     labelled = {row["utterance_id"] for row in rows}
     unlabelled = sum(1 for stem in audio if stem.startswith("MSP-IMPROV-") and stem not in labelled)
