@@ -1,5 +1,6 @@
-"""Notebook 01: the corpora and their roles, label and duration distributions beside the paper's counts,
-one utterance heard and seen as log-Mel and audeep_image spectrogram, and what the feature store will hold."""
+"""Notebook 01: the corpora and their roles, label and duration distributions (the counts beside the
+paper's are ``corpus_counts``'), one utterance heard and seen as log-Mel and audeep_image spectrogram,
+and what the feature store will hold."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import soundfile
 
 from serlib.analysis.tsne import AnalysisError
 from serlib.data import audio
-from serlib.data.corpora import iemocap, msp_improv
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import logmel, spectrogram
 from serlib.protocol.conditions import autoencoder_corpus, autoencoder_jobs, corpora_of, settings_of
@@ -71,32 +71,6 @@ def corpus_summary(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows)
-
-
-def paper_counts(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Class counts of configured IEMOCAP / MSP-IMPROV corpora next to the paper's (empty otherwise)."""
-    papers = {
-        "iemocap": iemocap.IEMOCAP_PAPER_COUNTS,
-        "msp_improv": msp_improv.MSP_IMPROV_PAPER_COUNTS,
-    }
-    rows = []
-    for key, manifest in manifests.items():
-        paper = papers.get(config.corpora[key].type)
-        if not paper:
-            continue
-        counts = manifest["emotion"].value_counts()
-        for emotion in EMOTIONS:
-            ours = int(counts.get(emotion, 0))
-            rows.append(
-                {
-                    "corpus": key,
-                    "emotion": emotion,
-                    "serlib": ours,
-                    "paper": paper[emotion],
-                    "difference": ours - paper[emotion],
-                }
-            )
-    return pd.DataFrame(rows, columns=["corpus", "emotion", "serlib", "paper", "difference"])
 
 
 def plot_label_distributions(manifests: dict[str, pd.DataFrame]) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serlib.app import cli_pool
+from serlib.app import cli_counts, cli_pool
 from serlib.base import config as config_module
 from serlib.base import config_yaml, logs
 
@@ -44,6 +44,7 @@ EXAMPLES = {
     "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
     "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool",
     "predict": "serlib predict --model runs/demo/models recording.wav",
+    "counts": cli_counts.EXAMPLE,
 }
 """One or two example command lines per verb, shown at the end of its --help."""
 
@@ -502,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.set_defaults(handler=_cmd_sensitivity)
 
     cli_pool.add_parser(commands.add_parser)
+    cli_counts.add_parser(commands.add_parser)
 
     predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
     predict.add_argument("--model", type=Path, required=True, help="model folder (e.g. runs/demo/models)")

@@ -28,6 +28,10 @@ MSP_IMPROV_PAPER_COUNTS = {"angry": 792, "happy": 2644, "neutral": 3477, "sad": 
 """The paper's 4-class MSP-IMPROV subset (7,798 utterances)."""
 
 
+MSP_IMPROV_PAPER_STRUCTURE = {"sessions": 6, "speakers": 12}
+"""The paper's MSP-IMPROV: 6 sessions "in the same manner" as IEMOCAP, 12 speakers (Sec. 3)."""
+
+
 MSP_IMPROV_CLASSES = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
 
 
