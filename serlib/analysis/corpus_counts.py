@@ -49,7 +49,8 @@ def paper_numbers(corpus: Any) -> dict[str, int]:
             return {"sessions": paper["subset_talks"]}
     if corpus.type == "librispeech" and set(options) == {"subsets"}:
         if list(options["subsets"]) == [librispeech.LIBRISPEECH_PAPER["subset"]]:
-            return {"utterances": librispeech.LIBRISPEECH_PAPER["utterances"]}
+            stated = librispeech.LIBRISPEECH_PAPER["utterances"]
+            return {"utterances": stated} if isinstance(stated, int) else {}
     return {}
 
 

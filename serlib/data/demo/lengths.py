@@ -97,7 +97,8 @@ def write_corpus(
         soundfile.write(path, speech_like(float(seconds), rng), SAMPLE_RATE, subtype="PCM_16")
         session = str(index % 5 + 1)
         speaker = f"{session}{'FM'[index // 5 % 2]}" if labeled else f"reader{index // 5}"
-        row = {"utterance_id": utterance, "corpus": profile, "path": str(path), "speaker": speaker}
+        row: dict[str, object] = {"utterance_id": utterance, "corpus": profile, "path": str(path)}
+        row["speaker"] = speaker
         row["session"] = session if labeled else speaker
         if labeled:
             row.update(emotion=EMOTIONS[index % 4], arousal=1.0 + index % 5, valence=5.0 - index % 5)
