@@ -5,7 +5,11 @@ and the calibration deciding on the training data's length profile.
 
 Each check compares the store with features computed here from the audio (the start of a long file,
 all of a short one), so a cut that keeps the wrong part, a padding that is not zeros or at the wrong
-end, or a calibration that ignores the data's lengths fails it.
+end, or a calibration that ignores the data's lengths fails it. Checked by breaking the code one way
+at a time (issue 46): ``logmel.fix_length`` keeping the last 750 frames, padding at the start, padding
+with -1e-3; ``spectrogram.audeep_fixed_length`` cutting from the centre, padding at the start;
+``PaddingAwareConv1D`` convolving 6 steps short of the last real frame; ``calibration_batch`` ignoring
+the lengths: each made its test fail, and all pass on the unbroken code.
 """
 
 from __future__ import annotations
