@@ -64,3 +64,19 @@ def test_a_version_1_store_is_migrated_without_extracting_again(manifest, tmp_pa
         assert handle["features"].compression == "gzip"
     again = store.extract(manifest, "logmel", parameters, tmp_path, n_jobs=1, progress=False)
     assert again.path == migrated.path  # found by its fingerprint from now on
+
+
+def test_the_autoencoder_reads_a_compressed_store_from_memory_when_it_fits(manifest, tmp_path, monkeypatch):
+    from serlib.models.autoencoder import training  # noqa: PLC0415 - TensorFlow only for this test
+
+    parameters = store.extractor_parameters("spectrogram", 16000, FEATURES)
+    features = store.extract(manifest, "spectrogram", parameters, tmp_path, n_jobs=1, progress=False)
+    in_memory = training._Source(features.path)
+    assert in_memory.array is not None
+    np.testing.assert_array_equal(in_memory.array, features.features)
+    monkeypatch.setattr(training, "IN_MEMORY_SHARE", 0.0)
+    streamed = training._Source(features.path)
+    assert streamed.array is None
+    with streamed.reader() as data:
+        rows = np.array([4, 0, 2])
+        np.testing.assert_array_equal(training._Source.read(data, rows), features.features[rows])
