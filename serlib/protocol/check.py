@@ -204,10 +204,23 @@ class CheckResult:
             return "; ".join(parts)
         if checked.empty:
             return "nothing to check: no cell of the run has a reference value"
+        cells = len(checked.drop_duplicates(["setting", "condition", "quantity"]))
         others = len(self.cells) - len(checked) - int(self.cells["verdict"].str.startswith("n/a").sum())
-        return f"all {len(checked)} rows agree" + (
+        return f"all {cells} cells agree{self._how()}" + (
             f" ({others} not checked: see the table)" if others else ""
         )
+
+    def _how(self) -> str:
+        """How the cells were compared: which seeds exactly, within the tolerance, by the interval."""
+        parts = []
+        if len(self.seeds):
+            for (rule, family), group in self.seeds.groupby(["rule", "family"], sort=False):
+                how = "exactly" if rule == check_seeds.EXACT else f"within ±{group['allowed'].max():.2f}"
+                parts.append(f"seed by seed, seeds {_seeds(set(group['seed']))} {how} ({family} values)")
+        interval = self.cells[(self.cells["rule"] == INTERVAL) & self.cells["verdict"].isin([AGREES])]
+        if len(interval):
+            parts.append(f"{int(interval['n_yours'].max())} new seeds by the prediction interval")
+        return f": {'; '.join(parts)}" if parts else ""
 
 
 def _run_cells(scores: pd.DataFrame, baseline: str) -> dict[tuple[str, str, str], tuple[float, int]]:
@@ -281,7 +294,9 @@ def check_run(
     your_seeds = sorted(int(s) for s in run.scores["seed"].unique())
     result = CheckResult(run.root, chosen.name, True, cells, level, notes + seed_notes)
     result.seeds, result.completeness = per_seed, run.completeness
-    result.power = _power_summary(cells, chosen.baseline)
+    result.power = _power_summary(cells, chosen.baseline) | {
+        "tolerance": check_seeds.reference_tolerance(chosen)
+    }
     if len(result.outside):
         result.differences = _what_differs(run, chosen, your_seeds)
     return result
@@ -445,7 +460,7 @@ def _power_summary(cells: pd.DataFrame, baseline: str) -> dict[str, Any]:
     the rows the shift moves (its mean and difference to BL; for BL every difference of its setting),
     each row's own power being a lower bound on the cell's; and the largest and smallest over cells."""
     if cells.empty or cells["shift_80"].isna().all():
-        return {}
+        return {"cells": {}}
     per_cell = {}
     for (setting, condition), group in cells.groupby(["setting", "condition"], sort=False):
         moved = group if condition != baseline else cells[(cells["setting"] == setting)]

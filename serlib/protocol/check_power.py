@@ -45,7 +45,10 @@ def interval_power(d: float, sd: float, n_reference: int, n_yours: int, level: f
     df = n_reference - 1
     critical = float(stats.t.ppf(0.5 + level / 2.0, df))
     noncentrality = d / (sd * math.sqrt(1.0 / n_yours + 1.0 / n_reference))
-    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+    power = float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+    if math.isnan(power):  # scipy's noncentral t fails far in its tails: the normal there
+        power = float(stats.norm.sf(critical - noncentrality) + stats.norm.cdf(-critical - noncentrality))
+    return power
 
 
 def exact_power(d: float) -> float:

@@ -222,9 +222,12 @@ def _notes(
             if family != used
             else "your environment differs from that of the reference's values: " + "; ".join(differs[:4])
         )
+        source = tolerance.get("assumed") or (
+            f"the cross-CPU drift bound {tolerance['drift_bound_uar']:.2f} plus a margin of "
+            f"{tolerance['margin']:.2f}, docs/reliability.md section 7"
+        )
         notes.append(
             f"seeds {seeds} compared with the reference's {used} values within ±{tolerance['uar']:.2f} (UAR) "
-            f"and ±{tolerance['delta']:.2f} (difference to BL) points per seed, since {why}. Tolerance: "
-            f"{tolerance.get('assumed', tolerance.get('derivation', ''))}"
+            f"and ±{tolerance['delta']:.2f} (difference to BL) points per seed, since {why} (tolerance: {source})"
         )
     return notes

@@ -19,7 +19,7 @@ def number(value: Any, sign: bool = False) -> str:
 def power_lines(result: CheckResult) -> list[str]:
     """What the check can see: the shift of one cell (points of UAR) that it flags with 80 % probability,
     for the least and the most sensitive cell of this run's seeds and rules."""
-    if not result.power:
+    if not result.power.get("cells"):
         return []
     (worst_cell, worst), (best_cell, best) = result.power["worst"], result.power["best"]
     rules = set(result.cells["rule"][result.cells["shift_80"].notna()])
@@ -41,12 +41,14 @@ def power_lines(result: CheckResult) -> list[str]:
             )
         loose = seeds[seeds["rule"] == "tolerance"]
         if len(loose):
-            allowed = float(loose["allowed"].max())
+            tolerance = result.power["tolerance"]
+            tol, bound, sd = tolerance["uar"], tolerance["drift_bound_uar"], tolerance["drift_sd_uar"]
             lines.append(
-                f"Seeds compared within ±{allowed:.2f}: a shift d moves each seed by about d, flagged when "
-                "|d + drift| exceeds the tolerance; the 80 % shift assumes a normal cross-CPU drift with the "
-                "measured sd per seed; whatever the drift within its measured bound, d above the tolerance plus "
-                "that bound is always flagged (docs/reliability.md section 7)."
+                f"Seeds compared within ±{tol:.2f}: a shift d moves each seed by about d and is flagged when "
+                f"|d + drift| > {tol:.2f} in a seed; the 80 % shift takes the cross-CPU drift as normal with "
+                f"the measured sd {sd:.2f} per seed, independent over seeds; whatever the drift within its "
+                f"measured bound ±{bound:.2f}, a shift above {tol + bound:.2f} is always flagged "
+                "(docs/reliability.md section 7)."
             )
     if INTERVAL in rules:
         lines.append(

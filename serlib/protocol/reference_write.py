@@ -71,6 +71,11 @@ def write_reference(
         )
     target = references_dir() if references is None else Path(references)
     record = provenance.load(run.root)
+    if record.get("mixed_environments"):
+        raise CheckError(
+            f"{run.root} holds runs from more than one environment (serlib provenance {run.root}): their CPU "
+            "family is not one; make the reference in a fresh folder"
+        )
     family = record_family(record)
     seeds = sorted(int(s) for s in run.scores["seed"].unique())
     values = run.scores.sort_values(["setting", "condition", "seed"], key=_order(run.protocol))
@@ -144,6 +149,34 @@ def _added(
     meta.setdefault("tolerance", check_seeds.derive_tolerance())
     kept = existing.values[existing.values[FAMILY_COLUMN] != family]
     return meta, pd.concat([kept, values], ignore_index=True)
+
+
+def upgrade(name: str, references: Path | None = None) -> list[Path]:
+    """Give a per-seed reference written before CPU families were kept its ``cpu_family`` column and
+    its JSON's ``cpu_family``, ``families`` and ``tolerance`` (values unchanged; idempotent)."""
+    target = references_dir() if references is None else Path(references)
+    existing = load_reference(name, target)  # fills the column from the JSON's machine
+    if not existing.per_seed:
+        raise CheckError(f"{target / name}.csv holds no per-seed values: nothing to upgrade")
+    meta = dict(existing.meta)
+    meta[FAMILY_COLUMN] = existing.family
+    if meta.get("environment") and existing.family not in meta.get("families", {}):
+        meta["families"] = {existing.family: _own_family(meta)}
+    meta.setdefault("tolerance", check_seeds.derive_tolerance())
+    csv_path = write_csv(existing.values, target / f"{name}.csv", float_format="%.4f")
+    return [csv_path, write_json(meta, target / f"{name}.json")]
+
+
+def _own_family(meta: dict[str, Any]) -> dict[str, Any]:
+    """The family record of a reference's own values, from its JSON's top level."""
+    environment = meta.get("environment", {})
+    return {
+        "environment": {label: environment.get(label, "absent") for label in FAMILY_ITEMS},
+        "seeds": meta.get("seeds", []),
+        "commit": meta.get("commit"),
+        "written": meta.get("written"),
+        "command": meta.get("command"),
+    }
 
 
 def _order(protocol: dict[str, Any]) -> Any:
