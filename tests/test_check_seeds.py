@@ -15,22 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from check_mutations import AMD, OTHER_FAMILY, as_other_family, shift_cell
 from scipy import stats
 from stored_runs import write_grid
 from tiny_pipeline import tiny_config
 
 from serlib.app import cli
-from serlib.base import metrics, provenance
+from serlib.base import provenance
 from serlib.protocol import check, check_power, check_seeds, references
 
 SEEDS = (0, 1, 2, 3, 4)
 FOLDS = {1: ["s1", "s2"], 2: ["s3", "s4"], 3: ["s5", "s6"]}
-AMD = {"model": "AMD EPYC 7B13 64-Core Processor", "features": ["sse4_2", "avx", "avx2", "fma", "f16c"]}
-INTEL = {"model": "Intel(R) Xeon(R) Processor", "features": ["sse4_2", "avx", "avx2", "avx512f"]}
-# "another CPU family": AMD EPYC (AVX2), or an Intel Xeon (AVX-512) where the tests run on that AMD family
-_HERE = provenance.cpu_info()
-OTHER = INTEL if references.cpu_family(_HERE["model"], _HERE["features"]) == "AMD AVX2" else AMD
-OTHER_FAMILY = references.cpu_family(OTHER["model"], OTHER["features"])
 
 
 # -- families, tolerance ------------------------------------------------------------------------------
@@ -150,31 +145,6 @@ def _copy(run: Path, target: Path) -> Path:
     return Path(shutil.copytree(run, target))
 
 
-def _as_other(run: Path) -> Path:
-    """The run folder, its provenance saying another CPU family computed it."""
-    path = run / provenance.FILE_NAME
-    record = json.loads(path.read_text(encoding="utf-8"))
-    record["machine"]["cpu"].update(OTHER)
-    path.write_text(json.dumps(record), encoding="utf-8")
-    return run
-
-
-def shift_cell(run: Path, condition: str, points: float, seeds: tuple[int, ...] = SEEDS) -> None:
-    """Turn wrong predictions of ``condition``'s runs right until each fold's UAR rose by ``points``."""
-    for seed in seeds:
-        for path in sorted(
-            (run / "results" / "within" / condition / f"seed{seed}").glob("fold*/predictions.csv")
-        ):
-            frame = pd.read_csv(path)
-            before = metrics.uar(frame["true"], frame["predicted"])
-            for index in frame.index[frame["true"] != frame["predicted"]]:
-                frame.loc[index, "predicted"] = frame.loc[index, "true"]
-                if metrics.uar(frame["true"], frame["predicted"]) - before >= points / 100:
-                    break
-            assert metrics.uar(frame["true"], frame["predicted"]) - before >= points / 100
-            frame.to_csv(path, index=False)
-
-
 def _cli(folder: Path, refs: Path, capsys) -> tuple[int, str]:
     status = cli.main(["check", str(folder), "--references", str(refs)])
     return status, capsys.readouterr().out
@@ -193,7 +163,7 @@ def test_the_unmodified_run_agrees_exactly_on_its_own_machine(stored, capsys):
 
 def test_another_cpu_family_agrees_within_the_tolerance_and_states_its_power(stored, tmp_path, capsys):
     run, refs = stored
-    amd = _as_other(_copy(run, tmp_path / "amd"))
+    amd = as_other_family(_copy(run, tmp_path / "amd"))
     result = check.check_run(amd, references=refs)
     assert result.exit_status == 0, check.check_markdown(result)
     assert (result.seeds["rule"] == check_seeds.TOLERANCE).all()
@@ -225,7 +195,7 @@ def test_a_small_drift_is_not_the_same_computation_on_one_machine_but_agrees_acr
     same = check.check_run(drifted, references=refs)
     assert same.exit_status == check.EXIT_OUTSIDE and check.NOT_SAME in same.verdict
     assert any(line.startswith("commit:") for line in same.differences)
-    other = check.check_run(_as_other(drifted), references=refs)
+    other = check.check_run(as_other_family(drifted), references=refs)
     assert other.exit_status == 0, check.check_markdown(other)
 
 
@@ -235,7 +205,7 @@ def test_a_three_point_shift_of_one_cell_fails_the_check(stored, tmp_path, capsy
     shifted = _copy(run, tmp_path / "shifted")
     shift_cell(shifted, "sT", 3.0)
     if family == "other":
-        _as_other(shifted)
+        as_other_family(shifted)
     result = check.check_run(shifted, references=refs)
     failed = result.seeds[~result.seeds["ok"]]
     assert set(failed["condition"]) == {"sT"} and (failed["difference"] >= 3.0 - 1e-9).all()
@@ -300,7 +270,7 @@ def test_a_second_cpu_family_is_added_and_used_exactly(stored, tmp_path):
     run, refs = stored
     mine = tmp_path / "refs"
     shutil.copytree(refs, mine)
-    amd = _as_other(_copy(run, tmp_path / "amd"))
+    amd = as_other_family(_copy(run, tmp_path / "amd"))
     shift_cell(amd, "sT", 1.0, seeds=(0,))  # the AMD machine's own floats
     check.write_reference(amd, "tiny", command="test", references=mine, add_family=True)
     reference = references.load_reference("tiny", mine)
@@ -316,3 +286,16 @@ def test_a_second_cpu_family_is_added_and_used_exactly(stored, tmp_path):
     assert on_own.exit_status == 0 and set(on_own.seeds["family"]) == {reference.family}
     with pytest.raises(check.CheckError, match="made on this CPU family"):
         check.write_reference(run, "tiny", command="test", references=mine, add_family=True)
+
+
+def test_the_report_section_states_the_rule_the_power_and_what_is_missing(stored, tmp_path):
+    from serlib.app.report_check import check_section  # noqa: PLC0415
+
+    run, refs = stored
+    section = str(check_section(run, references=refs))
+    assert "all 3 cells agree: seed by seed" in section and "Power: a shift of any one cell" in section
+    assert "<td>seed by seed</td>" in section and "80 % shift" in section
+    missing = _copy(run, tmp_path / "missing")
+    (missing / "results" / "within" / "BL" / "seed0" / "fold1" / "metrics.json").unlink()
+    section = str(check_section(missing, references=refs))
+    assert "class='bad'>incomplete: " in section and "BL seed 0 fold 1" in section

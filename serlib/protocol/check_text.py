@@ -62,7 +62,7 @@ def _shift(value: float) -> str:
     return "0.01 points (any change)" if value <= check_power.PRINTED_STEP else f"{value:.2f} points"
 
 
-def _allowed(row: dict[str, Any]) -> str:
+def allowed_text(row: dict[str, Any]) -> str:
     delta = row["quantity"] == "delta"
     if row["rule"] == SEED_BY_SEED:
         return (
@@ -113,7 +113,7 @@ def markdown(result: CheckResult) -> str:
         lines.append(
             f"| {row['setting']} | {row['condition']} | {'Δ vs BL' if delta else 'mean'} | {row['rule']} | "
             f"{number(row['yours'], delta)} ({row['n_yours']}) | {number(row['reference'], delta)} "
-            f"({row['n_reference']}) | {_allowed(row)} | {row['verdict']} | {number(row['shift_80'])} |"
+            f"({row['n_reference']}) | {allowed_text(row)} | {row['verdict']} | {number(row['shift_80'])} |"
         )
     lines += _seed_failures(result)
     if result.differences:
