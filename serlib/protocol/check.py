@@ -379,7 +379,7 @@ def _row(
 ) -> dict[str, Any]:
     row = _empty_row(setting, condition, quantity, INTERVAL)
     if quantity == "delta" and condition == baseline:
-        row["verdict"] = "n/a (the baseline)"
+        row["verdict"], row["rule"] = "n/a (the baseline)", "–"
         return row
     match = (
         ref_cells[
@@ -514,7 +514,9 @@ def _what_differs(run: RunScores, reference: Reference, your_seeds: list[int]) -
         return lines
     commit = record.get("serlib", {}).get("commit")
     lines.append(f"commit: yours {str(commit)[:12]}, reference {str(meta.get('commit'))[:12]}")
-    theirs = reference.family_environment(record_family(record)) or meta.get("environment")
+    family = record_family(record)
+    full = family == reference.family or family not in meta.get("families", {})
+    theirs = meta.get("environment") if full else reference.family_environment(family)
     if not theirs:
         lines.append(f"the reference records no environment ({meta.get('source', 'no source given')})")
         return lines
@@ -530,11 +532,8 @@ def _what_differs(run: RunScores, reference: Reference, your_seeds: list[int]) -
             *provenance.DECISIVE,
         )
     ]
-    changed = [
-        label
-        for label in sorted(set(mine) | set(theirs))
-        if mine.get(label, "absent") != theirs.get(label, "absent")
-    ]
+    labels = set(mine) | set(theirs) if full else set(theirs)  # another family's: the items it records
+    changed = [label for label in sorted(labels) if mine.get(label, "absent") != theirs.get(label, "absent")]
     ordered = [label for label in decisive if label in changed] + [
         label for label in changed if label not in decisive
     ]

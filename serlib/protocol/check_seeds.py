@@ -119,7 +119,11 @@ def compare_seeds(
         have = cell[cell["seed"] == seed]
         if have.empty:
             continue
-        used = family if family in set(have[FAMILY_COLUMN]) else _preferred(have, reference.family)
+        used = (
+            family
+            if family is not None and family in set(have[FAMILY_COLUMN])
+            else _preferred(have, reference.family)
+        )
         rule = EXACT if used == family and not differs else TOLERANCE
         yours = float(group["uar"].iloc[0])
         theirs = float(have[have[FAMILY_COLUMN] == used]["uar"].iloc[0])
@@ -217,11 +221,12 @@ def _notes(
                 "with your package versions, oneDNN setting and threads: they must agree to the printed digit"
             )
             continue
-        why = (
-            f"your CPU family ({family}) has no values in the reference (it has: {families})"
-            if family != used
-            else "your environment differs from that of the reference's values: " + "; ".join(differs[:4])
-        )
+        if family is None:
+            why = "the run has no provenance.json (its CPU family and versions are unknown)"
+        elif family != used:
+            why = f"your CPU family ({family}) has no values in the reference (it has: {families})"
+        else:
+            why = "your environment differs from that of the reference's values: " + "; ".join(differs[:4])
         source = tolerance.get("assumed") or (
             f"the cross-CPU drift bound {tolerance['drift_bound_uar']:.2f} plus a margin of "
             f"{tolerance['margin']:.2f}, docs/reliability.md section 7"
