@@ -35,7 +35,7 @@ from scipy import stats
 
 from serlib.base import config as config_module
 from serlib.base import metrics, provenance
-from serlib.protocol import check_power, check_seeds
+from serlib.protocol import check_power, check_seeds, check_text
 from serlib.protocol.check_completeness import Completeness, count_runs
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.references import (
@@ -51,12 +51,12 @@ from serlib.protocol.references import (
 )
 from serlib.protocol.table1 import collect_runs, results_root
 
-FAMILY_ALPHA = 0.05
+FAMILY_ALPHA = check_seeds.FAMILY_ALPHA
 AGREES = "agrees"
 OUTSIDE = "outside the expected spread"
 NOT_SAME = check_seeds.NOT_SAME
 NOT_COMPARABLE = "not comparable"
-SEED_BY_SEED, INTERVAL = "seed by seed", "new seeds: interval"
+SEED_BY_SEED, INTERVAL = check_seeds.SEED_BY_SEED, check_seeds.INTERVAL
 # Exit statuses of `serlib check` (2 is the CLI's own: an error before any check).
 EXIT_AGREES, EXIT_OUTSIDE, EXIT_NOT_COMPARABLE = 0, 1, 3
 QUANTITIES = ("mean", "delta")
@@ -556,14 +556,4 @@ def _seeds(seeds: Any) -> str:
 # -- text -------------------------------------------------------------------------------------------
 def check_markdown(result: CheckResult) -> str:
     """The check as Markdown (``serlib.protocol.check_text``): verdict, power, cells, seeds, notes."""
-    from serlib.protocol import check_text  # noqa: PLC0415 - it imports this module's names
-
     return check_text.markdown(result)
-
-
-# -- writing a reference ----------------------------------------------------------------------------
-def write_reference(folder: str | Path, name: str, command: str, **options: Any) -> list[Path]:
-    """A per-seed reference from a finished run folder (``serlib.protocol.reference_write``)."""
-    from serlib.protocol import reference_write  # noqa: PLC0415 - it imports this module's names
-
-    return reference_write.write_reference(folder, name, command, **options)

@@ -26,6 +26,10 @@ from serlib.base import provenance
 from serlib.protocol.references import FAMILY_COLUMN, Reference, record_family
 
 EXACT, TOLERANCE = "exact", "tolerance"
+# The rows of the check's table: seed by seed (the seeds the reference has) or the prediction interval of
+# new seeds, whose level is 1 - FAMILY_ALPHA / (rows checked) (Bonferroni).
+SEED_BY_SEED, INTERVAL = "seed by seed", "new seeds: interval"
+FAMILY_ALPHA = 0.05
 NOT_SAME = "not the same computation"
 PRINTED_DIGIT = 0.005  # half a unit of the printed digit: equal when printed with 2 decimals
 # What must be equal for the exact rule, besides the CPU family (provenance.environment_items labels).

@@ -7,7 +7,10 @@ import math
 from typing import Any
 
 from serlib.protocol import check_power
-from serlib.protocol.check import FAMILY_ALPHA, INTERVAL, SEED_BY_SEED, CheckResult
+from serlib.protocol.check_seeds import FAMILY_ALPHA, INTERVAL, SEED_BY_SEED
+
+# ``result`` below is a ``check.CheckResult`` (typed Any: serlib.protocol.check imports this module).
+CheckResult = Any
 
 
 def number(value: Any, sign: bool = False) -> str:
