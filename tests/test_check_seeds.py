@@ -299,3 +299,35 @@ def test_the_report_section_states_the_rule_the_power_and_what_is_missing(stored
     (missing / "results" / "within" / "BL" / "seed0" / "fold1" / "metrics.json").unlink()
     section = str(check_section(missing, references=refs))
     assert "class='bad'>incomplete: " in section and "BL seed 0 fold 1" in section
+
+
+def test_a_real_speech_reference_is_checked_seed_by_seed_within_its_assumed_tolerance(tmp_path):
+    """configs/emodb.yaml's reference (per-seed values typed from the report, AMD AVX2, no versions):
+    a run of its seeds 0-1 is compared seed by seed, never exactly, with the assumed tolerance named."""
+    from serlib.base import config as config_module  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    config = config_module.load(root / "configs" / "emodb.yaml")
+    run = tmp_path / "emodb"
+    speakers = sum(FOLDS.values(), [])
+    write_grid(
+        run,
+        "emodb",
+        FOLDS,
+        {"BL": dict.fromkeys(speakers, 0.75), "U4h": dict.fromkeys(speakers, 0.75)},
+        seeds=(0, 1),
+        conditions=(("BL", "none"), ("U4h", "other")),
+    )
+    path = run / "results" / "protocol.json"
+    protocol = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(protocol | {"config": config.model_dump(mode="json")}), encoding="utf-8")
+    provenance.record(run, config)
+    result = check.check_run(run)
+    assert result.reference == "emodb" and len(result.seeds) == 2 * 3  # BL, U4h and U4h - BL, seeds 0-1
+    assert (result.seeds["rule"] == check_seeds.TOLERANCE).all() and set(result.seeds["family"]) == {
+        "AMD AVX2"
+    }
+    assert any(
+        "(tolerance: assumed: the cross-CPU tolerance measured on the demo" in note for note in result.notes
+    )
+    assert set(result.cells.loc[result.cells["rule"] == check.SEED_BY_SEED, "condition"]) == {"BL", "U4h"}

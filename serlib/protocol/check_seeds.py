@@ -231,9 +231,13 @@ def _notes(
             why = f"your CPU family ({family}) has no values in the reference (it has: {families})"
         else:
             why = "your environment differs from that of the reference's values: " + "; ".join(differs[:4])
-        source = tolerance.get("assumed") or (
-            f"the cross-CPU drift bound {tolerance['drift_bound_uar']:.2f} plus a margin of "
-            f"{tolerance['margin']:.2f}, docs/reliability.md section 7"
+        source = (
+            f"assumed: {tolerance['assumed']}"
+            if tolerance.get("assumed")
+            else (
+                f"the cross-CPU drift bound {tolerance['drift_bound_uar']:.2f} plus a margin of "
+                f"{tolerance['margin']:.2f}, docs/reliability.md section 7"
+            )
         )
         notes.append(
             f"seeds {seeds} compared with the reference's {used} values within ±{tolerance['uar']:.2f} (UAR) "
