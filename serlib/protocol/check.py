@@ -516,17 +516,19 @@ def _what_differs(run: RunScores, reference: Reference, your_seeds: list[int]) -
     lines.append(f"commit: yours {str(commit)[:12]}, reference {str(meta.get('commit'))[:12]}")
     family = record_family(record)
     full = family == reference.family or family not in meta.get("families", {})
-    theirs = meta.get("environment") if full else reference.family_environment(family)
+    recorded = reference.family_environment(reference.family if full else family) or {}
+    theirs = {**meta.get("environment", {}), **recorded} if full else recorded
     if not theirs:
         lines.append(f"the reference records no environment ({meta.get('source', 'no source given')})")
         return lines
-    mine = provenance.environment_items(record)
+    mine = check_seeds.run_items(record)
     decisive = [
         label
         for label in (
             "CPU",
             "CPU instruction sets",
             "GPUs",
+            check_seeds.IMPLEMENTATION,
             "oneDNN",
             "TensorFlow threads",
             *provenance.DECISIVE,

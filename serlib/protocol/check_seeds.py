@@ -32,8 +32,19 @@ SEED_BY_SEED, INTERVAL = "seed by seed", "new seeds: interval"
 FAMILY_ALPHA = 0.05
 NOT_SAME = "not the same computation"
 PRINTED_DIGIT = 0.005  # half a unit of the printed digit: equal when printed with 2 decimals
-# What must be equal for the exact rule, besides the CPU family (provenance.environment_items labels).
-EXACT_ITEMS = ("oneDNN", "$TF_ENABLE_ONEDNN_OPTS", "TensorFlow threads", *provenance.DECISIVE)
+# What must be equal for the exact rule, besides the CPU family (``run_items`` labels): the ACNN's kernels
+# too (``acnn.implementation``: fast and reference agree only within float32 rounding, and ``auto`` picks
+# one by a timing calibration, recorded in provenance.json's ``acnn_implementation``).
+IMPLEMENTATION = "ACNN implementation"
+EXACT_ITEMS = ("oneDNN", "$TF_ENABLE_ONEDNN_OPTS", "TensorFlow threads", IMPLEMENTATION, *provenance.DECISIVE)
+
+
+def run_items(record: dict[str, Any]) -> dict[str, str]:
+    """``provenance.environment_items`` and the ACNN implementation the run folder's runs used."""
+    chosen = record.get("acnn_implementation")
+    implementation = chosen.get("implementation") if isinstance(chosen, dict) else None
+    return provenance.environment_items(record) | {IMPLEMENTATION: str(implementation or "absent")}
+
 
 # The cross-CPU drift measured (issue 42): `make demo` (seeds 0-1) on a 2-core AMD EPYC (AVX2), fresh
 # clone of 4384faa, against the Intel Xeon (AVX-512) reference's seeds 0-1; per cell the 2-seed mean UAR
@@ -99,7 +110,7 @@ def exact_differences(record: dict[str, Any] | None, environment: dict[str, str]
         return ["the run has no provenance.json"]
     if environment is None:
         return ["the reference records no environment for these values (typed from a report)"]
-    mine = provenance.environment_items(record)
+    mine = run_items(record)
     return [
         f"{label}: yours {mine.get(label, 'absent')}, reference {environment.get(label, 'absent')}"
         for label in EXACT_ITEMS

@@ -35,7 +35,7 @@ FAMILY_ITEMS = ("CPU", "CPU instruction sets", "GPUs", "Python", "BLAS", *check_
 
 def family_record(record: dict[str, Any], seeds: list[int], command: str, source: str) -> dict[str, Any]:
     """What a reference keeps about the machine and versions that computed one family's values."""
-    environment = provenance.environment_items(record)
+    environment = check_seeds.run_items(record)
     return {
         "environment": {label: environment.get(label, "absent") for label in FAMILY_ITEMS},
         "seeds": seeds,
