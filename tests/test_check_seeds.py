@@ -264,6 +264,15 @@ def test_other_versions_fall_back_to_the_tolerance_and_name_what_differs(stored,
     result = check.check_run(other, references=refs)
     assert (result.seeds["rule"] == check_seeds.TOLERANCE).all() and result.exit_status == 0
     assert any("numpy: yours 0.0.1" in note for note in result.notes)
+    kernels = _copy(run, tmp_path / "kernels")  # another ACNN implementation (auto's choice), same versions
+    path = kernels / provenance.FILE_NAME
+    record = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(
+        json.dumps(record | {"acnn_implementation": {"implementation": "fast"}}), encoding="utf-8"
+    )
+    result = check.check_run(kernels, references=refs)
+    assert (result.seeds["rule"] == check_seeds.TOLERANCE).all() and result.exit_status == 0
+    assert any("ACNN implementation: yours fast, reference absent" in note for note in result.notes)
 
 
 def test_a_second_cpu_family_is_added_and_used_exactly(stored, tmp_path):
