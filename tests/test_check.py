@@ -22,7 +22,7 @@ from tiny_pipeline import tiny_config
 from serlib.app import cli
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import check, reference_write, references
+from serlib.protocol import check, references
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,9 +144,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     provenance.record(config.output_path, config)
     grid.run_protocol(config, progress=False)
     refs = base / "references"
-    reference_write.write_reference(
-        config.output_path, "tiny", command="tests/test_check.py", references=refs
-    )
+    check.write_reference(config.output_path, "tiny", command="tests/test_check.py", references=refs)
     return config.output_path, refs
 
 

@@ -22,7 +22,7 @@ from tiny_pipeline import tiny_config
 
 from serlib.app import cli
 from serlib.base import provenance
-from serlib.protocol import check, check_power, check_seeds, reference_write, references
+from serlib.protocol import check, check_power, check_seeds, references
 
 SEEDS = (0, 1, 2, 3, 4)
 FOLDS = {1: ["s1", "s2"], 2: ["s3", "s4"], 3: ["s5", "s6"]}
@@ -137,7 +137,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     path.write_text(json.dumps(protocol | {"config": config.model_dump(mode="json")}), encoding="utf-8")
     provenance.record(run, config)
     refs = base / "references"
-    reference_write.write_reference(run, "tiny", command="tests/test_check_seeds.py", references=refs)
+    check.write_reference(run, "tiny", command="tests/test_check_seeds.py", references=refs)
     return run, refs
 
 
@@ -281,7 +281,7 @@ def test_a_second_cpu_family_is_added_and_used_exactly(stored, tmp_path):
     shutil.copytree(refs, mine)
     amd = as_other_family(_copy(run, tmp_path / "amd"))
     shift_cell(amd, "sT", 1.0, seeds=(0,))  # the AMD machine's own floats
-    reference_write.write_reference(amd, "tiny", command="test", references=mine, add_family=True)
+    check.write_reference(amd, "tiny", command="test", references=mine, add_family=True)
     reference = references.load_reference("tiny", mine)
     own = references.record_family(provenance.load(run))
     assert reference.family == own and set(reference.values[references.FAMILY_COLUMN]) == {own, OTHER_FAMILY}
@@ -293,8 +293,8 @@ def test_a_second_cpu_family_is_added_and_used_exactly(stored, tmp_path):
     assert set(on_amd.seeds["family"]) == {OTHER_FAMILY}
     on_own = check.check_run(run, references=mine)
     assert on_own.exit_status == 0 and set(on_own.seeds["family"]) == {reference.family}
-    with pytest.raises(check.CheckError, match="made on this CPU family"):
-        reference_write.write_reference(run, "tiny", command="test", references=mine, add_family=True)
+    with pytest.raises(references.ReferencesError, match="made on this CPU family"):
+        check.write_reference(run, "tiny", command="test", references=mine, add_family=True)
 
 
 def test_the_report_section_states_the_rule_the_power_and_what_is_missing(stored, tmp_path):

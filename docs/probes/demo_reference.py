@@ -24,7 +24,7 @@ import argparse
 
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import grid, reference_write
+from serlib.protocol import check, grid
 
 SEEDS = list(range(10))
 SITTING = 2
@@ -66,9 +66,7 @@ def main() -> None:
             grid.run_protocol(config, progress=False)
     config = reference_config(args.out, SEEDS[: args.seeds])
     grid.run_protocol(config, progress=False)  # every run finished: the tables of all the seeds
-    written = reference_write.write_reference(
-        config.output_path, "demo", command=COMMAND, config=config, source=SOURCE
-    )
+    written = check.write_reference(config.output_path, "demo", command=COMMAND, config=config, source=SOURCE)
     print("\n".join(str(path) for path in written))
 
 
@@ -79,7 +77,7 @@ def add_family(out: str, seeds: int) -> None:
     provenance.record(config.output_path, config, command=COMMAND + " --add-family")
     grid.run_protocol(config, progress=False)
     source = f"the demo preset, seeds 0-{seeds - 1}, run on this machine ({COMMAND} --add-family)"
-    written = reference_write.write_reference(
+    written = check.write_reference(
         config.output_path,
         "demo",
         command=COMMAND + " --add-family",

@@ -35,7 +35,7 @@ from scipy import stats
 
 from serlib.base import config as config_module
 from serlib.base import metrics, provenance
-from serlib.protocol import check_power, check_seeds, check_text
+from serlib.protocol import check_power, check_seeds, check_text, reference_write
 from serlib.protocol.check_completeness import Completeness, count_runs
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.references import (
@@ -559,3 +559,10 @@ def _seeds(seeds: Any) -> str:
 def check_markdown(result: CheckResult) -> str:
     """The check as Markdown (``serlib.protocol.check_text``): verdict, power, cells, seeds, notes."""
     return check_text.markdown(result)
+
+
+# -- writing a reference ----------------------------------------------------------------------------
+def write_reference(folder: str | Path, name: str, command: str, **options: Any) -> list[Path]:
+    """``<references>/<name>.csv`` + ``.json`` from a finished run folder, or (``add_family=True``) its CPU
+    family's values added to an existing reference (``serlib.protocol.reference_write``)."""
+    return reference_write.write_reference(run_scores(folder), name, command, **options)

@@ -19,9 +19,9 @@ from serlib.base import config as config_module
 from serlib.base import provenance
 from serlib.base.files import write_csv, write_json
 from serlib.protocol import check_seeds
-from serlib.protocol.check import CheckError, run_scores
 from serlib.protocol.references import (
     FAMILY_COLUMN,
+    ReferencesError,
     comparison_config,
     comparison_hash,
     load_reference,
@@ -48,7 +48,7 @@ def family_record(record: dict[str, Any], seeds: list[int], command: str, source
 
 
 def write_reference(
-    folder: str | Path,
+    run: Any,
     name: str,
     command: str,
     config: config_module.Config | None = None,
@@ -57,22 +57,22 @@ def write_reference(
     add_family: bool = False,
 ) -> list[Path]:
     """``<references>/<name>.csv`` (per-seed UARs of every Table 1 cell, with their CPU family) and
-    ``<name>.json`` from a complete run folder; with ``add_family``, add this machine's CPU family's values
+    ``<name>.json`` from a complete run folder's values (``run``: ``check.run_scores``; call it as
+    ``check.write_reference(folder, ...)``); with ``add_family``, add this machine's CPU family's values
     to the existing reference ``name`` (same comparison hash; the reference's own family's are kept)."""
-    run = run_scores(folder)
     data = config.model_dump(mode="json") if config is not None else run.config
     if data is None:
-        raise CheckError(f"{run.root} holds no configuration; pass the one that produced it")
+        raise ReferencesError(f"{run.root} holds no configuration; pass the one that produced it")
     if run.scores.empty:
-        raise CheckError(f"{run.root} holds no finished runs to make a reference from")
+        raise ReferencesError(f"{run.root} holds no finished runs to make a reference from")
     if run.completeness is not None and not run.completeness.ok:
-        raise CheckError(
+        raise ReferencesError(
             f"{run.root} is {run.completeness.text()}: finish its runs before making a reference"
         )
     target = references_dir() if references is None else Path(references)
     record = provenance.load(run.root)
     if record.get("mixed_environments"):
-        raise CheckError(
+        raise ReferencesError(
             f"{run.root} holds runs from more than one environment (serlib provenance {run.root}): their CPU "
             "family is not one; make the reference in a fresh folder"
         )
@@ -122,13 +122,13 @@ def _added(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     existing = load_reference(name, target)
     if existing.meta.get("comparison_sha256") != comparison_hash(data):
-        raise CheckError(
+        raise ReferencesError(
             f"{target / name}.json belongs to another configuration (comparison hash "
             f"{str(existing.meta.get('comparison_sha256'))[:12]}, the run's {comparison_hash(data)[:12]}): "
             "run the reference's own configuration"
         )
     if family == existing.family:
-        raise CheckError(
+        raise ReferencesError(
             f"{target / name}.json was made on this CPU family ({family}): make it anew (without adding) "
             "to replace its values"
         )
@@ -157,7 +157,7 @@ def upgrade(name: str, references: Path | None = None) -> list[Path]:
     target = references_dir() if references is None else Path(references)
     existing = load_reference(name, target)  # fills the column from the JSON's machine
     if not existing.per_seed:
-        raise CheckError(f"{target / name}.csv holds no per-seed values: nothing to upgrade")
+        raise ReferencesError(f"{target / name}.csv holds no per-seed values: nothing to upgrade")
     meta = dict(existing.meta)
     meta[FAMILY_COLUMN] = existing.family
     if meta.get("environment") and existing.family not in meta.get("families", {}):
