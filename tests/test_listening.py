@@ -221,7 +221,7 @@ def test_the_views_play_the_clicked_point_and_list_a_cells_players(
     assert [trace.name for trace in explorer.figure.data] == ["angry (1)", "happy (3)", "sad (1)"]
     explorer.play("u3")
     row = points.set_index("utterance_id").loc["u3"].to_dict() | {"utterance_id": "u3"}
-    assert _sha(explorer.player.value) == _sha(listening.clip_wav(row, heard))
+    assert explorer.player is not None and _sha(explorer.player.value) == _sha(listening.clip_wav(row, heard))
     assert 'data-utterance="u3"' in explorer.info.value and explorer.clicked == "u3"
     explorer.family.value = "gender"
     explorer.keep.value = ("male",)
@@ -231,7 +231,7 @@ def test_the_views_play_the_clicked_point_and_list_a_cells_players(
     assert sorted(trace.name for trace in explorer.figure.data) == ["right (2)", "wrong (1)"]
 
     confusion = listening_views.ConfusionExplorer(out, {"within": manifest}, heard)
-    assert confusion.seed.value is None and confusion.condition.value == "BL"
+    assert confusion.seed.value == listening_views.POOLED and confusion.condition.value == "BL"
     assert int(np.nansum(confusion.figure.data[0].text)) == 2 * len(UTTERANCES)  # both seeds pooled
     confusion.select("happy", "angry")
     assert len(confusion.rows.children) == 4

@@ -17,6 +17,7 @@ and a small static table otherwise (``serlib reproduce``'s papermill kernels), w
 
 from __future__ import annotations
 
+import copy
 import html
 import logging
 from pathlib import Path
@@ -60,20 +61,21 @@ PALETTE = (
     "#56b4e9",
 )
 PLAYER_CLASS = "serlib-player"  # every audio widget of these views (the browser test finds them by it)
+POOLED = -1  # the seed menu's value for "pooled over seeds" (a widget's None reads as no choice)
 PAGE_SIZE = 8  # players drawn at once for a confusion cell (each holds its clip's bytes)
+
+
+def _audio(clip: bytes, autoplay: bool = False) -> widgets.Audio:
+    audio = widgets.Audio(
+        value=clip, format="wav", autoplay=autoplay, controls=True, layout=widgets.Layout(width="320px")
+    )
+    audio.add_class(PLAYER_CLASS)
+    return audio
 
 
 def player(row: Any, seconds: float, autoplay: bool = False) -> widgets.Audio:
     """An audio widget playing one utterance (``row`` with path/start_s/end_s) as the model heard it."""
-    audio = widgets.Audio(
-        value=listening.clip_wav(row, seconds),
-        format="wav",
-        autoplay=autoplay,
-        controls=True,
-        layout=widgets.Layout(width="320px", height="36px"),
-    )
-    audio.add_class(PLAYER_CLASS)
-    return audio
+    return _audio(listening.clip_wav(row, seconds), autoplay)
 
 
 def utterance_html(row: Any, extra: str = "") -> str:
@@ -99,6 +101,42 @@ def _colour(column: str, value: str, position: int) -> str:
     return FIXED_COLOURS.get(value, PALETTE[position % len(PALETTE)])
 
 
+def _publish(figure: go.FigureWidget) -> None:
+    """Give the figure's whole state to the browser, as displaying it alone would
+    (``BaseFigureWidget._repr_mimebundle_``): a FigureWidget inside a box is rendered from that state, and
+    the edits sent before its view exists are lost (plotly.py issue 4998, anywidget-based plotly >= 6)."""
+    figure._widget_layout = copy.deepcopy(figure._layout_obj._props)
+    figure._widget_data = copy.deepcopy(figure._data)
+
+
+def _draw_again_when_short(box: widgets.Box, figure: go.FigureWidget, tries: int = 3) -> None:
+    """Draw the figure's view again when it was drawn with fewer traces than the figure holds.
+
+    Under load the browser may draw a new FigureWidget before its state has reached it (an empty plot;
+    seen with plotly 7.1 and anywidget 0.11 in JupyterLab 4.6). Each view reports the traces it drew
+    (plotly's ``_js2py_traceDeltas``); when they are fewer, the state is sent again and the view rebuilt
+    by taking the figure out of its box and putting it back (at most ``tries`` times)."""
+    left = [tries]
+
+    def drawn(change: dict[str, Any]) -> None:
+        shown = (change["new"] or {}).get("trace_deltas")
+        with open("/tmp/l45/obs.log", "a") as f:  # DEBUG
+            print(type(box).__name__, None if shown is None else len(shown), len(figure.data), left, str(change["new"])[:200], file=f)
+        if shown is None or len(shown) >= len(figure.data) or left[0] <= 0:
+            return
+        left[0] -= 1
+        figure.send_state(["_widget_data", "_widget_layout"])
+        children = box.children
+        box.children = tuple(child for child in children if child is not figure)
+        box.children = children
+
+    figure.observe(drawn, names="_js2py_traceDeltas")
+    def anything(change):  # DEBUG
+        with open("/tmp/l45/obs.log", "a") as f:
+            print("CHANGE", type(box).__name__, change["name"], str(change["new"])[:150], file=f)
+    figure.observe(anything, names=[n for n in figure.trait_names() if n.startswith("_js2py") or n == "_view_count"])
+
+
 class TsneExplorer(widgets.VBox):  # type: ignore[misc]
     """One or more t-SNE point tables (``listening.point_table``), one shown at a time, by ear."""
 
@@ -115,14 +153,9 @@ class TsneExplorer(widgets.VBox):  # type: ignore[misc]
         )
         self.keep = widgets.SelectMultiple(options=[], rows=4, description="keep")
         self.info = widgets.HTML("Hover a point for its utterance; click it to hear it.")
-        self.player = widgets.Audio(
-            value=b"",
-            format="wav",
-            autoplay=True,
-            controls=True,
-            layout=widgets.Layout(width="320px", height="36px"),
-        )
-        self.player.add_class(PLAYER_CLASS)
+        # the player appears with the first click (an empty clip would be an error in the browser's console)
+        self.player: widgets.Audio | None = None
+        self.listen = widgets.HBox([self.info])
         self.figure = go.FigureWidget(
             layout={"height": 520, "width": 760, "hovermode": "closest", "template": "simple_white"}
         )
@@ -136,10 +169,11 @@ class TsneExplorer(widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.projection, self.colour]),
                 widgets.HBox([self.family, self.keep]),
                 self.figure,
-                widgets.HBox([self.info, self.player]),
+                self.listen,
             ]
         )
         self.add_class("serlib-tsne")
+        _draw_again_when_short(self, self.figure)
         self._changed({"owner": self.family})
 
     @property
@@ -179,6 +213,7 @@ class TsneExplorer(widgets.VBox):  # type: ignore[misc]
             self.figure.layout.title = (
                 f"{self.projection.value}: {len(table)} points, colour by {FAMILIES[column]}"
             )
+        _publish(self.figure)
         for trace in self.figure.data:
             trace.on_click(self._clicked)
 
@@ -191,10 +226,15 @@ class TsneExplorer(widgets.VBox):  # type: ignore[misc]
         table = self.tables[self.projection.value]
         row = table[table["utterance_id"] == utterance_id].iloc[0]
         try:
-            self.player.value = listening.clip_wav(row, self.seconds)
+            clip = listening.clip_wav(row, self.seconds)
         except AudioError as error:
             self.info.value = f"cannot play {html.escape(utterance_id)}: {html.escape(str(error))}"
             return
+        if self.player is None:
+            self.player = _audio(clip, autoplay=True)
+            self.listen.children = [self.info, self.player]
+        else:
+            self.player.value = clip
         self.clicked = utterance_id
         truth = html.escape(row["emotion"] or "unlabelled")
         said = (
@@ -239,6 +279,7 @@ class ConfusionExplorer(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.add_class("serlib-confusion")
+        _draw_again_when_short(self, self.figure)
         self._conditions()
 
     def _conditions(self) -> None:
@@ -253,22 +294,22 @@ class ConfusionExplorer(widgets.VBox):  # type: ignore[misc]
     def _seeds(self) -> None:
         frame = self.predictions[self.setting.value]
         seeds = sorted(int(s) for s in frame.loc[frame["condition"] == self.condition.value, "seed"].unique())
-        self.seed.options = [("pooled over seeds", None)] + [(str(s), s) for s in seeds]
-        self.seed.value = None
+        self.seed.options = [("pooled over seeds", POOLED)] + [(str(s), s) for s in seeds]
+        self.seed.value = POOLED
         self.redraw()  # also when the seed stayed "pooled"
 
     def selected(self) -> pd.DataFrame:
         """The predictions of the chosen setting, condition and seed (all seeds when pooled)."""
         frame = self.predictions[self.setting.value]
         frame = frame[frame["condition"] == self.condition.value]
-        return frame if self.seed.value is None else frame[frame["seed"] == self.seed.value]
+        return frame if self.seed.value == POOLED else frame[frame["seed"] == self.seed.value]
 
     def redraw(self) -> None:
         if self.condition.value is None:
             return
         counts = listening.confusion_counts(self.selected())
         share = 100.0 * counts.div(counts.sum(axis=1).where(lambda s: s > 0), axis=0).fillna(0.0)
-        seed = "pooled over seeds" if self.seed.value is None else f"seed {self.seed.value}"
+        seed = "pooled over seeds" if self.seed.value == POOLED else f"seed {self.seed.value}"
         with self.figure.batch_update():
             self.figure.data = []
             self.figure.add_heatmap(
@@ -284,6 +325,7 @@ class ConfusionExplorer(widgets.VBox):  # type: ignore[misc]
                 hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0f} % of the row)<extra></extra>",
             )
             self.figure.layout.title = f"{self.setting.value}, {self.condition.value}, {seed}: counts"
+        _publish(self.figure)
         self.figure.data[0].on_click(self._clicked)
 
     def _clicked(self, trace: Any, points: Any, state: Any) -> None:
