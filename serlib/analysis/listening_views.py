@@ -120,8 +120,6 @@ def _draw_again_when_short(box: widgets.Box, figure: go.FigureWidget, tries: int
 
     def drawn(change: dict[str, Any]) -> None:
         shown = (change["new"] or {}).get("trace_deltas")
-        with open("/tmp/l45/obs.log", "a") as f:  # DEBUG
-            print(type(box).__name__, None if shown is None else len(shown), len(figure.data), left, str(change["new"])[:200], file=f)
         if shown is None or len(shown) >= len(figure.data) or left[0] <= 0:
             return
         left[0] -= 1
@@ -131,10 +129,6 @@ def _draw_again_when_short(box: widgets.Box, figure: go.FigureWidget, tries: int
         box.children = children
 
     figure.observe(drawn, names="_js2py_traceDeltas")
-    def anything(change):  # DEBUG
-        with open("/tmp/l45/obs.log", "a") as f:
-            print("CHANGE", type(box).__name__, change["name"], str(change["new"])[:150], file=f)
-    figure.observe(anything, names=[n for n in figure.trait_names() if n.startswith("_js2py") or n == "_view_count"])
 
 
 class TsneExplorer(widgets.VBox):  # type: ignore[misc]
