@@ -97,3 +97,32 @@ def _epoch_function(model: keras.Model, data: Any, batch_size: int) -> Any:
     ]
     cache[batch_size] = epoch if model.run_eagerly else tf.function(epoch, input_signature=signature)
     return cache[batch_size]
+
+
+def predict_batches(model: keras.Model, feeds: Arrays, batch_size: int) -> dict[str, np.ndarray]:
+    """``model.predict(feeds, batch_size=batch_size)`` for a model with dict outputs, without its
+    per-call machinery: each batch (the same slices as ``predict``'s) goes through one traced
+    ``model(x, training=False)``, as Keras' ``predict_step`` does, traced once per model."""
+    count = len(next(iter(feeds.values())))
+    if count == 0:
+        raise ValueError("predict_batches needs at least one utterance")
+    function = model.__dict__.get("_serlib_predict_function")
+    if function is None:
+        if model.run_eagerly:
+            function = model
+        else:
+            signature = {
+                name: tf.TensorSpec([None, *value.shape[1:]], tf.as_dtype(value.dtype))
+                for name, value in feeds.items()
+            }
+            function = tf.function(
+                tf.autograph.experimental.do_not_convert(lambda x: model(x, training=False)),
+                input_signature=[signature],
+            )
+        model.__dict__["_serlib_predict_function"] = function
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, count, batch_size):
+        batch = {name: tf.convert_to_tensor(value[start : start + batch_size]) for name, value in feeds.items()}
+        for name, value in function(batch).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(values) for name, values in parts.items()}
