@@ -84,12 +84,12 @@ def _epoch_function(model: keras.Model, data: Any, batch_size: int) -> Any:
         count = tf.shape(order, out_type=tf.int64)[0]
         steps = (count + batch_size - 1) // batch_size
 
-        def body(index: tf.Tensor) -> tf.Tensor:
+        def body(index: tf.Tensor) -> tuple[tf.Tensor]:
             indices = order[index * batch_size : tf.minimum((index + 1) * batch_size, count)]
             step(tf.nest.map_structure(lambda array: tf.gather(array, indices), data))
-            return index + 1
+            return (index + 1,)
 
-        tf.while_loop(lambda index: index < steps, body, [tf.constant(0, tf.int64)])
+        tf.while_loop(lambda index: index < steps, body, (tf.constant(0, tf.int64),))
 
     signature = [
         tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data),
