@@ -88,7 +88,9 @@ def test_compiled_loop_trains_the_model_keras_fit_trains(implementation: str) ->
         np.testing.assert_allclose(after[name], before[name], **TOLERANCE, err_msg=name)
     # and the seed matters: another seed trains another model
     other, _, _ = _train("compiled", implementation, seed=4)
-    assert not np.allclose(other.get_layer("conv").get_weights()[0], compiled.get_layer("conv").get_weights()[0])
+    assert not np.allclose(
+        other.get_layer("conv").get_weights()[0], compiled.get_layer("conv").get_weights()[0]
+    )
 
 
 def test_compiled_loop_visits_the_epoch_orders_of_the_feed() -> None:

@@ -122,7 +122,9 @@ def predict_batches(model: keras.Model, feeds: Arrays, batch_size: int) -> dict[
         model.__dict__["_serlib_predict_function"] = function
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, count, batch_size):
-        batch = {name: tf.convert_to_tensor(value[start : start + batch_size]) for name, value in feeds.items()}
+        batch = {
+            name: tf.convert_to_tensor(value[start : start + batch_size]) for name, value in feeds.items()
+        }
         for name, value in function(batch).items():
             parts.setdefault(name, []).append(np.asarray(value))
     return {name: np.concatenate(values) for name, values in parts.items()}
