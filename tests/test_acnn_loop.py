@@ -108,7 +108,8 @@ def test_compiled_loop_visits_the_epoch_orders_of_the_feed() -> None:
     model = Recording({"x": x}, {"y": keras.layers.Dense(1, name="y")(x)})
     model.compile(loss="mse", run_eagerly=True)
     numbers = np.arange(10, dtype=np.float32)[:, None]
-    acnn_loop.fit_epochs(model, {"x": numbers}, {"y": numbers}, batch_size=4, epochs=3, seed=5, callbacks=[])
+    orders = acnn_feed.epoch_orders(10, 3, seed=5)
+    acnn_loop.fit_epochs(model, {"x": numbers}, {"y": numbers}, batch_size=4, orders=orders, callbacks=[])
     assert [len(b) for b in batches] == [4, 4, 2] * 3
     epochs = [sum(batches[i : i + 3], []) for i in range(0, 9, 3)]
     np.testing.assert_array_equal(epochs, acnn_feed.epoch_orders(10, 3, seed=5))
@@ -138,7 +139,8 @@ def test_callbacks_see_each_epoch_and_can_stop_training() -> None:
     config = _config(**{"acnn.implementation": "reference"})
     inputs, targets, statistics = _data(20)
     model = acnn.build_acnn(config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, normalisation=statistics)
-    history = acnn_loop.fit_epochs(model, inputs, targets, batch_size=8, epochs=5, seed=0, callbacks=[Stop()])
+    orders = acnn_feed.epoch_orders(20, 5, seed=0)
+    history = acnn_loop.fit_epochs(model, inputs, targets, batch_size=8, orders=orders, callbacks=[Stop()])
     assert events == [("begin", -1), ("epoch", 0), ("end", 0), ("epoch", 1), ("end", 1), ("finish", -1)]
     assert len(history.history["loss"]) == 2
 
@@ -164,8 +166,12 @@ def test_a_reused_model_is_traced_once_whatever_the_run_size() -> None:
     assert analysis.__dict__["_serlib_predict_function"].experimental_get_tracing_count() == 1
 
 
-def test_predict_batches_refuses_no_utterances() -> None:
+def test_unusable_orders_and_empty_inputs_are_refused() -> None:
     config = _config(**{"acnn.implementation": "reference"})
     model = acnn.build_acnn(config.acnn, FRAMES, BANDS)
+    inputs, targets, _ = _data(10)
+    del inputs["representation"]
+    with pytest.raises(ValueError, match=r"need \[epochs, 10\]"):
+        acnn_loop.fit_epochs(model, inputs, targets, batch_size=4, orders=np.arange(10), callbacks=[])
     with pytest.raises(ValueError, match="at least one utterance"):
         acnn.predict_all(model, {"logmel": np.zeros((0, FRAMES, BANDS), np.float32)})

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from serlib.models.acnn import loop as acnn_loop
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -116,10 +118,9 @@ def fit_acnn(
     if loop not in ("compiled", "keras"):
         raise ValueError(f"loop must be 'compiled' or 'keras', not {loop!r}")
     if loop == "compiled" and not model.jit_compile:
-        from serlib.models.acnn import loop as acnn_loop  # noqa: PLC0415 - it imports this module
-
+        orders = epoch_orders(len(next(iter(targets.values()))), epochs, seed)
         return acnn_loop.fit_epochs(
-            model, inputs, targets, batch_size=batch_size, epochs=epochs, seed=seed, callbacks=callbacks
+            model, inputs, targets, batch_size=batch_size, orders=orders, callbacks=callbacks
         )
     feed = EpochShuffledFeed(inputs, targets, batch_size, epochs, seed)
     return model.fit(

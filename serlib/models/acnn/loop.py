@@ -4,7 +4,7 @@ A demo run trains 15 epochs of 6-8 batches. ``model.fit`` spends more time aroun
 them (docs/performance.md, issue 44): per call it builds a data adapter, a ``tf.data`` pipeline and its
 callbacks; per epoch it opens a new iterator over the pipeline and runs Python between the compiled
 calls. ``fit_epochs`` does the same training with less: the run's arrays become tensors once, and each
-epoch is one call of a traced function that gathers the epoch's batches in ``feed.epoch_orders`` order
+epoch is one call of a traced function that gathers the epoch's batches in the order it is given
 (the same orders as ``feed.EpochShuffledFeed``) and runs Keras' own ``model.train_step`` on each,
 inside a ``tf.while_loop`` as ``fit`` with ``steps_per_execution`` does. Same batches in the same
 order, same step (loss, weights, optimizer, dropout seeds): on one machine the weights and losses equal
@@ -24,8 +24,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from serlib.models.acnn import feed as acnn_feed
-
 Arrays = dict[str, np.ndarray]
 
 
@@ -35,16 +33,18 @@ def fit_epochs(
     targets: Arrays,
     *,
     batch_size: int,
-    epochs: int,
-    seed: int,
+    orders: np.ndarray,
     callbacks: list[Any],
 ) -> keras.callbacks.History:
-    """Train ``model`` (compiled by ``acnn.compile_acnn``) for ``epochs`` epochs in the orders of
-    ``feed.epoch_orders(len, epochs, seed)``; returns Keras' ``History`` as ``model.fit`` does."""
+    """Train ``model`` (compiled by ``acnn.compile_acnn``) for ``len(orders)`` epochs, epoch e visiting
+    the utterances in ``orders[e]`` order (``feed.epoch_orders``); returns Keras' ``History`` as
+    ``model.fit`` does."""
     counts = {len(v) for v in (*inputs.values(), *targets.values())}
     if len(counts) != 1:
         raise ValueError(f"inputs and targets differ in length: {sorted(counts)}")
-    orders = acnn_feed.epoch_orders(counts.pop(), epochs, seed)
+    count, orders = counts.pop(), np.asarray(orders, dtype=np.int64)
+    if orders.ndim != 2 or orders.shape[1] != count:
+        raise ValueError(f"orders of shape {orders.shape}: need [epochs, {count}] (one order per epoch)")
     data = (
         {name: tf.convert_to_tensor(value) for name, value in inputs.items()},
         {name: tf.convert_to_tensor(value) for name, value in targets.items()},
@@ -54,7 +54,7 @@ def fit_epochs(
     model.stop_training = False
     callback_list.on_train_begin()
     logs: dict[str, float] = {}
-    for epoch in range(epochs):
+    for epoch in range(len(orders)):
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
         epoch_function(data, tf.constant(orders[epoch]))
