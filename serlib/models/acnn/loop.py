@@ -69,9 +69,14 @@ def fit_epochs(
 
 def _epoch_function(model: keras.Model, data: Any, batch_size: int) -> Any:
     """This model's traced epoch (made once per model and batch size; the batch dimension stays open)."""
-    cache: dict[int, Any] = model.__dict__.setdefault("_serlib_epoch_functions", {})
-    if batch_size in cache:
-        return cache[batch_size]
+    signature = [
+        tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data),
+        tf.TensorSpec([None], tf.int64),
+    ]
+    key = f"{batch_size} {signature}"  # another batch size or input layout: another function
+    cache: dict[str, Any] = model.__dict__.setdefault("_serlib_epoch_functions", {})
+    if key in cache:
+        return cache[key]
     if not model.built or not model.optimizer.built:  # as fit does before its first step
         model._symbolic_build(data_batch=data)
     # Keras' own per-step function (trainer._make_function): train_step, traced without autograph
@@ -91,12 +96,8 @@ def _epoch_function(model: keras.Model, data: Any, batch_size: int) -> Any:
 
         tf.while_loop(lambda index: index < steps, body, (tf.constant(0, tf.int64),))
 
-    signature = [
-        tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data),
-        tf.TensorSpec([None], tf.int64),
-    ]
-    cache[batch_size] = epoch if model.run_eagerly else tf.function(epoch, input_signature=signature)
-    return cache[batch_size]
+    cache[key] = epoch if model.run_eagerly else tf.function(epoch, input_signature=signature)
+    return cache[key]
 
 
 def predict_batches(model: keras.Model, feeds: Arrays, batch_size: int) -> dict[str, np.ndarray]:
@@ -106,24 +107,18 @@ def predict_batches(model: keras.Model, feeds: Arrays, batch_size: int) -> dict[
     count = len(next(iter(feeds.values())))
     if count == 0:
         raise ValueError("predict_batches needs at least one utterance")
+    # the model's own input specs (batch dimension open): inputs of another dtype are cast as Keras does
+    specs = {tensor.name: tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in model.inputs}
     function = model.__dict__.get("_serlib_predict_function")
     if function is None:
-        if model.run_eagerly:
-            function = model
-        else:
-            signature = {
-                name: tf.TensorSpec([None, *value.shape[1:]], tf.as_dtype(value.dtype))
-                for name, value in feeds.items()
-            }
-            function = tf.function(
-                tf.autograph.experimental.do_not_convert(lambda x: model(x, training=False)),
-                input_signature=[signature],
-            )
+        call = tf.autograph.experimental.do_not_convert(lambda x: model(x, training=False))
+        function = model if model.run_eagerly else tf.function(call, input_signature=[specs])
         model.__dict__["_serlib_predict_function"] = function
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, count, batch_size):
         batch = {
-            name: tf.convert_to_tensor(value[start : start + batch_size]) for name, value in feeds.items()
+            name: tf.convert_to_tensor(feeds[name][start : start + batch_size], dtype=spec.dtype)
+            for name, spec in specs.items()
         }
         for name, value in function(batch).items():
             parts.setdefault(name, []).append(np.asarray(value))
