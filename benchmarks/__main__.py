@@ -34,6 +34,7 @@ MODULES = {
     "features": "benchmarks.bench_features",
     "autoencoder": "benchmarks.bench_autoencoder",
     "acnn": "benchmarks.bench_acnn",
+    "runs": "benchmarks.bench_runs",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RAW = Path(__file__).with_name("results.json")  # raw rows of the last run (git-ignored)

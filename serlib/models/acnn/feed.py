@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from serlib.models.acnn import loop as acnn_loop
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -93,11 +95,13 @@ def fit_acnn(
     seed: int,
     shuffle: str,
     callbacks: list[Any],
+    loop: str = "compiled",
 ) -> Any:
-    """``model.fit`` in the configured batch order (``acnn.shuffle``); returns Keras' ``History``.
+    """Train in the configured batch order (``acnn.shuffle``); returns Keras' ``History``.
 
-    ``every_epoch``: a new seeded order per epoch (``EpochShuffledFeed``); ``once``: Keras' own feed of
-    the arrays, which repeats its first order in every epoch.
+    ``every_epoch``: a new seeded order per epoch, trained by ``loop.fit_epochs`` (one compiled function
+    per epoch; ``loop="keras"``: ``model.fit`` on ``EpochShuffledFeed``, the same batches and numbers);
+    ``once``: Keras' own feed of the arrays, which repeats its first order in every epoch.
     """
     if shuffle == "once":
         return model.fit(
@@ -111,6 +115,13 @@ def fit_acnn(
         )
     if shuffle != "every_epoch":
         raise ValueError(f"acnn.shuffle must be 'every_epoch' or 'once', not {shuffle!r}")
+    if loop not in ("compiled", "keras"):
+        raise ValueError(f"loop must be 'compiled' or 'keras', not {loop!r}")
+    if loop == "compiled" and not model.jit_compile:
+        orders = epoch_orders(len(next(iter(targets.values()))), epochs, seed)
+        return acnn_loop.fit_epochs(
+            model, inputs, targets, batch_size=batch_size, orders=orders, callbacks=callbacks
+        )
     feed = EpochShuffledFeed(inputs, targets, batch_size, epochs, seed)
     return model.fit(
         feed.dataset, epochs=epochs, shuffle=False, verbose=0, callbacks=[feed.callback(), *callbacks]

@@ -1,0 +1,177 @@
+"""The ACNN's compiled training loop and prediction (``serlib.models.acnn.loop``): the model ``fit`` and
+``predict`` give, from the same batches in the same order, with Keras callbacks still called per epoch."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serlib.base import config as config_module
+from serlib.features.normalisation import band_statistics
+from serlib.models.acnn import feed as acnn_feed
+from serlib.models.acnn import loop as acnn_loop
+from serlib.models.acnn import model as acnn
+from serlib.models.acnn import reuse as acnn_reuse
+
+FRAMES, BANDS, EXTERNAL = 60, 26, 5
+# Same ops on the same batches: on one machine the two loops agree to the last bit (measured on the
+# development machines); the tolerance only allows for a TensorFlow that orders a reduction differently.
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def _config(**changes):
+    base = {
+        "features.logmel.max_frames": FRAMES,
+        "acnn.filters": 8,
+        "acnn.pool_size": 5,
+        "acnn.pool_stride": 3,
+        "acnn.learning_rate": 0.01,
+    }
+    return config_module.override(config_module.load_preset("demo"), **(base | changes))
+
+
+def _data(count: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    logmel = rng.normal(-8.0, 3.0, size=(count, FRAMES, BANDS)).astype(np.float32)
+    lengths = rng.integers(FRAMES // 5, FRAMES + 1, count)
+    logmel[np.arange(FRAMES)[None, :] >= lengths[:, None]] = 0.0
+    inputs = {"logmel": logmel, "representation": rng.normal(size=(count, EXTERNAL)).astype(np.float32)}
+    targets = {
+        "emotion": rng.integers(0, 4, count).astype(np.int32),
+        "arousal": rng.integers(-1, 3, count).astype(np.int32),
+        "valence": rng.integers(-1, 3, count).astype(np.int32),
+    }
+    return inputs, targets, band_statistics(logmel, lengths)
+
+
+def _train(loop: str, implementation: str, seed: int = 3, epochs: int = 4, count: int = 42):
+    config = _config(**{"acnn.implementation": implementation})
+    inputs, targets, statistics = _data(count)
+    keras.utils.set_random_seed(seed)
+    model = acnn.build_acnn(
+        config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, setting="within", normalisation=statistics
+    )
+    history = acnn_feed.fit_acnn(
+        model,
+        inputs,
+        targets,
+        batch_size=16,  # 3 batches per epoch, the last one of 10
+        epochs=epochs,
+        seed=seed,
+        shuffle="every_epoch",
+        callbacks=[],
+        loop=loop,
+    )
+    return model, history.history, inputs
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fast"])
+def test_compiled_loop_trains_the_model_keras_fit_trains(implementation: str) -> None:
+    """Weights, optimizer state, per-epoch losses and test outputs of the compiled loop match ``fit``'s
+    on the same seeded batches (dropout on: the seed stream is consumed alike)."""
+    fitted, fitted_history, inputs = _train("keras", implementation)
+    compiled, compiled_history, _ = _train("compiled", implementation)
+    assert set(compiled_history) == set(fitted_history) and "loss" in compiled_history
+    for name, values in fitted_history.items():
+        assert len(compiled_history[name]) == 4
+        np.testing.assert_allclose(compiled_history[name], values, **TOLERANCE, err_msg=name)
+    for a, b in zip(fitted.get_weights(), compiled.get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, **TOLERANCE)
+    assert int(compiled.optimizer.iterations.numpy()) == int(fitted.optimizer.iterations.numpy()) == 4 * 3
+    for a, b in zip(fitted.optimizer.variables, compiled.optimizer.variables, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), **TOLERANCE)
+    before = acnn.predict_all(fitted, inputs, compiled=False)
+    after = acnn.predict_all(compiled, inputs)
+    for name in ("emotion", "arousal", "valence", "hidden", "attention"):
+        np.testing.assert_allclose(after[name], before[name], **TOLERANCE, err_msg=name)
+    # and the seed matters: another seed trains another model
+    other, _, _ = _train("compiled", implementation, seed=4)
+    assert not np.allclose(
+        other.get_layer("conv").get_weights()[0], compiled.get_layer("conv").get_weights()[0]
+    )
+
+
+def test_compiled_loop_visits_the_epoch_orders_of_the_feed() -> None:
+    """Every epoch visits the utterances in ``feed.epoch_orders``' order, in batches as Keras cuts them."""
+    batches: list[list[int]] = []
+
+    class Recording(keras.Model):
+        def train_step(self, data):  # noqa: ANN001, ANN202 - Keras' signature
+            inputs, targets = data
+            np.testing.assert_array_equal(inputs["x"].numpy(), targets["y"].numpy())
+            batches.append(inputs["x"].numpy().astype(int).ravel().tolist())
+            return {"seen": tf.constant(0.0)}
+
+    x = keras.Input((1,), name="x")
+    model = Recording({"x": x}, {"y": keras.layers.Dense(1, name="y")(x)})
+    model.compile(loss="mse", run_eagerly=True)
+    numbers = np.arange(10, dtype=np.float32)[:, None]
+    orders = acnn_feed.epoch_orders(10, 3, seed=5)
+    acnn_loop.fit_epochs(model, {"x": numbers}, {"y": numbers}, batch_size=4, orders=orders, callbacks=[])
+    assert [len(b) for b in batches] == [4, 4, 2] * 3
+    epochs = [sum(batches[i : i + 3], []) for i in range(0, 9, 3)]
+    np.testing.assert_array_equal(epochs, acnn_feed.epoch_orders(10, 3, seed=5))
+
+
+def test_callbacks_see_each_epoch_and_can_stop_training() -> None:
+    """on_train_begin/on_epoch_begin/on_epoch_end(loss)/on_train_end, and ``stop_training`` after an
+    epoch (the development selection of ``runs.fit_predict`` relies on it)."""
+    events: list[tuple[str, int]] = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):  # noqa: ANN001, ANN201
+            events.append(("begin", -1))
+
+        def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            events.append(("epoch", epoch))
+
+        def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            assert np.isfinite(logs["loss"])
+            events.append(("end", epoch))
+            if epoch == 1:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):  # noqa: ANN001, ANN201
+            events.append(("finish", -1))
+
+    config = _config(**{"acnn.implementation": "reference"})
+    inputs, targets, statistics = _data(20)
+    model = acnn.build_acnn(config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, normalisation=statistics)
+    orders = acnn_feed.epoch_orders(20, 5, seed=0)
+    history = acnn_loop.fit_epochs(model, inputs, targets, batch_size=8, orders=orders, callbacks=[Stop()])
+    assert events == [("begin", -1), ("epoch", 0), ("end", 0), ("epoch", 1), ("end", 1), ("finish", -1)]
+    assert len(history.history["loss"]) == 2
+
+
+def test_a_reused_model_is_traced_once_whatever_the_run_size() -> None:
+    """The epoch and predict functions keep the batch dimension open: runs of other sizes on a model
+    reused by ``reuse.fresh_acnn`` do not trace again (the saving this loop exists for)."""
+    config = _config(**{"acnn.implementation": "reference"})
+    model = None
+    for count in (20, 33, 47):
+        inputs, targets, statistics = _data(count, seed=count)
+        keras.utils.set_random_seed(count)
+        model = acnn_reuse.fresh_acnn(
+            config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, setting="cross", normalisation=statistics
+        )
+        acnn_feed.fit_acnn(
+            model, inputs, targets, batch_size=16, epochs=2, seed=count, shuffle="every_epoch", callbacks=[]
+        )
+        acnn.predict_all(model, inputs)
+    functions = model.__dict__["_serlib_epoch_functions"]
+    assert [f.experimental_get_tracing_count() for f in functions.values()] == [1]
+    analysis = model._serlib_analysis_model
+    assert analysis.__dict__["_serlib_predict_function"].experimental_get_tracing_count() == 1
+
+
+def test_unusable_orders_and_empty_inputs_are_refused() -> None:
+    config = _config(**{"acnn.implementation": "reference"})
+    model = acnn.build_acnn(config.acnn, FRAMES, BANDS)
+    inputs, targets, _ = _data(10)
+    del inputs["representation"]
+    with pytest.raises(ValueError, match=r"need \[epochs, 10\]"):
+        acnn_loop.fit_epochs(model, inputs, targets, batch_size=4, orders=np.arange(10), callbacks=[])
+    with pytest.raises(ValueError, match="at least one utterance"):
+        acnn.predict_all(model, {"logmel": np.zeros((0, FRAMES, BANDS), np.float32)})
