@@ -60,10 +60,24 @@ def test_old_and_new_keys_give_the_stored_fingerprints(name: str) -> None:
     assert stored_form(new.model_dump(mode="json")) == stored["config"]
 
 
+# Deliberate changes to a preset since b064531, undone before comparing: each with its reason.
+DELIBERATE_PRESET_CHANGES = {
+    # the demo pins the fast ACNN kernels (auto's calibration under load could pick the reference
+    # kernels and move a label; serlib check compares the demo's seeds to the digit)
+    "demo": {"acnn.implementation": "auto"},
+}
+
+
 @pytest.mark.parametrize("preset", config_module.PRESETS)
 def test_the_presets_are_unchanged(preset: str) -> None:
-    """The hand-written presets mean exactly what the Python presets of b064531 meant."""
-    assert _hashes(config_module.load_preset(preset)) == FIXTURE[f"preset:{preset}"]["fingerprints"]
+    """The hand-written presets mean exactly what the Python presets of b064531 meant, apart from the
+    deliberate changes listed above (run fingerprints exclude acnn.implementation, so no run retrains)."""
+    loaded = config_module.load_preset(preset)
+    assert _hashes(loaded)["config_hash"] != FIXTURE[f"preset:{preset}"]["fingerprints"]["config_hash"] or (
+        preset not in DELIBERATE_PRESET_CHANGES
+    )
+    undone = config_module.override(loaded, **DELIBERATE_PRESET_CHANGES.get(preset, {}))
+    assert _hashes(undone) == FIXTURE[f"preset:{preset}"]["fingerprints"]
 
 
 def test_the_sensitivity_readings_in_new_keys_keep_their_fingerprints() -> None:
