@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import config as config_module
-from serlib.base import metrics, provenance
+from serlib.base import metrics, provenance, run_schemas
 from serlib.base.files import write_csv, write_json
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.references import (
@@ -122,14 +122,9 @@ def run_scores(folder: str | Path) -> RunScores:
             )
             continue
         uars = []
-        for folder_name, stored in zip(group["folder"], group["uar"], strict=True):
-            path = Path(folder_name) / "predictions.csv"
-            try:
-                predictions = pd.read_csv(path, dtype={"utterance_id": str})
-            except (OSError, ValueError) as error:
-                raise CheckError(
-                    f"{path} cannot be read ({error}); re-run the protocol to rewrite it"
-                ) from None
+        for folder_name, stored, n_test in zip(group["folder"], group["uar"], group["n_test"], strict=True):
+            path = Path(folder_name) / "predictions.csv"  # validated, row count against metrics.json
+            predictions = run_schemas.read_predictions(path, None if pd.isna(n_test) else int(n_test))
             value = metrics.uar(predictions["true"], predictions["predicted"])
             mismatched += int(stored is not None and abs(float(stored) - value) > 1e-6)
             uars.append(value)
