@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from serlib.base import run_schemas
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
@@ -66,9 +68,9 @@ def export_models(
     """
     if isinstance(source, (str, os.PathLike)):
         output = Path(source)
-        protocol = read_json(output / "results" / "protocol.json")
-        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol.get("conditions", [])]
-        seeds = [int(s) for s in protocol.get("seeds", [])]
+        protocol = run_schemas.read_protocol(output / "results" / "protocol.json")
+        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
+        seeds = [int(s) for s in protocol["seeds"]]
     else:
         output = Path(source.output_dir)
         conditions = [(c.name, c.autoencoder_corpus) for c in source.protocol.conditions]
@@ -80,7 +82,10 @@ def export_models(
     cross = output / "results" / "cross"
     scores: dict[str, float] = {}
     for name, _ in conditions:
-        uars = [float(read_json(p)["uar"]) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
+        uars = [
+            float(run_schemas.read_metrics(p)["uar"])
+            for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))
+        ]
         if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
             scores[name] = float(np.mean(uars))
     baseline = next((name for name, corpus in conditions if corpus == "none"), None)
@@ -117,7 +122,7 @@ def export_models(
 
 
 def _export_one(run: Path, target: Path, mean_uar: float) -> None:
-    metadata = read_json(run / METADATA_FILE)
+    metadata = run_schemas.read_model_metadata(run / METADATA_FILE)
     target.mkdir(parents=True)
     shutil.copy2(run / MODEL_FILE, target / MODEL_FILE)
     ae = metadata.get("autoencoder")

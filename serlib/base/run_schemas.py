@@ -97,7 +97,7 @@ class Protocol(_Open):
     conditions: Annotated[list[ProtocolCondition], Field(min_length=1)]
     settings: dict[str, ProtocolSetting]
     seeds: Annotated[list[Count], Field(min_length=1), AfterValidator(_unique)]
-    fingerprints: dict[str, str] = Field(default_factory=dict)
+    fingerprints: dict[str, str]
     baseline: str | None = None
     config: dict[str, Any] | None = None
 
@@ -105,6 +105,17 @@ class Protocol(_Open):
         """Runs of the complete grid: conditions x seeds x folds of every setting."""
         folds = sum(len(setting.folds) for setting in self.settings.values())
         return len(self.conditions) * len(self.seeds) * folds
+
+
+class ReportedSetting(_Open):
+    train_corpus: str
+    test_corpus: str
+
+
+class ReportedProtocol(_Open):
+    """What the report reads of ``protocol.json``: the corpora of each setting."""
+
+    settings: dict[str, ReportedSetting]
 
 
 class ProvenanceSerlib(_Open):
@@ -224,6 +235,11 @@ def read_protocol(path: str | Path) -> dict[str, Any]:
     return _read(Protocol, path)
 
 
+def read_report_settings(path: str | Path) -> dict[str, Any]:
+    """``protocol.json``'s ``settings`` (train and test corpus of each), validated against ``ReportedProtocol``."""
+    return dict(_read(ReportedProtocol, path)["settings"])
+
+
 def read_provenance(path: str | Path) -> dict[str, Any]:
     """``provenance.json`` as stored, after validation against ``Provenance``."""
     return _read(Provenance, path, "delete it and re-run")
@@ -261,7 +277,8 @@ def read_predictions(
 ) -> pd.DataFrame:
     """A run's ``predictions.csv``: ``utterance_id``, ``true`` and ``predicted`` present and filled in every
     row, ``p_*`` probabilities in [0, 1], at least one row and, with ``rows`` (``metrics.json``'s
-    ``n_test``), exactly that many; with ``classes``, every label one of them."""
+    ``n_test``), exactly that many; every label one of ``classes`` (default: the classes of the ``p_*``
+    columns, where the file has them)."""
     path = Path(path)
     try:
         frame = pd.read_csv(path, dtype={name: str for name in PREDICTION_TEXT})
@@ -282,6 +299,7 @@ def read_predictions(
             line = int(np.argmax(empty)) + 2
             fail(path, f"{name} (line {line})", "empty: the row is short or cut")
     _check_probabilities(path, frame)
+    classes = classes or [str(c)[2:] for c in frame.columns if str(c).startswith("p_")] or None
     if classes is not None:
         for name in ("true", "predicted"):
             unknown = sorted(set(frame[name]) - set(classes))
