@@ -486,7 +486,7 @@ signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts
 import psutil
 from serlib.features import extraction
 def slow(extractor, parameters, rows):
-    time.sleep(0.3)
+    time.sleep(0.02)
     return [{"utterance_id": r["utterance_id"], "path": r["path"], "error": None} for r in rows]
 extraction.extract_task = slow
 extraction.TASK_SIZE = 1
@@ -496,6 +496,7 @@ try:
         if index == 2:
             children = psutil.Process().children(recursive=True)
             print("WORKERS", " ".join(str(c.pid) for c in children), flush=True)
+        time.sleep(0.2)  # a slow consumer: the workers wait idle for tasks, as between a store's writes
 except KeyboardInterrupt:
     print("interrupted; re-run the same command to resume", file=sys.stderr)
     sys.exit(130)
@@ -586,7 +587,7 @@ def test_stale_temporary_files_of_dead_processes_are_removed_at_the_next_extract
 
 # -- 6. special files and names ----------------------------------------------------------------------------
 def _special(tmp_path: Path, kind: str) -> Path:
-    path = tmp_path / f"{kind}.wav"
+    path = _special_name(tmp_path, kind)  # a name that does not say what it is
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "loop":
@@ -596,6 +597,10 @@ def _special(tmp_path: Path, kind: str) -> Path:
     elif kind == "device":
         path.symlink_to("/dev/null")
     return path
+
+
+def _special_name(tmp_path: Path, kind: str) -> Path:
+    return tmp_path / f"entry{sorted(SPECIAL).index(kind)}.wav"
 
 
 SPECIAL = {"fifo": "FIFO", "loop": "symbolic link loop", "dangling": "missing target", "device": "device"}
@@ -619,7 +624,8 @@ def test_skipped_entries_of_a_folder_are_listed(tmp_path):
     assert found.pop(tmp_path / "good.wav") is None
     assert len(found) == len(SPECIAL)
     for kind, what in SPECIAL.items():
-        assert "skipped" in found[tmp_path / f"{kind}.wav"] and what in found[tmp_path / f"{kind}.wav"]
+        message = found[_special_name(tmp_path, kind)]
+        assert "skipped" in message and what in message, message
 
 
 def test_a_name_that_is_not_utf8_is_read(tmp_path):
