@@ -129,6 +129,16 @@ def test_a_non_finite_epoch_loss_stops_the_acnn_training():
     assert callback.model.stop_training is True
 
 
+def test_ae_training_stops_on_a_non_finite_loss_and_keeps_no_checkpoint(tmp_path):
+    """A guard the autoencoder already had before issue 47 (the one case here that passed then)."""
+    from serlib.models.autoencoder import training  # noqa: PLC0415
+
+    checkpoint = training._Checkpoint(tmp_path, {"loss": [], "checkpoint": None}, seed=0)
+    with pytest.raises(ValueError, match=f"loss became nan in epoch 2 \\({tmp_path}\\)"):
+        checkpoint.on_epoch_end(1, {"loss": math.nan})
+    assert not list(tmp_path.iterdir())
+
+
 BAD_CONFIGS = {
     "acnn_learning_rate_inf": ("acnn:\n  learning_rate: .inf\n", "acnn.learning_rate"),
     "acnn_learning_rate_minus_inf": ("acnn:\n  learning_rate: -.inf\n", "acnn.learning_rate"),
@@ -648,7 +658,13 @@ def test_a_header_only_wav_is_empty_audio(tmp_path):
 
 # -- 7. the count ------------------------------------------------------------------------------------------
 CLASSES_OF_TESTS = {
-    "1 training health and configurations": ("collapsed", "non_finite_epoch", "contradictory", "sensitivity"),
+    "1 training health and configurations": (
+        "collapsed",
+        "non_finite_epoch",
+        "ae_training",
+        "contradictory",
+        "sensitivity",
+    ),
     "2 schemas": ("names_the_damaged", "through_the_schemas", "provenance_names"),
     "3 completeness": ("incomplete", "header_only_fold"),
     "4 model folders": ("model_json", "models_json"),
