@@ -434,7 +434,7 @@ def _provenance_section(out: Path) -> Markup:
     """The run's provenance.json flattened to (fact, text) rows, else the facts of the building machine."""
     path = out / "provenance.json"
     recorded = path.is_file()
-    facts = run_schemas.read_provenance(path) if recorded else machine_facts()
+    facts = run_schemas.read_object(path, "delete it and re-run") if recorded else machine_facts()
     rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in _flatten(facts)]
     return render("section_provenance.html.j2", recorded=recorded, facts=rows)
 

@@ -205,6 +205,14 @@ def read_json(path: str | Path, fix: str = RERUN) -> Any:
         fail(path, "file", f"cannot be read as UTF-8 JSON ({error})", fix)
 
 
+def read_object(path: str | Path, fix: str = RERUN) -> dict[str, Any]:
+    """A JSON object of any keys (a record shown as it is, e.g. by the report); else a RunFileError."""
+    data = read_json(path, fix)
+    if not isinstance(data, dict):
+        fail(path, "(top level)", f"expected a JSON object, got {type(data).__name__}", fix)
+    return data
+
+
 def validate(model: type[BaseModel], data: Any, path: str | Path, fix: str = RERUN) -> Any:
     """``data`` checked against ``model``; the first violation (dotted field, expectation, value) is the error."""
     try:
