@@ -442,7 +442,7 @@ def test_model_json_values_are_checked(tmp_path, case):
     data = _model_json()
     data[section][key] = value
     (tmp_path / "model.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(predict.PredictError) as error:
         predict.load_predictor(tmp_path)
     assert "model.json" in str(error.value) and field in str(error.value), str(error.value)
 
@@ -474,7 +474,7 @@ def test_models_json_cannot_point_outside_its_folder(tmp_path, case):
     (models / "a").mkdir(parents=True)
     default = OUTSIDE_DEFAULTS[case].format(outside=str(outside).lstrip("/"))
     (models / "models.json").write_text(json.dumps({"format": "serlib-models-1", "default": default}))
-    with pytest.raises(ValueError, match="models.json: default") as error:
+    with pytest.raises(predict.PredictError, match="models.json: default") as error:
         predict.resolve_model_dir(models)
     assert "inside" in str(error.value)
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,14 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PredictError(f"{path}: expected a JSON object; export the models again")
     return data
+
+
+def read_checked(read: Callable[[Path], Any], path: Path) -> Any:
+    """``read(path)`` (a ``run_schemas`` reader of model.json or models.json), its error a PredictError."""
+    try:
+        return read(path)
+    except run_schemas.RunFileError as error:
+        raise PredictError(str(error)) from None
 
 
 def sha256(path: Path) -> str:
@@ -122,7 +131,7 @@ def export_models(
 
 
 def _export_one(run: Path, target: Path, mean_uar: float) -> None:
-    metadata = run_schemas.read_model_metadata(run / METADATA_FILE)
+    metadata = read_checked(run_schemas.read_model_metadata, run / METADATA_FILE)
     target.mkdir(parents=True)
     shutil.copy2(run / MODEL_FILE, target / MODEL_FILE)
     ae = metadata.get("autoencoder")

@@ -37,6 +37,7 @@ from serlib.app.model_folder import (  # noqa: F401 - PredictError and the file 
     MODEL_FILE,
     PredictError,
     export_models,
+    read_checked,
     read_json,
     sha256,
 )
@@ -94,7 +95,7 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     for folder in (path, path / "models"):
         index_path = folder / INDEX_FILE
         if index_path.is_file():
-            index, chosen = run_schemas.read_model_index(index_path)  # the default stays inside ``folder``
+            index, chosen = read_checked(run_schemas.read_model_index, index_path)  # the default stays inside
             if not (chosen / METADATA_FILE).is_file():
                 raise PredictError(
                     f"{index_path}: its default model {index['default']!r} is not a folder with {METADATA_FILE}"
@@ -131,7 +132,7 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
     """Load and cross-check a model folder; a model/feature-parameter mismatch is a PredictError."""
     folder = resolve_model_dir(model_dir)
     metadata_path = folder / METADATA_FILE
-    metadata = run_schemas.read_model_metadata(metadata_path)  # types, ranges, distinct class names
+    metadata = read_checked(run_schemas.read_model_metadata, metadata_path)  # types, ranges, unique classes
     if metadata.get("format") != METADATA_FORMAT:
         raise PredictError(f"{metadata_path}: format {metadata.get('format')!r} is not {METADATA_FORMAT!r}")
     try:
