@@ -340,6 +340,43 @@ def test_check_reads_run_files_through_the_schemas(tmp_path, clean_grid, case):
     assert file_name in str(error.value) and field in str(error.value)
 
 
+def _report_damage(out: Path, case: str) -> None:
+    protocol = out / "results" / "protocol.json"
+    if case == "protocol_truncated":
+        protocol.write_text(protocol.read_text(encoding="utf-8")[:30], encoding="utf-8")
+    elif case == "protocol_settings_list":
+        _set(protocol, settings=["within"])
+    elif case == "provenance_list":
+        (out / "provenance.json").write_text("[1]", encoding="utf-8")
+    else:
+        frame = pd.read_csv(out / "table1.csv")
+        if case == "table1_without_autoencoder_corpus":
+            frame = frame.drop(columns="autoencoder_corpus")
+        else:
+            frame["within_mean"] = frame["within_mean"].astype(object)
+            frame.loc[0, "within_mean"] = "abc" if case == "table1_mean_text" else 4000.0
+        frame.to_csv(out / "table1.csv", index=False)
+
+
+REPORT_DAMAGE = {
+    "protocol_truncated": ("protocol.json", "not valid JSON"),
+    "protocol_settings_list": ("protocol.json", "settings"),
+    "provenance_list": ("provenance.json", "JSON object"),
+    "table1_without_autoencoder_corpus": ("table1.csv", "autoencoder_corpus"),
+    "table1_mean_text": ("table1.csv", "within_mean"),
+    "table1_mean_not_a_percentage": ("table1.csv", "within_mean"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPORT_DAMAGE))
+def test_report_names_the_damaged_file(tmp_path, capsys, case):
+    from sample_run import write_sample_run  # noqa: PLC0415
+
+    out = write_sample_run(tmp_path / "run")
+    _report_damage(out, case)
+    _one_line_error(capsys, cli.main(["report", str(out)]), *REPORT_DAMAGE[case])
+
+
 DAMAGED_PROVENANCE = {
     "serlib_a_list": {"freeze": {"packages": {}}, "serlib": []},
     "packages_a_list": {"freeze": {"packages": ["numpy"]}},

@@ -311,7 +311,7 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Ma
     path = out / "table1.csv"
     if not path.is_file():
         return render("section_table1.html.j2", rows=None)
-    records = pd.read_csv(path).to_dict("records")
+    records = run_schemas.read_table1(path).to_dict("records")
     protocol_path = out / "results" / "protocol.json"
     settings = run_schemas.read_report_settings(protocol_path) if protocol_path.is_file() else {}
     shown, why_not = paper_corpora(config)

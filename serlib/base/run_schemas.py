@@ -288,17 +288,7 @@ def read_predictions(
     ``n_test``), exactly that many; every label one of ``classes`` (default: the classes of the ``p_*``
     columns, where the file has them)."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype={name: str for name in PREDICTION_TEXT})
-    except FileNotFoundError:
-        fail(path, "file", "does not exist")
-    except pd.errors.EmptyDataError:
-        fail(path, "file", "is empty (no header, no rows)")
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        fail(path, "file", f"not a readable CSV ({' '.join(str(error).split())[:120]})")
-    missing = [name for name in REQUIRED_PREDICTIONS if name not in frame.columns]
-    if missing:
-        fail(path, f"column {missing[0]!r}", f"missing (expected columns {', '.join(REQUIRED_PREDICTIONS)})")
+    frame = _read_csv(path, PREDICTION_TEXT, REQUIRED_PREDICTIONS)
     if frame.empty:
         fail(path, "rows", "expected one row per test utterance, the file holds only its header")
     for name in REQUIRED_PREDICTIONS:
@@ -319,6 +309,43 @@ def read_predictions(
             "rows",
             f"holds {len(frame)} predictions, its metrics.json counts n_test = {rows} (cut short?)",
         )
+    return frame
+
+
+def _read_csv(path: Path, text: tuple[str, ...], required: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV with the ``text`` columns as text and the ``required`` ones present; else a RunFileError."""
+    try:
+        frame = pd.read_csv(path, dtype={name: str for name in text})
+    except FileNotFoundError:
+        fail(path, "file", "does not exist")
+    except pd.errors.EmptyDataError:
+        fail(path, "file", "is empty (no header, no rows)")
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        fail(path, "file", f"not a readable CSV ({' '.join(str(error).split())[:120]})")
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        fail(path, f"column {missing[0]!r}", f"missing (expected columns {', '.join(required)})")
+    return frame
+
+
+def read_table1(path: str | Path) -> pd.DataFrame:
+    """``table1.csv`` (``serlib table``): ``condition`` and ``autoencoder_corpus`` present, every
+    ``within_*`` / ``cross_*`` cell a number or empty, means, minima and maxima UAR percentages in [0, 100]."""
+    path = Path(path)
+    frame = _read_csv(path, ("condition", "autoencoder_corpus"), ("condition", "autoencoder_corpus"))
+    for name in [c for c in frame.columns if str(c).startswith(("within_", "cross_"))]:
+        values = pd.to_numeric(frame[name], errors="coerce")
+        percent = str(name).endswith(("_mean", "_min", "_max"))
+        bad = (values.isna() & frame[name].notna()) | (percent & ((values < 0) | (values > 100)))
+        if bad.any():
+            line = int(np.argmax(bad.to_numpy())) + 2
+            expected = "a UAR in % (0 to 100)" if percent else "a number"
+            fail(
+                path,
+                f"{name} (line {line})",
+                f"expected {expected}, got {frame[name].iloc[line - 2]!r}",
+                "re-run `serlib table`",
+            )
     return frame
 
 
