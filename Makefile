@@ -24,7 +24,7 @@ LOCK_DATE := 2026-11-30T00:00:00Z
 # reinstalls and an unchanged one costs nothing.
 STAMP := $(VENV)/.serlib-installed
 
-.PHONY: install lock demo test test-fast test-browser lint bench clean-runs
+.PHONY: install lock demo test test-fast test-browser lint bench clean-runs evidence evidence-check
 
 install: $(STAMP)
 
@@ -81,6 +81,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check serlib tests benchmarks docs/probes
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+# The report's generated blocks (<!-- evidence:... -->) from the committed results/ (results/README.md);
+# evidence-check changes nothing and fails naming each number that differs (tests/test_evidence.py runs it).
+evidence: $(STAMP)
+	$(VENV)/bin/serlib evidence
+
+evidence-check: $(STAMP)
+	$(VENV)/bin/serlib evidence --check
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

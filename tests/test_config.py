@@ -211,3 +211,30 @@ def _lines_by_key(text: str) -> dict[str, str]:
         path = [*path[:depth], key]
         lines[".".join(path)] = line
     return lines
+
+
+def test_base_names_a_preset_or_a_file_beside_the_overlay(tmp_path: Path) -> None:
+    for base in ("paper", "paper.yaml"):
+        (tmp_path / "mine.yaml").write_text(f"base: {base}\nacnn: {{epochs: 3}}\n")
+        mine = config.load(tmp_path / "mine.yaml")
+        assert (mine.acnn.epochs, mine.acnn.filters, mine.name) == (3, 200, "paper")
+    (tmp_path / "mine.yaml").write_text("base: demo\n")
+    assert config.load(tmp_path / "mine.yaml").name == "demo"  # demo is itself an overlay on paper
+    (tmp_path / "paper.yaml").write_text("base: paper\nacnn: {filters: 7}\n")  # a local copy wins
+    (tmp_path / "mine.yaml").write_text("base: paper.yaml\n")
+    assert config.load(tmp_path / "mine.yaml").acnn.filters == 7
+    (tmp_path / "mine.yaml").write_text("base: papr\n")
+    with pytest.raises(config.ConfigError, match="neither a preset"):
+        config.load(tmp_path / "mine.yaml")
+
+
+def test_readme_researcher_overlay_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- researcher-overlay -->", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my-lab.yaml").write_text(block)
+    mine = config.load(tmp_path / "my-lab.yaml")
+    assert mine.corpora["iemocap"].root == "/data/IEMOCAP_full_release"
+    assert mine.corpora["tedlium_small"].options == {"talks": 400}
+    assert set(mine.corpora) == set(config.load_preset("paper").corpora)
+    assert (mine.protocol.seeds, mine.protocol.n_jobs, mine.features.n_jobs) == ([0, 1, 2, 3, 4], 2, 8)
+    assert mine.acnn == config.load_preset("paper").acnn  # the rest is the paper's

@@ -442,9 +442,9 @@ def test_matrix_runs_every_ordered_pair_per_normalisation(synthetic):
         matrix.pairs(config_module.override(config, **{"protocol.cross_corpus_matrix": ["synth"]}))
 
 
-def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypatch):
-    """features.acnn_input egemaps_lld: runs read the descriptor store (25 values per frame), the ACNN
-    is built for it, and the runs' fingerprints differ from the log-Mel runs' (nothing reused)."""
+def _patch_descriptor_stores(synthetic, monkeypatch) -> list[str]:
+    """labeled.extract_features patched to give 25-value descriptor stores for egemaps_lld; the
+    extractors asked for are appended to the returned list."""
     descriptors = {}
     for key, log_mel in synthetic.features.items():
         path = synthetic.tmp / f"{key}-egemaps_lld.h5"
@@ -463,6 +463,13 @@ def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypat
         return descriptors[key] if extractor == "egemaps_lld" else synthetic.features[key]
 
     monkeypatch.setattr(labeled, "extract_features", extract)
+    return asked
+
+
+def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypatch):
+    """features.acnn_input egemaps_lld: runs read the descriptor store (25 values per frame), the ACNN
+    is built for it, and the runs' fingerprints differ from the log-Mel runs' (nothing reused)."""
+    asked = _patch_descriptor_stores(synthetic, monkeypatch)
     base = config_module.override(
         _config(synthetic.tmp, [CONDITIONS[0]], cross=False),
         output_dir=str(synthetic.tmp / "descriptors"),
@@ -479,6 +486,22 @@ def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypat
     assert conditions_module.fingerprint(config, "within", condition) != conditions_module.fingerprint(
         base, "within", condition
     )
+
+
+def test_epoch_curves_build_the_acnn_for_the_configured_input(synthetic, monkeypatch):
+    """serlib epochs (acnn_epoch_curves) on egemaps_lld input trains on the 25 descriptors per frame: it
+    once built a 26-band model from logmel.bands, which Keras refuses for 25-value inputs."""
+    from serlib.protocol import epochs
+
+    asked = _patch_descriptor_stores(synthetic, monkeypatch)
+    config = config_module.override(
+        _config(synthetic.tmp, [CONDITIONS[0]], cross=False),
+        output_dir=str(synthetic.tmp / "epochs-descriptors"),
+        **{"protocol.seeds": [0], "protocol.folds": [1], "features.acnn_input": "egemaps_lld"},
+    )
+    curves = epochs.acnn_epoch_curves(config, max_epochs=2)
+    assert set(asked) == {"egemaps_lld"}
+    assert curves["epoch"].tolist() == [1, 2] and curves["uar"].between(0, 1).all()
 
 
 def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(

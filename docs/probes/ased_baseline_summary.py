@@ -1,7 +1,7 @@
 """Summary for docs/results-real-speech.md (ASED): BL and the eGeMAPS SVM on all, `common` and `specific`
 test files, and a projection of the primary test's MDD from BL's seed-to-seed noise (not confirmatory).
 
-Reads the run folders of ``serlib evaluate/baseline svm --config configs/ased.yaml --out <folder>``,
+Reads the run folders of ``serlib evaluate/svm --config configs/ased.yaml --out <folder>``,
 writes the speaker tables there (``serlib.protocol.subsets``) and prints:
 - per condition and score: the mean over seeds of the fold-mean UAR, and the pooled UAR over all folds;
 - BL - SVM per speaker (seeds averaged), paired over speakers (descriptive);
@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import subsets
+from serlib.protocol import subsets, table1
 
 
 def run_table(root: Path) -> pd.DataFrame:
@@ -40,7 +40,9 @@ def run_table(root: Path) -> pd.DataFrame:
 
 
 def main(folder: str) -> None:
-    root = Path(folder)
+    root = table1.results_root(
+        folder
+    )  # a run folder, or serlib export's results folder (its run-folder copy)
     runs = run_table(root)
     print("runs per condition:", runs.groupby("condition").size().to_dict())
     for condition, own in runs.groupby("condition"):

@@ -18,10 +18,14 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
+from serlib.protocol import results_folder, subsets
+
 FAMILY_SIZE = 4  # configs/ased.yaml: {U, C} vs BL x {common, all}
 
 
 def main(folder: str) -> int:
+    if results_folder.is_results_folder(folder):  # serlib export's folder: the speaker means recomputed
+        folder = str(subsets.write_speaker_scores(folder).parent)
     path = Path(folder) / "speaker_means.csv"
     if not path.is_file():
         print(

@@ -31,9 +31,18 @@ class MissingMatrix(RuntimeError):
 def read_matrix(folder: Path, condition: str) -> pd.DataFrame:
     """Mean UAR (%) of ``condition`` per (train, test) pair (rows) and normalisation (columns)."""
     path = folder / "matrix.csv"
-    if not path.is_file():
-        raise MissingMatrix(f"{folder}: no matrix.csv here. Make it with:\n    {MAKE}\n(or give the folder)")
-    table = pd.read_csv(path)
+    # a matrix exported to results/ (serlib export) has no matrix.csv: its cells are read instead
+    if path.is_file():
+        table = pd.read_csv(path)
+    else:
+        from serlib.protocol import matrix  # noqa: PLC0415 - imports TensorFlow: only for an exported matrix
+
+        table = matrix.collect_tree(folder)
+    if table.empty:
+        raise MissingMatrix(
+            f"{folder}: no matrix.csv here (nor exported matrix cells). Make them with:\n    {MAKE}\n"
+            "(or give the folder)"
+        )
     table = table[table["condition"] == condition]
     if table.empty:
         raise MissingMatrix(f"{path}: no {condition} cells. Make them with:\n    {MAKE}")

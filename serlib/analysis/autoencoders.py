@@ -63,7 +63,9 @@ def loss_history(model_path: str | os.PathLike[str]) -> list[float]:
     """Reconstruction RMSE per epoch stored next to a trained AE (``loss_history.csv``)."""
     path = Path(model_path).parent / autoencoder.HISTORY_CSV
     if not path.is_file():
-        raise AnalysisError(f"{path} does not exist: was {model_path} trained by serlib.autoencoder?")
+        raise AnalysisError(
+            f"{path} does not exist: was {model_path} trained by serlib.models.autoencoder (serlib train-ae)?"
+        )
     return pd.read_csv(path)["loss"].astype(float).tolist()
 
 

@@ -1,5 +1,6 @@
-"""Notebook 01: the corpora and their roles, label and duration distributions beside the paper's counts,
-one utterance heard and seen as log-Mel and audeep_image spectrogram, and what the feature store will hold."""
+"""Notebook 01: the corpora and their roles, label and duration distributions (the counts beside the
+paper's are ``corpus_counts``'), one utterance heard and seen as log-Mel and audeep_image spectrogram,
+and what the feature store will hold."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import soundfile
 
 from serlib.analysis.tsne import AnalysisError
 from serlib.data import audio
-from serlib.data.corpora import iemocap, msp_improv
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.features import logmel, spectrogram
 from serlib.protocol.conditions import autoencoder_corpus, autoencoder_jobs, corpora_of, settings_of
@@ -71,32 +71,6 @@ def corpus_summary(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows)
-
-
-def paper_counts(config: Any, manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Class counts of configured IEMOCAP / MSP-IMPROV corpora next to the paper's (empty otherwise)."""
-    papers = {
-        "iemocap": iemocap.IEMOCAP_PAPER_COUNTS,
-        "msp_improv": msp_improv.MSP_IMPROV_PAPER_COUNTS,
-    }
-    rows = []
-    for key, manifest in manifests.items():
-        paper = papers.get(config.corpora[key].type)
-        if not paper:
-            continue
-        counts = manifest["emotion"].value_counts()
-        for emotion in EMOTIONS:
-            ours = int(counts.get(emotion, 0))
-            rows.append(
-                {
-                    "corpus": key,
-                    "emotion": emotion,
-                    "serlib": ours,
-                    "paper": paper[emotion],
-                    "difference": ours - paper[emotion],
-                }
-            )
-    return pd.DataFrame(rows, columns=["corpus", "emotion", "serlib", "paper", "difference"])
 
 
 def plot_label_distributions(manifests: dict[str, pd.DataFrame]) -> Any:
@@ -189,12 +163,31 @@ def feature_plan(config: Any) -> pd.DataFrame:
 
 
 def plot_features(
-    signal: np.ndarray, sample_rate: int, config: Any, title: str = "", clip_below_db: Any = "config"
+    signal: np.ndarray,
+    sample_rate: int,
+    config: Any,
+    title: str = "",
+    clip_below_db: Any = "config",
+    source: Any = None,
 ) -> Any:
     """One utterance three ways: the waveform, the ACNN's 26 log-Mel bands, the AE's audeep_image spectrogram.
 
     ``clip_below_db`` overrides the configured clipping threshold of the audeep_image spectrogram (try -30).
+    ``source`` (the file the signal came from) is named in the error when the signal cannot be drawn,
+    e.g. a digitally silent file, whose auDeep dB reference is undefined.
     """
+    try:
+        return _plot_features(signal, sample_rate, config, title, clip_below_db)
+    except audio.AudioError as error:
+        if source is None:
+            raise
+        raise audio.AudioError(
+            f"{source}: {error}; draw another utterance (e.g. data_overview.examples(within).iloc[1]) "
+            "or remove or replace this file in the corpus"
+        ) from None
+
+
+def _plot_features(signal: np.ndarray, sample_rate: int, config: Any, title: str, clip_below_db: Any) -> Any:
     logmel_settings = config.features.logmel
     bands = logmel.logmel(
         signal,

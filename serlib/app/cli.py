@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serlib.app import cli_pool
+from serlib.app import cli_counts, cli_export, cli_pool
 from serlib.base import config as config_module
 from serlib.base import config_yaml, logs
 
@@ -42,8 +42,13 @@ EXAMPLES = {
     "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker\n"
     "serlib matrix --config configs/cross-corpus-ased.yaml --normalisation speaker --pairs-with ased",
     "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
-    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool",
+    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool\n"
+    "serlib pool --family results/family.yaml --out runs/pool/family   # the declared family",
     "predict": "serlib predict --model runs/demo/models recording.wav",
+    "export": "serlib export runs/nemo --out results/nemo --config configs/nemo.yaml",
+    "evidence": "serlib evidence          # regenerate the report's blocks from results/\n"
+    "serlib evidence --check  # fail naming each number that differs",
+    "counts": cli_counts.EXAMPLE,
 }
 """One or two example command lines per verb, shown at the end of its --help."""
 
@@ -502,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.set_defaults(handler=_cmd_sensitivity)
 
     cli_pool.add_parser(commands.add_parser)
+    cli_export.add_parser(commands.add_parser)
+    cli_counts.add_parser(commands.add_parser)
 
     predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
     predict.add_argument("--model", type=Path, required=True, help="model folder (e.g. runs/demo/models)")

@@ -19,7 +19,20 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
         "pool",
         help="confirmatory family (speaker-level, Holm) and the pooled AE - BL difference over run folders",
     )
-    pool.add_argument("run_dirs", nargs="+", type=Path, help="output folders of `serlib evaluate`")
+    pool.add_argument(
+        "run_dirs",
+        nargs="*",
+        type=Path,
+        help="output folders of `serlib evaluate` or results folders of `serlib export` (with --family: "
+        "optional, and exactly the family's folders)",
+    )
+    pool.add_argument(
+        "--family",
+        type=Path,
+        default=None,
+        help="the declared confirmatory family (e.g. results/family.yaml): its folders, comparisons, "
+        "scores and skips; a missing member, an extra folder or an unmatched skip is an error",
+    )
     pool.add_argument(
         "--config",
         type=Path,
@@ -71,8 +84,19 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Test the family, pool it, write family.csv, pooled.csv, pool.json and pool.md to ``--out``."""
-    from serlib.protocol import confirmatory, speakers  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import (  # noqa: PLC0415 - handlers import what they run
+        confirmatory,
+        family,
+        results_folder,
+        speakers,
+    )
 
+    declared = family.load(args.family) if args.family is not None else None
+    if declared is None and not args.run_dirs:
+        raise ValueError("serlib pool needs run folders (RUN_DIR ...) or a declared family (--family FILE)")
+    if declared is not None:
+        family.check_folders(declared, args.run_dirs)
+        args.run_dirs = args.run_dirs or declared.folders()
     configs = [config_module.resolve(None, path) for path in args.config]
     makers = {
         str(Path(c.output_dir)): f"serlib evaluate --config {p}"
@@ -90,18 +114,27 @@ def run(args: argparse.Namespace) -> int:
             except speakers.MissingRunFolder:
                 print(f"{folder}: missing; make it with `{command}`")
             continue
-        folders.append(speakers.require_runs(folder, command))
+        root = speakers.require_runs(folder, command)
+        # a results folder stays named as given (its run-folder copy is a cache): skips and the family match it
+        folders.append(folder if results_folder.is_results_folder(folder) else root)
     if args.dry_run:
         print(f"would write the family, the pooled estimate and pool.md to {args.out}")
         return 0
     tables = [speakers.speaker_table(c) for c in configs] + [
         speakers.read_speaker_csv(p) for p in args.speakers
     ]
+    # a results folder (serlib export) names the speaker of every test utterance itself
+    tables += [results_folder.speakers_of(f) for f in args.run_dirs if results_folder.is_results_folder(f)]
     if not tables:
         raise ValueError(
             "serlib pool needs the speakers of the test utterances: --config CONFIG or --speakers CSV"
         )
     table = speakers.combine(tables)
+    if declared is not None:
+        result = family.pool_family(declared, table, folders)
+        confirmatory.write_pool(result, args.out)
+        print(confirmatory.pool_markdown(result), end="")
+        return 0
     result = confirmatory.pool(
         folders,
         table,

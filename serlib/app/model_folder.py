@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from serlib.base import run_schemas
+from serlib.protocol.best_condition import RULE, best_ae_condition
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ def export_models(
     ``results/protocol.json``). ``out_dir`` defaults to ``<output_dir>/models``; each condition gets
     ``<out_dir>/<condition>/`` with ``model.keras``, ``model.json`` (the AE path made relative, the AE's
     sha256 and input shape added) and, for an AE condition, ``autoencoder.keras``. The run of ``seed``
-    (default: the first configured seed) is exported, not the best seed. "Best" AE condition = highest
-    mean cross-corpus UAR over seeds; it is the default of ``models.json``. The folder is built beside
+    (default: the first configured seed) is exported, not the best seed. The AE condition is
+    ``best_condition``'s (Figure 2's rule): highest mean cross-corpus UAR over seeds among the AEs that
+    never heard the test corpus (never C), ties to the first configured; it is the default of
+    ``models.json``, else BL. The folder is built beside
     the target and renamed in.
     """
     if isinstance(source, (str, os.PathLike)):
@@ -80,10 +83,12 @@ def export_models(
         protocol = run_schemas.read_protocol(output / "results" / "protocol.json")
         conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
         seeds = [int(s) for s in protocol["seeds"]]
+        test_corpus = protocol["settings"].get("cross", {}).get("test_corpus")
     else:
         output = Path(source.output_dir)
         conditions = [(c.name, c.autoencoder_corpus) for c in source.protocol.conditions]
         seeds = [int(s) for s in source.protocol.seeds]
+        test_corpus = source.protocol.cross_corpus_test
     out = Path(out_dir) if out_dir is not None else output / "models"
     if seed is None and not seeds:
         raise PredictError(f"{output}: the protocol names no seeds; pass seed=")
@@ -98,10 +103,8 @@ def export_models(
         if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
             scores[name] = float(np.mean(uars))
     baseline = next((name for name, corpus in conditions if corpus == "none"), None)
-    with_ae = [name for name, corpus in conditions if corpus != "none" and name in scores]
-    chosen = ([baseline] if baseline in scores else []) + (
-        [max(with_ae, key=lambda n: scores[n])] if with_ae else []
-    )
+    best = best_ae_condition(scores, conditions, test_corpus)
+    chosen = ([baseline] if baseline in scores else []) + ([best] if best is not None else [])
     if not chosen:
         raise PredictError(
             f"{cross}: no finished cross-corpus runs with {MODEL_FILE} for seed {seed}; run `serlib evaluate` first"
@@ -116,7 +119,7 @@ def export_models(
             "format": INDEX_FORMAT,
             "default": chosen[-1],
             "models": {name: {"cross_corpus_mean_uar": scores[name], "seed": seed} for name in chosen},
-            "note": "default = the best autoencoder condition by mean cross-corpus UAR (BL when there is none)",
+            "note": f"default = {RULE} (BL when none qualifies)",
         }
         (staging / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         old = out.with_name(f".{out.name}.old{os.getpid()}")

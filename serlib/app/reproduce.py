@@ -187,6 +187,14 @@ def ipc_kernel_manager(folder: Path) -> type:
 
     jupyter_client's default is TCP on localhost, for which ipykernel prints "Kernel is running over
     TCP without encryption" at every start; IPC sockets are files only this user can reach.
+
+    A graceful shutdown does not interrupt the kernel first. jupyter_client's ``shutdown_kernel`` sends
+    SIGINT to the kernel's process group before its shutdown request; papermill shuts a kernel down only
+    after its last cell, and when that SIGINT lands while ipykernel is still inside a shell-message
+    handler (a race, seen under load after notebook 05's figure cells), ipykernel logs
+    "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." although the notebook finished. The
+    shutdown request alone stops it (``_close_at_exit`` closes serlib's helpers first); interrupting a
+    running cell (``interrupt_kernel``, papermill's timeouts) is unchanged.
     """
     from jupyter_client import AsyncKernelManager  # noqa: PLC0415  (light for kernels: see the module docstring)
     from traitlets import default  # noqa: PLC0415  (light for kernels: see the module docstring)
@@ -199,6 +207,11 @@ def ipc_kernel_manager(folder: Path) -> type:
         @default("ip")
         def _default_ip(self) -> str:
             return str(folder / "kernel")
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # the interrupt that shutdown_kernel sends first: see above
+                return
+            await super()._async_interrupt_kernel()
 
     return IPCKernelManager
 

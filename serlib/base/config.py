@@ -303,7 +303,7 @@ class ProtocolConfig(_Strict):
     figure2_condition: str | None = Field(
         None,
         description="condition shown against BL in Figure 2; None = the best mean UAR among conditions whose "
-        "AE saw other speech than the target corpus (not C)",
+        "AE never heard the test corpus (not C; ties to the first listed; serlib.protocol.best_condition)",
     )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
     cross_corpus_matrix: list[str] | None = Field(
@@ -535,9 +535,25 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(base, str):
         raise ConfigError(
-            f"{path}: base must be a file name relative to it (e.g. base: paper.yaml), got {base!r}"
+            f"{path}: base must be a preset name ({', '.join(PRESETS)}) or a file name relative to it "
+            f"(e.g. base: paper, base: my-lab.yaml), got {base!r}"
         )
-    return merge(read_config(path.parent / base, (*_seen, path.resolve())), data)
+    return merge(read_config(base_path(path, base), (*_seen, path.resolve())), data)
+
+
+def base_path(path: Path, base: str) -> Path:
+    """The file a ``base:`` line names: a file beside ``path`` when one exists (so a local copy of a
+    preset wins), else a shipped preset named bare or with its file name (``paper``, ``paper.yaml``)."""
+    beside = path.parent / base
+    if beside.is_file():
+        return beside
+    name = base.removesuffix(".yaml").removesuffix(".yml")
+    if name in PRESETS and "/" not in base:
+        return preset_path(name)
+    raise ConfigError(
+        f"{path}: base: {base} is neither a preset ({', '.join(PRESETS)}) nor a file beside it "
+        f"({beside} does not exist); write base: paper or the path of a configuration file"
+    )
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -7,7 +7,8 @@ elsewhere or with new modification times (a re-materialised data folder) finds i
 Files are written to a temp file in the same folder and renamed when complete.
 
 HDF5 layout (docs/architecture.md): datasets ``ids`` (UTF-8 strings, one per row; repeated per chunk
-for chunked spectrograms), ``features`` float32 ``[N, frames, dims]``, ``lengths`` int32 ``[N]``
+for chunked spectrograms), ``features`` float32 ``[N, frames, dims]`` (padded as the models read it,
+stored gzip-compressed: ``COMPRESSION``), ``lengths`` int32 ``[N]``
 (true frames before padding), ``chunk_numbers`` int32 ``[N]``; attributes ``extractor``,
 ``parameters_json``, ``key`` (the full hash), ``skipped_json`` (list of [utterance_id, reason]),
 ``store_version``.
@@ -42,7 +43,14 @@ from serlib.features.smile import opensmile_version
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 1
+STORE_VERSION = 2
+"""1: uncompressed ``features`` in chunks of up to 1 MB; 2: the same values compressed (``COMPRESSION``),
+one row per chunk. A version-1 store of the same audio and parameters is migrated (``_migrate``)."""
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+"""Lossless: byte-shuffled gzip (level 4) reads back bit for bit. Zero padding, auDeep's clipped -1
+values and the float32 exponents compress: 1.3-2.8x for log-Mel, 1.6-4.6x for spectrograms on real
+speech (docs/performance.md#feature-stores). One row per chunk, so that the autoencoder's random row
+reads decompress only the rows they read."""
 EXTRACTORS = ("logmel", "spectrogram", "egemaps", "egemaps_lld")
 _WRITE_ROWS = 256  # rows buffered before a write to the HDF5 file
 
@@ -142,7 +150,7 @@ def extract(
     rows = _rows(manifest)
     key = store_key(extractor, parameters, rows)
     path = store_path(cache_dir, corpus_key, extractor, key)
-    stored = _read_if_valid(path, key)
+    stored = _read_if_valid(path, key) or _migrate(cache_dir, corpus_key, extractor, parameters, rows, key)
     if stored is not None:
         log.info("%s %s: %d rows from the store %s", corpus_key, extractor, len(stored.ids), path)
         return stored
@@ -372,6 +380,52 @@ def _read_if_valid(path: Path, key: str) -> FeatureSet | None:
         return None
 
 
+def _migrate(
+    cache_dir: str | os.PathLike[str],
+    corpus_key: str,
+    extractor: str,
+    parameters: dict[str, Any],
+    rows: list[dict[str, Any]],
+    key: str,
+) -> FeatureSet | None:
+    """The version-1 store of the same audio and parameters (found by its fingerprint), rewritten in
+    the current layout without extracting again, the old file then removed; None when there is none.
+    The values are copied unchanged: only their storage differs."""
+    if parameters.get("store_version") != STORE_VERSION or STORE_VERSION != 2:
+        return None
+    old_key = store_key(extractor, {**parameters, "store_version": 1}, rows)
+    old = store_path(cache_dir, corpus_key, extractor, old_key)
+    path = store_path(cache_dir, corpus_key, extractor, key)
+    if not old.is_file():
+        return None
+    tmp = temporary_path(path)
+    try:
+        with h5py.File(old, "r") as source, h5py.File(tmp, "w") as target:
+            if source.attrs.get("key") != old_key or int(source.attrs.get("store_version", -1)) != 1:
+                return None
+            data = source["features"]
+            copied = create_features(target, tuple(data.shape[1:]), rows=len(data))
+            for start in range(0, len(data), _WRITE_ROWS):
+                copied[start : start + _WRITE_ROWS] = data[start : start + _WRITE_ROWS]
+            for name in ("ids", "lengths", "chunk_numbers"):
+                source.copy(source[name], target, name)
+            for name, value in source.attrs.items():
+                target.attrs[name] = value
+            target.attrs.update(
+                key=key, store_version=STORE_VERSION, parameters_json=json.dumps(parameters, sort_keys=True)
+            )
+        os.replace(tmp, path)
+    except (OSError, KeyError, ValueError) as error:
+        log.warning("cannot migrate the feature store %s (%s); extracting again", old, error)
+        return None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    old.unlink()
+    log.info("%s %s: migrated %s to the compressed layout %s", corpus_key, extractor, old.name, path.name)
+    return _read_if_valid(path, key)
+
+
 # -- writing ---------------------------------------------------------------------------------------
 def _write_store(
     path: Path,
@@ -457,14 +511,7 @@ class _RowWriter:
 
     def _create(self, shape: tuple[int, int]) -> None:
         self.shape = shape
-        rows_per_chunk = max(1, min(64, (1 << 20) // max(1, 4 * shape[0] * shape[1])))
-        self.handle.create_dataset(
-            "features",
-            shape=(0, *shape),
-            maxshape=(None, *shape),
-            dtype="float32",
-            chunks=(rows_per_chunk, *shape),
-        )
+        create_features(self.handle, shape)
         self.handle.create_dataset(
             "ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
         )
@@ -499,6 +546,18 @@ class _RowWriter:
                 "features.spectrogram.fixed_length_s (or chunk_length_s/chunk_count that give equal chunks)"
             )
         return text
+
+
+def create_features(handle: h5py.File, shape: tuple[int, int], rows: int = 0) -> h5py.Dataset:
+    """The resizable float32 ``features`` dataset ``[rows, frames, dims]`` of the current layout."""
+    return handle.create_dataset(
+        "features",
+        shape=(rows, *shape),
+        maxshape=(None, *shape),
+        dtype="float32",
+        chunks=(1, *(max(1, n) for n in shape)),
+        **COMPRESSION,
+    )
 
 
 # -- parallel extraction ---------------------------------------------------------------------------

@@ -17,7 +17,12 @@ The design, stated once (docs/results-real-speech.md cites it):
   speaker-level AE - BL differences of each corpus give a mean and its variance (sd^2 / n); a
   DerSimonian-Laird random-effects meta-analysis (statsmodels ``combine_effects``) pools them, with the
   between-corpus heterogeneity (tau^2, I^2, Cochran's Q and its p) and the pooled MDD (two-sided z-test
-  at alpha 0.05 and power 0.8 on the pooled standard error, statsmodels ``NormalIndPower``). A linear
+  at alpha 0.05 and power 0.8 on the pooled standard error, statsmodels ``NormalIndPower``). With a
+  handful of corpora that normal interval is anti-conservative, so the Hartung-Knapp-Sidik-Jonkman
+  interval (``hksj_*``: the weighted residual variance of the corpus means about the pooled one as the
+  standard error, t with k - 1 degrees of freedom; statsmodels' ``conf_int(use_t=True)``, its "wls"
+  interval) and an MDD on the same footing (noncentral t, k - 1 df, statsmodels ``TTestPower``) are
+  printed beside it; ``verdict_interval`` names the wider of the two, the one a verdict uses. A linear
   mixed model (statsmodels ``MixedLM``: difference ~ 1, random intercept per corpus) over all speakers
   is printed beside it as a check.
 * **Variance components (secondary).** Per corpus, ``MixedLM`` on the (speaker, seed) differences
@@ -44,7 +49,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.power import NormalIndPower, TTestPower
 
 from serlib.base import metrics
 from serlib.base.files import write_csv, write_json, write_text
@@ -84,6 +89,7 @@ FAMILY_COLUMNS = (
     "sd_speaker",
     "sd_seed",
     "speakers_lacking_a_class",
+    "folder",
 )
 
 
@@ -191,6 +197,7 @@ def compare(scores: pd.DataFrame, member: Member) -> tuple[dict[str, Any], pd.Da
         "sd_speaker": 100 * sd_speaker,
         "sd_seed": 100 * sd_seed,
         "speakers_lacking_a_class": lacking,
+        "folder": member.folder,
     }
     per_speaker = means.reset_index().rename(columns={"a": "condition_uar", "b": "baseline_uar"})
     per_speaker = per_speaker.assign(
@@ -232,6 +239,7 @@ def pooled_from_summaries(
     weights = frame["w_fe" if truncated else "w_re"].iloc[: len(by_corpus)]
     homogeneity = combined.test_homogeneity()
     z_effect = NormalIndPower().solve_power(effect_size=None, nobs1=1, ratio=0, alpha=alpha, power=power)
+    hksj = hksj_interval(combined, truncated, alpha, power)
     result: dict[str, Any] = {
         "corpora": len(by_corpus),
         "speakers": int(by_corpus["n"].sum()),
@@ -251,8 +259,34 @@ def pooled_from_summaries(
         "fixed_ci_low": float(fixed["ci_low"]),
         "fixed_ci_high": float(fixed["ci_upp"]),
         "weights": {str(k): float(w) for k, w in zip(by_corpus.index, weights, strict=True)},
+        **hksj,
     }
+    dl_width = result["ci_high"] - result["ci_low"]
+    result["verdict_interval"] = "HKSJ" if hksj["hksj_ci_high"] - hksj["hksj_ci_low"] >= dl_width else "DL"
     return result
+
+
+def hksj_interval(
+    combined: Any, truncated: bool, alpha: float = ALPHA, power: float = POWER
+) -> dict[str, Any]:
+    """The Hartung-Knapp-Sidik-Jonkman interval of a ``combine_effects`` result: standard error
+    sqrt(sum w_i (y_i - mu)^2 / ((k - 1) sum w_i)) with the random-effects weights (fixed-effect ones
+    where tau^2 is truncated at 0), t with k - 1 df; its p and the MDD (noncentral t, k - 1 df)."""
+    k = int(combined.k)
+    with np.errstate(invalid="ignore"):  # the random-effects one is NaN where tau^2 < 0 (truncated: unused)
+        _, _, fixed_ci, random_ci = combined.conf_int(alpha=alpha, use_t=True)
+    estimate = float(combined.mean_effect_fe if truncated else combined.mean_effect_re)
+    se = math.sqrt(float(combined.var_hksj_fe if truncated else combined.var_hksj_re))
+    low, high = fixed_ci if truncated else random_ci
+    t_effect = TTestPower().solve_power(effect_size=None, nobs=k, alpha=alpha, power=power)
+    return {
+        "hksj_se": se,
+        "hksj_ci_low": float(low),
+        "hksj_ci_high": float(high),
+        "hksj_df": k - 1,
+        "hksj_p": float(2 * stats.t.sf(abs(estimate) / se, k - 1)) if se > 0 else math.nan,
+        "hksj_mdd": float(t_effect * math.sqrt(k) * se),
+    }
 
 
 def pooled_estimate(differences: pd.DataFrame, alpha: float = ALPHA, power: float = POWER) -> dict[str, Any]:
@@ -305,7 +339,9 @@ def pool(
     (``all`` elsewhere)."""
     rows, per_speaker, notes = [], [], []
     found_scores: set[str] = set()
+    skips, matched = parse_skips(skip), set()
     for folder in folders:
+        resolved = Path(folder).resolve()
         protocol, predictions = predictions_of(folder)
         if predictions.empty:
             raise ProtocolError(f"{folder}: no finished runs to read")
@@ -317,7 +353,8 @@ def pool(
         found_scores |= present
         tested = [ALL] + [s for s in scores if s in present and s != ALL]
         for member in family_of(protocol, str(folder), conditions, tested):
-            if f"{folder}:{member.setting}" in set(skip or ()):
+            if (resolved, member.setting) in skips:
+                matched.add((resolved, member.setting))
                 continue
             if not ((uars["setting"] == member.setting) & (uars["condition"] == member.condition)).any():
                 if member.score == ALL:
@@ -328,6 +365,13 @@ def pool(
             row, speakers_frame = compare(uars, member)
             rows.append(row)
             per_speaker.append(speakers_frame)
+    unmatched = [text for entry, text in skips.items() if entry not in matched]
+    if unmatched:
+        raise ProtocolError(
+            f"--skip {unmatched}: matches no setting of the run folders given ("
+            + ", ".join(f"{f} = {Path(f).resolve()}" for f in folders)
+            + "); name a folder given (a link or relative path is resolved) and one of its settings"
+        )
     if not rows:
         raise ProtocolError(
             "no comparison of the family has finished runs in " + ", ".join(map(str, folders))
@@ -371,6 +415,18 @@ def pool(
     return PoolResult(family, speaker_frame, pooled, notes)
 
 
+def parse_skips(skip: Sequence[str] | None) -> dict[tuple[Path, str], str]:
+    """``FOLDER:SETTING`` entries keyed by (the folder's resolved path, setting): a symbolic link or a
+    relative path names the same folder as its target."""
+    parsed = {}
+    for text in skip or ():
+        folder, colon, setting = str(text).rpartition(":")
+        if not colon or not folder or not setting:
+            raise ProtocolError(f"--skip {text!r}: write FOLDER:SETTING, e.g. runs/emodb:cross")
+        parsed[(Path(folder).resolve(), setting)] = str(text)
+    return parsed
+
+
 def pool_markdown(result: PoolResult) -> str:
     """The family table (confirmatory: speaker-level, Holm-adjusted; the (speaker, seed) columns
     secondary) and the pooled estimate, as Markdown."""
@@ -406,16 +462,22 @@ def pool_markdown(result: PoolResult) -> str:
             f"Pooled AE - BL over {pooled['corpora']} corpora and {pooled['speakers']} speakers (within-corpus "
             "grids; DerSimonian-Laird random effects over the corpus means; UAR points):",
             "",
-            "| estimate | 95 % CI | p | MDD (α 0.05, power 0.8) | tau² | I² | Q (df, p) | fixed effect [95 % CI] "
+            "| estimate | 95 % CI (DL, normal) | p | MDD (α 0.05, power 0.8) | 95 % CI (HKSJ, t "
+            f"{pooled['hksj_df']} df) | HKSJ p | HKSJ MDD | tau² | I² | Q (df, p) | fixed effect [95 % CI] "
             "| MixedLM [95 % CI] |",
-            "|---:|---|---:|---:|---:|---:|---|---|---|",
+            "|---:|---|---:|---:|---|---:|---:|---:|---:|---|---|---|",
             f"| {_f(pooled['estimate'], sign=True)} | [{_f(pooled['ci_low'], sign=True)}, "
             f"{_f(pooled['ci_high'], sign=True)}] | {_p(pooled['p'])} | {_f(pooled['mdd'])} | "
+            f"[{_f(pooled['hksj_ci_low'], sign=True)}, {_f(pooled['hksj_ci_high'], sign=True)}] | "
+            f"{_p(pooled['hksj_p'])} | {_f(pooled['hksj_mdd'])} | "
             f"{_f(pooled['tau2'])} | {100 * pooled['i2']:.0f} % | {_f(pooled['q'])} ({pooled['q_df']}, "
             f"{_p(pooled['q_p'])}) | {_f(pooled['fixed_estimate'], sign=True)} "
             f"[{_f(pooled['fixed_ci_low'], sign=True)}, {_f(pooled['fixed_ci_high'], sign=True)}] | "
             f"{_f(pooled['mixedlm_estimate'], sign=True)} [{_f(pooled['mixedlm_ci_low'], sign=True)}, "
             f"{_f(pooled['mixedlm_ci_high'], sign=True)}] |",
+            "",
+            f"The verdict reads the wider interval: {pooled['verdict_interval']} "
+            "(DerSimonian-Laird's normal interval is anti-conservative for few corpora).",
             "",
             "Pooled conditions (score): "
             + ", ".join(f"{k}: {v} ({pooled['scores'][k]})" for k, v in pooled["conditions"].items())

@@ -24,7 +24,7 @@ from serlib.models.acnn import model as acnn
 from serlib.models.acnn import reuse as acnn_reuse
 from serlib.protocol.conditions import resolve_implementation
 from serlib.protocol.folds import session_folds, within_folds
-from serlib.protocol.labeled import load_labeled
+from serlib.protocol.labeled import acnn_input_shape, load_labeled
 from serlib.protocol.svm import BaselineError
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,15 @@ def acnn_epoch_curves(
             train = data.subset(np.flatnonzero((folds_of != outer) & (folds_of != inner)))
             valid = data.subset(np.flatnonzero(folds_of == inner))
             keras.utils.set_random_seed(seed)
-            statistics = normalisation.band_statistics(train.logmel, train.lengths)
-            logmel = config.features.logmel
+            statistics = None
+            if config.features.standardise_in_model:  # as runs.fit_predict: only where the model standardises
+                statistics = normalisation.band_statistics(train.logmel, train.lengths)
+            # the input shape of runs.fit_predict (log-Mel bands or eGeMAPS descriptors), not logmel.bands
+            frames, values_per_frame = acnn_input_shape(config.features)
             model = acnn_reuse.fresh_acnn(
                 config.acnn,
-                logmel.max_frames,
-                logmel.bands,
+                frames,
+                values_per_frame,
                 normalisation=statistics,
                 standardise=config.features.standardise_in_model,
             )

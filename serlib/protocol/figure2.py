@@ -1,9 +1,10 @@
 """Figure 2 of the paper: the mean row-normalised confusion matrix over seeds, BL against the AE
-condition (the configured one, else the best whose AE saw other speech than the tested corpus)."""
+condition (the configured one, else ``best_condition``'s: the best whose AE never heard the tested corpus)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from serlib.base import metrics, plots
-from serlib.base.config import CONDITION_SOURCE_TARGET
 from serlib.base.files import write_csv
 from serlib.data.manifest import EMOTIONS
+from serlib.protocol.best_condition import RULE, best_ae_condition
+
+log = logging.getLogger(__name__)
 
 FIGURE2_STEM = "figure2_confusion"
 
@@ -52,20 +55,10 @@ def figure2(
         return []
     baseline = protocol.get("baseline")
     chosen = protocol.get("figure2_condition")
-    if chosen is None or chosen not in matrices:
-        # the best condition whose AE saw additional unlabeled speech (not C = the target corpus itself),
-        # else the best of any AE condition
-        candidates = table[(table["condition"] != baseline) & table["condition"].isin(list(matrices))]
-        candidates = candidates.dropna(subset=[f"{setting}_mean"])
-        external = candidates[candidates["autoencoder_corpus"] != CONDITION_SOURCE_TARGET]
-        candidates = external if not external.empty else candidates
-        chosen = (
-            None
-            if candidates.empty
-            else str(candidates.loc[candidates[f"{setting}_mean"].idxmax(), "condition"])
-        )
-    panels = []
     corpus = protocol["settings"][setting]["test_corpus"]
+    if chosen is None or chosen not in matrices:
+        chosen = _best(protocol, table, setting, list(matrices), corpus)
+    panels = []
     for name, title in ((baseline, f"{baseline}: ACNN"), (chosen, f"{chosen}: ACNN + AE")):
         if name is not None and name in matrices:
             panels.append((title, matrices[name]))
@@ -92,3 +85,20 @@ def figure2(
     written = plots.save_figure(fig, FIGURE2_STEM, targets)
     plots.close(fig)
     return written
+
+
+def _best(
+    protocol: dict[str, Any], table: pd.DataFrame, setting: str, drawn: list[str], test_corpus: str
+) -> str | None:
+    """Figure 2's AE panel when none is configured: ``best_condition``'s rule on Table 1's means."""
+    rows = table[table["condition"].isin(drawn)]
+    scores = {str(r["condition"]): float(r[f"{setting}_mean"]) for _, r in rows.iterrows()}
+    conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
+    chosen = best_ae_condition(scores, conditions, test_corpus)
+    if chosen is None:
+        log.warning(
+            "Figure 2 shows the baseline alone: no AE condition qualifies (%s); set "
+            "protocol.figure2_condition to draw one anyway",
+            RULE,
+        )
+    return chosen

@@ -23,8 +23,9 @@ from serlib.features.normalisation import MODES
 from serlib.protocol.comparisons import SVM_CONDITION, svm_runs
 from serlib.protocol.grid import run_protocol
 from serlib.protocol.labeled import ProtocolError
+from serlib.protocol.results_folder import is_results_folder
 from serlib.protocol.svm import run_baseline
-from serlib.protocol.table1 import collect_runs
+from serlib.protocol.table1 import collect_runs, results_root
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +102,43 @@ def collect_matrix(config: Config, normalisations: Sequence[str]) -> pd.DataFram
             folder = Path(pair_config(config, train, test, mode).output_dir)
             if not (folder / "results" / "protocol.json").is_file():
                 continue
-            protocol, runs = collect_runs(folder)
-            runs = pd.concat([runs, svm_runs(folder, protocol)], ignore_index=True)
-            for condition, group in runs.groupby("condition", sort=False):
-                uar = 100.0 * group["uar"].astype(float)
-                rows.append(
-                    {
-                        "normalisation": mode,
-                        "condition": condition,
-                        "train": train,
-                        "test": test,
-                        "mean": float(uar.mean()),
-                        "min": float(uar.min()),
-                        "max": float(uar.max()),
-                        "seeds": int(group["seed"].nunique()),
-                    }
-                )
+            rows += cell_rows(folder, mode, train, test)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def cell_rows(folder: Path, mode: str, train: str, test: str) -> list[dict[str, object]]:
+    """The matrix rows (``COLUMNS``) of one cell's folder: one per condition, the SVM included."""
+    protocol, runs = collect_runs(folder)
+    root = results_root(folder)  # a results folder of serlib export is read through its run-folder copy
+    runs = pd.concat([runs, svm_runs(root, protocol)], ignore_index=True)
+    rows = []
+    for condition, group in runs.groupby("condition", sort=False):
+        uar = 100.0 * group["uar"].astype(float)
+        rows.append(
+            {
+                "normalisation": mode,
+                "condition": condition,
+                "train": train,
+                "test": test,
+                "mean": float(uar.mean()),
+                "min": float(uar.min()),
+                "max": float(uar.max()),
+                "seeds": int(group["seed"].nunique()),
+            }
+        )
+    return rows
+
+
+def collect_tree(root: str | Path) -> pd.DataFrame:
+    """The matrix rows of every ``<normalisation>/<train>-to-<test>`` cell folder under ``root``, run
+    folders or their exports (``serlib export runs/cross-corpus --out results/matrix``), without the
+    configuration: what ``collect_matrix`` reads, for a matrix that travels without its run folders."""
+    rows = []
+    for mode in MODES:
+        for folder in sorted((Path(root) / mode).glob("*-to-*")):
+            if (folder / "results" / "protocol.json").is_file() or is_results_folder(folder):
+                train, _, test = folder.name.partition("-to-")
+                rows += cell_rows(folder, mode, train, test)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from serlib.base import metrics, provenance, run_schemas
 from serlib.base.files import exclusive_lock, write_csv, write_text
+from serlib.protocol import results_folder
 from serlib.protocol.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
 from serlib.protocol.labeled import ProtocolError
@@ -40,7 +41,9 @@ RUN_COLUMNS = (
 
 
 def results_root(path: str | Path) -> Path:
-    path = Path(path)
+    """The run folder of ``path`` (its ``results/protocol.json``); a results folder of ``serlib export``
+    is read through its run-folder copy (``results_folder.resolve``), so every reader takes either."""
+    path = results_folder.resolve(path)
     if (path / "results" / "protocol.json").is_file():
         return path
     if (path / "protocol.json").is_file() and path.name == "results":

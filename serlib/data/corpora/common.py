@@ -71,6 +71,29 @@ def log_clipped(source: str, clipped: list[str]) -> None:
         )
 
 
+def log_unrated(source: str, rows: list[dict[str, Any]]) -> None:
+    """One warning with the count of labeled turns without an arousal or valence rating (empty or NaN):
+    they get no arousal/valence class, so their arousal/valence UAR is over the rated turns only and is
+    NaN when no turn is rated, which would otherwise pass without a word."""
+    labeled = [row for row in rows if row.get("emotion")]
+    unrated = [
+        row["utterance_id"]
+        for row in labeled
+        if any(math.isnan(float(row.get(k, math.nan))) for k in ("arousal", "valence"))
+    ]
+    if unrated:
+        log.warning(
+            "%s: %d of %d labeled turns have no arousal or valence rating (e.g. %s): their arousal/valence "
+            "classes are empty, so the arousal/valence UAR is over the rated turns only%s; fill in the "
+            "A: and V: values of the evaluation file",
+            source,
+            len(unrated),
+            len(labeled),
+            unrated[0],
+            " and is NaN here, since none is rated" if len(unrated) == len(labeled) else "",
+        )
+
+
 def check_audio(
     rows: list[dict[str, Any]], source: str, check_files: bool, allow_missing: bool, hint: str
 ) -> list[dict[str, Any]]:

@@ -31,6 +31,10 @@ IEMOCAP_PAPER_COUNTS = {"angry": 1103, "happy": 1636, "neutral": 1708, "sad": 10
 """The paper's 4-class IEMOCAP subset (5,531 utterances; happy includes excited)."""
 
 
+IEMOCAP_PAPER_STRUCTURE = {"sessions": 5, "speakers": 10}
+"""The paper's IEMOCAP: 5 sessions of one female and one male speaker (Sec. 3)."""
+
+
 IEMOCAP_LABELS = ("neu", "ang", "hap", "sad", "fru", "exc", "fea", "sur", "dis", "oth", "xxx")
 """Every majority label of IEMOCAP's evaluation files (xxx: no majority); anything else is an error."""
 

@@ -14,6 +14,7 @@ from serlib.data.corpora.common import (
     finish,
     log_clipped,
     log_dropped,
+    log_unrated,
     rating,
     text_lines,
     visible,
@@ -27,6 +28,10 @@ MSP_IMPROV_PAPER_COUNTS = {"angry": 792, "happy": 2644, "neutral": 3477, "sad": 
 """The paper's 4-class MSP-IMPROV subset (7,798 utterances)."""
 
 
+MSP_IMPROV_PAPER_STRUCTURE = {"sessions": 6, "speakers": 12}
+"""The paper's MSP-IMPROV: 6 sessions "in the same manner" as IEMOCAP, 12 speakers (Sec. 3)."""
+
+
 MSP_IMPROV_CLASSES = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
 
 
@@ -37,8 +42,8 @@ _MSP_NAME = re.compile(
 
 
 _MSP_HEADER = re.compile(
-    r"^(?P<video>(?:UTD|MSP)-IMPROV-[A-Z0-9-]+)\.avi\s*;\s*(?P<label>[A-Z])\s*;\s*A:\s*(?P<arousal>\S+?)\s*;"
-    r"\s*V:\s*(?P<valence>\S+?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<raters>\S+?)\s*;\s*$"
+    r"^(?P<video>(?:UTD|MSP)-IMPROV-[A-Z0-9-]+)\.avi\s*;\s*(?P<label>[A-Z])\s*;\s*A:\s*(?P<arousal>\S*?)\s*;"
+    r"\s*V:\s*(?P<valence>\S*?)\s*;\s*D:\s*(?P<dominance>\S+?)\s*;\s*N:\s*(?P<naturalness>\S+?)\s*;\s*$"
 )
 
 
@@ -62,7 +67,7 @@ def _msp_improv_labels(label_file: Path) -> list[dict[str, Any]]:
 
     No original file was available to us: the format follows public parsers of the corpus. A block
     starts after a blank line with ``UTD-IMPROV-S01A-F01-P-FM01.avi; N; A:2.6; V:3.0; D:2.4 ; N:5;``
-    (video, consensus letter, mean arousal, valence, dominance, number of raters); the lines after it
+    (video, consensus letter, mean arousal, valence, dominance and naturalness ratings); the lines after it
     are single raters' answers and are not used. Any line naming a video, and the first line of every
     block, must match that form exactly, otherwise the file is rejected with the line number.
     """
@@ -142,12 +147,13 @@ def msp_improv(
                 "session": session,
                 "gender": "female" if name["sex"] == "F" else "male",
                 "emotion": emotion,
-                "arousal": rating(entry["arousal"], entry["where"], clipped),
-                "valence": rating(entry["valence"], entry["where"], clipped),
+                "arousal": rating(entry["arousal"] or "nan", entry["where"], clipped),
+                "valence": rating(entry["valence"] or "nan", entry["where"], clipped),
                 "label_original": entry["label"],
             }
         )
     log_clipped(source, clipped)
+    log_unrated(source, rows)
     log_dropped(source, "turns outside the 4 classes", dropped, kept=all_labels)
     labelled = {row["utterance_id"] for row in rows}
     unlabelled = sum(1 for stem in audio if stem.startswith("MSP-IMPROV-") and stem not in labelled)

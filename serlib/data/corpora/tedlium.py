@@ -23,7 +23,9 @@ TEDLIUM2_PAPER = {
     "subset_segments": 25303,
 }
 """The paper's TED-LIUM 2 numbers: the train set's 1,495 talks (207 h) give 92,973 segments; the
-400-talk subset gives 25,303 segments."""
+paper's 400-talk subset gives 25,303 segments. The paper does not publish which 400 talks: serlib's
+``talks: 400`` draws 400 at random, and such a draw averages about 24,900 segments (public per-talk
+counts), so its segment count differs from the paper's."""
 
 
 TEDLIUM2_SPLITS = ("train", "dev", "test")
@@ -89,7 +91,8 @@ def tedlium2(
     dropped. Each segment is a row with ``start_s``/``end_s`` into the talk's .sph; speaker is the STM
     speaker id, session the talk id, gender from the STM label ``<o,f0,male>``.
     ``talks=N`` keeps N talks chosen as ``random.Random(seed).sample(sorted talk ids, N)``, so the same
-    seed and corpus always give the same subset (the paper's 400-talk subset is ``talks=400``).
+    seed and corpus always give the same subset. ``talks=400`` has the size of the paper's subset, not
+    its talks (the paper does not list them).
     """
     splits = tuple(splits)
     unknown = [s for s in splits if s not in TEDLIUM2_SPLITS]

@@ -29,7 +29,7 @@ import keras
 from serlib.base.config import ACNNConfig
 from serlib.models.acnn import model as acnn
 
-KEEP = 4  # traced architectures kept per thread (a grid has one per (external_dim, keep probability))
+KEEP = 4  # traced architectures kept per thread (a grid has one per (external_dim, dropout rate))
 _local = threading.local()
 
 

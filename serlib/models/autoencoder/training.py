@@ -56,6 +56,20 @@ HISTORY_PNG = "loss_history.png"
 PREFETCH_BATCHES = 4
 
 
+IN_MEMORY_SHARE = 0.4
+"""A compressed store (store version 2) whose values take at most this share of the available memory
+is decompressed into memory once: random row reads of compressed rows run at 1,100-1,300 rows per
+CPU-second (docs/performance.md#feature-stores), below a GPU's AE rate; a larger one is streamed."""
+
+
+def _fits_in_memory(nbytes: int) -> bool:
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        return False
+    return nbytes <= IN_MEMORY_SHARE * available
+
+
 class _Source:
     """Instances [N, T, F] from an array or an HDF5 store (dataset ``features``), read by index batches."""
 
@@ -74,6 +88,8 @@ class _Source:
                         f"{self.path} has no 'features' dataset (not a serlib feature store)"
                     )
                 self.shape = tuple(int(s) for s in handle["features"].shape)
+                if handle["features"].compression is not None and _fits_in_memory(handle["features"].nbytes):
+                    self.array = handle["features"][...]
         else:
             self.array = np.asarray(data, dtype=np.float32)
             self.shape = tuple(self.array.shape)

@@ -1,0 +1,143 @@
+"""The report's numbers generated from ``results/``, not typed: ``serlib evidence`` (and ``--check``).
+
+A Markdown document marks each generated part with an opening and a closing comment; what lies between
+them is rewritten from the committed results folders (``--check`` rewrites nothing and names every
+block, line and number that differs):
+
+* ``<!-- evidence:table1 nemo -->`` ... ``<!-- /evidence -->``: Table 1 of ``results/nemo`` (with the
+  paired comparisons, as ``serlib table`` prints them);
+* ``<!-- evidence:pool family.yaml -->`` ... : the declared family and the pooled estimate (DL and
+  HKSJ), as ``serlib pool --family results/family.yaml`` prints them;
+* inline numbers, ``<!-- evidence:pooled family.yaml hksj_ci_low +.2f -->-1.81<!-- /evidence -->``
+  (a key of the pooled estimate and a format) and ``<!-- evidence:member family.yaml nemo:within:U:all
+  mean_difference +.2f -->+1.35<!-- /evidence -->`` (a family row, by folder name, setting, condition
+  and score, and its column).
+
+Paths in a block are relative to the results root (``--results``, default ``results/``). Each family
+file is pooled once per call. The blocks need only ``results/``: no corpus and no training, so a test
+runs ``--check`` on a fresh clone (``tests/test_evidence.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serlib.base.files import write_text
+from serlib.protocol import comparisons, confirmatory, family, results_folder, table1
+
+BLOCK = re.compile(r"<!-- evidence:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /evidence -->", re.DOTALL)
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+class EvidenceError(ValueError):
+    """A block names something ``results/`` does not hold; the message names the block and the fix."""
+
+
+@dataclass
+class Renderer:
+    """Renders the blocks of one call, pooling each family file once."""
+
+    root: Path
+    pooled: dict[Path, Any] = field(default_factory=dict)
+
+    def pool(self, name: str) -> Any:
+        path = (self.root / name).resolve()
+        if path not in self.pooled:
+            declared = family.load(path)
+            tables = [results_folder.speakers_of(f) for f in declared.folders()]
+            self.pooled[path] = family.pool_family(declared, pd.concat(tables).drop_duplicates())
+        return self.pooled[path]
+
+    def render(self, spec: str) -> str:
+        kind, *args = spec.split()
+        handlers: dict[str, Callable[..., str]] = {
+            "table1": self._table1,
+            "pool": self._pool,
+            "pooled": self._pooled,
+            "member": self._member,
+        }
+        if kind not in handlers:
+            raise EvidenceError(f"block 'evidence:{spec}': unknown kind {kind!r} (one of {sorted(handlers)})")
+        try:
+            return handlers[kind](*args)
+        except TypeError:
+            raise EvidenceError(f"block 'evidence:{spec}': wrong arguments for {kind!r}") from None
+
+    def _table1(self, folder: str) -> str:
+        root = self.root / folder
+        text = table1.render_table(root)
+        rows = comparisons.write_comparisons(root)
+        return "\n" + text + "\n" + comparisons.comparisons_markdown(rows)
+
+    def _pool(self, name: str) -> str:
+        return "\n" + confirmatory.pool_markdown(self.pool(name))
+
+    def _pooled(self, name: str, key: str, spec: str = ".2f") -> str:
+        pooled = self.pool(name).pooled
+        if key not in pooled:
+            raise EvidenceError(f"{name}: the pooled estimate has no {key!r} (keys: {sorted(pooled)})")
+        return _format(pooled[key], spec)
+
+    def _member(self, name: str, which: str, column: str, spec: str = ".2f") -> str:
+        frame = self.pool(name).family
+        folder, setting, condition, score = which.split(":")
+        names = frame["folder"].map(lambda f: Path(f).name)
+        rows = frame[(names == folder) & (frame["setting"] == setting) & (frame["condition"] == condition)]
+        rows = rows[rows["score"] == score]
+        if len(rows) != 1 or column not in rows.columns:
+            raise EvidenceError(f"{name}: no family row {which} with a column {column!r}")
+        return _format(rows.iloc[0][column], spec)
+
+
+def _format(value: Any, spec: str) -> str:
+    if spec == "p":
+        return comparisons.format_p(float(value))
+    if spec == "%":
+        return f"{100 * float(value):.0f} %"
+    return format(value, spec) if isinstance(value, int | float) else str(value)
+
+
+def _differences(path: Path, line: int, spec: str, have: str, want: str) -> list[str]:
+    """Where a block differs: its first differing line and the numbers that differ there."""
+    for offset, (a, b) in enumerate(zip(have.splitlines() or [""], want.splitlines() or [""], strict=False)):
+        if a != b:
+            numbers = [
+                f"{x} (results/ give {y})"
+                for x, y in zip(NUMBER.findall(a), NUMBER.findall(b), strict=False)
+                if x != y
+            ]
+            what = (
+                f"the numbers {', '.join(numbers)}"
+                if numbers
+                else f"{a.strip()!r} (results/ give {b.strip()!r})"
+            )
+            return [f"{path}:{line + offset}: block 'evidence:{spec}' differs: {what}"]
+    return [f"{path}:{line}: block 'evidence:{spec}' differs in its length (regenerate: serlib evidence)"]
+
+
+def update(documents: Sequence[str | Path], root: str | Path, check: bool = False) -> list[str]:
+    """Render every block of ``documents`` from the results under ``root``; write the documents back
+    (atomically) unless ``check``; return a line per block that differed (with ``check``: the failures)."""
+    renderer = Renderer(Path(root))
+    problems = []
+    for document in map(Path, documents):
+        text = document.read_text(encoding="utf-8")
+        pieces, last = [], 0
+        for match in BLOCK.finditer(text):
+            spec, body = match.group("spec").strip(), match.group("body")
+            wanted = renderer.render(spec)
+            if wanted != body:
+                line = text.count("\n", 0, match.start("body")) + 1
+                problems += _differences(document, line, spec, body, wanted)
+            pieces += [text[last : match.start("body")], wanted]
+            last = match.end("body")
+        new = "".join(pieces) + text[last:]
+        if not check and new != text:
+            write_text(new, document)
+    return problems
