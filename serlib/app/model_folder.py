@@ -80,7 +80,7 @@ def export_models(
     """
     if isinstance(source, (str, os.PathLike)):
         output = Path(source)
-        protocol = run_schemas.read_protocol(output / "results" / "protocol.json")
+        protocol = run_schemas.read_protocol_grid(output / "results" / "protocol.json")
         conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
         seeds = [int(s) for s in protocol["seeds"]]
         test_corpus = protocol["settings"].get("cross", {}).get("test_corpus")
@@ -96,10 +96,7 @@ def export_models(
     cross = output / "results" / "cross"
     scores: dict[str, float] = {}
     for name, _ in conditions:
-        uars = [
-            float(run_schemas.read_metrics(p)["uar"])
-            for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))
-        ]
+        uars = [run_schemas.read_uar(p) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
         if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
             scores[name] = float(np.mean(uars))
     baseline = next((name for name, corpus in conditions if corpus == "none"), None)
@@ -134,7 +131,7 @@ def export_models(
 
 
 def _export_one(run: Path, target: Path, mean_uar: float) -> None:
-    metadata = read_checked(run_schemas.read_model_metadata, run / METADATA_FILE)
+    metadata = read_json(run / METADATA_FILE)  # copied as it is; load_predictor validates it
     target.mkdir(parents=True)
     shutil.copy2(run / MODEL_FILE, target / MODEL_FILE)
     ae = metadata.get("autoencoder")

@@ -118,6 +118,18 @@ class ReportedProtocol(_Open):
     settings: dict[str, ReportedSetting]
 
 
+class ProtocolGrid(_Open):
+    """What the model export reads of ``protocol.json``: its conditions, seeds and settings."""
+
+    conditions: Annotated[list[ProtocolCondition], Field(min_length=1)]
+    seeds: Annotated[list[Count], Field(min_length=1), AfterValidator(_unique)]
+    settings: dict[str, dict[str, Any]]
+
+
+class RunUar(_Open):
+    uar: Fraction
+
+
 class ProvenanceSerlib(_Open):
     commit: str | None = None
     dirty: bool | None = None
@@ -246,6 +258,16 @@ def read_protocol(path: str | Path) -> dict[str, Any]:
 def read_report_settings(path: str | Path) -> dict[str, Any]:
     """``protocol.json``'s ``settings`` (train and test corpus of each), validated against ``ReportedProtocol``."""
     return dict(_read(ReportedProtocol, path)["settings"])
+
+
+def read_protocol_grid(path: str | Path) -> dict[str, Any]:
+    """``protocol.json``'s conditions, seeds and settings, validated against ``ProtocolGrid``."""
+    return _read(ProtocolGrid, path)
+
+
+def read_uar(path: str | Path) -> float:
+    """The ``uar`` of a ``metrics.json`` (a fraction in [0, 1])."""
+    return float(_read(RunUar, path)["uar"])
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
