@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -289,9 +290,7 @@ class ProtocolConfig(_Strict):
     within_corpus: str | None = Field("iemocap", description="key of `corpora`: leave-one-session-out")
     cross_corpus_train: str | None = "iemocap"
     cross_corpus_test: str | None = "msp_improv"
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: list(range(10)), description="distinct non-negative integers"
-    )
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: list(range(10)), description="distinct, >= 0")
     folds: list[int] | None = Field(None, description="sessions to use as test folds; None = all")
     conditions: list[ConditionConfig] = Field(default_factory=list)
     n_jobs: int = Field(
@@ -432,7 +431,7 @@ class SensitivityPlan(_Strict):
 
     base: str = Field(description="the configuration file, relative to the sensitivity file")
     conditions: list[str] | None = Field(None, min_length=1, description="None = all of the base's")
-    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+    seeds: list[NonNegativeInt] | None = Field(
         None, min_length=1, description="None = the base's protocol.seeds"
     )
     variants: dict[str, dict[str, Any]] = Field(min_length=1, description="name -> {dotted key: value}")
