@@ -10,6 +10,7 @@ written under the test's temporary folder (``report.png``, ``jupyterlab.png``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from test_notebooks import tiny_config, tiny_reproduction
 from serlib.app import report, reproduce
 from serlib.base import config as config_module
 from serlib.base import config_yaml
+from serlib.data.manifest import EMOTIONS as EMOTION_ORDER
 
 pytestmark = pytest.mark.browser
 
@@ -470,3 +472,125 @@ def test_executed_notebook_check_fails_on_a_planted_info_line(
     nbformat.write(notebook, lab.root / "notebooks" / "planted_04.ipynb")
     problems, pink = executed_notebook_problems(lab_page, lab, "notebooks/planted_04.ipynb")
     assert pink == 1 and any("INFO serlib.features.store" in p for p in problems), problems
+
+
+# -- notebook 05 by ear (issue 45): hover and click a t-SNE point, click a cell of Figure 2 -------------------
+SHA256_OF_AUDIO = """async (element) => {
+    const bytes = await (await fetch(element.src)).arrayBuffer();
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    return Array.from(new Uint8Array(digest)).map(b => b.toString(16).padStart(2, '0')).join('');
+}"""
+
+
+def _screenshot(page: Any, target: Any, path: Path) -> None:
+    """A screenshot of one view (also copied to $SERLIB_SCREENSHOT_DIR when set, for a closing note)."""
+    target.screenshot(path=str(path))
+    folder = os.environ.get("SERLIB_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / path.name)
+
+
+@pytest.fixture(scope="module")
+def notebook_05_by_ear(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The real notebook 05, set to the tiny reproduction's run folder (its config.yaml), in the lab: it
+    needs notebook 04's runs, which the tiny reproduction (shared with executed_04) has made; a real
+    run's instead with SERLIB_EXECUTED_RUN=<run folder> (e.g. runs/demo after make demo)."""
+    given = os.environ.get("SERLIB_EXECUTED_RUN")
+    run = (
+        Path(given).resolve()
+        if given
+        else tiny_reproduction(tmp_path_factory.getbasetemp() / "tiny_notebooks")
+    )
+    source = (reproduce.notebooks_dir() / reproduce.NOTEBOOKS[4]).read_text(encoding="utf-8")
+    config_path = run / "config.yaml"
+    source = source.replace("config_path = None", f"config_path = {str(config_path)!r}", 1)
+    assert str(config_path) in source, "notebook 05's parameters cell no longer has `config_path = None`"
+    (lab.root / "notebooks" / "by_ear_05.ipynb").write_text(source, encoding="utf-8")
+    return "notebooks/by_ear_05.ipynb", run
+
+
+def _expected_clip(run: Path, utterance_id: str, setting: str = "within") -> str:
+    """The SHA-256 of the WAV bytes serlib makes of one utterance of the run (what the player must hold)."""
+    from serlib.analysis import listening
+    from serlib.data import loaders
+
+    config = config_module.load(run / "config.yaml")
+    manifest = loaders.load_configured(config, listening.tested_corpus(run, setting)).set_index(
+        "utterance_id"
+    )
+    row = manifest.loc[utterance_id].to_dict()
+    return hashlib.sha256(listening.clip_wav(row, listening.heard_seconds(config))).hexdigest()
+
+
+@pytest.mark.slow
+def test_notebook_05_plays_a_tsne_point_and_lists_a_confusion_cell_by_ear(
+    lab_page: Any, lab: Lab, notebook_05_by_ear: tuple[str, Path], tmp_path: Path
+) -> None:
+    from serlib.analysis import listening, listening_views
+
+    notebook, run = notebook_05_by_ear
+    problems, facts = run_all_in_lab(lab_page, lab, notebook, timeout_s=300)
+    assert problems == [], f"{problems}\nJupyterLab log: {lab.log}"
+    assert facts["stderr_outputs"] == 0, facts
+    panel = lab_page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+    # the t-SNE: hovering a point names its utterance, clicking it plays that utterance's clip
+    view = panel.locator(".serlib-tsne")
+    view.locator(".scatterlayer .trace .points path.point").first.wait_for(timeout=60_000)
+    view.scroll_into_view_if_needed()
+    box = view.locator(".scatterlayer .trace .points path.point").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    lab_page.mouse.move(x, y)
+    hover = view.locator(".hoverlayer .hovertext")
+    hover.first.wait_for(timeout=10_000)
+    lines = hover.first.evaluate(  # an SVG label: one <tspan class="line"> per line
+        "e => Array.from(e.querySelectorAll('tspan.line')).map(t => t.textContent)"
+    )
+    hovered = lines[0].strip()
+    assert any(line.startswith("speaker ") for line in lines) and any(
+        line.startswith("predicted ") for line in lines
+    )
+    assert any(line.startswith("true ") for line in lines) and any("(p = " in line for line in lines), lines
+    lab_page.mouse.click(x, y)
+    label = view.locator(f".serlib-utterance[data-utterance='{hovered}']")
+    label.wait_for(timeout=30_000)
+    audio = view.locator(f"audio.{listening_views.PLAYER_CLASS}, .{listening_views.PLAYER_CLASS} audio").first
+    lab_page.wait_for_function(
+        "(e) => e.src && e.src.startsWith('blob:')", arg=audio.element_handle(), timeout=30_000
+    )
+    assert audio.evaluate(SHA256_OF_AUDIO) == _expected_clip(run, hovered), "the player holds another clip"
+    lab_page.mouse.move(x, y)  # the hover label back on, for the picture
+    _screenshot(lab_page, view, tmp_path / "by-ear-tsne.png")
+
+    # Figure 2: a click on the fullest cell of BL (within, pooled) lists that cell's utterances with players
+    figure = panel.locator(".serlib-confusion")
+    figure.scroll_into_view_if_needed()
+    area = figure.locator(".nsewdrag").first.bounding_box()
+    predictions = listening.run_predictions(run, "within", "BL")
+    counts = listening.confusion_counts(predictions).to_numpy()
+    i, j = divmod(int(counts.argmax()), counts.shape[1])
+    lab_page.mouse.click(
+        area["x"] + (j + 0.5) * area["width"] / 4, area["y"] + (i + 0.5) * area["height"] / 4
+    )
+    rows = figure.locator(".serlib-cell-row")
+    expected = min(int(counts[i, j]), listening_views.PAGE_SIZE)
+    lab_page.wait_for_function(
+        "([e, n]) => e.querySelectorAll('.serlib-cell-row').length === n",
+        arg=[figure.element_handle(), expected],
+    )
+    config = config_module.load(run / "config.yaml")
+    from serlib.data import loaders
+
+    manifest = loaders.load_configured(config, listening.tested_corpus(run, "within"))
+    cell = listening.cell_utterances(predictions, manifest, EMOTION_ORDER[i], EMOTION_ORDER[j])
+    shown = rows.locator(".serlib-utterance").evaluate_all("els => els.map(e => e.dataset.utterance)")
+    assert shown == list(cell["utterance_id"][:expected]), (shown, EMOTION_ORDER[i], EMOTION_ORDER[j])
+    first_audio = rows.first.locator(
+        f"audio.{listening_views.PLAYER_CLASS}, .{listening_views.PLAYER_CLASS} audio"
+    ).first
+    lab_page.wait_for_function("(e) => e.src && e.src.startsWith('blob:')", arg=first_audio.element_handle())
+    assert first_audio.evaluate(SHA256_OF_AUDIO) == _expected_clip(run, shown[0])
+    _screenshot(lab_page, figure, tmp_path / "by-ear-confusion.png")
+    print(f"notebook 05 by ear in JupyterLab ({facts['seconds']:.0f} s): hovered and played {hovered}; cell "
+          f"{EMOTION_ORDER[i]} -> {EMOTION_ORDER[j]} listed {len(shown)}; screenshots in {tmp_path}")  # fmt: skip

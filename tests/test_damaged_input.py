@@ -328,7 +328,9 @@ def test_pool_names_the_damaged_file(tmp_path, capsys, clean_grid, case):
     _one_line_error(capsys, code, file_name, field)
 
 
-@pytest.mark.parametrize("case", ["predictions_short_row", "predictions_cut_short", "metrics_uar_percent"])
+@pytest.mark.parametrize(
+    "case", ["predictions_short_row", "predictions_without_predicted", "metrics_uar_percent"]
+)
 def test_check_reads_run_files_through_the_schemas(tmp_path, clean_grid, case):
     from serlib.protocol import check  # noqa: PLC0415
 

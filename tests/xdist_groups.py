@@ -24,6 +24,7 @@ SHARED_GROUPS = {
     "test_interruption": "tiny_reference",
     "test_logs": "tiny_reference",
     "test_predict": "tiny_reference",
+    "test_listening": "tiny_reference",  # its slow test reads the tiny protocol run
     "test_notebooks": "tiny_notebooks",  # the tiny reproduction of the five notebooks (tiny_reproduction)
     "test_browser": "tiny_notebooks",
 }

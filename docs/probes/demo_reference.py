@@ -8,7 +8,14 @@ still holds complete seeds; finished runs are reused, so calling it again resume
 finds every run finished only rewrites the reference files. ``--seeds N`` writes the reference from
 the first N seeds (those finished) without training.
 
+Each value carries the CPU family that computed it (``cpu_family``: ``serlib check`` compares a run with
+its own family's values exactly, with another family's within a cross-CPU tolerance). On a machine of
+another CPU family (an AMD EPYC, when the reference was made on an Intel Xeon), ``--add-family`` runs the
+demo's own seeds (0 and 1; ``--seeds N`` for the first N) and adds their values, with this machine's
+environment, to the shipped reference, keeping its own values (issue 42):
+
     SERLIB_TF_THREADS=1 nice -n 10 python docs/probes/demo_reference.py [--out runs/demo-reference] [--seeds 10]
+    SERLIB_TF_THREADS=1 nice -n 10 python docs/probes/demo_reference.py --add-family [--seeds 2]
 """
 
 from __future__ import annotations
@@ -43,7 +50,15 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=None, help="write the reference from the first N seeds, no training"
     )
+    parser.add_argument(
+        "--add-family",
+        action="store_true",
+        help="run the first --seeds seeds (default 2, the demo's) here and add this CPU family's values",
+    )
     args = parser.parse_args()
+    if args.add_family:
+        add_family(args.out, args.seeds or 2)
+        return
     if args.seeds is None:
         for start in range(0, len(SEEDS), SITTING):
             config = reference_config(args.out, SEEDS[start : start + SITTING])
@@ -52,6 +67,24 @@ def main() -> None:
     config = reference_config(args.out, SEEDS[: args.seeds])
     grid.run_protocol(config, progress=False)  # every run finished: the tables of all the seeds
     written = check.write_reference(config.output_path, "demo", command=COMMAND, config=config, source=SOURCE)
+    print("\n".join(str(path) for path in written))
+
+
+def add_family(out: str, seeds: int) -> None:
+    """This machine's values of the first ``seeds`` seeds, added to serlib/references/demo.* under its
+    CPU family (``out`` must be a folder of this machine: another family's finished runs would be reused)."""
+    config = reference_config(out, SEEDS[:seeds])
+    provenance.record(config.output_path, config, command=COMMAND + " --add-family")
+    grid.run_protocol(config, progress=False)
+    source = f"the demo preset, seeds 0-{seeds - 1}, run on this machine ({COMMAND} --add-family)"
+    written = check.write_reference(
+        config.output_path,
+        "demo",
+        command=COMMAND + " --add-family",
+        config=config,
+        source=source,
+        add_family=True,
+    )
     print("\n".join(str(path) for path in written))
 
 

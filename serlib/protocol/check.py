@@ -22,10 +22,10 @@ sd of a difference as sqrt(sd_condition² + sd_BL²) (the paper pairs no seeds).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ from scipy import stats
 
 from serlib.base import config as config_module
 from serlib.base import metrics, provenance, run_schemas
-from serlib.base.files import write_csv, write_json
+from serlib.protocol import check_power, check_seeds, check_text, reference_write
+from serlib.protocol.check_completeness import Completeness, count_runs
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.references import (
     Reference,
@@ -45,15 +46,17 @@ from serlib.protocol.references import (
     config_differences,
     find_reference,
     load_reference,
+    record_family,
     reference_names,
-    references_dir,
 )
 from serlib.protocol.table1 import collect_runs, results_root
 
-FAMILY_ALPHA = 0.05
+FAMILY_ALPHA = check_seeds.FAMILY_ALPHA
 AGREES = "agrees"
 OUTSIDE = "outside the expected spread"
+NOT_SAME = check_seeds.NOT_SAME
 NOT_COMPARABLE = "not comparable"
+SEED_BY_SEED, INTERVAL = check_seeds.SEED_BY_SEED, check_seeds.INTERVAL
 # Exit statuses of `serlib check` (2 is the CLI's own: an error before any check).
 EXIT_AGREES, EXIT_OUTSIDE, EXIT_NOT_COMPARABLE = 0, 1, 3
 QUANTITIES = ("mean", "delta")
@@ -87,6 +90,7 @@ class RunScores:
     config: dict[str, Any] | None
     scores: pd.DataFrame  # setting, condition, seed, uar
     notes: list[str] = field(default_factory=list)
+    completeness: Completeness | None = None
 
 
 def run_config(root: Path, protocol: dict[str, Any]) -> dict[str, Any] | None:
@@ -122,9 +126,9 @@ def run_scores(folder: str | Path) -> RunScores:
             )
             continue
         uars = []
-        for folder_name, stored, n_test in zip(group["folder"], group["uar"], group["n_test"], strict=True):
-            path = Path(folder_name) / "predictions.csv"  # validated, row count against metrics.json
-            predictions = run_schemas.read_predictions(path, None if pd.isna(n_test) else int(n_test))
+        for folder_name, stored in zip(group["folder"], group["uar"], strict=True):
+            path = Path(folder_name) / "predictions.csv"  # validated; a short one: count_runs' incomplete
+            predictions = run_schemas.read_predictions(path)
             value = metrics.uar(predictions["true"], predictions["predicted"])
             mismatched += int(stored is not None and abs(float(stored) - value) > 1e-6)
             uars.append(value)
@@ -141,13 +145,15 @@ def run_scores(folder: str | Path) -> RunScores:
             f"{mismatched} runs' metrics.json UAR differs from their predictions.csv (the check uses the predictions)"
         )
     scores = pd.DataFrame(rows, columns=["setting", "condition", "seed", "uar"])
-    return RunScores(root, protocol, run_config(root, protocol), scores, notes)
+    return RunScores(root, protocol, run_config(root, protocol), scores, notes, count_runs(protocol, runs))
 
 
 # -- the check ----------------------------------------------------------------------------------------
 @dataclass
 class CheckResult:
-    """The verdict of one run against one reference (``cells`` empty when not comparable)."""
+    """The verdict of one run against one reference (``cells`` empty when not comparable): one row per
+    (setting, condition, quantity, rule), the per-seed comparisons behind the seed-by-seed rows
+    (``seeds``), and the completeness of the run folder."""
 
     run: Path
     reference: str | None
@@ -156,16 +162,23 @@ class CheckResult:
     level: float
     notes: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    seeds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    completeness: Completeness | None = None
+    power: dict[str, Any] = field(default_factory=dict)
 
     @property
     def outside(self) -> pd.DataFrame:
-        return self.cells[self.cells["verdict"] == OUTSIDE] if len(self.cells) else self.cells
+        return self.cells[self.cells["verdict"].isin([OUTSIDE, NOT_SAME])] if len(self.cells) else self.cells
+
+    @property
+    def incomplete(self) -> bool:
+        return self.completeness is not None and not self.completeness.ok
 
     @property
     def exit_status(self) -> int:
         if not self.comparable:
             return EXIT_NOT_COMPARABLE
-        if len(self.outside):
+        if len(self.outside) or self.incomplete:
             return EXIT_OUTSIDE
         partly = self.cells["verdict"].str.startswith(NOT_COMPARABLE).any() if len(self.cells) else False
         return EXIT_NOT_COMPARABLE if partly else EXIT_AGREES
@@ -174,15 +187,35 @@ class CheckResult:
     def verdict(self) -> str:
         if not self.comparable:
             return NOT_COMPARABLE
-        checked = self.cells[self.cells["verdict"].isin([AGREES, OUTSIDE])]
-        if len(self.outside):
-            return f"{len(self.outside)} of {len(checked)} cells {OUTSIDE}"
+        checked = self.cells[self.cells["verdict"].isin([AGREES, OUTSIDE, NOT_SAME])]
+        parts = [self.completeness.text()] if self.incomplete and self.completeness is not None else []
+        not_same = int((self.cells["verdict"] == NOT_SAME).sum()) if len(self.cells) else 0
+        if not_same:
+            parts.append(f"{NOT_SAME}: {not_same} of {len(checked)} rows differ from the reference's values")
+        outside = len(self.outside) - not_same
+        if outside:
+            parts.append(f"{outside} of {len(checked)} rows {OUTSIDE}")
+        if parts:
+            return "; ".join(parts)
         if checked.empty:
             return "nothing to check: no cell of the run has a reference value"
+        cells = len(checked.drop_duplicates(["setting", "condition", "quantity"]))
         others = len(self.cells) - len(checked) - int(self.cells["verdict"].str.startswith("n/a").sum())
-        return f"all {len(checked)} cells agree" + (
+        return f"all {cells} cells agree{self._how()}" + (
             f" ({others} not checked: see the table)" if others else ""
         )
+
+    def _how(self) -> str:
+        """How the cells were compared: which seeds exactly, within the tolerance, by the interval."""
+        parts = []
+        if len(self.seeds):
+            for (rule, family), group in self.seeds.groupby(["rule", "family"], sort=False):
+                how = "exactly" if rule == check_seeds.EXACT else f"within ±{group['allowed'].max():.2f}"
+                parts.append(f"seed by seed, seeds {_seeds(set(group['seed']))} {how} ({family} values)")
+        interval = self.cells[(self.cells["rule"] == INTERVAL) & self.cells["verdict"].isin([AGREES])]
+        if len(interval):
+            parts.append(f"{int(interval['n_yours'].max())} new seeds by the prediction interval")
+        return f": {'; '.join(parts)}" if parts else ""
 
 
 def _run_cells(scores: pd.DataFrame, baseline: str) -> dict[tuple[str, str, str], tuple[float, int]]:
@@ -198,13 +231,26 @@ def _run_cells(scores: pd.DataFrame, baseline: str) -> dict[tuple[str, str, str]
     return cells
 
 
+def _new_seed_scores(scores: pd.DataFrame, reference: Reference) -> pd.DataFrame:
+    """The run's (setting, condition, seed) values whose seed the reference lacks for that cell."""
+    if not reference.per_seed or scores.empty:
+        return scores
+    known = set(
+        zip(reference.values["setting"], reference.values["condition"], reference.values["seed"], strict=True)
+    )
+    keys = zip(scores["setting"], scores["condition"], scores["seed"], strict=True)
+    return scores[[key not in known for key in keys]]
+
+
 def check_run(
     folder: str | Path,
     reference: str | None = None,
     references: Path | None = None,
     alpha: float = FAMILY_ALPHA,
 ) -> CheckResult:
-    """Check the run folder against the reference with its comparison hash (or the one named)."""
+    """Check the run folder against the reference with its comparison hash (or the one named): its
+    seeds that the reference has seed by seed (``check_seeds``), its other seeds by the prediction
+    interval; completeness first (``check_completeness``)."""
     run = run_scores(folder)
     notes = list(run.notes)
     if run.config is None:
@@ -219,44 +265,103 @@ def check_run(
         chosen = load_reference(reference, references)
     if chosen is None or chosen.meta.get("comparison_sha256") != key:
         return _not_comparable(run, key, chosen, references, notes)
+    record = _provenance(run.root)
+    per_seed, seed_notes = check_seeds.compare_seeds(run.scores, chosen, record)
+    new_scores = _new_seed_scores(run.scores, chosen)
     ref_cells = chosen.cells()
-    mine = _run_cells(run.scores, chosen.baseline)
+    mine = _run_cells(new_scores, chosen.baseline)
     conditions = [c["name"] for c in run.protocol["conditions"]]
     settings = [s for s in ("within", "cross") if s in run.protocol["settings"]]
     rows = []
     for setting in settings:
         for quantity in QUANTITIES:
             for condition in conditions:
-                rows.append(_row(setting, condition, quantity, mine, ref_cells, chosen.baseline))
+                rows += _rows(setting, condition, quantity, mine, ref_cells, per_seed, chosen.baseline)
     cells = pd.DataFrame(rows)
     differing = condition_differences(run.config, chosen.meta.get("conditions", []))
     for index, row in cells.iterrows():
         culprit = next((c for c in (row["condition"], chosen.baseline) if c in differing), None)
         if culprit is not None and (culprit == row["condition"] or row["quantity"] == "delta"):
             cells.loc[index, "verdict"] = f"{NOT_COMPARABLE} ({culprit} {differing[culprit]})"
-    checkable = int((cells["verdict"] == "pending").sum())
+    checkable = int(((cells["verdict"] == "pending") & (cells["rule"] == INTERVAL)).sum())
     level = 1.0 - alpha / max(checkable, 1)
-    for index, row in cells[cells["verdict"] == "pending"].iterrows():
-        low, high = expected_range(
-            row["reference"], row["sd"], int(row["n_reference"]), int(row["n_yours"]), level
-        )
-        cells.loc[index, ["low", "high"]] = [low, high]
-        if math.isnan(low):
-            cells.loc[index, "verdict"] = "no spread known"
-        else:
-            cells.loc[index, "verdict"] = AGREES if low <= row["yours"] <= high else OUTSIDE
-    reference_seeds = sorted(int(s) for s in chosen.values["seed"].unique()) if chosen.per_seed else None
+    _judge(cells, per_seed, level, check_seeds.reference_tolerance(chosen))
     your_seeds = sorted(int(s) for s in run.scores["seed"].unique())
-    if reference_seeds is not None and set(your_seeds) & set(reference_seeds):
-        notes.append(
-            f"your seeds {_seeds(your_seeds)} include the reference's "
-            f"{_seeds(sorted(set(your_seeds) & set(reference_seeds)))}: "
-            "on the reference's machine and versions they repeat its values"
-        )
-    result = CheckResult(run.root, chosen.name, True, cells, level, notes)
+    result = CheckResult(run.root, chosen.name, True, cells, level, notes + seed_notes)
+    result.seeds, result.completeness = per_seed, run.completeness
+    result.power = _power_summary(cells, chosen.baseline) | {
+        "tolerance": check_seeds.reference_tolerance(chosen)
+    }
     if len(result.outside):
         result.differences = _what_differs(run, chosen, your_seeds)
     return result
+
+
+def _provenance(root: Path) -> dict[str, Any] | None:
+    try:
+        return provenance.load(root)
+    except provenance.ProvenanceError:
+        return None
+
+
+def _rows(
+    setting: str,
+    condition: str,
+    quantity: str,
+    mine: dict[tuple[str, str, str], tuple[float, int]],
+    ref_cells: pd.DataFrame,
+    per_seed: pd.DataFrame,
+    baseline: str,
+) -> list[dict[str, Any]]:
+    """The cell's rows: seed by seed (the seeds the reference has) and the interval (new seeds)."""
+    compared = (
+        per_seed[
+            (per_seed["setting"] == setting)
+            & (per_seed["condition"] == condition)
+            & (per_seed["quantity"] == quantity)
+        ]
+        if len(per_seed)
+        else per_seed
+    )
+    rows = []
+    if len(compared):
+        row = _empty_row(setting, condition, quantity, SEED_BY_SEED)
+        row.update(
+            yours=float(compared["yours"].mean()),
+            n_yours=len(compared),
+            reference=float(compared["reference"].mean()),
+            n_reference=len(compared),
+            seeds=", ".join(str(s) for s in compared["seed"]),
+            max_difference=float(compared["difference"].abs().max()),
+            sd_source=" + ".join(sorted(set(compared["family"]))),
+        )
+        rows.append(row)
+    interval = _row(setting, condition, quantity, mine, ref_cells, baseline)
+    if interval["verdict"] != "not in your run" or not rows:
+        rows.append(interval)
+    return rows
+
+
+def _empty_row(setting: str, condition: str, quantity: str, rule: str) -> dict[str, Any]:
+    return {
+        "setting": setting,
+        "condition": condition,
+        "quantity": quantity,
+        "rule": rule,
+        "yours": math.nan,
+        "n_yours": 0,
+        "reference": math.nan,
+        "sd": math.nan,
+        "n_reference": 0,
+        "sd_source": "",
+        "seeds": "",
+        "max_difference": math.nan,
+        "allowed": "",
+        "low": math.nan,
+        "high": math.nan,
+        "shift_80": math.nan,
+        "verdict": "pending",
+    }
 
 
 def _row(
@@ -267,22 +372,9 @@ def _row(
     ref_cells: pd.DataFrame,
     baseline: str,
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "setting": setting,
-        "condition": condition,
-        "quantity": quantity,
-        "yours": math.nan,
-        "n_yours": 0,
-        "reference": math.nan,
-        "sd": math.nan,
-        "n_reference": 0,
-        "sd_source": "",
-        "low": math.nan,
-        "high": math.nan,
-        "verdict": "pending",
-    }
+    row = _empty_row(setting, condition, quantity, INTERVAL)
     if quantity == "delta" and condition == baseline:
-        row["verdict"] = "n/a (the baseline)"
+        row["verdict"], row["rule"] = "n/a (the baseline)", "–"
         return row
     match = (
         ref_cells[
@@ -305,6 +397,74 @@ def _row(
     elif math.isnan(row["reference"]):
         row["verdict"] = "not in the reference"
     return row
+
+
+def _judge(cells: pd.DataFrame, per_seed: pd.DataFrame, level: float, tolerance: dict[str, Any]) -> None:
+    """Each pending row's verdict, allowed range and power (the shift flagged with 80 % probability)."""
+    for index, row in cells[cells["verdict"] == "pending"].iterrows():
+        if row["rule"] == SEED_BY_SEED:
+            compared = per_seed[
+                (per_seed["setting"] == row["setting"])
+                & (per_seed["condition"] == row["condition"])
+                & (per_seed["quantity"] == row["quantity"])
+            ]
+            exact = compared[compared["rule"] == check_seeds.EXACT]
+            loose = compared[compared["rule"] == check_seeds.TOLERANCE]
+            failed = compared[~compared["ok"]]
+            verdict = (
+                AGREES
+                if failed.empty
+                else (NOT_SAME if (failed["rule"] == check_seeds.EXACT).any() else OUTSIDE)
+            )
+            allowed = []
+            if len(exact):
+                allowed.append(f"{len(exact)} equal to 0.01")
+            if len(loose):
+                allowed.append(f"{len(loose)} within ±{loose['allowed'].iloc[0]:.2f}")
+            cells.loc[index, ["verdict", "allowed"]] = [verdict, ", ".join(allowed)]
+            cells.loc[index, "shift_80"] = _seed_shift(len(exact), len(loose), row["quantity"], tolerance)
+            continue
+        low, high = expected_range(
+            row["reference"], row["sd"], int(row["n_reference"]), int(row["n_yours"]), level
+        )
+        cells.loc[index, ["low", "high"]] = [low, high]
+        if math.isnan(low):
+            cells.loc[index, "verdict"] = "no spread known"
+            continue
+        cells.loc[index, "verdict"] = AGREES if low <= row["yours"] <= high else OUTSIDE
+        sd, n_ref, n_yours = float(row["sd"]), int(row["n_reference"]), int(row["n_yours"])
+        cells.loc[index, "shift_80"] = check_power.shift_for(
+            [
+                functools.partial(
+                    check_power.interval_power, sd=sd, n_reference=n_ref, n_yours=n_yours, level=level
+                )
+            ]
+        )
+
+
+def _seed_shift(exact: int, loose: int, quantity: str, tolerance: dict[str, Any]) -> float:
+    if exact:
+        return check_power.PRINTED_STEP
+    key = "uar" if quantity == "mean" else "delta"
+    tol, sd = float(tolerance[key]), float(tolerance[f"drift_sd_{key}"])
+    return check_power.shift_for([lambda d: check_power.tolerance_power(d, tol, sd, loose)])
+
+
+def _power_summary(cells: pd.DataFrame, baseline: str) -> dict[str, Any]:
+    """Per cell (setting x condition) the smallest shift flagged with 80 % probability: the least over
+    the rows the shift moves (its mean and difference to BL; for BL every difference of its setting),
+    each row's own power being a lower bound on the cell's; and the largest and smallest over cells."""
+    if cells.empty or cells["shift_80"].isna().all():
+        return {"cells": {}}
+    per_cell = {}
+    for (setting, condition), group in cells.groupby(["setting", "condition"], sort=False):
+        moved = group if condition != baseline else cells[(cells["setting"] == setting)]
+        moved = moved[(moved["condition"] == condition) | (moved["quantity"] == "delta")]
+        if moved["shift_80"].notna().any():
+            per_cell[(setting, condition)] = float(moved["shift_80"].min())
+    worst = max(per_cell, key=lambda k: per_cell[k])
+    best = min(per_cell, key=lambda k: per_cell[k])
+    return {"cells": per_cell, "worst": (worst, per_cell[worst]), "best": (best, per_cell[best])}
 
 
 def _not_comparable(
@@ -349,27 +509,28 @@ def _what_differs(run: RunScores, reference: Reference, your_seeds: list[int]) -
         return lines
     commit = record.get("serlib", {}).get("commit")
     lines.append(f"commit: yours {str(commit)[:12]}, reference {str(meta.get('commit'))[:12]}")
-    theirs = meta.get("environment")
+    family = record_family(record)
+    full = family == reference.family or family not in meta.get("families", {})
+    recorded = reference.family_environment(reference.family if full else family) or {}
+    theirs = {**meta.get("environment", {}), **recorded} if full else recorded
     if not theirs:
         lines.append(f"the reference records no environment ({meta.get('source', 'no source given')})")
         return lines
-    mine = provenance.environment_items(record)
+    mine = check_seeds.run_items(record)
     decisive = [
         label
         for label in (
             "CPU",
             "CPU instruction sets",
             "GPUs",
+            check_seeds.IMPLEMENTATION,
             "oneDNN",
             "TensorFlow threads",
             *provenance.DECISIVE,
         )
     ]
-    changed = [
-        label
-        for label in sorted(set(mine) | set(theirs))
-        if mine.get(label, "absent") != theirs.get(label, "absent")
-    ]
+    labels = set(mine) | set(theirs) if full else set(theirs)  # another family's: the items it records
+    changed = [label for label in sorted(labels) if mine.get(label, "absent") != theirs.get(label, "absent")]
     ordered = [label for label in decisive if label in changed] + [
         label for label in changed if label not in decisive
     ]
@@ -390,106 +551,13 @@ def _seeds(seeds: Any) -> str:
 
 
 # -- text -------------------------------------------------------------------------------------------
-def _n(value: Any, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.2f}" if sign else f"{value:.2f}"
-
-
 def check_markdown(result: CheckResult) -> str:
-    """The check as Markdown: the verdict, the rule, one table row per cell, what differs, notes."""
-    lines = [f"serlib check {result.run}: **{result.verdict}**"]
-    if not result.comparable:
-        lines += [
-            "",
-            f"The run's configuration is not the reference's{f' ({result.reference})' if result.reference else ''}: "
-            "its numbers cannot be compared (exit status 3). What differs:",
-            "",
-            *[f"- {line}" for line in result.differences],
-        ]
-        return "\n".join(lines + _notes(result.notes)) + "\n"
-    lines += [
-        "",
-        f"Reference: {result.reference}. Expected range: reference mean ± t_(n_ref-1) · sd_ref · "
-        f"sqrt(1/n_yours + 1/n_ref) at {100 * result.level:.2f} % per cell "
-        f"({100 * (1 - FAMILY_ALPHA):.0f} % for all cells together, Bonferroni); UAR in %, "
-        "Δ = condition - BL paired by seed.",
-        "",
-        "| setting | condition | quantity | yours (seeds) | reference (seeds) | ref. sd | expected range | verdict |",
-        "|---|---|---|---:|---:|---:|---|---|",
-    ]
-    for row in result.cells.to_dict("records"):
-        delta = row["quantity"] == "delta"
-        interval = "–" if math.isnan(row["low"]) else f"[{_n(row['low'], delta)}, {_n(row['high'], delta)}]"
-        lines.append(
-            f"| {row['setting']} | {row['condition']} | {'Δ vs BL' if delta else 'mean'} | "
-            f"{_n(row['yours'], delta)} ({row['n_yours']}) | {_n(row['reference'], delta)} ({row['n_reference']}) | "
-            f"{_n(row['sd'])} | {interval} | {row['verdict']} |"
-        )
-    if result.differences:
-        lines += ["", "What differs between your run and the reference:", ""]
-        lines += [f"- {line}" for line in result.differences]
-    return "\n".join(lines + _notes(result.notes)) + "\n"
-
-
-def _notes(notes: list[str]) -> list[str]:
-    return ["", *[f"Note: {note}" for note in notes]] if notes else []
+    """The check as Markdown (``serlib.protocol.check_text``): verdict, power, cells, seeds, notes."""
+    return check_text.markdown(result)
 
 
 # -- writing a reference ----------------------------------------------------------------------------
-def write_reference(
-    folder: str | Path,
-    name: str,
-    command: str,
-    config: config_module.Config | None = None,
-    references: Path | None = None,
-    source: str = "",
-) -> list[Path]:
-    """``<references>/<name>.csv`` (per-seed UARs of every Table 1 cell) and ``<name>.json`` (machine,
-    versions, config hashes, commit, seeds and ``command``) from a finished run folder."""
-    run = run_scores(folder)
-    data = config.model_dump(mode="json") if config is not None else run.config
-    if data is None:
-        raise CheckError(f"{run.root} holds no configuration; pass the one that produced it")
-    if run.scores.empty:
-        raise CheckError(f"{run.root} holds no finished runs to make a reference from")
-    target = references_dir() if references is None else Path(references)
-    record = provenance.load(run.root)
-    meta = {
-        "name": name,
-        "preset": data.get("name"),
-        "format": "per_seed",
-        "baseline": run.protocol.get("baseline") or "BL",
-        "comparison_sha256": comparison_hash(data),
-        "config_sha256": provenance.config_hash(config_module.from_dict(data)),
-        "config": comparison_config(data),
-        "conditions": data["protocol"]["conditions"],
-        "seeds": sorted(int(s) for s in run.scores["seed"].unique()),
-        "commit": record.get("serlib", {}).get("commit"),
-        "dirty": record.get("serlib", {}).get("dirty"),
-        "command": command,
-        "written": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": record.get("machine", {}).get("cpu", {}),
-        "packages": record.get("packages", {}),
-        "environment": provenance.environment_items(record),
-        "source": source or f"runs of {run.root.name} on the machine above",
-        "notes": run.notes,
-    }
-    values = run.scores.sort_values(["setting", "condition", "seed"], key=_order(run.protocol))
-    csv_path = write_csv(values, target / f"{name}.csv", float_format="%.4f")
-    json_path = write_json(meta, target / f"{name}.json")
-    return [csv_path, json_path]
-
-
-def _order(protocol: dict[str, Any]) -> Any:
-    conditions = [c["name"] for c in protocol["conditions"]]
-    settings = ["within", "cross"]
-
-    def key(column: pd.Series) -> pd.Series:
-        if column.name == "setting":
-            return column.map(settings.index)
-        if column.name == "condition":
-            return column.map(conditions.index)
-        return column
-
-    return key
+def write_reference(folder: str | Path, name: str, command: str, **options: Any) -> list[Path]:
+    """``<references>/<name>.csv`` + ``.json`` from a finished run folder, or (``add_family=True``) its CPU
+    family's values added to an existing reference (``serlib.protocol.reference_write``)."""
+    return reference_write.write_reference(run_scores(folder), name, command, **options)

@@ -7,6 +7,12 @@ seeds, mean, min, max``: the paper's Table 1, whose sd is estimated from its ran
 comparison hash, the configuration without the excluded keys, the conditions, seeds, machine,
 versions, commit and the command that made it. ``Reference.cells`` gives every cell's value, seed
 standard deviation and seed count, for the seed mean and the difference to BL.
+
+Per-seed values carry the CPU family that computed them (column ``cpu_family``, e.g. ``Intel AVX-512``:
+``cpu_family``): floats differ between CPU families, so a reference may hold the same seeds computed on
+two families, each with its environment under the JSON's ``families``, and ``serlib check`` compares a
+run with its own family's values where they exist (``serlib.protocol.check_seeds``). The spread of the
+seeds (``cells``) comes from one family, the reference's first (``cpu_family`` in the JSON).
 """
 
 from __future__ import annotations
@@ -57,6 +63,35 @@ COMPARISON_EXCLUDED = (
 
 class ReferencesError(ProtocolError):
     """A reference cannot be read; the message names the file and the fix."""
+
+
+FAMILY_COLUMN = "cpu_family"
+
+
+# -- CPU families -----------------------------------------------------------------------------------
+def cpu_family(model: str, features: list[str] | str | None = None) -> str:
+    """The CPU family whose floats a run shares: the vendor and the widest vector instruction set
+    (``Intel AVX-512``, ``AMD AVX2``), since oneDNN and OpenBLAS choose their kernels by both.
+    ``features`` as ``provenance.cpu_info`` records them (a list, or one space-separated string)."""
+    flags = set(features.split() if isinstance(features, str) else (features or []))
+    lowered = model.lower()
+    vendor = next(
+        (name for key, name in (("intel", "Intel"), ("amd", "AMD"), ("apple", "Apple")) if key in lowered),
+        (model.split() or ["unknown"])[0],
+    )
+    if not flags:  # a model name alone (a reference typed from a report): the ISA it names, if any
+        flags = {isa for isa, text in (("avx512f", "avx-512"), ("avx2", "avx2")) if text in lowered}
+    isa = next(
+        (name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")) if flag in flags),
+        "",
+    )
+    return f"{vendor} {isa}".strip()
+
+
+def record_family(record: dict[str, Any]) -> str:
+    """The CPU family of a provenance record (``provenance.json``)."""
+    cpu = record.get("machine", {}).get("cpu", {})
+    return cpu_family(str(cpu.get("model", "unknown")), cpu.get("features"))
 
 
 # -- the comparison hash -------------------------------------------------------------------------------
@@ -149,13 +184,38 @@ class Reference:
     def baseline(self) -> str:
         return str(self.meta.get("baseline", "BL"))
 
+    @property
+    def family(self) -> str:
+        """The CPU family of the reference's first values (the one its seed spread comes from)."""
+        if self.meta.get(FAMILY_COLUMN):
+            return str(self.meta[FAMILY_COLUMN])
+        machine = self.meta.get("machine", {})
+        environment = self.meta.get("environment", {})
+        model = environment.get("CPU") or machine.get("model") or "unknown"
+        return cpu_family(str(model), environment.get("CPU instruction sets") or machine.get("features"))
+
+    def family_environment(self, family: str) -> dict[str, str] | None:
+        """The environment items (``provenance.environment_items``) under which ``family``'s values were
+        computed; None when the reference does not record them (values typed from a report)."""
+        record = self.meta.get("families", {}).get(family)
+        if record is not None:
+            return dict(record.get("environment") or {}) or None
+        if family == self.family and self.meta.get("environment"):
+            return dict(self.meta["environment"])
+        return None
+
+    def family_values(self, family: str | None = None) -> pd.DataFrame:
+        """The per-seed values computed on ``family`` (default: the reference's own, ``family``)."""
+        family = self.family if family is None else family
+        return self.values[self.values[FAMILY_COLUMN] == family]
+
     def cells(self) -> pd.DataFrame:
-        """One row per (setting, condition, quantity): value, sd, n, sd source."""
+        """One row per (setting, condition, quantity): value, sd, n, sd source (per-seed references:
+        over the seeds of the reference's own CPU family)."""
         rows = []
-        for (setting, condition), group in self.values.groupby(["setting", "condition"], sort=False):
-            base = self.values[
-                (self.values["setting"] == setting) & (self.values["condition"] == self.baseline)
-            ]
+        values = self.family_values() if self.per_seed else self.values
+        for (setting, condition), group in values.groupby(["setting", "condition"], sort=False):
+            base = values[(values["setting"] == setting) & (values["condition"] == self.baseline)]
             if self.per_seed:
                 uar = group.set_index("seed")["uar"].astype(float)
                 rows.append(_cell(setting, condition, "mean", uar.mean(), uar.std(ddof=1), len(uar), "seeds"))
@@ -240,7 +300,10 @@ def load_reference(name: str, folder: Path | None = None) -> Reference:
     )
     if not needed <= set(values.columns):
         raise ReferencesError(f"{values_path} lacks the columns {sorted(needed - set(values.columns))}")
-    return Reference(name, meta, values)
+    reference = Reference(name, meta, values)
+    if reference.per_seed and FAMILY_COLUMN not in values.columns:  # written before families were kept
+        reference.values = values.assign(**{FAMILY_COLUMN: reference.family})
+    return reference
 
 
 def find_reference(key: str, folder: Path | None = None) -> Reference | None:
