@@ -275,7 +275,7 @@ def test_not_a_model_folder(tmp_path):
     with pytest.raises(predict.PredictError, match="not a model folder"):
         predict.load_predictor(tmp_path)
     (tmp_path / predict.METADATA_FILE).write_text("{not json")
-    with pytest.raises(predict.PredictError, match="not readable JSON"):
+    with pytest.raises(predict.PredictError, match="model.json: file: not valid JSON"):
         predict.load_predictor(tmp_path)
 
 

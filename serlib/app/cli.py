@@ -521,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 prints as \udcXX, no crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     # On screen: warnings and step summaries (-v or SERLIB_LOG_LEVEL=INFO: more); INFO lines go to the
     # output folder's logs/serlib.log once a handler knows that folder (``_config``).
     try:

@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from serlib.base import run_schemas
 from serlib.protocol.best_condition import RULE, best_ae_condition
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,14 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_checked(read: Callable[[Path], Any], path: Path) -> Any:
+    """``read(path)`` (a ``run_schemas`` reader of model.json or models.json), its error a PredictError."""
+    try:
+        return read(path)
+    except run_schemas.RunFileError as error:
+        raise PredictError(str(error)) from None
+
+
 def sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes, read in blocks (no TensorFlow import needed)."""
     with path.open("rb") as handle:
@@ -70,10 +80,10 @@ def export_models(
     """
     if isinstance(source, (str, os.PathLike)):
         output = Path(source)
-        protocol = read_json(output / "results" / "protocol.json")
-        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol.get("conditions", [])]
-        seeds = [int(s) for s in protocol.get("seeds", [])]
-        test_corpus = protocol.get("settings", {}).get("cross", {}).get("test_corpus")
+        protocol = run_schemas.read_protocol_grid(output / "results" / "protocol.json")
+        conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
+        seeds = [int(s) for s in protocol["seeds"]]
+        test_corpus = protocol["settings"].get("cross", {}).get("test_corpus")
     else:
         output = Path(source.output_dir)
         conditions = [(c.name, c.autoencoder_corpus) for c in source.protocol.conditions]
@@ -86,7 +96,7 @@ def export_models(
     cross = output / "results" / "cross"
     scores: dict[str, float] = {}
     for name, _ in conditions:
-        uars = [float(read_json(p)["uar"]) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
+        uars = [run_schemas.read_uar(p) for p in sorted((cross / name).glob("seed*/fold0/metrics.json"))]
         if uars and (cross / name / f"seed{seed}" / "fold0" / MODEL_FILE).is_file():
             scores[name] = float(np.mean(uars))
     baseline = next((name for name, corpus in conditions if corpus == "none"), None)
@@ -121,7 +131,7 @@ def export_models(
 
 
 def _export_one(run: Path, target: Path, mean_uar: float) -> None:
-    metadata = read_json(run / METADATA_FILE)
+    metadata = read_json(run / METADATA_FILE)  # copied as it is; load_predictor validates it
     target.mkdir(parents=True)
     shutil.copy2(run / MODEL_FILE, target / MODEL_FILE)
     ae = metadata.get("autoencoder")

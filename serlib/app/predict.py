@@ -37,10 +37,11 @@ from serlib.app.model_folder import (  # noqa: F401 - PredictError and the file 
     MODEL_FILE,
     PredictError,
     export_models,
+    read_checked,
     read_json,
     sha256,
 )
-from serlib.base import runtime
+from serlib.base import run_schemas, runtime
 from serlib.base.progress import bar as progress_bar
 from serlib.data import audio
 from serlib.features import extraction
@@ -94,13 +95,12 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     for folder in (path, path / "models"):
         index_path = folder / INDEX_FILE
         if index_path.is_file():
-            index = read_json(index_path)
-            default = index.get("default")
-            if not isinstance(default, str) or not (folder / default / METADATA_FILE).is_file():
+            index, chosen = read_checked(run_schemas.read_model_index, index_path)  # the default stays inside
+            if not (chosen / METADATA_FILE).is_file():
                 raise PredictError(
-                    f"{index_path}: its default model {default!r} is not a folder with {METADATA_FILE}"
+                    f"{index_path}: its default model {index['default']!r} is not a folder with {METADATA_FILE}"
                 )
-            return folder / default
+            return chosen
     for output in (path, path.parent) if path.name == "models" else (path,):
         if (output / "results" / "protocol.json").is_file():
             log.info("exporting the models of %s to %s (first use)", output, output / "models")
@@ -132,7 +132,7 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
     """Load and cross-check a model folder; a model/feature-parameter mismatch is a PredictError."""
     folder = resolve_model_dir(model_dir)
     metadata_path = folder / METADATA_FILE
-    metadata = read_json(metadata_path)
+    metadata = read_checked(run_schemas.read_model_metadata, metadata_path)  # types, ranges, unique classes
     if metadata.get("format") != METADATA_FORMAT:
         raise PredictError(f"{metadata_path}: format {metadata.get('format')!r} is not {METADATA_FORMAT!r}")
     try:
@@ -260,14 +260,16 @@ def audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, st
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            named = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            files = [p for p in named if p.is_file()]
             if not files:
                 found.append((path, f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder"))
-            found.extend((file, None) for file in files)
+            # an audio name that is no file (a FIFO, a device, a link loop) is listed as skipped, with what it is
+            found.extend((p, None if p.is_file() else f"{p}: skipped: {audio.not_a_file(p)}") for p in named)
         elif path.is_file():
             found.append((path, None))
         else:
-            found.append((path, f"{path}: no such file or folder"))
+            found.append((path, f"{path}: {audio.not_a_file(path)}"))
     return found
 
 

@@ -38,7 +38,7 @@ from serlib.app.notebooks import NOTEBOOKS
 from serlib.app.report_check import check_section
 from serlib.app.report_html import json_value, number, render
 from serlib.base import config as config_module
-from serlib.base import config_yaml, metrics
+from serlib.base import config_yaml, metrics, run_schemas
 
 REPORT_DIR = "report"
 # Neumann & Vu (2019), Table 1: UAR (%) mean/min/max over ten seeds; within = IEMOCAP, 5-fold
@@ -311,11 +311,9 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Ma
     path = out / "table1.csv"
     if not path.is_file():
         return render("section_table1.html.j2", rows=None)
-    records = pd.read_csv(path).to_dict("records")
+    records = run_schemas.read_table1(path).to_dict("records")
     protocol_path = out / "results" / "protocol.json"
-    settings = (
-        json.loads(protocol_path.read_text(encoding="utf-8"))["settings"] if protocol_path.is_file() else {}
-    )
+    settings = run_schemas.read_report_settings(protocol_path) if protocol_path.is_file() else {}
     shown, why_not = paper_corpora(config)
     heads = [
         {
@@ -436,7 +434,7 @@ def _provenance_section(out: Path) -> Markup:
     """The run's provenance.json flattened to (fact, text) rows, else the facts of the building machine."""
     path = out / "provenance.json"
     recorded = path.is_file()
-    facts = json.loads(path.read_text(encoding="utf-8")) if recorded else machine_facts()
+    facts = run_schemas.read_object(path, "delete it and re-run") if recorded else machine_facts()
     rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in _flatten(facts)]
     return render("section_provenance.html.j2", recorded=recorded, facts=rows)
 

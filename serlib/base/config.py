@@ -20,13 +20,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from serlib.base import config_compat
+from serlib.base import config_compat, yaml_strict
 
 PRESETS = ("demo", "paper")
 CONDITION_SOURCES_NONE = "none"
@@ -50,7 +51,8 @@ def _folder_name(name: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
+    # allow_inf_nan=False: `.inf` or `.nan` for any float is an error (learning_rate: .inf trains to NaN)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -288,7 +290,7 @@ class ProtocolConfig(_Strict):
     within_corpus: str | None = Field("iemocap", description="key of `corpora`: leave-one-session-out")
     cross_corpus_train: str | None = "iemocap"
     cross_corpus_test: str | None = "msp_improv"
-    seeds: list[int] = Field(default_factory=lambda: list(range(10)))
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: list(range(10)), description="distinct, >= 0")
     folds: list[int] | None = Field(None, description="sessions to use as test folds; None = all")
     conditions: list[ConditionConfig] = Field(default_factory=list)
     n_jobs: int = Field(
@@ -321,7 +323,17 @@ class ProtocolConfig(_Strict):
             raise ValueError(f"condition names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
+        _unique("seeds", self.seeds)
+        if self.folds is not None:
+            _unique("folds", self.folds)
         return self
+
+
+def _unique(name: str, values: list[Any]) -> None:
+    """A list whose entries name runs or folders must not repeat one (seeds [0, 0] ran every run twice)."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{name} must be distinct, got {values} ({repeated} repeated)")
 
 
 class TSNEConfig(_Strict):
@@ -351,6 +363,17 @@ class Config(_Strict):
         default_factory=dict,
         description="options of serlib.data.demo.speech.generate for corpora of type demo",
     )
+
+    @model_validator(mode="after")
+    def _band_edges(self) -> Config:
+        """``low_hz < high_hz <= sample_rate / 2``: a band edge beyond Nyquist holds no signal."""
+        logmel, nyquist = self.features.logmel, self.audio.sample_rate / 2
+        if not logmel.low_hz < logmel.high_hz <= nyquist:
+            raise ValueError(
+                f"features.logmel: low_hz ({logmel.low_hz}) < high_hz ({logmel.high_hz}) <= audio.sample_rate "
+                f"/ 2 ({nyquist:g}) must hold"
+            )
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -408,7 +431,9 @@ class SensitivityPlan(_Strict):
 
     base: str = Field(description="the configuration file, relative to the sensitivity file")
     conditions: list[str] | None = Field(None, min_length=1, description="None = all of the base's")
-    seeds: list[int] | None = Field(None, min_length=1, description="None = the base's protocol.seeds")
+    seeds: list[NonNegativeInt] | None = Field(
+        None, min_length=1, description="None = the base's protocol.seeds"
+    )
     variants: dict[str, dict[str, Any]] = Field(min_length=1, description="name -> {dotted key: value}")
     output_dir: str | None = Field(None, description="None = the base's output_dir + '-sensitivity'")
 
@@ -477,7 +502,7 @@ REPLACED = ("corpora",)
 def read_yaml(path: Path) -> dict[str, Any]:
     """One YAML mapping, with errors that name the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml_strict.load(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     data = {} if data is None else data

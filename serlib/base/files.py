@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,42 @@ import pandas as pd
 def temporary_path(path: Path) -> Path:
     """The hidden temporary name ``path`` is written under before the rename (one per process)."""
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)(\.[A-Za-z0-9]+)?$")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, counts as gone; Linux /proc)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``.<name>.tmp<pid>`` files in ``folder`` whose process is gone (killed before its
+    rename); returns them. A living writer's temporary file is kept."""
+    removed = []
+    for entry in Path(folder).glob(".*.tmp*") if Path(folder).is_dir() else ():
+        match = _TEMPORARY.match(entry.name)
+        if (
+            match
+            and entry.is_file()
+            and int(match.group(1)) != os.getpid()
+            and not process_alive(int(match.group(1)))
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import serlib
-from serlib.base import lockfile, runtime
+from serlib.base import lockfile, run_schemas, runtime
 from serlib.base.config_compat import stored_form
 
 if TYPE_CHECKING:
@@ -385,6 +385,10 @@ def load(folder: str | Path) -> dict[str, Any]:
         raise ProvenanceError(f"{path} cannot be read as JSON ({error}); delete it and re-run") from None
     if not isinstance(data, dict) or "freeze" not in data:
         raise ProvenanceError(f"{path} is not a serlib provenance record; delete it and re-run")
+    try:
+        run_schemas.validate(run_schemas.Provenance, data, path, "delete it and re-run")
+    except run_schemas.RunFileError as error:
+        raise ProvenanceError(str(error)) from None
     return data
 
 

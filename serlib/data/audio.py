@@ -6,9 +6,11 @@ Every feature extractor starts here, so that all corpora reach the features at o
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,34 @@ class AudioError(ValueError):
     """An audio file cannot be used; the message names the file and the problem."""
 
 
+def not_a_file(path: str | os.PathLike[str]) -> str:
+    """What ``path`` is when it is not a regular file (for an error): a FIFO, a device, a socket, a
+    symbolic-link loop, a link to nothing, a folder, or absent."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop (the link leads back to itself)"
+        if path.is_symlink():
+            return f"a symbolic link to a missing target ({os.readlink(path)})"
+        return "no such file or folder"
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe), not a file"),
+        (stat.S_ISCHR, "a character device, not a file"),
+        (stat.S_ISBLK, "a block device, not a file"),
+        (stat.S_ISSOCK, "a socket, not a file"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
 def info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     """(native sample rate, frames, channels) of a file, raising AudioError when it is not audio."""
     try:
-        header = sf.info(str(path))
+        header = sf.info(os.fsencode(path))  # bytes: a name that is not valid UTF-8 opens as well
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as error:
         raise AudioError(f"{path}: cannot be read as audio ({_reason(error)})") from None
     _refuse_truncated(path, header.extra_info)
@@ -61,13 +87,14 @@ def load(
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"{path}: file does not exist")
+        what = not_a_file(path)
+        raise AudioError(f"{path}: {'file does not exist' if what == 'no such file or folder' else what}")
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with sf.SoundFile(os.fsencode(path)) as handle:
             native_rate, total_frames = int(handle.samplerate), int(handle.frames)
             _refuse_truncated(path, handle.extra_info)
             if total_frames <= 0:
-                raise AudioError(f"{path}: file is empty (0 samples)")
+                raise AudioError(f"{path}: empty audio (the header declares 0 samples)")
             start, stop = _segment_frames(path, start_s, end_s, native_rate, total_frames)
             if max_duration_s is not None:
                 stop = min(stop, start + int(math.ceil(max_duration_s * native_rate)))
@@ -106,6 +133,8 @@ def _segment_frames(
     path: Path, start_s: float | None, end_s: float | None, rate: int, total: int
 ) -> tuple[int, int]:
     """Native-rate sample indices [start, stop) of a segment, checked against the file length."""
+    if total <= 0:
+        raise AudioError(f"{path}: empty audio (the header declares 0 samples)")
     start_s = None if start_s is None or _isnan(start_s) else float(start_s)
     end_s = None if end_s is None or _isnan(end_s) else float(end_s)
     length_s = total / rate

@@ -11,14 +11,17 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from serlib.base import cluster
+from serlib.base.files import process_alive
 from serlib.base.progress import bar as progress_bar
 from serlib.data import audio
 from serlib.features import egemaps, logmel, spectrogram
@@ -72,7 +75,9 @@ def run_tasks(
     context = _process_context()
     if context.get_start_method() == "fork":
         _warm_up(extractor, parameters)  # children inherit the imported modules and openSMILE set-up
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
+    ) as pool:
         window = 3 * workers  # tasks in flight; results are yielded strictly in manifest order
         pending = {
             i: pool.submit(extract_task, extractor, parameters, tasks[i])
@@ -80,6 +85,7 @@ def run_tasks(
         }
         # the workers exist now (forked before tqdm starts its monitor thread)
         bar = progress_bar(len(rows), description, unit="utt", enabled=progress)
+        completed = False
         try:
             for index in range(len(tasks)):
                 following = index + window
@@ -88,10 +94,38 @@ def run_tasks(
                 results = pending.pop(index).result()
                 bar.update(len(tasks[index]))
                 yield results
+            completed = True
         finally:
             bar.close()
-            for future in pending.values():
-                future.cancel()
+            if not completed:  # Ctrl-C or an error: queued tasks dropped, running ones stopped
+                _stop_workers(pool)
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel the queued tasks and terminate the workers: their results would be thrown away, and a
+    worker ignores Ctrl-C (``_worker_start``), so waiting for it could take a whole task."""
+    processes = list(getattr(pool, "_processes", {}).values())  # Python < 3.14 has no terminate_workers()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+
+
+PARENT_POLL_S = 0.5
+
+
+def _worker_start(parent: int) -> None:
+    """A worker ignores Ctrl-C (sent to the whole process group, it would print each worker's traceback;
+    the parent stops the pool and prints one line) and exits within ``PARENT_POLL_S`` of its parent's
+    death (a SIGKILLed parent cannot stop its pool; the workers would otherwise live on, holding memory)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while process_alive(parent):
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="serlib-parent-watch", daemon=True).start()
 
 
 def _warm_up(extractor: str, parameters: dict[str, Any]) -> None:

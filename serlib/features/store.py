@@ -35,7 +35,7 @@ import pandas as pd
 
 from serlib.base import logs
 from serlib.base.config import Config, FeaturesConfig
-from serlib.base.files import temporary_path
+from serlib.base.files import remove_stale_temporaries, temporary_path
 from serlib.data import loaders
 from serlib.features import extraction, logmel
 from serlib.features.egemaps import EGEMAPS_LLD_DIMS
@@ -155,6 +155,8 @@ def extract(
         log.info("%s %s: %d rows from the store %s", corpus_key, extractor, len(stored.ids), path)
         return stored
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(path.parent):  # left by a killed extraction
+        log.info("removed %s: the temporary file of a process that no longer runs", stale)
     started = time.perf_counter()
     results = extraction.run_tasks(
         extractor, parameters, rows, n_jobs, client, progress, description=f"{corpus_key} {extractor}"

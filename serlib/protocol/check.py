@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import config as config_module
-from serlib.base import metrics, provenance
+from serlib.base import metrics, provenance, run_schemas
 from serlib.protocol import check_power, check_seeds, check_text, reference_write
 from serlib.protocol.check_completeness import Completeness, count_runs
 from serlib.protocol.labeled import ProtocolError
@@ -127,13 +127,8 @@ def run_scores(folder: str | Path) -> RunScores:
             continue
         uars = []
         for folder_name, stored in zip(group["folder"], group["uar"], strict=True):
-            path = Path(folder_name) / "predictions.csv"
-            try:
-                predictions = pd.read_csv(path, dtype={"utterance_id": str})
-            except (OSError, ValueError) as error:
-                raise CheckError(
-                    f"{path} cannot be read ({error}); re-run the protocol to rewrite it"
-                ) from None
+            path = Path(folder_name) / "predictions.csv"  # validated; a short one: count_runs' incomplete
+            predictions = run_schemas.read_predictions(path)
             value = metrics.uar(predictions["true"], predictions["predicted"])
             mismatched += int(stored is not None and abs(float(stored) - value) > 1e-6)
             uars.append(value)

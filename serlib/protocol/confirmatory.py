@@ -57,6 +57,7 @@ from serlib.protocol.comparisons import format_number as _f
 from serlib.protocol.comparisons import format_p as _p
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.speakers import ALL, paired_by_speaker, predictions_of, speaker_uars
+from serlib.protocol.table1 import incomplete_note
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,9 @@ def pool(
         protocol, predictions = predictions_of(folder)
         if predictions.empty:
             raise ProtocolError(f"{folder}: no finished runs to read")
+        incomplete = incomplete_note(protocol, predictions[["setting", "condition", "seed", "fold"]])
+        if incomplete:
+            notes.append(f"{folder}: {incomplete}")
         uars = speaker_uars(predictions, speakers, str(folder))
         present = set(uars["score"])
         found_scores |= present

@@ -105,6 +105,29 @@ def _labels_uar(true: np.ndarray, predicted: np.ndarray) -> float:
     return metrics.uar(true[rated], predicted[rated]) if rated.any() else math.nan
 
 
+class TrainingError(ValueError):
+    """A run's training collapsed (non-finite loss or probabilities); nothing of it is stored."""
+
+
+def check_health(trained: TrainedRun, label: str) -> None:
+    """Refuse a run whose loss or test probabilities are not finite: NaN probabilities would make every
+    prediction the first class and a plausible-looking UAR (learning_rate too high, damaged features)."""
+    losses = np.asarray(trained.history.get("loss", []), dtype=float)
+    if losses.size and not np.isfinite(losses).all():
+        epoch = int(np.argmin(np.isfinite(losses))) + 1
+        raise TrainingError(
+            f"run {label}: the training loss became {losses[epoch - 1]} in epoch {epoch}; nothing was stored "
+            "(lower acnn.learning_rate or check the features)"
+        )
+    for head, values in trained.probabilities.items():
+        bad = int((~np.isfinite(np.asarray(values, dtype=float))).any(axis=-1).sum())
+        if bad:
+            raise TrainingError(
+                f"run {label}: {bad} test utterances have non-finite {head} probabilities; nothing was stored "
+                "(lower acnn.learning_rate or check the features)"
+            )
+
+
 def write_run(
     folder: Path,
     trained: TrainedRun,
@@ -118,7 +141,9 @@ def write_run(
     extra: dict[str, Any] | None = None,
     model_metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write predictions.csv, hidden.h5, (model.keras, model.json) and, last, metrics.json of one run."""
+    """Write predictions.csv, hidden.h5, (model.keras, model.json) and, last, metrics.json of one run;
+    a collapsed training (``check_health``) is a TrainingError and writes nothing."""
+    check_health(trained, f"{setting} {condition} seed {seed} fold {fold} ({folder})")
     folder.mkdir(parents=True, exist_ok=True)
     emotion_p = trained.probabilities["emotion"]
     predicted = emotion_p.argmax(axis=1)

@@ -65,7 +65,8 @@ def fit_predict(
         normalisation=statistics,
         standardise=config.features.standardise_in_model,
     )
-    callbacks = [progress] if progress is not None else []
+    # a non-finite loss stops training at that epoch's end; write_run then refuses the run (check_health)
+    callbacks = [_StopOnNonFinite(), *([progress] if progress is not None else [])]
     selection = None
     if development is not None:
         selection = _DevelopmentSelection(development, config.acnn.patience)
@@ -100,6 +101,14 @@ def fit_predict(
         tensorflow=tensorflow_settings,
         selected_epoch=None if selection is None else selection.best_epoch,
     )
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Stop at the end of an epoch whose loss is not finite (an epoch hook: no per-batch sync)."""
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if logs and "loss" in logs and not np.isfinite(float(logs["loss"])):
+            self.model.stop_training = True
 
 
 class _DevelopmentSelection:

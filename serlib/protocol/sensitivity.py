@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
+from serlib.base import yaml_strict
 from serlib.base.config import (
     Config,
     ConfigError,
@@ -56,7 +57,7 @@ def load_plan(path: str | Path) -> tuple[Config, dict[str, dict[str, Any]], Path
     if not path.is_file():
         raise ConfigError(f"sensitivity file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml_strict.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     try:

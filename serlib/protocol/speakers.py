@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serlib.base import metrics
+from serlib.base import metrics, run_schemas
 from serlib.base.config import Config
 from serlib.data import loaders
 from serlib.protocol.labeled import ProtocolError
@@ -102,9 +102,9 @@ def predictions_of(output_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     protocol, runs = collect_runs(output_dir)
     frames = []
     for row in runs.itertuples():
-        frame = pd.read_csv(
-            Path(row.folder) / "predictions.csv", dtype={"utterance_id": str, "true": str, "predicted": str}
-        )
+        n_test = None if pd.isna(row.n_test) else int(row.n_test)  # a short or header-only file is an error
+        frame = run_schemas.read_predictions(Path(row.folder) / "predictions.csv", n_test)
+        frame["fold"] = int(row.fold)
         frame["setting"] = row.setting
         frame["condition"] = row.condition
         frame["seed"] = int(row.seed)

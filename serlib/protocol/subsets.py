@@ -11,12 +11,11 @@ seeds per speaker, the unit of the paired tests. The runs' own ``metrics.json`` 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from serlib.base import metrics
+from serlib.base import metrics, run_schemas
 from serlib.base.files import write_csv
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.run_files import SUBSET_PREDICTION_COLUMNS
@@ -61,13 +60,13 @@ def speaker_scores(output_dir: str | Path) -> pd.DataFrame:
     _, runs = collect_runs(root)
     folders = [(r.setting, r.condition, int(r.seed), int(r.fold), Path(r.folder)) for r in runs.itertuples()]
     for path in sorted((root / "results").glob(f"*/{SVM_CONDITION}/seed*/fold*/metrics.json")):
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = run_schemas.read_metrics(path)
         folders.append(
             (stored["setting"], SVM_CONDITION, int(stored["seed"]), int(stored["fold"]), path.parent)
         )
     pieces = []
     for setting, condition, seed, fold, folder in folders:
-        predictions = pd.read_csv(folder / "predictions.csv", dtype={"utterance_id": str, "speaker": str})
+        predictions = run_schemas.read_predictions(folder / "predictions.csv")
         scores = run_speaker_scores(predictions)
         scores.insert(0, "fold", fold)
         scores.insert(0, "seed", seed)

@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from serlib.base import metrics
+from serlib.base import metrics, run_schemas
 from serlib.base.config import Config
 from serlib.base.config_compat import stored_form
 from serlib.base.files import write_csv, write_json, write_text
@@ -341,7 +341,7 @@ def baseline_runs(output_dir: str | Path, protocol: dict[str, Any]) -> pd.DataFr
             folder = run_folder(output_dir, setting, CONDITION, SEED, fold)
             path = folder / "metrics.json"
             if path.is_file():
-                stored = json.loads(path.read_text(encoding="utf-8"))
+                stored = run_schemas.read_metrics(path)
                 rows.append({c: stored.get(c) for c in RUN_COLUMNS} | {"folder": str(folder)})
     return pd.DataFrame(rows, columns=[*RUN_COLUMNS, "folder"])
 
@@ -407,7 +407,7 @@ def c_markdown(output_dir: str | Path, protocol: dict[str, Any]) -> str:
         for fold in description["folds"]:
             path = run_folder(output_dir, setting, CONDITION, SEED, fold) / "metrics.json"
             if path.is_file():
-                stored = json.loads(path.read_text(encoding="utf-8"))
+                stored = run_schemas.read_metrics(path)
                 rows.append((setting, fold, stored))
     if not rows:
         return ""

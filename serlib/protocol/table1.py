@@ -8,7 +8,6 @@ predictions is kept as ``*_pooled_mean``). ``summarise`` writes ``runs.csv``, ``
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from serlib.base import metrics, provenance
+from serlib.base import metrics, provenance, run_schemas
 from serlib.base.files import exclusive_lock, write_csv, write_text
 from serlib.protocol import results_folder
 from serlib.protocol.figure2 import figure2
@@ -56,22 +55,27 @@ def results_root(path: str | Path) -> Path:
 
 
 def collect_runs(output_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The protocol description and one row per finished run of the configured grid."""
+    """The protocol description and one row per finished run of the configured grid. Every file is
+    validated on read (``run_schemas``): a damaged ``protocol.json`` or ``metrics.json``, or one that
+    describes another run than its folder's, is a RunFileError naming it."""
     root = results_root(output_dir)
-    protocol = json.loads((root / "results" / "protocol.json").read_text(encoding="utf-8"))
+    protocol = run_schemas.read_protocol(root / "results" / "protocol.json")
     rows = []
     names = [c["name"] for c in protocol["conditions"]]
     for setting, description in protocol["settings"].items():
         for condition in names:
-            expected = protocol["fingerprints"].get(f"{setting}/{condition}")
+            expected = protocol.get("fingerprints", {}).get(f"{setting}/{condition}")
             for seed in protocol["seeds"]:
                 for fold in description["folds"]:
                     path = run_folder(root, setting, condition, seed, fold) / "metrics.json"
                     if not path.is_file():
                         continue
-                    stored = json.loads(path.read_text(encoding="utf-8"))
+                    stored = run_schemas.read_metrics(path)
                     if expected is not None and stored.get("fingerprint") != expected:
                         continue  # computed with other parameters: not part of this protocol's results
+                    _same_run(
+                        path, stored, {"setting": setting, "condition": condition, "seed": seed, "fold": fold}
+                    )
                     rows.append(
                         {column: stored.get(column) for column in RUN_COLUMNS} | {"folder": str(path.parent)}
                     )
@@ -79,12 +83,51 @@ def collect_runs(output_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return protocol, frame
 
 
+def _same_run(path: Path, stored: dict[str, Any], key: dict[str, Any]) -> None:
+    """A metrics.json copied into another run's folder would be counted as that run: refuse it."""
+    for field, value in key.items():
+        if stored[field] != value:
+            run_schemas.fail(path, field, f"{stored[field]!r}, but the folder is that of {field} {value!r}")
+
+
+def _keys(runs: pd.DataFrame) -> set[tuple[str, str, int, int]]:
+    return {(str(r.setting), str(r.condition), int(r.seed), int(r.fold)) for r in runs.itertuples()}
+
+
+def completeness(protocol: dict[str, Any], runs: pd.DataFrame) -> tuple[int, int]:
+    """(distinct finished runs in ``runs``, runs of the complete grid of ``protocol``); ``runs`` has the
+    columns setting, condition, seed, fold (``collect_runs``' rows, or predictions)."""
+    folds = sum(len(setting["folds"]) for setting in protocol["settings"].values())
+    return len(_keys(runs)), len(protocol["conditions"]) * len(protocol["seeds"]) * folds
+
+
+def incomplete_note(protocol: dict[str, Any], runs: pd.DataFrame) -> str:
+    """ "incomplete: N of M runs finished (missing: ...)", or "" for a complete grid."""
+    found, expected = completeness(protocol, runs)
+    if found >= expected:
+        return ""
+    have = _keys(runs)
+    missing = [
+        f"{setting} {c['name']} seed {seed} fold {fold}"
+        for setting, description in protocol["settings"].items()
+        for c in protocol["conditions"]
+        for seed in protocol["seeds"]
+        for fold in description["folds"]
+        if (setting, c["name"], seed, fold) not in have
+    ]
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return f"incomplete: {found} of {expected} runs finished (missing: {', '.join(missing[:3])}{more})"
+
+
 def _seed_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per seed: mean fold UAR (the paper's), pooled UAR over the seed's folds, and the fold count."""
     rows = []
     for seed, group in runs.groupby("seed", sort=True):
         predictions = pd.concat(
-            [pd.read_csv(Path(f) / "predictions.csv", dtype={"utterance_id": str}) for f in group["folder"]]
+            [
+                run_schemas.read_predictions(Path(f) / "predictions.csv", None if pd.isna(n) else int(n))
+                for f, n in zip(group["folder"], group["n_test"], strict=True)
+            ]
         )
         rows.append(
             {
@@ -157,8 +200,9 @@ def _p_value(value: Any) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
-    """Table 1 in the paper's layout (Markdown), followed by the confidence intervals and paired tests."""
+def table_markdown(protocol: dict[str, Any], table: pd.DataFrame, runs: pd.DataFrame | None = None) -> str:
+    """Table 1 in the paper's layout (Markdown), followed by the confidence intervals and paired tests;
+    with ``runs``, a first line "incomplete: N of M runs finished" where runs of the grid are missing."""
     settings = protocol["settings"]
     heads = []
     for setting in SETTINGS:
@@ -172,7 +216,9 @@ def table_markdown(protocol: dict[str, Any], table: pd.DataFrame) -> str:
         else:
             heads.append(f"{setting} (not run)")
     stamp = provenance.stamp_text(protocol.get("provenance"))
-    lines = [
+    note = incomplete_note(protocol, runs) if runs is not None else ""
+    lines = [f"**{note}**", ""] if note else []
+    lines += [
         f"Table 1: UAR (%) of protocol '{protocol.get('name', '')}', mean/min/max over seeds "
         f"(a seed's within-corpus UAR is the mean over its folds){'; ' + stamp if stamp else ''}.",
         "",
@@ -220,7 +266,7 @@ def summarise(
     write_csv(runs.drop(columns=["folder"]), root / "runs.csv", float_format="%.6f")
     table = table1(protocol, runs)
     write_csv(table, root / "table1.csv", float_format="%.4f")
-    write_text(table_markdown(protocol, table), root / "table1.md")
+    write_text(table_markdown(protocol, table, runs), root / "table1.md")
     if write_figures and not runs.empty:
         figure2(protocol, runs, table, figure_folders or [root / "figures"])
     return table
