@@ -39,17 +39,9 @@ from serlib.app.report_check import check_section
 from serlib.app.report_html import json_value, number, render
 from serlib.base import config as config_module
 from serlib.base import config_yaml, metrics, run_schemas
+from serlib.protocol.references import paper_table1
 
 REPORT_DIR = "report"
-# Neumann & Vu (2019), Table 1: UAR (%) mean/min/max over ten seeds; within = IEMOCAP, 5-fold
-# leave-one-session-out; cross = trained on IEMOCAP, tested on MSP-IMPROV.
-PAPER_TABLE1: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "BL": ((58.03, 56.78, 59.12), (42.99, 42.19, 44.14)),
-    "C": ((58.07, 56.56, 59.68), (42.37, 41.20, 43.37)),
-    "sT": ((58.85, 57.01, 60.10), (45.21, 43.74, 46.78)),
-    "Li": ((59.05, 57.89, 60.18), (44.82, 42.98, 46.33)),
-    "fT": ((59.54, 58.16, 60.15), (45.76, 45.02, 46.69)),
-}
 # The corpus type each paper condition's autoencoder learnt from ('none' = no AE, 'target' = control C).
 PAPER_AUTOENCODER_TYPES = {
     "BL": "none",
@@ -329,14 +321,16 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Ma
             "paper": "MSP-IMPROV",
         },
     ]
+    paper = paper_table1()
     rows = []
     for row in records:
         name = str(row["condition"])
-        paper = PAPER_TABLE1[name] if shown and _paper_row(config, name) else ((None,) * 3, (None,) * 3)
+        paper_row = paper[name] if shown and _paper_row(config, name) else {}
+        paper_cells = [paper_row.get(setting, (None,) * 3) for setting in ("within", "cross")]
         cells = [
             {
                 "ours": [number(row.get(f"{setting}_{k}")) for k in ("mean", "min", "max")],
-                "paper": [number(v) for v in paper[index]] if shown else [],
+                "paper": [number(v) for v in paper_cells[index]] if shown else [],
             }
             for index, setting in enumerate(("within", "cross"))
         ]

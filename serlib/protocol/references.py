@@ -276,6 +276,20 @@ def references_dir() -> Path:
     return Path(str(resources.files("serlib"))) / REFERENCES_FOLDER
 
 
+def paper_table1() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Neumann & Vu (2019), Table 1 (UAR %, mean/min/max over ten seeds) per condition and setting, read
+    from the shipped ``paper`` reference: the one place the paper's results are written."""
+    frame = pd.read_csv(references_dir() / "paper.csv")
+    table: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for row in frame.itertuples(index=False):
+        table.setdefault(str(row.condition), {})[str(row.setting)] = (
+            float(row.mean),
+            float(row.min),
+            float(row.max),
+        )
+    return table
+
+
 def reference_names(folder: Path | None = None) -> list[str]:
     folder = references_dir() if folder is None else folder
     return sorted(path.stem for path in folder.glob("*.json") if (folder / f"{path.stem}.csv").is_file())
