@@ -249,7 +249,10 @@ def test_explicit_implementations_keep_the_fingerprints_of_stored_runs(corpus, m
 
 
 def test_a_pinned_fingerprint_is_unchanged_for_fast_and_auto_resolved_to_fast(monkeypatch):
-    demo = config_module.override(config_module.load_preset("demo"), **{"acnn.shuffle": "once"})
+    # the demo preset pins fast since issue 42; auto is set back to test its resolution
+    demo = config_module.override(
+        config_module.load_preset("demo"), **{"acnn.shuffle": "once", "acnn.implementation": "auto"}
+    )
     identity = {"demo/logmel": "store.h5"}
 
     def of(config: config_module.Config) -> str:

@@ -265,7 +265,8 @@ def test_protocol_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_pat
     rng = random.Random(SEED)
     early = sum(kind.startswith(EARLY) for kind in kinds)
     late = sum(kind.startswith(LATE) for kind in kinds)
-    assert early >= 4 and late > 10, kinds
+    # late kill points: the ACNN's epochs (its compiled loop has no per-batch hooks) and its run files
+    assert early >= 4 and late >= 6, kinds
     out = tmp_path / "interrupted"
     # The reference's demo corpus: the same audio, not generated again (the kills come after it, in AE
     # training and the ACNN runs).

@@ -44,7 +44,18 @@ def test_the_c_table_shows_the_chosen_c_and_the_curve_per_fold(tmp_path) -> None
         folder.mkdir(parents=True)
         curve = {str(x): 0.4 + (0.1 if x == c else 0.0) for x in svm.C_GRID}
         (folder / "metrics.json").write_text(
-            json.dumps({"uar": 0.45, "best_c": c, "inner_cv_uar": 0.5, "inner_cv_uar_by_c": curve})
+            json.dumps(
+                {
+                    "setting": "within",
+                    "condition": svm.CONDITION,
+                    "seed": 0,
+                    "fold": fold,
+                    "uar": 0.45,
+                    "best_c": c,
+                    "inner_cv_uar": 0.5,
+                    "inner_cv_uar_by_c": curve,
+                }
+            )
         )
     text = svm.c_markdown(tmp_path, protocol)
     assert "| within | 1 | 45.00 | 0.01 | 50.00 |" in text

@@ -148,6 +148,15 @@ def _install_markers() -> None:
         return fit(self, *args, callbacks=[*(callbacks or []), Marks()], **kwargs)
 
     keras.Model.fit = marked_fit
+    # the ACNN trains by serlib's compiled epoch loop (no per-batch hooks): its epochs are marked there
+    from serlib.models.acnn import loop
+
+    fit_epochs = loop.fit_epochs
+
+    def marked_fit_epochs(model: Any, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+        return fit_epochs(model, *args, callbacks=[*(callbacks or []), Marks()], **kwargs)
+
+    loop.fit_epochs = marked_fit_epochs
     write_run = runs.write_run
 
     def marked_write_run(*args: Any, **kwargs: Any) -> Any:
