@@ -74,3 +74,13 @@ def test_figure2_uses_the_same_rule(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         assert figure2_module._best(protocol, table, "cross", ["BL", "C"], "msp_improv") is None
     assert "baseline alone" in caplog.text
+
+
+def test_figure2_of_a_baseline_only_grid_draws_bl_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A grid of BL alone (notebook 04's single-view exercise) has no AE panel to explain: no warning, which
+    papermill would show as the notebook's stderr."""
+    protocol = {"conditions": [{"name": "BL", "autoencoder_corpus": "none"}]}
+    table = pd.DataFrame({"condition": ["BL"], "within_mean": [0.4]})
+    with caplog.at_level(logging.WARNING):
+        assert figure2_module._best(protocol, table, "within", ["BL"], "iemocap") is None
+    assert "baseline alone" not in caplog.text

@@ -95,10 +95,13 @@ def _best(
     scores = {str(r["condition"]): float(r[f"{setting}_mean"]) for _, r in rows.iterrows()}
     conditions = [(c["name"], c["autoencoder_corpus"]) for c in protocol["conditions"]]
     chosen = best_ae_condition(scores, conditions, test_corpus)
-    if chosen is None:
+    if chosen is None and any(corpus != "none" for _, corpus in conditions):
+        # AE conditions were run but each heard the test corpus: say why none is drawn
         log.warning(
             "Figure 2 shows the baseline alone: no AE condition qualifies (%s); set "
             "protocol.figure2_condition to draw one anyway",
             RULE,
         )
+    elif chosen is None:
+        log.info("Figure 2 shows the baseline alone: the grid has no AE condition")
     return chosen
