@@ -11,11 +11,16 @@ import pandas as pd
 from serlib.base import metrics, provenance
 from serlib.protocol import references
 
-AMD = {"model": "AMD EPYC 7B13 64-Core Processor", "features": ["sse4_2", "avx", "avx2", "fma", "f16c"]}
-INTEL = {"model": "Intel(R) Xeon(R) Processor", "features": ["sse4_2", "avx", "avx2", "avx512f"]}
-# "another CPU family": AMD EPYC (AVX2), or an Intel Xeon (AVX-512) where the tests run on that AMD family
+# "another CPU family", derived from this host: the other vendor, and AVX2 where this host has AVX-512
+# (else AVX-512), so it differs from this machine on whichever CPU the tests run
 _HERE = provenance.cpu_info()
-OTHER = INTEL if references.cpu_family(_HERE["model"], _HERE["features"]) == "AMD AVX2" else AMD
+_FLAGS = _HERE["features"].split() if isinstance(_HERE["features"], str) else list(_HERE["features"] or [])
+_OTHER_VENDOR = "AMD" if references.cpu_family(_HERE["model"], _FLAGS).startswith("Intel") else "Intel"
+_WIDE = any(flag.startswith("avx512") for flag in _FLAGS)
+OTHER = {
+    "model": f"{_OTHER_VENDOR} test processor",
+    "features": ["sse4_2", "avx", "avx2", *([] if _WIDE else ["avx512f"])],
+}
 OTHER_FAMILY = references.cpu_family(OTHER["model"], OTHER["features"])
 
 
