@@ -13,7 +13,7 @@ from serlib.models.acnn import feed as acnn_feed
 from serlib.protocol import conditions
 
 
-def _recording_model(steps_per_execution: int) -> tuple[keras.Model, list[list[int]]]:
+def recording_model(steps_per_execution: int) -> tuple[keras.Model, list[list[int]]]:
     """A one-input model whose training step records the utterance numbers of every batch it gets."""
     batches: list[list[int]] = []
 
@@ -43,7 +43,7 @@ def test_keras_own_feed_repeats_its_first_order_in_every_epoch_under_a_global_se
     """Why ``acnn.shuffle: every_epoch`` exists. Should a Keras release reshuffle, this fails and the
     docstrings of ``acnn_feed`` and of ``acnn.shuffle: once`` must be revised."""
     keras.utils.set_random_seed(0)
-    model, batches = _recording_model(steps_per_execution=1)
+    model, batches = recording_model(steps_per_execution=1)
     model.fit({"x": NUMBERS}, {"y": NUMBERS}, batch_size=BATCH, epochs=EPOCHS, shuffle=True, verbose=0)
     epochs = _epochs(batches, 3)
     assert len(epochs) == EPOCHS and sorted(epochs[0]) == list(range(COUNT))
@@ -55,7 +55,7 @@ def test_keras_own_feed_repeats_its_first_order_in_every_epoch_under_a_global_se
 def test_every_epoch_order_is_a_new_seeded_permutation_per_epoch(steps_per_execution: int) -> None:
     def train(seed: int) -> list[list[int]]:
         keras.utils.set_random_seed(seed)
-        model, batches = _recording_model(steps_per_execution)
+        model, batches = recording_model(steps_per_execution)
         acnn_feed.fit_acnn(
             model,
             {"x": NUMBERS},
@@ -90,7 +90,7 @@ def test_feed_refuses_unpaired_arrays_an_unknown_order_and_a_missing_epoch() -> 
     feed = acnn_feed.EpochShuffledFeed({"x": NUMBERS}, {"y": NUMBERS}, BATCH, EPOCHS, seed=0)
     with pytest.raises(ValueError, match="outside the feed's 3 epochs"):
         feed.set_epoch(3)
-    model, _ = _recording_model(1)
+    model, _ = recording_model(1)
     with pytest.raises(ValueError, match="acnn.shuffle must be"):
         acnn_feed.fit_acnn(
             model,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from test_acnn_feed import recording_model
 
 from serlib.base import config as config_module
 from serlib.features.normalisation import band_statistics
@@ -95,18 +95,7 @@ def test_compiled_loop_trains_the_model_keras_fit_trains(implementation: str) ->
 
 def test_compiled_loop_visits_the_epoch_orders_of_the_feed() -> None:
     """Every epoch visits the utterances in ``feed.epoch_orders``' order, in batches as Keras cuts them."""
-    batches: list[list[int]] = []
-
-    class Recording(keras.Model):
-        def train_step(self, data):  # noqa: ANN001, ANN202 - Keras' signature
-            inputs, targets = data
-            np.testing.assert_array_equal(inputs["x"].numpy(), targets["y"].numpy())
-            batches.append(inputs["x"].numpy().astype(int).ravel().tolist())
-            return {"seen": tf.constant(0.0)}
-
-    x = keras.Input((1,), name="x")
-    model = Recording({"x": x}, {"y": keras.layers.Dense(1, name="y")(x)})
-    model.compile(loss="mse", run_eagerly=True)
+    model, batches = recording_model(steps_per_execution=1)  # test_acnn_feed's recording model
     numbers = np.arange(10, dtype=np.float32)[:, None]
     orders = acnn_feed.epoch_orders(10, 3, seed=5)
     acnn_loop.fit_epochs(model, {"x": numbers}, {"y": numbers}, batch_size=4, orders=orders, callbacks=[])

@@ -38,7 +38,7 @@ from serlib.app.notebooks import NOTEBOOKS
 from serlib.app.report_check import check_section
 from serlib.app.report_html import json_value, number, render
 from serlib.base import config as config_module
-from serlib.base import config_yaml, metrics, run_schemas
+from serlib.base import config_yaml, files, metrics, run_schemas
 from serlib.protocol.references import paper_table1
 
 REPORT_DIR = "report"
@@ -509,17 +509,8 @@ def build(out: str | os.PathLike[str]) -> Report:
         (staging / "index.html").write_text(
             _page(f"serlib reproduction report: {config.name}", sections), encoding="utf-8"
         )
-        _swap(staging, out / REPORT_DIR)
+        files.replace_folder(staging, out / REPORT_DIR)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
-
-
-def _swap(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with two renames: the old report stays whole until the new one is."""
-    old = target.with_name(f".{target.name}.old{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
                 entry.unlink()
                 removed.append(entry)
     return removed
+
+
+def replace_folder(staging: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Put the finished folder ``staging`` at ``target`` by two renames, removing an older ``target`` only
+    after the swap: a reader sees the old folder or the new one, never a half-written one."""
+    staging, target = Path(staging), Path(target)
+    old = target.with_name(f".{target.name}.old{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> Path:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from serlib.base import provenance
+from serlib.base import files, provenance
 from serlib.base.files import write_csv, write_json
 from serlib.protocol import results_folder as rf
 from serlib.protocol.labeled import ProtocolError
@@ -154,7 +154,7 @@ def export(
         shutil.copyfile(root / rf.PROVENANCE_FILE, staging / rf.PROVENANCE_FILE)
     record = _record(root, frame, table, staging)
     write_json(record, staging / rf.EXPORT_FILE)
-    _replace(staging, out)
+    files.replace_folder(staging, out)
     return record
 
 
@@ -196,15 +196,6 @@ def _record(root: Path, frame: pd.DataFrame, table: pd.DataFrame, staging: Path)
         "sha256": rf.content_hash(staging),
         "bytes": {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()},
     }
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Move the finished ``staging`` folder to ``out``, replacing an older export in two renames."""
-    old = out.with_name(f".{out.name}.old{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def run_folders(path: str | Path) -> list[Path]:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from serlib.base import logs
-from serlib.base.files import exclusive_lock
+from serlib.base.files import exclusive_lock, replace_folder
 from serlib.base.progress import bar as progress_bar
 from serlib.data.demo.design import (
     MAX_SECONDS,
@@ -215,15 +215,6 @@ def _parameters(seed: int, engine: str, sizes: dict[str, int]) -> dict[str, Any]
     }
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Move ``source`` into place at ``target``, removing an older ``target`` only after the swap."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _run_parts(folder: Path, seed: int, engine: str, sizes: dict[str, int]) -> None:
     """Generate all parts into ``folder``/<part>; with eSpeak in two fresh Python worker processes (fixed split).
 
@@ -307,7 +298,7 @@ def generate(out: str | Path, seed: int = 0, engine: str = "auto", **sizes: int)
     try:
         _run_parts(staging, int(seed), resolved, full)
         for part in PARTS:
-            _replace(staging / part, out / part)
+            replace_folder(staging / part, out / part)
         _write_json(out / "parameters.json", _parameters(seed, resolved, full))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -339,7 +330,7 @@ def ensure(root: str | Path, seed: int = 0, engine: str = "auto", **sizes: int) 
         shutil.rmtree(staging, ignore_errors=True)
         try:
             generate(staging, seed=seed, engine=resolved, **full)
-            _replace(staging, root)
+            replace_folder(staging, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return paths
