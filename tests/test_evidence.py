@@ -113,3 +113,24 @@ def test_one_changed_digit_in_a_copy_of_the_report_fails_naming_it(tmp_path) -> 
     )
     problems = evidence.update([copy], ROOT / "results", check=True)
     assert len(problems) == 1 and f"block 'evidence:{body.group('spec').strip()}' differs" in problems[0]
+
+
+def test_a_members_block_shows_the_exported_part_of_a_family_without_holm(results, tmp_path) -> None:
+    document = tmp_path / "report.md"
+    document.write_text(
+        "<!-- evidence:members family.yaml@x,y -->\n<!-- /evidence -->\n"
+        "x U: <!-- evidence:member family.yaml@x,y x:within:U:all mean_difference +.2f -->?<!-- /evidence -->\n",
+        encoding="utf-8",
+    )
+    evidence.update([document], results)
+    text = document.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| x") or line.startswith("| y")]
+    assert len(rows) == 4 and not any(line.startswith("| z") for line in text.splitlines())
+    assert "Holm" not in text and "(unadjusted)" in text
+    # the restricted family's rows are the full family's rows for those members
+    full = evidence.Renderer(results).pool("family.yaml").family
+    x_u = full[(full["condition"] == "U") & full["folder"].str.endswith("/x")].iloc[0]
+    assert f"mean_difference +.2f -->{x_u['mean_difference']:+.2f}<!-- /evidence -->" in text
+    document.write_text("<!-- evidence:members family.yaml@x,w -->\n<!-- /evidence -->\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no member of .*family.yaml has this folder"):
+        evidence.update([document], results, check=True)

@@ -8,6 +8,9 @@ block, line and number that differs):
   paired comparisons, as ``serlib table`` prints them);
 * ``<!-- evidence:pool family.yaml -->`` ... : the declared family and the pooled estimate (DL and
   HKSJ), as ``serlib pool --family results/family.yaml`` prints them;
+* ``<!-- evidence:members family.yaml@emodb,ravdess -->`` ... : the declared family's rows of those
+  member folders only, with unadjusted p-values (the part of the family already exported; Holm over a
+  part is not the family's adjustment); ``FILE@FOLDERS`` works in ``member`` blocks too;
 * inline numbers, ``<!-- evidence:pooled family.yaml hksj_ci_low +.2f -->-1.81<!-- /evidence -->``
   (a key of the pooled estimate and a format) and ``<!-- evidence:member family.yaml nemo:within:U:all
   mean_difference +.2f -->+1.35<!-- /evidence -->`` (a family row, by folder name, setting, condition
@@ -44,15 +47,20 @@ class Renderer:
     """Renders the blocks of one call, pooling each family file once."""
 
     root: Path
-    pooled: dict[Path, Any] = field(default_factory=dict)
+    pooled: dict[tuple[Path, str], Any] = field(default_factory=dict)
 
     def pool(self, name: str) -> Any:
-        path = (self.root / name).resolve()
-        if path not in self.pooled:
+        """The family file ``name`` pooled; ``FILE@A,B`` restricts it to the members of folders A and B
+        (``family.restrict``: the members whose grids are exported while the others' still run)."""
+        file, _, only = name.partition("@")
+        path = (self.root / file).resolve()
+        if (path, only) not in self.pooled:
             declared = family.load(path)
+            if only:
+                declared = family.restrict(declared, only.split(","))
             tables = [results_folder.speakers_of(f) for f in declared.folders()]
-            self.pooled[path] = family.pool_family(declared, pd.concat(tables).drop_duplicates())
-        return self.pooled[path]
+            self.pooled[path, only] = family.pool_family(declared, pd.concat(tables).drop_duplicates())
+        return self.pooled[path, only]
 
     def render(self, spec: str) -> str:
         kind, *args = spec.split()
@@ -61,6 +69,7 @@ class Renderer:
             "pool": self._pool,
             "pooled": self._pooled,
             "member": self._member,
+            "members": self._members,
         }
         if kind not in handlers:
             raise EvidenceError(f"block 'evidence:{spec}': unknown kind {kind!r} (one of {sorted(handlers)})")
@@ -77,6 +86,25 @@ class Renderer:
 
     def _pool(self, name: str) -> str:
         return "\n" + confirmatory.pool_markdown(self.pool(name))
+
+    def _members(self, name: str) -> str:
+        """The family rows of ``name`` (usually ``FILE@FOLDERS``) with unadjusted p-values: Holm over a
+        part of a family is not the family's adjustment, so it is not printed."""
+        rows = self.pool(name).family
+        lines = [
+            "",
+            "| corpus | setting | score | comparison | role | speakers | seeds | Δ | 95 % CI | t-test p "
+            "(unadjusted) | MDD |",
+            "|---|---|---|---|---|---:|---:|---:|---|---:|---:|",
+        ]
+        for row in rows.to_dict("records"):
+            lines.append(
+                f"| {row['corpus']} | {row['setting']} | {row['score']} | {row['condition']} - "
+                f"{row['baseline']} | {row['role']} | {row['speakers']} | {row['seeds']} | "
+                f"{_format(row['mean_difference'], '+.2f')} | [{_format(row['ci_low'], '+.2f')}, "
+                f"{_format(row['ci_high'], '+.2f')}] | {_format(row['t_p'], 'p')} | {_format(row['mdd'], '.2f')} |"
+            )
+        return "\n".join(lines) + "\n"
 
     def _pooled(self, name: str, key: str, spec: str = ".2f") -> str:
         pooled = self.pool(name).pooled

@@ -172,3 +172,22 @@ def pool_family(family: Family, speakers: pd.DataFrame, given: Sequence[str | Pa
     if roles:
         raise FamilyError(f"{family.path}: the members {roles} have another role in their protocol")
     return result
+
+
+def restrict(family: Family, folders: Sequence[str | Path]) -> Family:
+    """The members (and skips) of ``family`` whose folder is one of ``folders``: the part of a family
+    whose evidence is already there, tested on the declared comparisons while other members' grids are
+    still running. Its Holm adjustment is not the family's (fewer members), so callers print unadjusted
+    p-values for it. A folder that is no member's is a ``FamilyError``."""
+    wanted = {Path(f) if Path(f).is_absolute() else (family.path.parent / f) for f in folders}
+    wanted = {w.resolve() for w in wanted}
+    extra = sorted(str(w) for w in wanted if w not in family.folders())
+    if extra:
+        raise FamilyError(f"{extra}: no member of {family.path} has this folder")
+    return Family(
+        family.path,
+        [m for m in family.members if m.folder in wanted],
+        [s for s in family.skips if s[0] in wanted],
+        family.pool_conditions,
+        family.pool_score,
+    )
