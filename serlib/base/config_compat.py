@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from typing import Any
+
+from pydantic import model_serializer
 
 RENAMED = {
     "acnn.dropout_keep_probability": "acnn.dropout",
@@ -148,3 +151,14 @@ def stored_form(data: dict[str, Any]) -> dict[str, Any]:
             if mode == "none":
                 features["normalisation"] = "train"
     return data
+
+
+def dumped_only_when_set(*names: str) -> Any:
+    """A pydantic wrap-serializer for keys added after runs were stored: dumped only when not None, so
+    that a configuration leaving them at None (what every earlier configuration meant) dumps, hashes and
+    fingerprints exactly as before the key existed. Assign it in the model's class body."""
+
+    def serialise(self: Any, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        return {key: value for key, value in dump(self).items() if key not in names or value is not None}
+
+    return model_serializer(mode="wrap")(serialise)
