@@ -93,7 +93,8 @@ def read_rates(path: Path, data: np.ndarray, decimals: int | None) -> tuple[floa
 
 
 def measure(folder: Path) -> list[dict[str, Any]]:
-    config = config_module.override(config_module.load_preset("paper"), **{"features.n_jobs": 1})
+    lossless = {"features.n_jobs": 1, "features.spectrogram.store_decimals": None}  # the layouts round
+    config = config_module.override(config_module.load_preset("paper"), **lossless)
     rows = []
     for name, (manifest, kind) in corpora(folder).items():
         hours = sum(soundfile.info(p).duration for p in manifest["path"]) / 3600
