@@ -146,3 +146,15 @@ def test_store_decimals_changes_the_fingerprints_of_the_runs_that_read_spectrogr
             lossless, "within", condition, identity
         )
         assert changed == (condition.autoencoder_corpus != "none"), condition.name  # BL keeps its runs
+
+
+def test_notebook_01s_feature_figure_draws_with_the_paper_preset() -> None:
+    """store_decimals is a storage setting, not an argument of the spectrogram (notebook 01 passes the rest)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from serlib.analysis import data_overview  # noqa: PLC0415 - the analysis layer, for notebook 01's figure
+
+    tone = np.sin(np.linspace(0, 2000 * np.pi, 16000)).astype(np.float32) * 0.1
+    figure = data_overview.plot_features(tone, 16000, PAPER)
+    assert figure is not None
+    plt.close("all")
