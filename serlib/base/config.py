@@ -142,7 +142,7 @@ class SpectrogramConfig(_Strict):
     center_fixed: bool = False
     chunk_length_s: float | None = None
     chunk_count: int | None = None
-    store_decimals: int | None = Field(None, ge=1, le=7, description="None: lossless; docs/performance.md")
+    store_decimals: int | None = Field(None, ge=1, le=7, description="None: lossless; docs/configuration.md")
     _hashes_unchanged_when_none = config_compat.dumped_only_when_set("store_decimals")
 
     @model_validator(mode="after")

@@ -12,6 +12,8 @@ Issue 37 gave the configuration one dropout convention and one normalisation set
 new one). ``stored_form`` is the reverse: the configuration as the code before the rename dumped it,
 which is what fingerprints and config hashes are computed from, so that a renamed key with the same
 meaning gives the same hash and no stored run is repeated (tests/test_fingerprint_stability.py).
+``dumped_only_when_set`` does the same for a key added later with a None default
+(``features.spectrogram.store_decimals``, issue 46): left at None, it is not dumped, so nothing changes.
 """
 
 from __future__ import annotations
