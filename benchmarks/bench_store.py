@@ -1,11 +1,13 @@
 """Feature-store size per hour of audio and read speed: the uncompressed layout (store version 1)
-against the compressed one (version 2, ``serlib.features.store.COMPRESSION``), and the paper-scale
-estimate of every store the paper preset writes.
+against the compressed one (version 2, ``serlib.features.store.COMPRESSION``) and the paper preset's
+spectrograms rounded to ``features.spectrogram.store_decimals`` (written by ``store.create_features``),
+and the paper-scale estimate of every store the paper preset writes.
 
 Run ``python -m benchmarks.bench_store`` (prints a Markdown table and the estimate). Speech: with
 ``SERLIB_DATA``, the LibriSpeech train-clean-100 excerpts (251 files, 52 min, 1.7-22.8 s: the long
 utterances of the AE corpora) and RAVDESS (3-5 s: the short turns of the emotional corpora); without
-it, the length corpora of ``serlib.data.demo.lengths``. Both layouts hold the same values (asserted).
+it, the length corpora of ``serlib.data.demo.lengths``. The lossless layouts hold the same values
+(asserted); the rounded one differs by at most 10^-decimals (asserted, the largest difference printed).
 Read rates: ``whole`` = the ACNN's read of a whole store (``FeatureSet.features``), MB of float32 per
 CPU-second; ``rows`` = the autoencoder's random row reads (``read_direct`` per row, permuted order, as
 ``serlib.models.autoencoder.training``), rows per CPU-second.
@@ -34,16 +36,16 @@ from serlib.data.corpora import iemocap, librispeech, msp_improv, tedlium
 from serlib.data.demo import lengths
 from serlib.features import store
 
-LAYOUTS = {
-    "v1: none, 1 MB chunks": ({}, "mb"),
-    "v2: gzip 4 + shuffle, 1 row": (store.COMPRESSION, "row"),
-    "lzf + shuffle, 1 row": ({"compression": "lzf", "shuffle": True}, "row"),
-    "lossy: scale-offset 4 + gzip 4 + shuffle, 1 row": (
-        {"scaleoffset": 4, "compression": "gzip", "compression_opts": 4, "shuffle": True},
-        "row",
-    ),
+DECIMALS = int(config_module.load_preset("paper").features.spectrogram.store_decimals or 0)
+LAYOUTS: dict[str, tuple[dict[str, Any] | None, str, int | None]] = {
+    "v1: none, 1 MB chunks": ({}, "mb", None),
+    "v2: gzip 4 + shuffle, 1 row": (None, "row", None),
+    "lzf + shuffle, 1 row": ({"compression": "lzf", "shuffle": True}, "row", None),
+    f"v2 + store_decimals {DECIMALS}: scale-offset + gzip 4 + shuffle, 1 row": (None, "row", DECIMALS),
 }
-"""The last layout is lossy (HDF5 keeps 4 decimals): measured for the paper-scale estimate, not used."""
+"""(h5py options, or None for the store's own ``create_features``; chunking; decimals kept)."""
+PAPER_PRESET = {"logmel": "v2: gzip 4 + shuffle, 1 row", "spectrogram": list(LAYOUTS)[-1]}
+"""The layout of each store the paper preset writes (log-Mel lossless, spectrograms rounded)."""
 
 
 def corpora(folder: Path) -> dict[str, Any]:
@@ -62,19 +64,23 @@ def corpora(folder: Path) -> dict[str, Any]:
     return {"iemocap-like": (made["iemocap"], "short"), "librispeech-like": (made["librispeech"], "long")}
 
 
-def write(path: Path, data: np.ndarray, options: dict[str, Any], chunking: str) -> None:
+def write(path: Path, data: np.ndarray, layout: tuple[dict[str, Any] | None, str, int | None]) -> None:
+    options, chunking, decimals = layout
     rows = max(1, min(64, (1 << 20) // (4 * data.shape[1] * data.shape[2]))) if chunking == "mb" else 1
     with h5py.File(path, "w") as handle:
-        handle.create_dataset("features", data=data, chunks=(rows, *data.shape[1:]), **options)
+        if options is None:  # the store's layout, as serlib writes it
+            store.create_features(handle, data.shape[1:], rows=len(data), decimals=decimals)[...] = data
+        else:
+            handle.create_dataset("features", data=data, chunks=(rows, *data.shape[1:]), **options)
 
 
-def read_rates(path: Path, data: np.ndarray) -> tuple[float, float, float]:
+def read_rates(path: Path, data: np.ndarray, decimals: int | None) -> tuple[float, float, float]:
     start = time.process_time()
     with h5py.File(path, "r") as handle:
         back = handle["features"][...]
     whole = time.process_time() - start
     error = float(np.abs(back - data).max())
-    assert error == 0 or "scaleoffset" in path.name
+    assert error <= (0 if decimals is None else 10.0**-decimals), (path, error)
     order = np.random.default_rng(0).permutation(len(data))
     batch = np.empty((1, *data.shape[1:]), np.float32)
     start = time.process_time()
@@ -87,7 +93,8 @@ def read_rates(path: Path, data: np.ndarray) -> tuple[float, float, float]:
 
 
 def measure(folder: Path) -> list[dict[str, Any]]:
-    config = config_module.override(config_module.load_preset("paper"), **{"features.n_jobs": 1})
+    lossless = {"features.n_jobs": 1, "features.spectrogram.store_decimals": None}  # the layouts round
+    config = config_module.override(config_module.load_preset("paper"), **lossless)
     rows = []
     for name, (manifest, kind) in corpora(folder).items():
         hours = sum(soundfile.info(p).duration for p in manifest["path"]) / 3600
@@ -96,13 +103,10 @@ def measure(folder: Path) -> list[dict[str, Any]]:
             data = store.extract(
                 manifest, extractor, parameters, folder / "cache", n_jobs=1, progress=False
             ).features
-            for layout, (options, chunking) in LAYOUTS.items():
-                lossy = "-scaleoffset" if "scaleoffset" in options else ""
-                path = (
-                    folder / f"{name}-{extractor}-{chunking}-{options.get('compression', 'none')}{lossy}.h5"
-                )
-                write(path, data, options, chunking)
-                whole, random_rows, error = read_rates(path, data)
+            for number, (layout, spec) in enumerate(LAYOUTS.items()):
+                path = folder / f"{name}-{extractor}-{number}.h5"
+                write(path, data, spec)
+                whole, random_rows, error = read_rates(path, data, spec[2])
                 size = path.stat().st_size
                 rows.append(
                     {
@@ -137,15 +141,19 @@ def paper_scale(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("short", "spectrogram", emotional),
         ("long", "spectrogram", unlabeled),
     ]
+    choices = {layout: dict.fromkeys(("logmel", "spectrogram"), layout) for layout in LAYOUTS}
+    choices["paper preset: log-Mel v2, spectrograms rounded"] = PAPER_PRESET
     estimate = []
-    for layout in LAYOUTS:
+    for name, layouts in choices.items():
         total = 0.0
         for kind, extractor, count in stores:
             (row,) = [
-                r for r in rows if (r["kind"], r["extractor"], r["layout"]) == (kind, extractor, layout)
+                r
+                for r in rows
+                if (r["kind"], r["extractor"], r["layout"]) == (kind, extractor, layouts[extractor])
             ]
             total += count * row["KB/utterance"] / 1e6
-        estimate.append({"layout": layout, "paper-scale GB": round(total, 1)})
+        estimate.append({"layout": name, "paper-scale GB": round(total, 1)})
     return estimate
 
 

@@ -40,8 +40,26 @@ def test_paper_yaml_states_every_key_and_the_schema_defaults_are_its_values() ->
     for section in ("audio", "features", "autoencoder", "acnn", "tsne"):
         assert set(written[section]) == set(defaults[section]), section
     paper = config.load_preset("paper").model_dump(mode="json")
+    assert paper["features"]["spectrogram"].pop("store_decimals") == PAPER_NOT_DEFAULT["store_decimals"]
     for section in ("audio", "features", "autoencoder", "acnn", "tsne"):
         assert paper[section] == defaults[section], f"{section}: schema defaults differ from paper.yaml"
+
+
+PAPER_NOT_DEFAULT = {"store_decimals": 4}
+"""features.spectrogram.store_decimals: the default (None, lossless) is what every configuration written
+before the key existed meant, and keeps their hashes; the paper preset rounds its stores to fit the disks
+(docs/configuration.md#spectrogram-store-decimals)."""
+
+
+def test_the_paper_presets_store_rounding_is_the_documented_one() -> None:
+    decimals = config.load_preset("paper").features.spectrogram.store_decimals
+    assert decimals == PAPER_NOT_DEFAULT["store_decimals"]
+    assert config.load_preset("demo").features.spectrogram.store_decimals is None  # the demo stays lossless
+    docs = (CONFIGS.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert f"## `features.spectrogram.store_decimals: {decimals}`" in docs
+    performance = (CONFIGS.parent / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert f"store_decimals: {decimals}" in performance
+    assert config.SpectrogramConfig().store_decimals is None
 
 
 def test_demo_preset_is_an_overlay_on_paper() -> None:

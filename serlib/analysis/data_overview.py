@@ -199,7 +199,7 @@ def _plot_features(signal: np.ndarray, sample_rate: int, config: Any, title: str
         logmel_settings.shift_s,
         logmel_settings.engine,
     )
-    spectrogram_settings = config.features.spectrogram.model_dump()
+    spectrogram_settings = config.features.spectrogram.model_dump(exclude={"store_decimals"})  # storage only
     if clip_below_db != "config":
         spectrogram_settings["clip_below_db"] = clip_below_db
     audeep_image = np.asarray(spectrogram.audeep_spectrogram(signal, sample_rate, **spectrogram_settings))

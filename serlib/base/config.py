@@ -142,6 +142,8 @@ class SpectrogramConfig(_Strict):
     center_fixed: bool = False
     chunk_length_s: float | None = None
     chunk_count: int | None = None
+    store_decimals: int | None = Field(None, ge=1, le=7, description="None: lossless; docs/configuration.md")
+    _hashes_unchanged_when_none = config_compat.dumped_only_when_set("store_decimals")
 
     @model_validator(mode="after")
     def _chunks_together(self) -> SpectrogramConfig:

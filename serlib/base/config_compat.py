@@ -12,13 +12,18 @@ Issue 37 gave the configuration one dropout convention and one normalisation set
 new one). ``stored_form`` is the reverse: the configuration as the code before the rename dumped it,
 which is what fingerprints and config hashes are computed from, so that a renamed key with the same
 meaning gives the same hash and no stored run is repeated (tests/test_fingerprint_stability.py).
+``dumped_only_when_set`` does the same for a key added later with a None default
+(``features.spectrogram.store_decimals``, issue 46): left at None, it is not dumped, so nothing changes.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from typing import Any
+
+from pydantic import model_serializer
 
 RENAMED = {
     "acnn.dropout_keep_probability": "acnn.dropout",
@@ -148,3 +153,14 @@ def stored_form(data: dict[str, Any]) -> dict[str, Any]:
             if mode == "none":
                 features["normalisation"] = "train"
     return data
+
+
+def dumped_only_when_set(*names: str) -> Any:
+    """A pydantic wrap-serializer for keys added after runs were stored: dumped only when not None, so
+    that a configuration leaving them at None (what every earlier configuration meant) dumps, hashes and
+    fingerprints exactly as before the key existed. Assign it in the model's class body."""
+
+    def serialise(self: Any, dump: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        return {key: value for key, value in dump(self).items() if key not in names or value is not None}
+
+    return model_serializer(mode="wrap")(serialise)

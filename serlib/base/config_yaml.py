@@ -52,7 +52,8 @@ def _commented_lines(
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         paper_value = paper_data.get(name, _ABSENT) if paper_data is not None else _ABSENT
-        comment = _field_comment((field.description or "").replace("\n", " "), data[name], paper_value)
+        shown = data.get(name)  # a key dumped only when set (config_compat.dumped_only_when_set) is None
+        comment = _field_comment((field.description or "").replace("\n", " "), shown, paper_value)
         if isinstance(value, BaseModel):
             doc = (type(value).__doc__ or "").strip().splitlines()
             if doc:
@@ -61,7 +62,7 @@ def _commented_lines(
             child = getattr(paper, name, None) if paper is not None else None
             lines.extend(_commented_lines(value, indent + 1, child))
             continue
-        dumped = yaml.safe_dump({name: data[name]}, sort_keys=False, allow_unicode=True, width=1000)
+        dumped = yaml.safe_dump({name: shown}, sort_keys=False, allow_unicode=True, width=1000)
         dumped_lines = dumped.rstrip("\n").splitlines()
         if len(dumped_lines) == 1 and comment:
             lines.append(f"{pad}{dumped_lines[0]}  # {comment}")

@@ -8,7 +8,8 @@ Files are written to a temp file in the same folder and renamed when complete.
 
 HDF5 layout (docs/architecture.md): datasets ``ids`` (UTF-8 strings, one per row; repeated per chunk
 for chunked spectrograms), ``features`` float32 ``[N, frames, dims]`` (padded as the models read it,
-stored gzip-compressed: ``COMPRESSION``), ``lengths`` int32 ``[N]``
+stored gzip-compressed: ``COMPRESSION``; spectrograms to ``features.spectrogram.store_decimals`` decimals
+when set), ``lengths`` int32 ``[N]``
 (true frames before padding), ``chunk_numbers`` int32 ``[N]``; attributes ``extractor``,
 ``parameters_json``, ``key`` (the full hash), ``skipped_json`` (list of [utterance_id, reason]),
 ``store_version``.
@@ -50,7 +51,8 @@ COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "sh
 """Lossless: byte-shuffled gzip (level 4) reads back bit for bit. Zero padding, auDeep's clipped -1
 values and the float32 exponents compress: 1.3-2.8x for log-Mel, 1.6-4.6x for spectrograms on real
 speech (docs/performance.md#feature-stores). One row per chunk, so that the autoencoder's random row
-reads decompress only the rows they read."""
+reads decompress only the rows they read. ``features.spectrogram.store_decimals`` adds HDF5's scale-offset
+filter (lossy: values rounded to that many decimals; part of the store key)."""
 EXTRACTORS = ("logmel", "spectrogram", "egemaps", "egemaps_lld")
 _WRITE_ROWS = 256  # rows buffered before a write to the HDF5 file
 
@@ -388,23 +390,37 @@ def _migrate(
     rows: list[dict[str, Any]],
     key: str,
 ) -> FeatureSet | None:
-    """The version-1 store of the same audio and parameters (found by its fingerprint), rewritten in
-    the current layout without extracting again, the old file then removed; None when there is none.
-    The values are copied unchanged: only their storage differs."""
+    """An older store of the same audio and parameters (found by its fingerprint: version 1, or the
+    lossless layout of a store with ``store_decimals``), rewritten in the current layout without extracting
+    again, the old file then removed; None when there is none. The values are copied unchanged, or
+    rounded by the scale-offset filter exactly as a fresh extraction's would be."""
     if parameters.get("store_version") != STORE_VERSION or STORE_VERSION != 2:
         return None
-    old_key = store_key(extractor, {**parameters, "store_version": 1}, rows)
-    old = store_path(cache_dir, corpus_key, extractor, old_key)
-    path = store_path(cache_dir, corpus_key, extractor, key)
-    if not old.is_file():
-        return None
+    lossless = {name: value for name, value in parameters.items() if name != "store_decimals"}
+    older = [(lossless, 2)] if lossless != parameters else []
+    for old_parameters, version in [*older, ({**lossless, "store_version": 1}, 1)]:
+        old_key = store_key(extractor, old_parameters, rows)
+        old = store_path(cache_dir, corpus_key, extractor, old_key)
+        if old.is_file():
+            path = store_path(cache_dir, corpus_key, extractor, key)
+            return _rewrite(old, (old_key, version), path, key, parameters)
+    return None
+
+
+def _rewrite(
+    old: Path, old_identity: tuple[str, int], path: Path, key: str, parameters: dict[str, Any]
+) -> FeatureSet | None:
+    """``_migrate``'s copy of the store ``old`` (its (key, store version) checked) into ``path``."""
+    old_key, version = old_identity
     tmp = temporary_path(path)
     try:
         with h5py.File(old, "r") as source, h5py.File(tmp, "w") as target:
-            if source.attrs.get("key") != old_key or int(source.attrs.get("store_version", -1)) != 1:
+            if source.attrs.get("key") != old_key or int(source.attrs.get("store_version", -1)) != version:
                 return None
             data = source["features"]
-            copied = create_features(target, tuple(data.shape[1:]), rows=len(data))
+            copied = create_features(
+                target, tuple(data.shape[1:]), rows=len(data), decimals=parameters.get("store_decimals")
+            )
             for start in range(0, len(data), _WRITE_ROWS):
                 copied[start : start + _WRITE_ROWS] = data[start : start + _WRITE_ROWS]
             for name in ("ids", "lengths", "chunk_numbers"):
@@ -422,7 +438,7 @@ def _migrate(
         if tmp.exists():
             tmp.unlink()
     old.unlink()
-    log.info("%s %s: migrated %s to the compressed layout %s", corpus_key, extractor, old.name, path.name)
+    log.info("migrated the feature store %s to the current layout %s", old.name, path.name)
     return _read_if_valid(path, key)
 
 
@@ -511,7 +527,7 @@ class _RowWriter:
 
     def _create(self, shape: tuple[int, int]) -> None:
         self.shape = shape
-        create_features(self.handle, shape)
+        create_features(self.handle, shape, decimals=self.parameters.get("store_decimals"))
         self.handle.create_dataset(
             "ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
         )
@@ -548,8 +564,12 @@ class _RowWriter:
         return text
 
 
-def create_features(handle: h5py.File, shape: tuple[int, int], rows: int = 0) -> h5py.Dataset:
-    """The resizable float32 ``features`` dataset ``[rows, frames, dims]`` of the current layout."""
+def create_features(
+    handle: h5py.File, shape: tuple[int, int], rows: int = 0, decimals: int | None = None
+) -> h5py.Dataset:
+    """The resizable float32 ``features`` dataset ``[rows, frames, dims]`` of the current layout; with
+    ``decimals``, HDF5's scale-offset filter keeps that many decimals (lossy; before gzip)."""
+    lossy = {} if decimals is None else {"scaleoffset": int(decimals)}
     return handle.create_dataset(
         "features",
         shape=(rows, *shape),
@@ -557,6 +577,7 @@ def create_features(handle: h5py.File, shape: tuple[int, int], rows: int = 0) ->
         dtype="float32",
         chunks=(1, *(max(1, n) for n in shape)),
         **COMPRESSION,
+        **lossy,
     )
 
 

@@ -50,6 +50,7 @@ COMPARISON_EXCLUDED = (
     "autoencoder.distribution",
     "acnn.jit_compile",
     "acnn.implementation",
+    "features.spectrogram.store_decimals",  # storage rounding (<= 1e-4 of the AE's input): not the experiment
     "protocol.seeds",
     "protocol.conditions",  # compared one by one (``condition_differences``): a run of some of them is comparable
     "protocol.n_jobs",
