@@ -163,7 +163,7 @@ def test_serlib_pool_prints_and_writes_the_tables_and_dry_runs_missing_folders(t
     missing = tmp_path / "runs" / "nemo"
     assert cli.main(["pool", str(missing), "--dry-run"]) == 0
     assert f"{missing}: missing; make it with `serlib evaluate" in capsys.readouterr().out
-    assert cli.main(["pool", str(missing), "--speakers", str(csv)]) == 2
+    assert cli.main(["pool", str(missing), "--speakers", str(csv), "--out", str(out)]) == 2
     assert "no stored runs here" in capsys.readouterr().err
 
 

@@ -1,7 +1,8 @@
 """The README and docs against the code: every command, file and Python name they mention exists.
 
 Read in code spans and code blocks of README.md and docs/*.md:
-- ``serlib <command> --flag``: the command and its flags exist in ``serlib.cli``'s parser;
+- ``serlib <command> --flag``: the command and its flags exist in ``serlib.cli``'s parser, and are not an
+  old spelling kept for compatibility (hidden from ``--help``);
 - ``make <target>``: the target is in the Makefile;
 - paths under the repository's tracked folders (``configs/``, ``serlib/``, ``tests/``, ...): they exist;
 - dotted names of serlib (``experiments.run_protocol``, ``serlib.corpora.EMODB_SESSIONS``,
@@ -10,6 +11,7 @@ Read in code spans and code blocks of README.md and docs/*.md:
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 import re
@@ -88,14 +90,19 @@ def test_serlib_commands_and_flags_exist() -> None:
     commands = next(a for a in parser._actions if a.dest == "command").choices
     checked = 0
     for document, code in _mentions():
-        for line in code.splitlines():
+        for line in re.sub(r"\\\n\s*", " ", code).splitlines():  # a command continued with \ is one line
             line = line.split("#")[0]  # shell comments are prose
             match = re.search(r"(?:^|\s|/)serlib (?!-)([a-z][a-z-]*)(.*)", line)
             if match is None or re.search(r"python -m serlib|from serlib|import serlib", line):
                 continue
             command, rest = match.group(1), match.group(2)
             assert command in commands, f"{document}: `serlib {command}` is not a command of serlib"
-            known = {option for action in commands[command]._actions for option in action.option_strings}
+            known = {  # an old spelling (hidden from --help, deprecated) is not documented
+                option
+                for action in commands[command]._actions
+                if action.help is not argparse.SUPPRESS
+                for option in action.option_strings
+            }
             if command == "config":
                 known |= {
                     option
@@ -103,6 +110,7 @@ def test_serlib_commands_and_flags_exist() -> None:
                     if sub.choices
                     for p in sub.choices.values()
                     for a in p._actions
+                    if a.help is not argparse.SUPPRESS
                     for option in a.option_strings
                 }
             for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):

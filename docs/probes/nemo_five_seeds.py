@@ -4,8 +4,9 @@ Reads ``<output>/results/within`` of ``configs/nemo.yaml``'s grid (every run of 
 fails naming the missing runs and the command that makes them). nEMO's folds are leave-one-speaker-out,
 so a fold's UAR is its speaker's UAR; each speaker's UAR is averaged over the seeds, and the comparison
 is serlib's paired test over the 9 speakers (``metrics.paired_comparison``: t-test, Wilcoxon, MDD). The
-(speaker, seed) pairs are printed as the secondary reading. ``serlib pool runs/nemo --config
-configs/nemo.yaml`` gives the same speaker-level rows inside the report's Holm-adjusted family.
+(speaker, seed) pairs are printed as the secondary reading. ``serlib pool runs/nemo --speakers
+configs/nemo.yaml --out runs/pool/nemo`` gives the same speaker-level rows inside the report's
+Holm-adjusted family.
 
     python docs/probes/nemo_five_seeds.py runs/nemo
 """

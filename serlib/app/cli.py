@@ -1,5 +1,17 @@
 """The ``serlib`` command line: one subcommand per pipeline step, each a thin call into the library.
 
+One rule for every verb (its parsers: :mod:`serlib.app.cli_parsers`, one function per verb):
+
+- the folder a verb reads is positional (``serlib table RUN_DIR``, ``report``, ``provenance``,
+  ``check``, ``export``, ``pool RUN_DIR ...``); it may add its products to that folder;
+- ``--out DIR`` is always where this command writes: the run folder of the configured verbs (``evaluate``,
+  ``svm``, ``epochs``, ``matrix``, ``reproduce``, ...; it overrides ``output_dir``) and the destination
+  of ``demo-corpus``, ``download``, ``export`` and ``pool``;
+- ``--config FILE`` is the configuration the command runs with; other inputs are named options
+  (``--model``, ``--reference``, ``--family``, ``--speakers``, ...);
+- old spellings (``report --out RUN_DIR``, ``download --to``, ``baseline``, ``pool --config``, ``pool``
+  without ``--out``) keep working with one deprecation line on standard error naming the new spelling.
+
 Each handler imports the modules it calls when it runs (the allow-listed lazy imports of serlib:
 TensorFlow, openSMILE, papermill and Dask take seconds to import), so that ``serlib --help`` and
 ``serlib config show`` answer at once.
@@ -11,15 +23,13 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from serlib.app import cli_counts, cli_export, cli_pool
+from serlib.app import cli_counts, cli_export, cli_parsers, cli_pool
 from serlib.base import config as config_module
 from serlib.base import config_yaml, logs
 
-OUT_HELP = "output folder (overrides output_dir)"
 EXAMPLES = {
     "config": "serlib config show --preset paper\nserlib config show --config configs/nemo.yaml",
     "demo-corpus": "serlib demo-corpus --out runs/demo/data/demo",
@@ -42,7 +52,8 @@ EXAMPLES = {
     "matrix": "serlib matrix --config configs/cross-corpus.yaml --normalisation train --normalisation speaker\n"
     "serlib matrix --config configs/cross-corpus-ased.yaml --normalisation speaker --pairs-with ased",
     "sensitivity": "serlib sensitivity configs/nemo-sensitivity.yaml",
-    "pool": "serlib pool runs/nemo runs/emodb --config configs/nemo.yaml --config configs/emodb.yaml --out runs/pool\n"
+    "pool": "serlib pool runs/nemo runs/emodb --speakers configs/nemo.yaml --speakers configs/emodb.yaml "
+    "--out runs/pool\n"
     "serlib pool --family results/family.yaml --out runs/pool/family   # the declared family",
     "predict": "serlib predict --model runs/demo/models recording.wav",
     "export": "serlib export runs/nemo --out results/nemo --config configs/nemo.yaml",
@@ -51,20 +62,6 @@ EXAMPLES = {
     "counts": cli_counts.EXAMPLE,
 }
 """One or two example command lines per verb, shown at the end of its --help."""
-
-
-def _deprecated(old: str, new: str) -> None:
-    print(f"serlib: {old} is deprecated; use {new}", file=sys.stderr)
-
-
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--preset", choices=config_module.PRESETS, default=None, help="built-in configuration"
-    )
-    parser.add_argument(
-        "--config", type=Path, default=None, help="YAML configuration file (overrides --preset)"
-    )
-    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
 
 
 def _config(args: argparse.Namespace, log_file: bool = True) -> config_module.Config:
@@ -226,7 +223,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     run_dir = args.run_dir or args.old_out
     if args.old_out is not None:
-        _deprecated("serlib report --out RUN_DIR", f"serlib report {args.old_out}")
+        cli_parsers.deprecated("serlib report --out RUN_DIR", f"serlib report {args.old_out}")
     if run_dir is None:
         raise ValueError("serlib report needs the run folder: serlib report RUN_DIR (e.g. runs/demo)")
     built = report.build(run_dir)
@@ -241,7 +238,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from serlib.data import download  # noqa: PLC0415 - handlers import what they run (module docstring)
 
     if args.old_to is not None:
-        _deprecated("serlib download --to", "--out")
+        cli_parsers.deprecated("serlib download --to", "--out")
     out = args.out or args.old_to
     if out is None:
         raise ValueError("serlib download needs the folder to unpack into: --out DIR (e.g. --out /data)")
@@ -290,9 +287,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     """The old ``baseline {svm,table,epochs}``: a deprecated alias of ``svm``, ``table --svm``, ``epochs``."""
     if args.task == "table":
         folder = _config(args).output_dir
-        _deprecated("serlib baseline table", f"serlib table {folder} --svm")
+        cli_parsers.deprecated("serlib baseline table", f"serlib table {folder} --svm")
         return _cmd_table(argparse.Namespace(run_dir=folder, svm=True))
-    _deprecated(f"serlib baseline {args.task}", f"serlib {args.task}")
+    cli_parsers.deprecated(f"serlib baseline {args.task}", f"serlib {args.task}")
     return _cmd_svm(args) if args.task == "svm" else _cmd_epochs(args)
 
 
@@ -330,191 +327,51 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verb_adder(subparsers: Any) -> cli_parsers.Add:
+    """``add(name, help=...)``: a verb's subparser with its --help examples (``EXAMPLES``) as the epilog."""
+
+    def add(name: str, **options: Any) -> argparse.ArgumentParser:
+        epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name].splitlines())
+        return subparsers.add_parser(  # type: ignore[no-any-return]
+            name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **options
+        )
+
+    return add
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb: each verb's arguments in its own function (``cli_parsers``, ``cli_pool``,
+    ``cli_export``, ``cli_counts``), its handler here."""
     parser = argparse.ArgumentParser(
         prog="serlib",
         description="Speech emotion recognition with autoencoder representations (Neumann & Vu, ICASSP 2019).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-
-    class Commands:  # every verb with its --help examples (EXAMPLES) as the epilog
-        @staticmethod
-        def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
-            epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name].splitlines())
-            return subparsers.add_parser(
-                name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **options
-            )
-
-    commands = Commands()
-
-    config_parser = commands.add_parser("config", help="show a configuration")
-    config_commands = config_parser.add_subparsers(dest="config_command", required=True)
-    show = config_commands.add_parser("show", help="print a preset or file as validated YAML")
-    _add_config_arguments(show)
-    show.set_defaults(handler=_cmd_config_show)
-
-    demo = commands.add_parser("demo-corpus", help="generate the offline synthetic demo corpus")
-    demo.add_argument("--out", type=Path, required=True, help="folder of the generated corpus")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(handler=_cmd_demo_corpus)
-
-    extract = commands.add_parser("extract", help="fill the feature store for configured corpora")
-    _add_config_arguments(extract)
-    extract.add_argument("--corpus", action="append", help="corpus key (repeatable; default: all)")
-    extract.add_argument(
-        "--extractor",
-        action="append",
-        choices=["logmel", "spectrogram", "egemaps", "egemaps_lld"],
-        default=None,
-        help="repeatable; default: the ACNN's input (features.acnn_input) and the AE's spectrogram",
-    )
-    extract.set_defaults(handler=_cmd_extract)
-
-    train = commands.add_parser("train-ae", help="train the recurrent autoencoder on a configured corpus")
-    _add_config_arguments(train)
-    train.add_argument("--corpus", required=True, help="corpus key of the configuration")
-    train.add_argument("--epochs", type=int, default=None)
-    train.set_defaults(handler=_cmd_train_ae)
-
-    encode = commands.add_parser("encode", help="encode a corpus into AE representations")
-    _add_config_arguments(encode)
-    encode.add_argument("--model", type=Path, required=True, help="trained autoencoder .keras file")
-    encode.add_argument("--corpus", required=True)
-    encode.set_defaults(handler=_cmd_encode)
-
-    evaluate = commands.add_parser("evaluate", help="run the ACNN protocol; write Table 1 and Figure 2")
-    _add_config_arguments(evaluate)
-    evaluate.add_argument(
-        "--seed", type=int, action="append", help="only these seeds of protocol.seeds (repeatable)"
-    )
-    evaluate.add_argument(
-        "--condition", action="append", help="only these conditions of protocol.conditions (repeatable)"
-    )
-    evaluate.set_defaults(handler=_cmd_evaluate)
-
-    table = commands.add_parser(
-        "table", help="re-render Table 1 and the paired comparisons (with their power) from stored runs"
-    )
-    table.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="output folder of serlib evaluate")
-    table.add_argument(
-        "--svm",
-        action="store_true",
-        help="Table 1 with the eGeMAPS + SVM row (serlib svm) and confusion matrices",
-    )
-    table.set_defaults(handler=_cmd_table)
-
-    svm = commands.add_parser("svm", help="the eGeMAPS functionals + linear SVM reference on the same folds")
-    _add_config_arguments(svm)
-    svm.set_defaults(handler=_cmd_svm)
-
-    epochs = commands.add_parser(
-        "epochs", help="ACNN epochs chosen on training folds only (inner validation)"
-    )
-    _add_config_arguments(epochs)
-    epochs.add_argument("--max-epochs", type=int, default=100, help="longest inner training")
-    epochs.add_argument("--inner", type=int, default=1, help="inner validation sessions per fold")
-    epochs.set_defaults(handler=_cmd_epochs)
-
-    reproduce = commands.add_parser("reproduce", help="execute the notebooks in order with papermill")
-    _add_config_arguments(reproduce)
-    reproduce.add_argument("--notebook", action="append", help="run only this notebook, e.g. 04 (repeatable)")
-    reproduce.add_argument("--timeout", type=float, default=None, help="seconds allowed per notebook cell")
-    reproduce.set_defaults(handler=_cmd_reproduce)
-
-    report = commands.add_parser(
-        "report", help="rebuild RUN_DIR/report/index.html (the reproduction report) from a finished run"
-    )
-    report.add_argument(
-        "run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="output folder of serlib reproduce"
-    )
-    report.add_argument(
-        "--out", dest="old_out", type=Path, default=None, help=argparse.SUPPRESS
-    )  # deprecated
-    report.set_defaults(handler=_cmd_report)
-    provenance = commands.add_parser(
-        "provenance", help="print what produced a run folder and how this environment differs from it"
-    )
-    provenance.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
-    provenance.add_argument("--json", action="store_true", help="print the record as stored")
-    provenance.set_defaults(handler=_cmd_provenance)
-
-    check = commands.add_parser(
-        "check",
-        help="does a run's Table 1 agree with the shipped reference, within the spread its seeds allow? "
-        "(exit 0 agrees, 1 a cell outside, 3 not comparable)",
-    )
-    check.add_argument("folder", type=Path, help="output folder of serlib reproduce or evaluate")
-    check.add_argument(
-        "--reference", default=None, help="a reference of serlib/references by name (default: by config hash)"
-    )
-    check.add_argument(
-        "--references",
-        type=Path,
-        default=None,
-        help="folder of references (<name>.csv + <name>.json) instead of the shipped serlib/references",
-    )
-    check.set_defaults(handler=_cmd_check)
-
-    download = commands.add_parser(
-        "download", help="download an openly available corpus (names: serlib.data.download.ARCHIVES)"
-    )
-    download.add_argument("name")
-    download.add_argument("--out", type=Path, default=None, help="folder to unpack into (e.g. /data)")
-    download.add_argument(
-        "--to", dest="old_to", type=Path, default=None, help=argparse.SUPPRESS
-    )  # deprecated
-    download.add_argument("--url", default=None, help="mirror address instead of the official one")
-    download.add_argument("--keep-archive", action="store_true", help="keep the archive after unpacking")
-    download.set_defaults(handler=_cmd_download)
-
-    baseline = commands.add_parser(
-        "baseline", help="deprecated: serlib svm, serlib table RUN_DIR --svm, serlib epochs"
-    )
-    baseline.add_argument("task", choices=["svm", "table", "epochs"])
-    _add_config_arguments(baseline)
-    baseline.add_argument("--max-epochs", type=int, default=100, help=argparse.SUPPRESS)
-    baseline.add_argument("--inner", type=int, default=1, help=argparse.SUPPRESS)
-    baseline.set_defaults(handler=_cmd_baseline)
-
-    matrix = commands.add_parser(
-        "matrix", help="train on each corpus of protocol.cross_corpus_matrix, test on every other"
-    )
-    _add_config_arguments(matrix)
-    matrix.add_argument(
-        "--normalisation",
-        action="append",
-        choices=["none", "train", "corpus", "speaker"],
-        help="features.normalisation to run (repeatable; default: train)",
-    )
-    matrix.add_argument(
-        "--corpus",
-        action="append",
-        help="only these corpora of protocol.cross_corpus_matrix (repeatable; default: all of them)",
-    )
-    matrix.add_argument(
-        "--pairs-with",
-        default=None,
-        metavar="CORPUS",
-        help="only the pairs that train or test on CORPUS (a corpus joining the matrix)",
-    )
-    matrix.set_defaults(handler=_cmd_matrix)
-
-    sensitivity = commands.add_parser(
-        "sensitivity", help="run a sensitivity file: readings of the paper against the configured one"
-    )
-    sensitivity.add_argument("plan", type=Path, help="sensitivity YAML (e.g. configs/nemo-sensitivity.yaml)")
-    sensitivity.set_defaults(handler=_cmd_sensitivity)
-
-    cli_pool.add_parser(commands.add_parser)
-    cli_export.add_parser(commands.add_parser)
-    cli_counts.add_parser(commands.add_parser)
-
-    predict = commands.add_parser("predict", help="predict emotions of audio files with a trained model")
-    predict.add_argument("--model", type=Path, required=True, help="model folder (e.g. runs/demo/models)")
-    predict.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
-    predict.add_argument("--json", action="store_true")
-    predict.set_defaults(handler=_cmd_predict)
+    add = _verb_adder(parser.add_subparsers(dest="command", required=True))
+    verbs: list[tuple[Callable[[cli_parsers.Add, cli_parsers.Handler], None], cli_parsers.Handler]] = [
+        (cli_parsers.config, _cmd_config_show),
+        (cli_parsers.demo_corpus, _cmd_demo_corpus),
+        (cli_parsers.extract, _cmd_extract),
+        (cli_parsers.train_ae, _cmd_train_ae),
+        (cli_parsers.encode, _cmd_encode),
+        (cli_parsers.evaluate, _cmd_evaluate),
+        (cli_parsers.table, _cmd_table),
+        (cli_parsers.svm, _cmd_svm),
+        (cli_parsers.epochs, _cmd_epochs),
+        (cli_parsers.reproduce, _cmd_reproduce),
+        (cli_parsers.report, _cmd_report),
+        (cli_parsers.provenance, _cmd_provenance),
+        (cli_parsers.check, _cmd_check),
+        (cli_parsers.download, _cmd_download),
+        (cli_parsers.baseline, _cmd_baseline),
+        (cli_parsers.matrix, _cmd_matrix),
+        (cli_parsers.sensitivity, _cmd_sensitivity),
+    ]
+    for register, handler in verbs:
+        register(add, handler)
+    for module in (cli_pool, cli_export, cli_counts):  # verbs with their handlers in their own module
+        module.add_parser(add)
+    cli_parsers.predict(add, _cmd_predict)
     return parser
 
 

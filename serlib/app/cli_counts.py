@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
+from serlib.app import cli_parsers
 from serlib.base import config as config_module
 
 EXAMPLE = (
@@ -17,13 +17,7 @@ EXAMPLE = (
 def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add the ``counts`` verb with ``add`` (the CLI's ``add_parser``, which appends the examples)."""
     counts = add("counts", help="count each corpus by class, session and speaker beside the paper's numbers")
-    counts.add_argument(
-        "--preset", choices=config_module.PRESETS, default=None, help="built-in configuration"
-    )
-    counts.add_argument(
-        "--config", type=Path, default=None, help="YAML configuration file (overrides --preset)"
-    )
-    counts.add_argument("--out", type=Path, default=None, help="output folder (overrides output_dir)")
+    cli_parsers.add_config_arguments(counts)
     counts.add_argument(
         "--corpus", action="append", default=[], help="a configured corpus key (repeatable; default: all)"
     )

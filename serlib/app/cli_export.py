@@ -20,7 +20,9 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
         "export", help="write a run folder's predictions and run records as a results folder for git"
     )
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="output folder of serlib evaluate")
-    export.add_argument("--out", type=Path, required=True, help="the results folder, e.g. results/nemo")
+    export.add_argument(
+        "--out", type=Path, metavar="DIR", required=True, help="the results folder, e.g. results/nemo"
+    )
     export.add_argument(
         "--config",
         type=Path,
