@@ -177,10 +177,16 @@ def departures(config: config_module.Config) -> list[Departure]:
             value = getattr(model, name)
             if isinstance(value, BaseModel):
                 walk(value, getattr(paper, name), f"{prefix}{name}.")
-            elif data[name] != paper_data[name]:
+            elif data.get(name) != paper_data.get(name):  # a key dumped only when set is absent when None
                 key = prefix + name
                 rows.append(
-                    Departure(key, data[name], paper_data[name], reasons.get(key, ""), spec.description or "")
+                    Departure(
+                        key,
+                        data.get(name),
+                        paper_data.get(name),
+                        reasons.get(key, ""),
+                        spec.description or "",
+                    )
                 )
 
     walk(config, config_module.load_preset("paper"), "")
