@@ -69,10 +69,14 @@ def test_shipped_demo_reference_states_the_derived_tolerance_and_its_cpu_family(
     }
     assert set(demo.values[references.FAMILY_COLUMN]) >= {demo.family}
     assert demo.family_environment(demo.family)["tensorflow-cpu"] == demo.meta["packages"]["tensorflow-cpu"]
-    for name in ("nemo", "emodb"):  # typed from a report: a family, no environment, an assumed tolerance
-        typed = references.load_reference(name)
-        assert typed.family == "AMD AVX2" and typed.family_environment(typed.family) is None
-        assert "assumed" in typed.meta["tolerance"]
+    typed = references.load_reference("nemo")  # typed from a report: a family, no environment, assumed
+    assert typed.family == "AMD AVX2" and typed.family_environment(typed.family) is None
+    assert "assumed" in typed.meta["tolerance"]
+    for name in ("emodb", "emodb-replication", "ravdess"):  # built from results/: measured, with versions
+        built = references.load_reference(name)
+        assert built.meta["source"].startswith(f"results/{name} ")
+        assert built.family_environment(built.family)["tensorflow-cpu"]
+        assert "assumed" not in built.meta["tolerance"]
 
 
 # -- the power, against closed forms --------------------------------------------------------------------
@@ -316,32 +320,32 @@ def test_the_report_section_states_the_rule_the_power_and_what_is_missing(stored
 
 
 def test_a_real_speech_reference_is_checked_seed_by_seed_within_its_assumed_tolerance(tmp_path):
-    """configs/emodb.yaml's reference (per-seed values typed from the report, AMD AVX2, no versions):
+    """configs/nemo.yaml's reference (per-seed values typed from the report, AMD AVX2, no versions):
     a run of its seeds 0-1 is compared seed by seed, never exactly, with the assumed tolerance named."""
     from serlib.base import config as config_module  # noqa: PLC0415
 
     root = Path(__file__).resolve().parents[1]
-    config = config_module.load(root / "configs" / "emodb.yaml")
-    run = tmp_path / "emodb"
+    config = config_module.load(root / "configs" / "nemo.yaml")
+    run = tmp_path / "nemo"
     speakers = sum(FOLDS.values(), [])
     write_grid(
         run,
-        "emodb",
+        "nemo",
         FOLDS,
-        {"BL": dict.fromkeys(speakers, 0.75), "U4h": dict.fromkeys(speakers, 0.75)},
+        {c: dict.fromkeys(speakers, 0.5) for c in ("BL", "U", "C")},
         seeds=(0, 1),
-        conditions=(("BL", "none"), ("U4h", "other")),
+        conditions=(("BL", "none"), ("U", "other"), ("C", "target")),
     )
     path = run / "results" / "protocol.json"
     protocol = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps(protocol | {"config": config.model_dump(mode="json")}), encoding="utf-8")
     provenance.record(run, config)
     result = check.check_run(run)
-    assert result.reference == "emodb" and len(result.seeds) == 2 * 3  # BL, U4h and U4h - BL, seeds 0-1
+    assert result.reference == "nemo" and len(result.seeds) == 2 * 5  # BL, U, C, U - BL, C - BL; seeds 0-1
     assert (result.seeds["rule"] == check_seeds.TOLERANCE).all() and set(result.seeds["family"]) == {
         "AMD AVX2"
     }
     assert any(
         "(tolerance: assumed: the cross-CPU tolerance measured on the demo" in note for note in result.notes
     )
-    assert set(result.cells.loc[result.cells["rule"] == check.SEED_BY_SEED, "condition"]) == {"BL", "U4h"}
+    assert set(result.cells.loc[result.cells["rule"] == check.SEED_BY_SEED, "condition"]) == {"BL", "U", "C"}

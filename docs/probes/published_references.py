@@ -1,7 +1,9 @@
 """The references of `serlib check` that come from published numbers, not from a run on this machine
-(issue 34): the paper's Table 1 and the real-speech runs of docs/results-real-speech.md, written as
+(issue 34): the paper's Table 1 and nEMO's lost runs of docs/results-real-speech.md, written as
 ``serlib/references/<name>.csv`` + ``<name>.json`` with the comparison hash of the configuration each
-belongs to (the paper preset, configs/nemo.yaml, configs/emodb.yaml).
+belongs to (the paper preset, configs/nemo.yaml). Emo-DB's, RAVDESS' and the replication's references
+are built from their committed results folders by ``docs/probes/results_references.py`` (2026-12-07);
+nEMO's moves there once its grid is exported.
 
 The run folders behind docs/results-real-speech.md were lost with their machine; the per-seed values
 below are the ones that report prints (its sections are named in each reference's ``source``). The
@@ -58,14 +60,6 @@ NEMO = {
     "BL": [46.16, 49.35, 50.81, 45.74, 49.19],
     "U": [47.25, 48.97, 50.59, 48.97, 48.66],
     "C": [47.10, 48.64, 50.33, 47.62, 47.67],
-}
-# docs/results-real-speech.md, "Emo-DB with today's configuration: BL against U4h, 10 seeds", per-seed
-# table (within: mean of the 5 folds; cross: the one Emo-DB -> RAVDESS run), code of commit f969c2f.
-EMODB = {
-    ("within", "BL"): [77.90, 72.95, 73.27, 74.16, 72.94, 75.45, 75.20, 71.67, 75.90, 72.80],
-    ("within", "U4h"): [71.34, 72.84, 70.86, 74.01, 78.66, 72.10, 71.31, 72.76, 76.75, 75.79],
-    ("cross", "BL"): [30.47, 28.91, 26.95, 28.91, 31.25, 28.52, 30.86, 24.61, 26.17, 28.12],
-    ("cross", "U4h"): [37.50, 23.44, 31.64, 30.08, 37.50, 27.34, 44.53, 32.42, 31.25, 33.20],
 }
 
 
@@ -136,30 +130,6 @@ def main(folder: Path | None = None) -> None:
         ),
         folder,
     )
-    emodb = config_module.load(ROOT / "configs" / "emodb.yaml")
-    rows = [
-        {"setting": s, "condition": c, "seed": seed, "uar": uar}
-        for (s, c), values in EMODB.items()
-        for seed, uar in enumerate(values)
-    ]
-    write(
-        "emodb",
-        _per_seed(rows),
-        _meta(
-            "emodb",
-            emodb,
-            "per_seed",
-            list(range(10)),
-            "docs/results-real-speech.md, 'Emo-DB with today's configuration: BL against U4h, 10 seeds' "
-            "(code of commit f969c2f), per-seed table; conditions C and U of configs/emodb.yaml were not run "
-            "with this configuration and have no reference",
-            machine=REPORT_MACHINE,
-            cpu_family=references.cpu_family(REPORT_MACHINE["model"]),
-            tolerance=ASSUMED_TOLERANCE,
-        ),
-        folder,
-    )
-
 
 if __name__ == "__main__":
     main()
