@@ -134,3 +134,23 @@ def test_a_members_block_shows_the_exported_part_of_a_family_without_holm(result
     document.write_text("<!-- evidence:members family.yaml@x,w -->\n<!-- /evidence -->\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no member of .*family.yaml has this folder"):
         evidence.update([document], results, check=True)
+
+
+def test_a_speakers_block_reads_the_speaker_level_test_of_a_folder_outside_the_family(
+    results, tmp_path
+) -> None:
+    document = tmp_path / "report.md"
+    spec = "speakers x:within:U:all mean_difference +.2f"
+    document.write_text(f"<!-- evidence:{spec} -->?<!-- /evidence -->\n", encoding="utf-8")
+    evidence.update([document], results)
+    full = evidence.Renderer(results).pool("family.yaml").family
+    x_u = full[(full["condition"] == "U") & full["folder"].str.endswith("/x")].iloc[0]
+    assert (
+        document.read_text(encoding="utf-8")
+        == f"<!-- evidence:{spec} -->{x_u['mean_difference']:+.2f}<!-- /evidence -->\n"
+    )
+    document.write_text(
+        "<!-- evidence:speakers x:cross:U:all mdd .2f -->?<!-- /evidence -->\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="x"):
+        evidence.update([document], results, check=True)

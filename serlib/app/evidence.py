@@ -11,6 +11,8 @@ block, line and number that differs):
 * ``<!-- evidence:members family.yaml@emodb,ravdess -->`` ... : the declared family's rows of those
   member folders only, with unadjusted p-values (the part of the family already exported; Holm over a
   part is not the family's adjustment); ``FILE@FOLDERS`` works in ``member`` blocks too;
+* ``<!-- evidence:speakers emodb-ae-seed1:within:U4h:all mean_difference +.2f -->``: one number of
+  the speaker-level test of a folder outside the family (an exploratory reading);
 * inline numbers, ``<!-- evidence:pooled family.yaml hksj_ci_low +.2f -->-1.81<!-- /evidence -->``
   (a key of the pooled estimate and a format) and ``<!-- evidence:member family.yaml nemo:within:U:all
   mean_difference +.2f -->+1.35<!-- /evidence -->`` (a family row, by folder name, setting, condition
@@ -70,6 +72,7 @@ class Renderer:
             "pooled": self._pooled,
             "member": self._member,
             "members": self._members,
+            "speakers": self._speakers,
         }
         if kind not in handlers:
             raise EvidenceError(f"block 'evidence:{spec}': unknown kind {kind!r} (one of {sorted(handlers)})")
@@ -105,6 +108,25 @@ class Renderer:
                 f"{_format(row['ci_high'], '+.2f')}] | {_format(row['t_p'], 'p')} | {_format(row['mdd'], '.2f')} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _speakers(self, which: str, column: str, spec: str = ".2f") -> str:
+        """One number of the speaker-level test of a folder outside the family (an exploratory reading,
+        e.g. a second AE): ``FOLDER:SETTING:CONDITION:SCORE`` and a ``family.csv`` column."""
+        name, setting, condition, score = which.split(":")
+        if (which, "") not in self.pooled:
+            folder = self.root / name
+            result = confirmatory.pool(
+                [folder],
+                results_folder.speakers_of(folder),
+                conditions=[condition],
+                scores=[score] if score != confirmatory.ALL else (),
+            )
+            self.pooled[which, ""] = result
+        frame = self.pooled[which, ""].family
+        rows = frame[(frame["setting"] == setting) & (frame["score"] == score)]
+        if len(rows) != 1 or column not in rows.columns:
+            raise EvidenceError(f"{which}: no speaker-level test with a column {column!r}")
+        return _format(rows.iloc[0][column], spec)
 
     def _pooled(self, name: str, key: str, spec: str = ".2f") -> str:
         pooled = self.pool(name).pooled
