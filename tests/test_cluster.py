@@ -386,3 +386,25 @@ def test_shared_workers_need_more_than_one_worker(monkeypatch):
     with cluster.shared_workers(1) as shared:
         assert shared is None
         assert cluster.SHARED_VARIABLE not in os.environ
+
+
+def test_reproduce_shares_workers_only_where_a_notebook_may_train(tmp_path, monkeypatch):
+    """``serlib reproduce`` starts shared workers unless a scheduler is configured, one worker is asked
+    for or only notebook 01 runs; it warms them only for an output folder without Table 1."""
+    from serlib.app import reproduce
+    from serlib.app.notebooks import NOTEBOOKS
+
+    calls = []
+    monkeypatch.setattr(cluster, "shared_workers", lambda n_jobs, warm=None: calls.append((n_jobs, warm)))
+    config = _config(tmp_path, "out", n_jobs=2)
+    reproduce._shared_workers(config, list(NOTEBOOKS))
+    assert calls == [(2, reproduce.warm_worker)]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "table1.md").write_text("| a |\n", encoding="utf-8")
+    reproduce._shared_workers(config, list(NOTEBOOKS[3:]))
+    assert calls[-1] == (2, None)
+    remote = config_module.override(config, **{"protocol.scheduler_address": "tcp://127.0.0.1:1"})
+    for unshared, selected in ((remote, list(NOTEBOOKS)), (config, [NOTEBOOKS[0]])):
+        with reproduce._shared_workers(unshared, selected) as pool:
+            assert pool is None
+    assert len(calls) == 2
