@@ -311,3 +311,100 @@ def test_autoencoders_trained_on_dask_workers_equal_the_serial_ones(corpus, clie
         assert len(model_a) == len(model_b) > 0
         for a, b in zip(model_a, model_b, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_grid_on_workers_that_trained_autoencoders_gives_the_serial_results(corpus, client):
+    """``serlib reproduce`` keeps one set of workers for notebooks 02 and 04 (``cluster.shared_workers``):
+    ACNN runs on workers that trained AEs before (and ran other runs) still give the serial results."""
+    tiny_ae = {"autoencoder.layers": 1, "autoencoder.units": 4, "autoencoder.epochs": 1}
+    tiny_ae |= {"autoencoder.batch_size": 8, "features.spectrogram.fixed_length_s": 0.5}
+    tiny_ae |= {"features.spectrogram.mel_bands": 16}
+    ae_config = config_module.override(
+        _config(corpus, "ae-first", n_jobs=1), cache_dir=str(corpus / "ae-first"), **tiny_ae
+    )
+    conditions.train_autoencoders(ae_config, [("synth", 1), ("other", 1)], progress=False, client=client)
+    if not (corpus / "serial" / "results").is_dir():  # this test alone
+        grid.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
+    grid.run_protocol(_config(corpus, "after-ae", n_jobs=2), progress=False, client=client)
+    assert len(_predictions(corpus / "serial")) == 3
+    assert _predictions(corpus / "after-ae") == _predictions(corpus / "serial")
+    assert _run_metrics(corpus / "after-ae") == _run_metrics(corpus / "serial")
+
+
+def test_shared_workers_serve_child_clients_until_closed(monkeypatch):
+    """``shared_workers`` names its scheduler in SHARED_VARIABLE; ``dask_client`` without an address
+    connects there when the workers are as many as asked (and leaves them running), starts its own
+    cluster otherwise; the warm-up has imported the training code on every worker before their first
+    task; the CPU count covers the workers; the variable is gone afterwards."""
+    from serlib.app import reproduce
+
+    def imported(name: str) -> bool:  # pickled by value: the workers need not import this module
+        import sys
+
+        return name in sys.modules
+
+    monkeypatch.delenv(cluster.SHARED_VARIABLE, raising=False)
+    own_clusters = []
+    monkeypatch.setattr(cluster, "_local_client", _recording(cluster._local_client, own_clusters))
+    with cluster.shared_workers(2, warm=reproduce.warm_worker) as shared:
+        assert own_clusters == [2]
+        address = os.environ[cluster.SHARED_VARIABLE]
+        assert address == shared.scheduler.address
+        for _ in range(2):  # a notebook's client, closed, then the next notebook's
+            with cluster.dask_client(None, 2) as child:
+                assert child.scheduler.address == address
+                workers = list(child.scheduler_info()["workers"])
+                # one task per worker, queued behind its warm-up (one thread each)
+                futures = [
+                    child.submit(imported, "serlib.protocol.runs", workers=[w], pure=False) for w in workers
+                ]
+                assert [f.result() for f in futures] == [True, True]
+        assert own_clusters == [2]  # no second cluster
+        assert cluster.pool_cpu_seconds(shared) > 0
+        monkeypatch.setattr(cluster, "_local_client", lambda workers: _refused(own_clusters, workers))
+        with pytest.raises(RuntimeError, match="own cluster of 3"):
+            with cluster.dask_client(None, 3):  # 3 workers wanted: not these
+                pass
+    assert cluster.SHARED_VARIABLE not in os.environ
+
+
+def _recording(function, calls):
+    def recorded(workers):
+        calls.append(workers)
+        return function(workers)
+
+    return recorded
+
+
+def _refused(calls, workers):
+    calls.append(workers)
+    raise RuntimeError(f"own cluster of {workers}")
+
+
+def test_shared_workers_need_more_than_one_worker(monkeypatch):
+    monkeypatch.delenv(cluster.SHARED_VARIABLE, raising=False)
+    with cluster.shared_workers(1) as shared:
+        assert shared is None
+        assert cluster.SHARED_VARIABLE not in os.environ
+
+
+def test_reproduce_shares_workers_only_where_a_notebook_may_train(tmp_path, monkeypatch):
+    """``serlib reproduce`` starts shared workers unless a scheduler is configured, one worker is asked
+    for or only notebook 01 runs; it warms them only for an output folder without Table 1."""
+    from serlib.app import reproduce
+    from serlib.app.notebooks import NOTEBOOKS
+
+    calls = []
+    monkeypatch.setattr(cluster, "shared_workers", lambda n_jobs, warm=None: calls.append((n_jobs, warm)))
+    config = _config(tmp_path, "out", n_jobs=2)
+    reproduce._shared_workers(config, list(NOTEBOOKS))
+    assert calls == [(2, reproduce.warm_worker)]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "table1.md").write_text("| a |\n", encoding="utf-8")
+    reproduce._shared_workers(config, list(NOTEBOOKS[3:]))
+    assert calls[-1] == (2, None)
+    remote = config_module.override(config, **{"protocol.scheduler_address": "tcp://127.0.0.1:1"})
+    for unshared, selected in ((remote, list(NOTEBOOKS)), (config, [NOTEBOOKS[0]])):
+        with reproduce._shared_workers(unshared, selected) as pool:
+            assert pool is None
+    assert len(calls) == 2

@@ -16,6 +16,7 @@ that drive kernels, not at the top.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -32,8 +33,8 @@ from typing import Any
 from IPython import get_ipython
 
 from serlib.app.notebooks import NOTEBOOKS, notebooks_dir
+from serlib.base import cluster, config_yaml, logs, progress, provenance, runtime
 from serlib.base import config as config_module
-from serlib.base import config_yaml, logs, progress, provenance, runtime
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,8 @@ def run(
     saved_progress = os.environ.get(progress.PROGRESS_VARIABLE)
     os.environ[progress.PROGRESS_VARIABLE] = "lines"
     try:
-        return _execute(config, resolved, selected, kernel, log_path, timeout)
+        with _shared_workers(config, selected) as pool:
+            return _execute(config, resolved, selected, kernel, log_path, timeout, pool)
     finally:
         if own_log:
             logs.stop_file()
@@ -278,6 +280,30 @@ def run(
             os.environ[progress.PROGRESS_VARIABLE] = saved_progress
 
 
+def _shared_workers(config: config_module.Config, selected: list[str]) -> Any:
+    """One set of Dask workers for all notebooks of this reproduction (``cluster.shared_workers``): the
+    kernels of 02 (AEs) and 04 (ACNN runs) used to start two workers each, and each worker paid
+    TensorFlow's import. None with a scheduler address (the notebooks use that cluster), with one worker
+    (``protocol.n_jobs``), or when only notebook 01 runs (it trains nothing). The workers import the
+    training code while notebook 01 runs, unless the output folder already has Table 1 (a re-run finds
+    its work cached and may need no worker)."""
+    if config.protocol.scheduler_address or selected == [NOTEBOOKS[0]]:
+        return contextlib.nullcontext()
+    fresh = not (config.output_path / "table1.md").is_file()
+    return cluster.shared_workers(config.protocol.n_jobs, warm=warm_worker if fresh else None)
+
+
+def warm_worker() -> None:
+    """What the first training task of a worker imports (a shared worker's warm-up; see above)."""
+    from serlib.models import autoencoder  # noqa: F401, PLC0415 - the import is the point
+    from serlib.protocol import runs  # noqa: F401, PLC0415
+
+
+def _notebook_cpu(pool: Any) -> float:
+    """CPU seconds of finished kernels plus, with shared workers, the workers and this process."""
+    return _children_cpu_seconds() + (cluster.pool_cpu_seconds(pool) if pool is not None else 0.0)
+
+
 def _execute(
     config: config_module.Config,
     resolved: Path,
@@ -285,6 +311,7 @@ def _execute(
     kernel: str,
     log_path: Path,
     timeout: float | None,
+    pool: Any = None,
 ) -> int:
     """``run``'s loop: each notebook with papermill, logged to ``log_path``; 0, or 1 at the first failure."""
     import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
@@ -312,7 +339,7 @@ def _execute(
     for number, name in enumerate(selected, start=1):
         output = executed_dir / name
         begin = time.perf_counter()
-        cpu_begin = _children_cpu_seconds()
+        cpu_begin = _notebook_cpu(pool)
         stamp = datetime.now().isoformat(timespec="seconds")
         print(f"[{number}/{len(selected)}] {name} running ...", flush=True)
         try:
@@ -356,7 +383,7 @@ def _execute(
             _report(out_dir)
             return 1
         seconds = time.perf_counter() - begin
-        cpu = _children_cpu_seconds() - cpu_begin
+        cpu = _notebook_cpu(pool) - cpu_begin
         end = datetime.now().isoformat(timespec="seconds")
         _log_line(
             log_path,

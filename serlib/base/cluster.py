@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SUBMIT_WINDOW_PER_WORKER = 3  # ordered tasks in flight per worker: keeps workers busy, memory bounded
 CONNECT_TIMEOUT_S = 30
+# The address of a LocalCluster that a parent process keeps for its children (``shared_workers``).
+SHARED_VARIABLE = "SERLIB_DASK_SHARED_SCHEDULER"
 _STRATEGIES: dict[tuple[str, str], Any] = {}
 _PRIVATE_RANDOM: list[Any] = []
 
@@ -141,12 +143,13 @@ class _WithoutKillAtClose(logging.Filter):
 
 @contextlib.contextmanager
 def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[Any]:
-    """A ``distributed.Client``: to ``scheduler_address``, else to a new LocalCluster.
+    """A ``distributed.Client``: to ``scheduler_address``, else to the shared workers a parent process
+    keeps (``SHARED_VARIABLE``, when they are as many as asked), else to a new LocalCluster.
 
     The LocalCluster has ``worker_count(n_workers)`` processes of one Dask thread each and is closed on
-    exit; a remote cluster is left running.
+    exit; a remote cluster and the shared workers are left running.
     """
-    from distributed import Client, LocalCluster  # noqa: PLC0415 - Dask only when scaling out
+    from distributed import Client  # noqa: PLC0415 - Dask only when scaling out
 
     if scheduler_address:
         try:
@@ -162,6 +165,43 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         finally:
             client.close()
         return
+    shared = _shared_client(worker_count(n_workers))
+    if shared is not None:
+        try:
+            yield shared
+        finally:
+            shared.close()
+        return
+    with _local_client(worker_count(n_workers)) as client:
+        yield client
+
+
+def _shared_client(workers: int) -> Any:
+    """A client of the shared workers named by ``SHARED_VARIABLE`` if they are ``workers`` many, else None
+    (a LocalCluster of this process's own is then started; a scheduler that is gone is logged)."""
+    address = os.environ.get(SHARED_VARIABLE, "").strip()
+    if not address:
+        return None
+    from distributed import Client  # noqa: PLC0415 - Dask only when scaling out
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        log.warning("%s=%s: cannot reach it (%s); starting a local cluster", SHARED_VARIABLE, address, error)
+        return None
+    found = len(client.scheduler_info().get("workers", {}))
+    if found != workers:
+        log.info("%s has %d workers, %d wanted: starting a local cluster", SHARED_VARIABLE, found, workers)
+        client.close()
+        return None
+    return client
+
+
+@contextlib.contextmanager
+def _local_client(workers: int) -> Iterator[Any]:
+    """A client of a new LocalCluster of ``workers`` processes with one Dask thread each, closed on exit."""
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - Dask only when scaling out
+
     # The scheduler runs in this process: keep its start/stop INFO lines out of notebooks and logs, and
     # the nanny's note that a worker which finished its work was killed at close after 4 s on a busy
     # machine (a worker that dies while working is still reported).
@@ -171,7 +211,7 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         nanny.addFilter(_WithoutKillAtClose())
     with (
         LocalCluster(
-            n_workers=worker_count(n_workers),
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
@@ -183,6 +223,81 @@ def dask_client(scheduler_address: str | None, n_workers: int = 0) -> Iterator[A
         Client(local) as client,
     ):
         yield client
+
+
+@contextlib.contextmanager
+def shared_workers(n_jobs: int, warm: Callable[[], Any] | None = None) -> Iterator[Any]:
+    """Worker processes that this process's children use instead of starting their own (a client, or None).
+
+    ``serlib reproduce`` runs each notebook in a new kernel; each kernel that trains (02 the AEs, 04
+    the ACNN runs) started a LocalCluster of its own, and every worker paid the imports of TensorFlow and
+    serlib (~5 CPU-s each, docs/performance.md). Here one LocalCluster of ``worker_count(n_jobs)``
+    processes lives as long as the ``with`` block and its scheduler's address is in ``SHARED_VARIABLE``,
+    which the kernels inherit: ``dask_client`` connects to it. ``warm`` (a module-level function, e.g.
+    one that imports the training modules) runs once on every worker at once, with the threads and the
+    random generator of a task (``_task``), so the imports overlap the notebooks that need no worker.
+    A worker computes the same as before: a task sets its own seeds and threads, whichever process ran
+    what before it. No cluster (None) for a single worker, inside another shared cluster, or when it
+    cannot start (logged).
+    """
+    workers = worker_count(n_jobs)
+    if workers <= 1 or os.environ.get(SHARED_VARIABLE):
+        yield None
+        return
+    stack = contextlib.ExitStack()
+    try:
+        client = stack.enter_context(_local_client(workers))
+    except Exception as error:  # the notebooks then start their own clusters, as without this
+        log.warning("shared Dask workers not started (%s): each notebook starts its own", error)
+        client = None
+    with stack:
+        if client is not None:
+            os.environ[SHARED_VARIABLE] = client.scheduler.address
+            warming = _warm(client, warm)
+        try:
+            yield client
+        finally:
+            os.environ.pop(SHARED_VARIABLE, None)
+            if client is not None:
+                client.cancel(warming)
+
+
+def _warm(client: Any, function: Callable[[], Any] | None) -> list[Any]:
+    """``function`` as one task pinned to each worker (not awaited): the futures."""
+    if function is None:
+        return []
+    threads = (
+        runtime.requested_threads()
+    )  # what the kernels' tasks pass (runtime.configure_when_tensorflow_loads)
+    log_file = logs.current_file()
+    return [
+        client.submit(
+            _task,
+            function,
+            threads,
+            log_file,
+            key=f"serlib-warm-{index}-{os.getpid()}",
+            pure=False,
+            workers=[address],
+            allow_other_workers=False,
+        )
+        for index, address in enumerate(client.scheduler_info().get("workers", {}))
+    ]
+
+
+def pool_cpu_seconds(client: Any) -> float:
+    """CPU seconds used so far by ``client``'s workers (each its own process) and by this process (the
+    scheduler of a LocalCluster runs here): for logs next to the wall time."""
+    import resource  # noqa: PLC0415 - Unix only, as the rest of serlib's run logs
+    import time  # noqa: PLC0415
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        workers = sum(client.run(time.process_time).values())
+    except Exception as error:  # a log line must not stop the work: the workers' share is then left out
+        log.warning("CPU seconds of the Dask workers not read (%s): the log counts this process only", error)
+        workers = 0.0
+    return own.ru_utime + own.ru_stime + workers
 
 
 # -- Dask: tasks --------------------------------------------------------------------------------------
