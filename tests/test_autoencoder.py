@@ -257,7 +257,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(trained, tmp_path):
         """
     )
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, timeout=300)
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
     state = _state(model_dir)
     assert state["epoch"] == 1 and (model_dir / state["checkpoint"]).is_file()

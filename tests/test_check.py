@@ -3,7 +3,7 @@ check of a tiny protocol run against a reference made from it (agrees), of the s
 predictions permuted (outside, exit 1) and with another configuration (not comparable, exit 3).
 Issue 42's mutations of the tiny run, each of which must make `serlib check` exit 1: the AE vectors of
 one condition replaced by zeros and two classes' labels swapped in one condition's training data (both
-retrained, seeds 0-1), a 3-point shift of one cell (on this machine and under another CPU family's
+retrained, seed 0), a 3-point shift of one cell (on this machine and under another CPU family's
 provenance); the unmodified run agrees exactly, and within the tolerance as another family."""
 
 from __future__ import annotations
@@ -220,11 +220,13 @@ def test_the_report_has_a_check_section(tmp_path: Path):
 
 
 # -- issue 42: mutations that must fail the check ----------------------------------------------------------
-MUTATED_SEEDS = [0, 1]
+# One seed retrained (3 runs, not 6): `serlib check` compares each seed with the reference's same seed
+# (the exact rule on this machine), so one changed seed is already NOT_SAME.
+MUTATED_SEEDS = [0]
 
 
 def _retrain(run: Path, target: Path, monkeypatch: pytest.MonkeyPatch, condition: str = "sT") -> Path:
-    """A full copy of the run (stores and autoencoders kept) with ``condition``'s runs of seeds 0-1
+    """A full copy of the run (stores and autoencoders kept) with ``condition``'s runs of seed 0
     trained again in this process, under whatever ``monkeypatch`` changed."""
     from serlib.protocol import grid  # noqa: PLC0415
 

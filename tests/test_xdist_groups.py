@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 import pytest
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range({cases}))
 def test_case(case):
     name = Path(__file__).stem
-    line = f"{name} {case} {os.environ['PYTEST_XDIST_WORKER']}\\n"
+    line = f"{{name}} {{case}} {{os.environ['PYTEST_XDIST_WORKER']}}\\n"
     with open(os.environ["GROUPS_RECORD"], "a") as record:
         record.write(line)
 """
@@ -33,12 +33,14 @@ def test_group_of_names_the_shared_group_or_the_module():
 
 
 def test_modules_of_one_group_run_in_one_process_under_xdist(tmp_path: Path):
-    # Two modules of the shared tiny_reference group and two modules of their own, six tests each.
+    # Two modules of the shared tiny_reference group (6 tests each) and three modules of their own with
+    # more tests (20 each): xdist's own scheduler would start those first (it sorts groups by their
+    # number of tests); LONGEST_FIRST names tiny_reference, so it must be the first group its process runs.
     suite = tmp_path / "suite"
     suite.mkdir()
-    modules = ("test_logs", "test_predict", "test_alpha", "test_beta")
-    for name in modules:
-        (suite / f"{name}.py").write_text(RECORDING_TEST, encoding="utf-8")
+    cases = {"test_logs": 6, "test_predict": 6, "test_alpha": 20, "test_beta": 20, "test_gamma": 20}
+    for name, count in cases.items():
+        (suite / f"{name}.py").write_text(RECORDING_TEST.format(cases=count), encoding="utf-8")
     (suite / "conftest.py").write_text(
         "from xdist_groups import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401\n",
         encoding="utf-8",
@@ -57,9 +59,14 @@ def test_modules_of_one_group_run_in_one_process_under_xdist(tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     workers: dict[str, set[str]] = defaultdict(set)
+    order: dict[str, list[str]] = defaultdict(list)  # each process's modules in the order it ran them
     for line in record.read_text(encoding="utf-8").splitlines():
         module, _, worker = line.split()
         workers[module].add(worker)
-    assert sorted(workers) == sorted(modules)
+        if module not in order[worker]:
+            order[worker].append(module)
+    assert sorted(workers) == sorted(cases)
     assert all(len(used) == 1 for used in workers.values()), dict(workers)  # each module in one process
     assert workers["test_logs"] == workers["test_predict"], dict(workers)  # the shared group together
+    (worker,) = workers["test_logs"]
+    assert set(order[worker][:2]) == {"test_logs", "test_predict"}, dict(order)  # the longest group first

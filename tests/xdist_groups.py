@@ -28,20 +28,24 @@ SHARED_GROUPS = {
     "test_notebooks": "tiny_notebooks",  # the tiny reproduction of the five notebooks (tiny_reproduction)
     "test_browser": "tiny_notebooks",
 }
-# Group sums of a --durations=0 table (2026-12-01, pytest-xdist on 2 processes at load ~6: only the
-# order matters); xdist hands each free process the next group in this order.
+# Group sums of the longest tests of a fresh-clone CI run (2026-12-07, --durations=30, 2-core Intel Xeon:
+# tiny_notebooks ~190 s, tiny_reference ~90 s, test_check ~60 s, test_cluster ~54 s, test_autoencoder
+# ~48 s, Emo-DB 39 s, test_memory 23 s, ASED 20 s; the rest from the 2026-12-01 table); only the order
+# matters. xdist hands each free process the next group in this order (pytest_xdist_make_scheduler).
 LONGEST_FIRST = (
-    "tiny_reference",
-    "test_autoencoder",
     "tiny_notebooks",
-    "test_experiments",
-    "test_cluster",
+    "tiny_reference",
     "test_check",
-    "test_acnn",
+    "test_cluster",
+    "test_autoencoder",
     "test_emodb_validation",
-    "test_determinism",
-    "test_real_speech_configs",
+    "test_experiments",
     "test_memory",
+    "test_ased",
+    "test_acnn",
+    "test_features",
+    "test_real_speech_configs",
+    "test_determinism",
     "test_demo_corpus",
     "test_analysis",
 )
@@ -65,6 +69,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only with pytest-xdist running
+
+    # xdist's scope scheduler re-sorts the groups by their number of tests (--loadscope-reorder, on by
+    # default), which undid LONGEST_FIRST: the long groups with few tests (test_cluster, Emo-DB) started
+    # last, and one process finished them alone. Keep the collection order.
+    config.option.loadscopereorder = False
 
     class ModuleGroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
