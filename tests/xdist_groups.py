@@ -28,7 +28,7 @@ SHARED_GROUPS = {
     "test_notebooks": "tiny_notebooks",  # the tiny reproduction of the five notebooks (tiny_reproduction)
     "test_browser": "tiny_notebooks",
 }
-# Group sums of the longest tests of a fresh-clone CI run (2026-12-07, --durations=30, 2-core Intel Xeon:
+# Group sums of the longest tests of a fresh-clone CI run (2026-12-07, --durations=30, the 2-core CI machine:
 # tiny_notebooks ~190 s, tiny_reference ~90 s, test_check ~60 s, test_cluster ~54 s, test_autoencoder
 # ~48 s, Emo-DB 39 s, test_memory 23 s, ASED 20 s; the rest from the 2026-12-01 table); only the order
 # matters. xdist hands each free process the next group in this order (pytest_xdist_make_scheduler).
