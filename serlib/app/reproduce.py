@@ -314,19 +314,20 @@ def _execute(
     pool: Any = None,
 ) -> int:
     """``run``'s loop: each notebook with papermill, logged to ``log_path``; 0, or 1 at the first failure."""
-    import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
-    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415  (light for kernels: see the module docstring)
-
     out_dir = config.output_path
-    executed_dir = out_dir / "notebooks"
-    source_dir = notebooks_dir()
     parameters = {
         "preset": config.name,
         "config_path": str(resolved.resolve()),
         "output_dir": str(out_dir),
     }
-    sockets = tempfile.TemporaryDirectory(prefix="serlib-kernel-")
-    kernel_manager = ipc_kernel_manager(Path(sockets.name))
+    sockets = tempfile.TemporaryDirectory(prefix="serlib-kernel-")  # held until the loop ends
+    options = {
+        "parameters": parameters,
+        "kernel_name": kernel,
+        "progress_bar": False,
+        "execution_timeout": timeout,
+        "kernel_manager_class": ipc_kernel_manager(Path(sockets.name)),
+    }
     started = time.perf_counter()
     _log_line(
         log_path,
@@ -337,62 +338,10 @@ def _execute(
         f"serlib reproduce: {len(selected)} notebooks, configuration {resolved}, kernel {kernel}", flush=True
     )
     for number, name in enumerate(selected, start=1):
-        output = executed_dir / name
-        begin = time.perf_counter()
-        cpu_begin = _notebook_cpu(pool)
-        stamp = datetime.now().isoformat(timespec="seconds")
-        print(f"[{number}/{len(selected)}] {name} running ...", flush=True)
-        try:
-            papermill.execute_notebook(
-                str(source_dir / name),
-                str(output),
-                parameters=parameters,
-                kernel_name=kernel,
-                cwd=str(Path.cwd()),
-                progress_bar=False,
-                execution_timeout=timeout,
-                kernel_manager_class=kernel_manager,
-            )
-        except PapermillExecutionError as error:
-            seconds = time.perf_counter() - begin
-            _log_line(
-                log_path,
-                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\t"
-                f"status failed in cell {error.cell_index}: {error.ename}",
-            )
-            print(
-                f"[{number}/{len(selected)}] {name} FAILED after {seconds:.1f} s in cell {error.cell_index} "
-                f"({error.ename}: {error.evalue}); the executed copy with the traceback is {output}",
-                file=sys.stderr,
-                flush=True,
-            )
+        tag = f"[{number}/{len(selected)}] {name}"
+        if not _execute_one(name, tag, out_dir / "notebooks" / name, options, log_path, pool, started):
             _report(out_dir)
             return 1
-        except Exception as error:  # kernel died, timeout, unreadable notebook: still name the notebook
-            seconds = time.perf_counter() - begin
-            _log_line(
-                log_path,
-                f"{name}\tstart {stamp}\tseconds {seconds:.1f}\tstatus failed: {type(error).__name__}",
-            )
-            print(
-                f"[{number}/{len(selected)}] {name} FAILED after {seconds:.1f} s ({type(error).__name__}: {error}); "
-                f"partial copy: {output}",
-                file=sys.stderr,
-                flush=True,
-            )
-            _report(out_dir)
-            return 1
-        seconds = time.perf_counter() - begin
-        cpu = _notebook_cpu(pool) - cpu_begin
-        end = datetime.now().isoformat(timespec="seconds")
-        _log_line(
-            log_path,
-            f"{name}\tstart {stamp}\tend {end}\tseconds {seconds:.1f}\tkernel_cpu_s {cpu:.1f}\tstatus ok",
-        )
-        print(
-            f"[{number}/{len(selected)}] {name} done in {seconds:.1f} s (total {time.perf_counter() - started:.1f} s)",
-            flush=True,
-        )
     total = time.perf_counter() - started
     _log_line(log_path, f"# all {len(selected)} notebooks ok in {total:.1f} s")
     print(f"serlib reproduce: all notebooks ran in {total:.1f} s; outputs in {out_dir}", flush=True)
@@ -400,6 +349,58 @@ def _execute(
     _check(out_dir)
     _report(out_dir)  # the report's path is the last line printed
     return 0
+
+
+def _execute_one(
+    name: str,
+    tag: str,
+    output: Path,
+    options: dict[str, Any],
+    log_path: Path,
+    pool: Any,
+    started: float,
+) -> bool:
+    """One notebook with papermill, its log and console lines; False when it failed (named by ``_failed``)."""
+    import papermill  # noqa: PLC0415  (light for kernels: see the module docstring)
+
+    begin = time.perf_counter()
+    cpu_begin = _notebook_cpu(pool)
+    stamp = datetime.now().isoformat(timespec="seconds")
+    print(f"{tag} running ...", flush=True)
+    try:
+        papermill.execute_notebook(str(notebooks_dir() / name), str(output), cwd=str(Path.cwd()), **options)
+    except Exception as error:  # kernel died, timeout, unreadable notebook: still name the notebook
+        _failed(error, name, tag, stamp, time.perf_counter() - begin, output, log_path)
+        return False
+    seconds = time.perf_counter() - begin
+    cpu = _notebook_cpu(pool) - cpu_begin
+    end = datetime.now().isoformat(timespec="seconds")
+    _log_line(
+        log_path,
+        f"{name}\tstart {stamp}\tend {end}\tseconds {seconds:.1f}\tkernel_cpu_s {cpu:.1f}\tstatus ok",
+    )
+    print(f"{tag} done in {seconds:.1f} s (total {time.perf_counter() - started:.1f} s)", flush=True)
+    return True
+
+
+def _failed(
+    error: Exception, name: str, tag: str, stamp: str, seconds: float, output: Path, log_path: Path
+) -> None:
+    """The log and console lines of a failed notebook: its failing cell where papermill names one (an error
+    inside the notebook), else the error's type (kernel died, timeout, unreadable notebook)."""
+    from papermill.exceptions import PapermillExecutionError  # noqa: PLC0415  (light for kernels: see the module docstring)
+
+    if isinstance(error, PapermillExecutionError):
+        status = f"failed in cell {error.cell_index}: {error.ename}"
+        detail = (
+            f"in cell {error.cell_index} ({error.ename}: {error.evalue}); "
+            f"the executed copy with the traceback is {output}"
+        )
+    else:
+        status = f"failed: {type(error).__name__}"
+        detail = f"({type(error).__name__}: {error}); partial copy: {output}"
+    _log_line(log_path, f"{name}\tstart {stamp}\tseconds {seconds:.1f}\tstatus {status}")
+    print(f"{tag} FAILED after {seconds:.1f} s {detail}", file=sys.stderr, flush=True)
 
 
 def _print_table1(out_dir: Path) -> None:

@@ -79,59 +79,9 @@ def ased(
     if sentences not in ASED_SENTENCES:
         raise CorpusError(f"ASED: sentences={sentences!r}; choose one of {', '.join(ASED_SENTENCES)}")
     folder = Path(root)
-    table, lines, column = read_tsv(folder, "ASED", ASED_COLUMNS)
     source = f"ASED {folder}"
     wanted = None if speakers is None else {str(s) for s in speakers}
-    rows: list[dict[str, Any]] = []
-    genders: dict[str, str] = {}
-    seen: dict[str, int] = {}
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = [field.strip() for field in line.split("\t")]
-        where = f"{table}:{number}"
-        if len(fields) < len(column):
-            raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(column)}")
-        value = {name: fields[column[name]] for name in ASED_COLUMNS}
-        if value["emotion"] not in EMOTIONS:
-            raise CorpusError(f"{where}: emotion {value['emotion']!r} is not one of {', '.join(EMOTIONS)}")
-        if value["gender"] not in ASED_GENDERS:
-            raise CorpusError(f"{where}: gender {value['gender']!r} is neither F nor M")
-        if value["sentence_type"] not in ("common", "specific"):
-            raise CorpusError(
-                f"{where}: sentence_type {value['sentence_type']!r} is neither common nor specific"
-            )
-        if not value["file"] or not value["speaker"]:
-            raise CorpusError(f"{where}: empty file or speaker")
-        speaker, gender = value["speaker"], ASED_GENDERS[value["gender"]]
-        if genders.setdefault(speaker, gender) != gender:
-            raise CorpusError(
-                f"{where}: speaker {speaker} is {gender} here but {genders[speaker]} on an earlier line; "
-                "ASED's data.tsv gives each speaker one gender (the speaker's majority code)"
-            )
-        utterance = Path(value["file"]).stem
-        if utterance in seen:
-            raise CorpusError(f"{where}: {value['file']} is listed twice (first on line {seen[utterance]})")
-        seen[utterance] = number
-        if wanted is not None and speaker not in wanted:
-            continue
-        arousal_class, valence_class = category_classes(value["emotion"])
-        rows.append(
-            {
-                "utterance_id": utterance,
-                "corpus": "ased",
-                "path": str(folder / "samples" / value["file"]),
-                "speaker": speaker,
-                "gender": gender,
-                "emotion": value["emotion"],
-                "arousal_class": arousal_class,
-                "valence_class": valence_class,
-                "sentence": value["sentence"],
-                "repetition": value["repetition"],
-                "sentence_type": value["sentence_type"],
-                SUBSET_COLUMN: value["sentence_type"],
-            }
-        )
+    rows, genders = _rows(folder, wanted)
     if wanted is not None:
         unknown = sorted(wanted - set(genders))
         if unknown:
@@ -146,3 +96,69 @@ def ased(
         rows = kept
     rows = check_audio(rows, source, check_files, allow_missing, "ASED keeps them in samples/<file>")
     return finish(rows, source, extra=("sentence", "repetition", "sentence_type", SUBSET_COLUMN))
+
+
+def _rows(folder: Path, wanted: set[str] | None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The manifest rows of ``data.tsv`` (of the ``wanted`` speakers only, when given) and the gender of
+    every speaker in the table; a bad line, a speaker with two genders or a file listed twice is an
+    error naming the table and line."""
+    table, lines, column = read_tsv(folder, "ASED", ASED_COLUMNS)
+    rows: list[dict[str, Any]] = []
+    genders: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        where = f"{table}:{number}"
+        value = _fields(line, column, where)
+        speaker, gender = value["speaker"], ASED_GENDERS[value["gender"]]
+        if genders.setdefault(speaker, gender) != gender:
+            raise CorpusError(
+                f"{where}: speaker {speaker} is {gender} here but {genders[speaker]} on an earlier line; "
+                "ASED's data.tsv gives each speaker one gender (the speaker's majority code)"
+            )
+        utterance = Path(value["file"]).stem
+        if utterance in seen:
+            raise CorpusError(f"{where}: {value['file']} is listed twice (first on line {seen[utterance]})")
+        seen[utterance] = number
+        if wanted is not None and speaker not in wanted:
+            continue
+        rows.append(_row(folder, value, utterance, gender))
+    return rows, genders
+
+
+def _fields(line: str, column: dict[str, int], where: str) -> dict[str, str]:
+    """One line of ``data.tsv`` as {column: value}, checked: the emotion, gender and sentence type are
+    ones ASED uses, and file and speaker are not empty (``where`` names the table and line)."""
+    fields = [field.strip() for field in line.split("\t")]
+    if len(fields) < len(column):
+        raise CorpusError(f"{where}: {len(fields)} tab-separated fields, the header has {len(column)}")
+    value = {name: fields[column[name]] for name in ASED_COLUMNS}
+    if value["emotion"] not in EMOTIONS:
+        raise CorpusError(f"{where}: emotion {value['emotion']!r} is not one of {', '.join(EMOTIONS)}")
+    if value["gender"] not in ASED_GENDERS:
+        raise CorpusError(f"{where}: gender {value['gender']!r} is neither F nor M")
+    if value["sentence_type"] not in ("common", "specific"):
+        raise CorpusError(f"{where}: sentence_type {value['sentence_type']!r} is neither common nor specific")
+    if not value["file"] or not value["speaker"]:
+        raise CorpusError(f"{where}: empty file or speaker")
+    return value
+
+
+def _row(folder: Path, value: dict[str, str], utterance: str, gender: str) -> dict[str, Any]:
+    """The manifest row of one checked line (its session is set once the speaker groups are formed)."""
+    arousal_class, valence_class = category_classes(value["emotion"])
+    return {
+        "utterance_id": utterance,
+        "corpus": "ased",
+        "path": str(folder / "samples" / value["file"]),
+        "speaker": value["speaker"],
+        "gender": gender,
+        "emotion": value["emotion"],
+        "arousal_class": arousal_class,
+        "valence_class": valence_class,
+        "sentence": value["sentence"],
+        "repetition": value["repetition"],
+        "sentence_type": value["sentence_type"],
+        SUBSET_COLUMN: value["sentence_type"],
+    }

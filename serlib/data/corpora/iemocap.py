@@ -79,72 +79,89 @@ def iemocap(
     clipped: list[str] = []
     seen: dict[str, str] = {}
     for session in sessions:
-        label_folder = folder / f"Session{session}" / "dialog" / "EmoEvaluation"
-        label_files = sorted(p for p in label_folder.glob("*.txt") if p.is_file() and visible(p))
-        if not label_files:
-            raise CorpusError(
-                f"{label_folder}: no evaluation files (*.txt); IEMOCAP keeps its labels in "
-                "Session{n}/dialog/EmoEvaluation/<dialog>.txt"
-            )
-        for label_file in label_files:
+        for label_file in _label_files(folder, session):
             for number, line in enumerate(text_lines(label_file), start=1):
                 if not line.startswith("["):
                     continue  # header, blank and per-annotator lines
                 where = f"{label_file}:{number}"
-                match = _IEMOCAP_LINE.match(line)
-                if match is None:
-                    raise CorpusError(
-                        f"{where}: cannot read {line!r}; expected "
-                        "'[start - end]<TAB>utterance<TAB>label<TAB>[V, A, D]'"
-                    )
-                utterance = match["utterance"]
-                parts = _IEMOCAP_UTTERANCE.match(utterance)
-                if parts is None or int(parts["session"]) != session:
-                    raise CorpusError(
-                        f"{where}: utterance id {utterance!r} is not of the form Ses0{session}F_<dialog>_M012 "
-                        f"for Session{session}"
-                    )
-                label = match["label"]
-                if label not in IEMOCAP_LABELS:
-                    raise CorpusError(
-                        f"{where}: unknown label {label!r}; IEMOCAP's labels are {', '.join(IEMOCAP_LABELS)}"
-                    )
-                if utterance in seen:
-                    raise CorpusError(
-                        f"{where}: utterance {utterance!r} is listed twice (first at {seen[utterance]}); "
-                        "keep one of the two blocks"
-                    )
-                seen[utterance] = where
-                emotion = PAPER_CLASS_NAMES.get(label, "")
+                match, sex = _label_line(line, where, session, seen)
+                emotion = PAPER_CLASS_NAMES.get(match["label"], "")
                 if not emotion:
-                    dropped[label] = dropped.get(label, 0) + 1
+                    dropped[match["label"]] = dropped.get(match["label"], 0) + 1
                     if not all_labels:
                         continue
-                sex = parts["speaker"]
-                rows.append(
-                    {
-                        "utterance_id": utterance,
-                        "corpus": "iemocap",
-                        "path": str(
-                            folder
-                            / f"Session{session}"
-                            / "sentences"
-                            / "wav"
-                            / label_file.stem
-                            / f"{utterance}.wav"
-                        ),
-                        "speaker": f"{session}{sex}",
-                        "session": str(session),
-                        "gender": "female" if sex == "F" else "male",
-                        "emotion": emotion,
-                        "valence": rating(match["valence"], where, clipped),
-                        "arousal": rating(match["arousal"], where, clipped),
-                        "label_original": label,
-                    }
-                )
+                rows.append(_row(folder, session, label_file.stem, match, sex, emotion, where, clipped))
     log_clipped(source, clipped)
     log_dropped(source, "utterances outside the 4 classes", dropped, kept=all_labels)
     rows = check_audio(
         rows, source, check_files, allow_missing, "IEMOCAP keeps them in Session{n}/sentences/wav/<dialog>/"
     )
     return finish(rows, source, extra=("label_original",))
+
+
+def _label_files(folder: Path, session: int) -> list[Path]:
+    """The evaluation files of one session (``Session{n}/dialog/EmoEvaluation/*.txt``); none is an error."""
+    label_folder = folder / f"Session{session}" / "dialog" / "EmoEvaluation"
+    label_files = sorted(p for p in label_folder.glob("*.txt") if p.is_file() and visible(p))
+    if not label_files:
+        raise CorpusError(
+            f"{label_folder}: no evaluation files (*.txt); IEMOCAP keeps its labels in "
+            "Session{n}/dialog/EmoEvaluation/<dialog>.txt"
+        )
+    return label_files
+
+
+def _label_line(line: str, where: str, session: int, seen: dict[str, str]) -> tuple[re.Match[str], str]:
+    """One utterance line of an evaluation file, checked, and the speaking actor's F/M; an unreadable line,
+    an utterance id of another session, an unknown label or an utterance seen before (``seen``: id -> where,
+    updated here) is an error naming the file and line."""
+    match = _IEMOCAP_LINE.match(line)
+    if match is None:
+        raise CorpusError(
+            f"{where}: cannot read {line!r}; expected '[start - end]<TAB>utterance<TAB>label<TAB>[V, A, D]'"
+        )
+    utterance = match["utterance"]
+    parts = _IEMOCAP_UTTERANCE.match(utterance)
+    if parts is None or int(parts["session"]) != session:
+        raise CorpusError(
+            f"{where}: utterance id {utterance!r} is not of the form Ses0{session}F_<dialog>_M012 "
+            f"for Session{session}"
+        )
+    label = match["label"]
+    if label not in IEMOCAP_LABELS:
+        raise CorpusError(
+            f"{where}: unknown label {label!r}; IEMOCAP's labels are {', '.join(IEMOCAP_LABELS)}"
+        )
+    if utterance in seen:
+        raise CorpusError(
+            f"{where}: utterance {utterance!r} is listed twice (first at {seen[utterance]}); "
+            "keep one of the two blocks"
+        )
+    seen[utterance] = where
+    return match, parts["speaker"]
+
+
+def _row(
+    folder: Path,
+    session: int,
+    dialog: str,
+    match: re.Match[str],
+    sex: str,
+    emotion: str,
+    where: str,
+    clipped: list[str],
+) -> dict[str, Any]:
+    """The manifest row of one checked utterance line (ratings outside 1-5 clipped and noted in ``clipped``)."""
+    utterance = match["utterance"]
+    return {
+        "utterance_id": utterance,
+        "corpus": "iemocap",
+        "path": str(folder / f"Session{session}" / "sentences" / "wav" / dialog / f"{utterance}.wav"),
+        "speaker": f"{session}{sex}",
+        "session": str(session),
+        "gender": "female" if sex == "F" else "male",
+        "emotion": emotion,
+        "valence": rating(match["valence"], where, clipped),
+        "arousal": rating(match["arousal"], where, clipped),
+        "label_original": match["label"],
+    }

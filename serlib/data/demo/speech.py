@@ -178,18 +178,42 @@ def _smooth(track: np.ndarray, seconds: float) -> np.ndarray:
     return signal.fftconvolve(padded, window / window.sum(), mode="valid")
 
 
+_Segment = tuple[str, float, tuple[int, int, int], bool]
+"""(kind, seconds, formant targets in Hz, accented) of one stretch of the numpy voice."""
+
+
+_VOICING = {"vowel": 1.0, "nasal": 0.35, "liquid": 0.55, "voiced_fricative": 0.3, "voiced_stop": 0.12}
+"""How much of the glottal pulse each segment kind lets through (the rest of the kinds: none)."""
+
+
+_NOISE = {"fricative": 0.25, "voiced_fricative": 0.12}
+"""The noise level of the fricatives (stops add a burst at their end)."""
+
+
 def _synthesize_numpy(
     text: str, voice: str, gender: str, prosody: Prosody, rng: np.random.Generator
 ) -> np.ndarray:
     """A glottal pulse train through time-varying formant resonators, one syllable per vowel group."""
-    from scipy import signal  # noqa: PLC0415 - only the fallback needs scipy; eSpeak workers start faster
-
     base_f0, formant_scale = _numpy_voice(voice, gender)
     base_f0 *= 2 ** ((prosody.pitch - 50) / 50 * 0.5)
     range_semitones = 1.0 + 6.0 * prosody.pitch_range / 50
+    segments = _segments(text, prosody)
+    counts = [
+        max(1, int(round(seconds * SAMPLE_RATE * rng.uniform(0.85, 1.15)))) for _, seconds, _, _ in segments
+    ]
+    formant_tracks, voicing, noise_level, accents = _tracks(segments, counts, formant_scale)
+    f0 = _f0_contour(accents, base_f0, range_semitones, rng)
+    excitation = _excitation(f0, voicing, noise_level, rng)
+    output = _formant_filter(excitation, formant_tracks)
+    output /= max(float(np.max(np.abs(output))), 1e-9)
+    return (output * 20000).astype(np.int16)
+
+
+def _segments(text: str, prosody: Prosody) -> list[_Segment]:
+    """The text as segments: one nucleus per vowel group (longer when it is a long word's first), one
+    segment per consonant letter, and a pause after each word (longer after punctuation)."""
     syllable_s = 60.0 / (prosody.rate_wpm * 1.5)
-    # (kind, seconds, formant targets, accented) per segment
-    segments: list[tuple[str, float, tuple[int, int, int], bool]] = []
+    segments: list[_Segment] = []
     for word in text.lower().split():
         letters = [c for c in word if c.isalpha()]
         first_vowel = True
@@ -203,17 +227,16 @@ def _synthesize_numpy(
             elif letter in _CONSONANTS:
                 kind, formants = _CONSONANTS[letter]
                 segments.append((kind, syllable_s * 0.22, formants, False))
-        segments.append(
-            (
-                "pause",
-                0.02 + 0.01 * prosody.word_gap + (0.12 if word[-1] in ",.?!" else 0.0),
-                (500, 1500, 2500),
-                False,
-            )
-        )
-    counts = [
-        max(1, int(round(seconds * SAMPLE_RATE * rng.uniform(0.85, 1.15)))) for _, seconds, _, _ in segments
-    ]
+        pause = 0.02 + 0.01 * prosody.word_gap + (0.12 if word[-1] in ",.?!" else 0.0)
+        segments.append(("pause", pause, (500, 1500, 2500), False))
+    return segments
+
+
+def _tracks(
+    segments: list[_Segment], counts: list[int], formant_scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample formant targets (3 x n), voicing, noise level and accent marks of the segments, each
+    ``counts`` samples long; formants, voicing and noise smoothed across the joins (coarticulation)."""
     total = int(sum(counts))
     voicing, noise_level = np.zeros(total), np.zeros(total)
     formant_tracks = np.zeros((3, total))
@@ -222,14 +245,8 @@ def _synthesize_numpy(
     for (kind, _, targets, accent), count in zip(segments, counts, strict=True):
         part = slice(position, position + count)
         formant_tracks[:, part] = np.array(targets)[:, None] * (formant_scale if kind != "fricative" else 1.0)
-        voicing[part] = {
-            "vowel": 1.0,
-            "nasal": 0.35,
-            "liquid": 0.55,
-            "voiced_fricative": 0.3,
-            "voiced_stop": 0.12,
-        }.get(kind, 0.0)
-        noise_level[part] = {"fricative": 0.25, "voiced_fricative": 0.12}.get(kind, 0.0)
+        voicing[part] = _VOICING.get(kind, 0.0)
+        noise_level[part] = _NOISE.get(kind, 0.0)
         if kind in ("stop", "voiced_stop"):
             burst = min(count, int(0.015 * SAMPLE_RATE))
             noise_level[position + count - burst : position + count] = 0.35
@@ -237,8 +254,16 @@ def _synthesize_numpy(
             accents[position + count // 2] = 1.0
         position += count
     formant_tracks = np.stack([_smooth(track, 0.02) for track in formant_tracks])  # coarticulation
-    voicing, noise_level = _smooth(voicing, 0.006), _smooth(noise_level, 0.006)
-    # F0: declination, accent peaks, a final fall and slow random drift.
+    return formant_tracks, _smooth(voicing, 0.006), _smooth(noise_level, 0.006), accents
+
+
+def _f0_contour(
+    accents: np.ndarray, base_f0: float, range_semitones: float, rng: np.random.Generator
+) -> np.ndarray:
+    """F0 in Hz per sample: declination, a peak at each accent mark and a slow random drift."""
+    from scipy import signal  # noqa: PLC0415 - only the fallback needs scipy; eSpeak workers start faster
+
+    total = len(accents)
     time_axis = np.arange(total) / SAMPLE_RATE
     declination = np.linspace(1.5, -1.5, total) * range_semitones / 4
     peak = np.exp(-0.5 * (np.arange(int(0.3 * SAMPLE_RATE)) / (0.06 * SAMPLE_RATE) - 2.5) ** 2)
@@ -246,17 +271,29 @@ def _synthesize_numpy(
         signal.fftconvolve(accents * rng.uniform(0.5, 1.0, total), peak, mode="same") * range_semitones
     )
     drift = np.interp(time_axis, np.linspace(0, time_axis[-1], 12), rng.normal(0, 0.4, 12))
-    f0 = base_f0 * 2 ** ((declination + accent_curve + drift) / 12)
+    return base_f0 * 2 ** ((declination + accent_curve + drift) / 12)
+
+
+def _excitation(
+    f0: np.ndarray, voicing: np.ndarray, noise_level: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The source: the derivative of a Rosenberg-like glottal pulse at ``f0`` where voiced, plus noise."""
     phase = np.cumsum(f0 / SAMPLE_RATE) % 1.0
     pulse = np.where(
         phase < 0.4,
         0.5 * (1 - np.cos(np.pi * phase / 0.4)),
         np.where(phase < 0.56, np.cos(np.pi * (phase - 0.4) / 0.32), 0.0),
     )
-    excitation = np.diff(pulse, prepend=0.0) * voicing * 8 + rng.standard_normal(total) * (
+    return np.diff(pulse, prepend=0.0) * voicing * 8 + rng.standard_normal(len(f0)) * (
         noise_level + 0.01 * voicing
     )
-    # Time-varying cascade of three resonators (one 6th-order filter), coefficients updated every 10 ms.
+
+
+def _formant_filter(excitation: np.ndarray, formant_tracks: np.ndarray) -> np.ndarray:
+    """A time-varying cascade of three resonators (one 6th-order filter), coefficients updated every 10 ms."""
+    from scipy import signal  # noqa: PLC0415 - only the fallback needs scipy; eSpeak workers start faster
+
+    total = len(excitation)
     hop = int(0.01 * SAMPLE_RATE)
     output = np.zeros(total)
     state = np.zeros(6)
@@ -271,8 +308,7 @@ def _synthesize_numpy(
         output[start : start + hop], state = signal.lfilter(
             numerator, denominator, excitation[start : start + hop], zi=state
         )
-    output /= max(float(np.max(np.abs(output))), 1e-9)
-    return (output * 20000).astype(np.int16)
+    return output
 
 
 def _trim(samples: np.ndarray) -> np.ndarray:
