@@ -49,7 +49,7 @@ class Renderer:
     """Renders the blocks of one call, pooling each family file once."""
 
     root: Path
-    pooled: dict[tuple[Path, str], Any] = field(default_factory=dict)
+    pooled: dict[tuple[Path | str, str], Any] = field(default_factory=dict)  # family files; speaker specs
 
     def pool(self, name: str) -> Any:
         """The family file ``name`` pooled; ``FILE@A,B`` restricts it to the members of folders A and B
