@@ -64,10 +64,10 @@ TENSORFLOW_FREE = (
     "serlib.analysis.results",
     "serlib.data.loaders",
     "serlib.features.store",
-    "serlib.protocol.comparisons",
+    "serlib.evidence.comparisons",
     "serlib.protocol.run_files",
     "serlib.protocol.svm",
-    "serlib.protocol.table1",
+    "serlib.evidence.table1",
 )
 
 

@@ -18,7 +18,8 @@ import pytest
 from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data import manifest as manifests
-from serlib.protocol import grid, run_files
+from serlib.evidence import summaries
+from serlib.protocol import run_files
 from serlib.protocol import svm as svm_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "emodb.yaml"
@@ -94,7 +95,7 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
             "corpora.emodb.options": {"all_labels": False},
         },
     )
-    table = grid.run_protocol(config, progress=False).set_index("condition")
+    table = summaries.evaluate(config, progress=False).set_index("condition")
     svm = svm_module.run_baseline(config, settings=["within"])
     summary = svm_module.table_with_baseline(config.output_dir)
 
