@@ -60,6 +60,7 @@ def test_svm_tunes_c_on_training_groups_only() -> None:
 
 @pytest.mark.slow
 def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    from serlib.evidence import svm_tables
     from serlib.protocol import svm as svm_module
 
     if not (shared_data / "emodb").is_dir():
@@ -97,7 +98,7 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
     )
     table = summaries.evaluate(config, progress=False).set_index("condition")
     svm = svm_module.run_baseline(config, settings=["within"])
-    summary = svm_module.table_with_baseline(config.output_dir)
+    summary = svm_tables.table_with_baseline(config.output_dir)
 
     print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
     assert list(svm["fold"]) == [1]

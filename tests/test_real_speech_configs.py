@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from serlib.base import config as config_module
-from serlib.evidence import sensitivity, summaries, table1
+from serlib.evidence import sensitivity, summaries, svm_tables, table1
 from serlib.protocol import svm
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -193,7 +193,7 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
         assert set(predictions["true"]) <= {"angry", "happy", "neutral", "sad"}
     table = table1.render_table(out)
     assert "| BL |" in table and "| C |" in table
-    with_svm = svm.table_with_baseline(out)
+    with_svm = svm_tables.table_with_baseline(out)
     assert "eGeMAPS" in with_svm and (out / "table1_with_svm.md").is_file()
     # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x per_emotion files
     (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
