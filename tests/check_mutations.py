@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from serlib.base import metrics, provenance
-from serlib.protocol import references
+from serlib.evidence import references
 
 # "another CPU family", derived from this host: the other vendor, and AVX2 where this host has AVX-512
 # (else AVX-512), so it differs from this machine on whichever CPU the tests run

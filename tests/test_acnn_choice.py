@@ -17,10 +17,11 @@ from test_experiments import _features, _manifest
 
 from serlib.base import config as config_module
 from serlib.base import provenance
+from serlib.evidence import summaries
 from serlib.models.acnn import choice as acnn_choice
 from serlib.models.acnn import model as acnn
 from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
-from serlib.protocol import conditions, grid, implementation, labeled, run_files
+from serlib.protocol import conditions, implementation, labeled, run_files
 
 FRAMES, BANDS = 60, 26
 SMALL = {"filters": 8, "pool_size": 5, "pool_stride": 3, "batch_size": 8, "epochs": 2}
@@ -186,7 +187,7 @@ def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monk
     config = _config(corpus.tmp, "auto", seeds=[0])
     out = Path(config.output_dir)
     provenance.record(out, config)
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     folder = run_files.run_folder(out, "cross", "BL", 0, 0)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["acnn_implementation"] == {
@@ -220,7 +221,7 @@ def test_a_grid_uses_records_and_keeps_the_calibrated_path(machine, corpus, monk
     monkeypatch.setattr(acnn_choice, "_memo", {})
     no_calibration(monkeypatch)
     resumed = _config(corpus.tmp, "auto", seeds=[0, 1])
-    grid.run_protocol(resumed, progress=False)
+    summaries.evaluate(resumed, progress=False)
     second = json.loads((run_files.run_folder(out, "cross", "BL", 1, 0) / "metrics.json").read_text())
     assert second["acnn_implementation"]["implementation"] == winner
     assert second["acnn_implementation"]["source"] == "output folder"

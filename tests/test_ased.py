@@ -20,8 +20,9 @@ from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data.corpora import ased as ased_module
 from serlib.data.manifest import EMOTIONS, CorpusError
+from serlib.evidence import subsets
 from serlib.features import store
-from serlib.protocol import labeled, run_files, subsets
+from serlib.protocol import labeled, run_files
 from serlib.protocol.labeled import LabeledData
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -265,7 +266,8 @@ def test_ased_config_declares_speaker_independent_folds_and_the_conditions() -> 
 def test_tiny_ased_configuration_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     if not (shared_data / "ased" / "data.tsv").is_file():
         pytest.skip(f"no ASED in {shared_data} (SERLIB_DATA)")
-    from serlib.protocol import grid, svm  # noqa: PLC0415 - TensorFlow only for this slow test
+    from serlib.evidence import summaries  # noqa: PLC0415 - TensorFlow only for this slow test
+    from serlib.protocol import svm  # noqa: PLC0415
 
     config = config_module.load(CONFIGS / "ased.yaml")
     corpora = config.model_dump(mode="json")["corpora"]
@@ -298,7 +300,7 @@ def test_tiny_ased_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
     )
     manifest = labeled.labeled_manifest(config, "ased")
     assert len(manifest) == 107 and manifest.groupby("session")["gender"].nunique().tolist() == [2, 2, 2]
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     svm.run_baseline(config)
     out = config.output_path
     runs = pd.read_csv(out / "runs.csv")

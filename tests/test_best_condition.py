@@ -1,4 +1,4 @@
-"""One rule for "the best AE condition" (serlib.protocol.best_condition), used by Figure 2 and by the
+"""One rule for "the best AE condition" (serlib.evidence.best_condition), used by Figure 2 and by the
 exported predict models: never an AE that heard the test corpus, ties to the first configured."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from serlib.app import model_folder
-from serlib.protocol import figure2 as figure2_module
-from serlib.protocol.best_condition import best_ae_condition
+from serlib.evidence import figure2 as figure2_module
+from serlib.evidence.best_condition import best_ae_condition
 
 PAPER_ROWS = [("BL", "none"), ("C", "target"), ("sT", "tedlium_small"), ("Li", "librispeech_100h")]
 

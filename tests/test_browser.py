@@ -461,7 +461,7 @@ def test_executed_notebook_check_fails_on_a_planted_info_line(
     lab_page: Any, lab: Lab, executed_04: str
 ) -> None:
     notebook = nbformat.read(lab.root / executed_04, as_version=4)
-    cell = next(c for c in notebook.cells if c.cell_type == "code" and "run_protocol" in c.source)
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and "summaries.evaluate" in c.source)
     cell.outputs.append(
         nbformat.v4.new_output(
             "stream",

@@ -22,7 +22,7 @@ from tiny_pipeline import tiny_config
 from serlib.app import cli
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import check, references
+from serlib.evidence import check, references
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,12 +137,12 @@ TINY_CHANGES = {
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tiny protocol over three seeds (a run folder with provenance) and a reference made from it."""
-    from serlib.protocol import grid  # noqa: PLC0415 - TensorFlow only for the tests that train
+    from serlib.evidence import summaries  # noqa: PLC0415 - TensorFlow only for the tests that train
 
     base = tmp_path_factory.mktemp("check")
     config = tiny_config(base / "run", **TINY_CHANGES)
     provenance.record(config.output_path, config)
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     refs = base / "references"
     check.write_reference(config.output_path, "tiny", command="tests/test_check.py", references=refs)
     return config.output_path, refs
@@ -228,13 +228,13 @@ MUTATED_SEEDS = [0]
 def _retrain(run: Path, target: Path, monkeypatch: pytest.MonkeyPatch, condition: str = "sT") -> Path:
     """A full copy of the run (stores and autoencoders kept) with ``condition``'s runs of seed 0
     trained again in this process, under whatever ``monkeypatch`` changed."""
-    from serlib.protocol import grid  # noqa: PLC0415
+    from serlib.evidence import summaries  # noqa: PLC0415
 
     copy = Path(shutil.copytree(run, target))
     shutil.rmtree(copy / "results" / "within" / condition)
     config = tiny_config(copy, **(TINY_CHANGES | {"protocol.seeds": MUTATED_SEEDS}))
     provenance.record(config.output_path, config)
-    grid.run_protocol(config, n_jobs=1, progress=False)
+    summaries.evaluate(config, n_jobs=1, progress=False)
     return copy
 
 

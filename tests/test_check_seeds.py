@@ -22,7 +22,7 @@ from tiny_pipeline import tiny_config
 
 from serlib.app import cli
 from serlib.base import provenance
-from serlib.protocol import check, check_power, check_seeds, references
+from serlib.evidence import check, check_power, check_seeds, references
 
 SEEDS = (0, 1, 2, 3, 4)
 FOLDS = {1: ["s1", "s2"], 2: ["s3", "s4"], 3: ["s5", "s6"]}

@@ -166,7 +166,7 @@ def _two_grids(tmp_path: Path) -> Path:
 
 
 def test_pool_old_spellings_work_with_one_deprecation_line_each(monkeypatch, tmp_path: Path, capsys) -> None:
-    from serlib.protocol import speakers
+    from serlib.evidence import speakers
 
     csv = _two_grids(tmp_path)
     config = tmp_path / "grid.yaml"

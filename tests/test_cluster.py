@@ -25,9 +25,10 @@ from serlib.base import cluster, runtime
 from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS
+from serlib.evidence import summaries
 from serlib.features import extraction, store
 from serlib.models import autoencoder
-from serlib.protocol import conditions, grid
+from serlib.protocol import conditions
 
 RATE = 16000
 PITCH = {"angry": 320.0, "happy": 260.0, "neutral": 180.0, "sad": 130.0}
@@ -141,7 +142,7 @@ def _run_metrics(output: Path) -> dict[str, tuple]:
 
 
 def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch):
-    serial = grid.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
+    serial = summaries.evaluate(_config(corpus, "serial", n_jobs=1), progress=False)
     calls = []
     run_tasks = cluster.run_tasks
 
@@ -150,7 +151,7 @@ def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch)
         return run_tasks(client, function, arguments, *rest, **options)
 
     monkeypatch.setattr(cluster, "run_tasks", counted)
-    parallel = grid.run_protocol(_config(corpus, "dask", n_jobs=2), progress=False, client=client)
+    parallel = summaries.evaluate(_config(corpus, "dask", n_jobs=2), progress=False, client=client)
     assert calls == [3]  # 2 within folds + 1 cross run, all on Dask
     serial_predictions = _predictions(corpus / "serial")
     assert len(serial_predictions) == 3
@@ -324,8 +325,8 @@ def test_grid_on_workers_that_trained_autoencoders_gives_the_serial_results(corp
     )
     conditions.train_autoencoders(ae_config, [("synth", 1), ("other", 1)], progress=False, client=client)
     if not (corpus / "serial" / "results").is_dir():  # this test alone
-        grid.run_protocol(_config(corpus, "serial", n_jobs=1), progress=False)
-    grid.run_protocol(_config(corpus, "after-ae", n_jobs=2), progress=False, client=client)
+        summaries.evaluate(_config(corpus, "serial", n_jobs=1), progress=False)
+    summaries.evaluate(_config(corpus, "after-ae", n_jobs=2), progress=False, client=client)
     assert len(_predictions(corpus / "serial")) == 3
     assert _predictions(corpus / "after-ae") == _predictions(corpus / "serial")
     assert _run_metrics(corpus / "after-ae") == _run_metrics(corpus / "serial")

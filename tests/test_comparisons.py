@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import comparisons
+from serlib.evidence import comparisons
 
 
 def _runs(effect: float, folds: int = 6, seeds: int = 5, seed: int = 0) -> pd.DataFrame:

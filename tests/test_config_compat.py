@@ -93,7 +93,7 @@ def test_condition_names_are_validated_in_the_config_model() -> None:
 
 
 def test_sensitivity_plan_errors_name_the_bad_field(tmp_path: Path) -> None:
-    from serlib.protocol import sensitivity
+    from serlib.evidence import sensitivity
 
     (tmp_path / "base.yaml").write_text("base: " + str(config.PRESETS_DIR / "demo.yaml") + "\n")
     plan = tmp_path / "plan.yaml"

@@ -1,4 +1,4 @@
-"""The confirmatory statistics (serlib.protocol.confirmatory, speakers): Holm against a textbook case,
+"""The confirmatory statistics (serlib.evidence.confirmatory, speakers): Holm against a textbook case,
 the random-effects pooling against its closed form, the speaker as the unit, and clear errors."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from stored_runs import write_grid
 
-from serlib.protocol import confirmatory, speakers
+from serlib.evidence import confirmatory, speakers
 from serlib.protocol.labeled import ProtocolError
 
 

@@ -167,7 +167,7 @@ def test_a_contradictory_configuration_is_refused_before_any_work(tmp_path, case
 
 
 def test_a_sensitivity_file_with_a_repeated_key_is_refused(tmp_path):
-    from serlib.protocol import sensitivity  # noqa: PLC0415
+    from serlib.evidence import sensitivity  # noqa: PLC0415
 
     path = tmp_path / "s.yaml"
     path.write_text(
@@ -332,7 +332,7 @@ def test_pool_names_the_damaged_file(tmp_path, capsys, clean_grid, case):
     "case", ["predictions_short_row", "predictions_without_predicted", "metrics_uar_percent"]
 )
 def test_check_reads_run_files_through_the_schemas(tmp_path, clean_grid, case):
-    from serlib.protocol import check  # noqa: PLC0415
+    from serlib.evidence import check  # noqa: PLC0415
 
     damage, file_name, field = DAMAGED_RUN_FILES[case]
     root = _copy(clean_grid, tmp_path / "run")

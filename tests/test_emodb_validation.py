@@ -18,7 +18,8 @@ import pytest
 from serlib.base import config as config_module
 from serlib.data import loaders
 from serlib.data import manifest as manifests
-from serlib.protocol import grid, run_files
+from serlib.evidence import summaries
+from serlib.protocol import run_files
 from serlib.protocol import svm as svm_module
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "emodb.yaml"
@@ -59,6 +60,7 @@ def test_svm_tunes_c_on_training_groups_only() -> None:
 
 @pytest.mark.slow
 def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    from serlib.evidence import svm_tables
     from serlib.protocol import svm as svm_module
 
     if not (shared_data / "emodb").is_dir():
@@ -94,9 +96,9 @@ def test_reduced_emodb_protocol_end_to_end(shared_data: Path, tmp_path: Path) ->
             "corpora.emodb.options": {"all_labels": False},
         },
     )
-    table = grid.run_protocol(config, progress=False).set_index("condition")
+    table = summaries.evaluate(config, progress=False).set_index("condition")
     svm = svm_module.run_baseline(config, settings=["within"])
-    summary = svm_module.table_with_baseline(config.output_dir)
+    summary = svm_tables.table_with_baseline(config.output_dir)
 
     print(table[["within_mean", "within_min", "within_max"]], svm, sep="\n")  # shown with pytest -s
     assert list(svm["fold"]) == [1]

@@ -10,7 +10,7 @@ import yaml
 from stored_runs import write_grid
 
 from serlib.app import cli, evidence
-from serlib.protocol import export, results_folder
+from serlib.evidence import export, results_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,10 +25,11 @@ from serlib.base import config as config_module
 from serlib.base import metrics
 from serlib.data import manifest as manifests
 from serlib.data.manifest import EMOTIONS, LEVELS
+from serlib.evidence import summaries, table1
 from serlib.models.acnn import model as acnn
 from serlib.protocol import conditions as conditions_module
 from serlib.protocol import folds as folds_module
-from serlib.protocol import grid, labeled, run_files, table1
+from serlib.protocol import grid, labeled, run_files
 from serlib.protocol import runs as runs_module
 
 FRAMES, BANDS = 60, 26
@@ -160,7 +161,7 @@ CONDITIONS = [{"name": "BL", "autoencoder_corpus": "none"}, {"name": "C", "autoe
 def protocol_run(synthetic):
     """One full protocol run (within + cross, BL + C, 2 seeds, 2 folds = 12 ACNN trainings)."""
     config = _config(synthetic.tmp, CONDITIONS)
-    table = grid.run_protocol(config, progress=False)
+    table = summaries.evaluate(config, progress=False)
     return types.SimpleNamespace(config=config, table=table, out=Path(config.output_dir))
 
 
@@ -276,7 +277,7 @@ def test_rerunning_a_finished_protocol_trains_nothing(protocol_run, monkeypatch)
 
     monkeypatch.setattr(runs_module, "fit_predict", refuse)
     before = (protocol_run.out / "table1.csv").read_text()
-    table = grid.run_protocol(protocol_run.config, progress=False)
+    table = summaries.evaluate(protocol_run.config, progress=False)
     assert table["condition"].tolist() == ["BL", "C"]
     assert (protocol_run.out / "table1.csv").read_text() == before
 
@@ -409,7 +410,7 @@ def test_held_out_session_keeps_the_best_development_epoch(synthetic):
 
 # -- the cross-corpus matrix and sensitivity runs ------------------------------------------------------
 def test_matrix_runs_every_ordered_pair_per_normalisation(synthetic):
-    from serlib.protocol import matrix
+    from serlib.evidence import matrix
 
     config = config_module.override(
         _config(synthetic.tmp, [CONDITIONS[0]]),
@@ -479,7 +480,7 @@ def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypat
     assert labeled.acnn_input_shape(config.features) == (FRAMES, 25)
     assert labeled.load_labeled(config, "synth").logmel.shape[1:] == (FRAMES, 25)
 
-    table = grid.run_protocol(config, progress=False)
+    table = summaries.evaluate(config, progress=False)
     assert set(asked) == {"egemaps_lld"}
     assert 0 <= table.set_index("condition").loc["BL", "within_mean"] <= 100
     condition = config.protocol.conditions[0]
@@ -508,7 +509,7 @@ def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(
     protocol_run, synthetic, monkeypatch
 ):
     from serlib.base import config_yaml
-    from serlib.protocol import sensitivity
+    from serlib.evidence import sensitivity
 
     # The module's finished protocol is the base (within + cross, BL + C, seeds 0-1, folds 1-2): its
     # within BL runs are reused; the reference drops the cross setting and C, as for configs/nemo.yaml.
@@ -552,7 +553,7 @@ def test_a_sitting_summarises_its_own_grid_when_another_replaced_protocol_json(
         return check_finished(*args, **kwargs)
 
     monkeypatch.setattr(grid, "finished", other_sitting_starts)
-    table = grid.run_protocol(sitting_bl, progress=False)
+    table = summaries.evaluate(sitting_bl, progress=False)
     assert table["condition"].tolist() == ["BL"]
     written = pd.read_csv(out / "table1.csv")
     assert written["condition"].tolist() == ["BL"] and written["within_seeds"].tolist() == [2]

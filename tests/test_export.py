@@ -1,4 +1,4 @@
-"""``serlib export`` and the results folder (serlib.protocol.export, results_folder): a run folder's
+"""``serlib export`` and the results folder (serlib.evidence.export, results_folder): a run folder's
 evidence written for git and read back, after the run folder is gone, by the same verbs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from stored_runs import write_grid
 
 from serlib.app import cli
-from serlib.protocol import results_folder
+from serlib.evidence import results_folder
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +103,7 @@ def test_an_export_prints_the_same_tables_after_the_run_folder_is_deleted(tmp_pa
 
 def test_the_export_is_sorted_rounded_and_records_its_hash(tmp_path) -> None:
     table = _grids(tmp_path)
-    from serlib.protocol import export
+    from serlib.evidence import export
 
     config = tmp_path / "grid.yaml"
     config.write_text("name: y\n", encoding="utf-8")
@@ -127,7 +127,7 @@ def test_the_export_is_sorted_rounded_and_records_its_hash(tmp_path) -> None:
 
 def test_a_damaged_export_is_refused_naming_the_run(tmp_path, capsys) -> None:
     table = _grids(tmp_path)
-    from serlib.protocol import export
+    from serlib.evidence import export
 
     (tmp_path / "runs" / "x" / "config.yaml").write_text("name: x\n", encoding="utf-8")
     export.export(tmp_path / "runs" / "x", tmp_path / "results" / "x", table, None)
@@ -144,7 +144,7 @@ def test_a_damaged_export_is_refused_naming_the_run(tmp_path, capsys) -> None:
 
 def test_export_without_speakers_names_the_fix(tmp_path) -> None:
     _grids(tmp_path)
-    from serlib.protocol import export
+    from serlib.evidence import export
     from serlib.protocol.labeled import ProtocolError
 
     with pytest.raises(ProtocolError, match="--speakers"):
@@ -181,7 +181,7 @@ def test_a_folder_of_run_folders_exports_each_in_its_place(tmp_path, capsys) -> 
 def test_serlib_check_reads_an_export_as_its_run_folder(tmp_path) -> None:
     from serlib.base import config as config_module
     from serlib.base import provenance
-    from serlib.protocol import check, export
+    from serlib.evidence import check, export
 
     config = config_module.load_preset("demo")
     conditions = tuple((c.name, c.autoencoder_corpus) for c in config.protocol.conditions)
@@ -213,7 +213,7 @@ def test_a_check_reference_is_built_from_a_results_folder(tmp_path, monkeypatch)
 
     from serlib.base import config as config_module
     from serlib.base import provenance
-    from serlib.protocol import check, export
+    from serlib.evidence import check, export
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "docs" / "probes"))
     probe = importlib.import_module("results_references")
@@ -249,7 +249,7 @@ def test_a_check_reference_is_built_from_a_results_folder(tmp_path, monkeypatch)
 
 
 def test_an_exported_matrix_gives_the_cells_of_its_run_folders(tmp_path) -> None:
-    from serlib.protocol import export, matrix
+    from serlib.evidence import export, matrix
 
     speakers = []
     for mode, gain in (("train", 0.6), ("speaker", 0.7)):

@@ -1,4 +1,4 @@
-"""``serlib pool --family FILE`` (serlib.protocol.family): the declared family is exactly what is
+"""``serlib pool --family FILE`` (serlib.evidence.family): the declared family is exactly what is
 tested; a missing member, an extra folder and an unmatched skip are errors naming them; a link or a
 relative path names its member's folder."""
 
@@ -12,7 +12,7 @@ import yaml
 from stored_runs import write_grid
 
 from serlib.app import cli
-from serlib.protocol import family
+from serlib.evidence import family
 
 
 def _grids(tmp_path) -> pd.Series:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 import serlib
-from serlib.protocol.references import paper_table1, references_dir
+from serlib.evidence.references import paper_table1, references_dir
 
 PACKAGE = Path(serlib.__file__).parent
 SOURCE_SUFFIXES = {".py", ".yaml", ".j2", ".json", ".conf"}

@@ -1,4 +1,4 @@
-"""Small-sample pooling (serlib.protocol.confirmatory.hksj_interval) against closed forms, and the
+"""Small-sample pooling (serlib.evidence.confirmatory.hksj_interval) against closed forms, and the
 ``--skip`` of ``serlib pool`` matched by resolved paths (an unmatched skip is an error)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from stored_runs import write_grid
 
-from serlib.protocol import confirmatory
+from serlib.evidence import confirmatory
 from serlib.protocol.labeled import ProtocolError
 
 

@@ -17,7 +17,8 @@ import serlib
 from serlib.app import cli, reproduce
 from serlib.base import config as config_module
 from serlib.base import provenance, runtime
-from serlib.protocol import grid, table1
+from serlib.evidence import summaries, table1
+from serlib.protocol import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,7 +288,7 @@ def test_reproduce_writes_provenance_before_the_notebooks_and_warns_on_drift(
 
 def test_evaluate_writes_provenance(tmp_path, monkeypatch, capsys) -> None:
     calls: list[Path] = []
-    monkeypatch.setattr(grid, "run_protocol", lambda config: calls.append(config.output_path))
+    monkeypatch.setattr(summaries, "evaluate", lambda config: calls.append(config.output_path))
     monkeypatch.setattr(table1, "written_table", lambda folder: "table\n")
     assert cli.main(["evaluate", "--preset", "demo", "--out", str(tmp_path)]) == 0
     assert calls == [tmp_path]

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from serlib.base import config as config_module
-from serlib.protocol import grid, sensitivity, svm, table1
+from serlib.evidence import sensitivity, summaries, svm_tables, table1
+from serlib.protocol import svm
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -178,7 +179,7 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
             "protocol.figure2_condition": "C",
         },
     )
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     svm.run_baseline(config)
     out = config.output_path
     protocol = json.loads((out / "results" / "protocol.json").read_text(encoding="utf-8"))
@@ -192,7 +193,7 @@ def test_tiny_nemo_configuration_end_to_end(shared_data: Path, tmp_path: Path) -
         assert set(predictions["true"]) <= {"angry", "happy", "neutral", "sad"}
     table = table1.render_table(out)
     assert "| BL |" in table and "| C |" in table
-    with_svm = svm.table_with_baseline(out)
+    with_svm = svm_tables.table_with_baseline(out)
     assert "eGeMAPS" in with_svm and (out / "table1_with_svm.md").is_file()
     # C's AE learnt from all six emotions of the three speakers (labels unused): 3 x 6 x per_emotion files
     (spectrograms,) = (config.cache_path / "features").glob("nemo-spectrogram-*.h5")
@@ -204,7 +205,7 @@ def test_ased_matrix_reuses_the_ased_cache_and_the_development_pair_s_normalisat
     """configs/cross-corpus-ased.yaml joins ASED to the matrix with ASED's stores and U autoencoder
     (same cache, corpus keys, lengths and AE), and its header runs only the normalisation chosen on the
     development pair of configs/cross-corpus.yaml (speaker), not a re-chosen one."""
-    from serlib.protocol import matrix
+    from serlib.evidence import matrix
 
     ased = config_module.load(CONFIGS / "ased.yaml")
     joined = config_module.load(CONFIGS / "cross-corpus-ased.yaml")
@@ -233,7 +234,7 @@ def test_matrix_pairs_with_one_corpus_runs_only_its_pairs_and_refuses_others(mon
     """``serlib matrix --pairs-with ased`` runs the pairs that train or test on ASED; a corpus outside
     protocol.cross_corpus_matrix is refused by name."""
     from serlib.app import cli
-    from serlib.protocol import matrix
+    from serlib.evidence import matrix
 
     seen = []
 
@@ -262,7 +263,7 @@ def test_matrix_command_runs_a_sub_matrix_of_the_configured_corpora(monkeypatch,
     """``serlib matrix --corpus emodb --corpus ravdess`` runs those two corpora's pairs only (the same
     cell folders as the full matrix); a corpus outside the configured list is refused by name."""
     from serlib.app import cli
-    from serlib.protocol import matrix
+    from serlib.evidence import matrix
 
     seen = []
 
@@ -288,10 +289,10 @@ def test_evaluate_runs_a_subset_of_the_seeds_and_conditions(monkeypatch, capsys)
     (finished runs are reused by the full grid later); names outside the configuration are refused."""
     from serlib.app import cli
     from serlib.base import provenance
-    from serlib.protocol import table1
+    from serlib.evidence import table1
 
     seen = []
-    monkeypatch.setattr(grid, "run_protocol", lambda config: seen.append(config))
+    monkeypatch.setattr(summaries, "evaluate", lambda config: seen.append(config))
     monkeypatch.setattr(provenance, "record", lambda *args, **kwargs: None)
     monkeypatch.setattr(table1, "written_table", lambda folder: "")
     monkeypatch.setenv("SERLIB_DATA", "/nonexistent")

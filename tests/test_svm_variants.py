@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC, LinearSVC
 
+from serlib.evidence import svm_tables
 from serlib.protocol import svm
 
 
@@ -57,7 +58,7 @@ def test_the_c_table_shows_the_chosen_c_and_the_curve_per_fold(tmp_path) -> None
                 }
             )
         )
-    text = svm.c_markdown(tmp_path, protocol)
+    text = svm_tables.c_markdown(tmp_path, protocol)
     assert "| within | 1 | 45.00 | 0.01 | 50.00 |" in text
     assert "| within | 2 | 45.00 | 1 | 50.00 |" in text
     assert "C=0.0001" in text and "50.0" in text

@@ -237,9 +237,9 @@ if __name__ == "__main__":
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from serlib.protocol import grid
+    from serlib.evidence import summaries
 
     _install_markers()
     data = Path(sys.argv[2]) if len(sys.argv) > 2 else None
-    grid.run_protocol(tiny_config(Path(sys.argv[1]), data), progress=False)
+    summaries.evaluate(tiny_config(Path(sys.argv[1]), data), progress=False)
     print(f"{MARKER} done", flush=True)

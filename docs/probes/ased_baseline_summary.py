@@ -2,7 +2,7 @@
 test files, and a projection of the primary test's MDD from BL's seed-to-seed noise (not confirmatory).
 
 Reads the run folders of ``serlib evaluate/svm --config configs/ased.yaml --out <folder>``,
-writes the speaker tables there (``serlib.protocol.subsets``) and prints:
+writes the speaker tables there (``serlib.evidence.subsets``) and prints:
 - per condition and score: the mean over seeds of the fold-mean UAR, and the pooled UAR over all folds;
 - BL - SVM per speaker (seeds averaged), paired over speakers (descriptive);
 - the MDD projection: the SD of a difference between two independent 5-seed BL means of one speaker
@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import subsets, table1
+from serlib.evidence import subsets, table1
 
 
 def run_table(root: Path) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
-from serlib.protocol import results_folder, subsets
+from serlib.evidence import results_folder, subsets
 
 FAMILY_SIZE = 4  # configs/ased.yaml: {U, C} vs BL x {common, all}
 
@@ -30,7 +30,7 @@ def main(folder: str) -> int:
     if not path.is_file():
         print(
             f"{path} does not exist: run `serlib evaluate --config configs/ased.yaml --out {folder} "
-            "--condition BL --condition C`, then serlib.protocol.subsets.write_speaker_scores",
+            "--condition BL --condition C`, then serlib.evidence.subsets.write_speaker_scores",
             file=sys.stderr,
         )
         return 2

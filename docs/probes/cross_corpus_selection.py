@@ -35,7 +35,7 @@ def read_matrix(folder: Path, condition: str) -> pd.DataFrame:
     if path.is_file():
         table = pd.read_csv(path)
     else:
-        from serlib.protocol import matrix  # noqa: PLC0415 - imports TensorFlow: only for an exported matrix
+        from serlib.evidence import matrix  # noqa: PLC0415 - imports TensorFlow: only for an exported matrix
 
         table = matrix.collect_tree(folder)
     if table.empty:

@@ -1,5 +1,5 @@
 """The demo preset's reference grid (issue 34): the demo protocol over seeds 0-9, then its per-seed UARs
-written as ``serlib/references/demo.csv`` and ``demo.json`` (``serlib.protocol.check``).
+written as ``serlib/references/demo.csv`` and ``demo.json`` (``serlib.evidence.check``).
 
 Only ``protocol.seeds`` differs from the demo preset (and the output folder): the autoencoders and
 feature stores are the demo's, the ACNN runs scale with the seeds (10 x 5 conditions x (within folds
@@ -24,7 +24,7 @@ import argparse
 
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import check, grid
+from serlib.evidence import check, summaries
 
 SEEDS = list(range(10))
 SITTING = 2
@@ -63,9 +63,9 @@ def main() -> None:
         for start in range(0, len(SEEDS), SITTING):
             config = reference_config(args.out, SEEDS[start : start + SITTING])
             provenance.record(config.output_path, config, command=COMMAND)
-            grid.run_protocol(config, progress=False)
+            summaries.evaluate(config, progress=False)
     config = reference_config(args.out, SEEDS[: args.seeds])
-    grid.run_protocol(config, progress=False)  # every run finished: the tables of all the seeds
+    summaries.evaluate(config, progress=False)  # every run finished: the tables of all the seeds
     written = check.write_reference(config.output_path, "demo", command=COMMAND, config=config, source=SOURCE)
     print("\n".join(str(path) for path in written))
 
@@ -75,7 +75,7 @@ def add_family(out: str, seeds: int) -> None:
     CPU family (``out`` must be a folder of this machine: another family's finished runs would be reused)."""
     config = reference_config(out, SEEDS[:seeds])
     provenance.record(config.output_path, config, command=COMMAND + " --add-family")
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     source = f"the demo preset, seeds 0-{seeds - 1}, run on this machine ({COMMAND} --add-family)"
     written = check.write_reference(
         config.output_path,

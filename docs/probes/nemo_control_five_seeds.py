@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nemo_five_seeds import compare  # the same folder: run as a script from the repository root
 
-from serlib.protocol.speakers import MissingRunFolder
+from serlib.evidence.speakers import MissingRunFolder
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="nEMO C against BL over seeds 0-4 from the stored runs")

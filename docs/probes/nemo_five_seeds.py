@@ -22,8 +22,8 @@ import pandas as pd
 from scipy import stats
 
 from serlib.base import metrics
-from serlib.protocol import comparisons, table1
-from serlib.protocol.speakers import MissingRunFolder, require_runs
+from serlib.evidence import comparisons, table1
+from serlib.evidence.speakers import MissingRunFolder, require_runs
 
 SEEDS = (0, 1, 2, 3, 4)
 SPEAKERS = 9

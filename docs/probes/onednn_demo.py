@@ -19,14 +19,14 @@ from pathlib import Path
 
 from serlib.base import config as config_module
 from serlib.base import provenance
-from serlib.protocol import grid
+from serlib.evidence import summaries
 
 
 def main(out: str, cache: str = "runs/demo-reference/cache") -> None:
     config = config_module.override(config_module.load_preset("demo"), output_dir=out, cache_dir=cache)
     provenance.record(out, config, command=f"python docs/probes/onednn_demo.py {out}")
     started = time.time()
-    grid.run_protocol(config, progress=False)
+    summaries.evaluate(config, progress=False)
     wall = time.time() - started
     seconds = [
         json.loads(path.read_text(encoding="utf-8"))["train_seconds"]

@@ -22,7 +22,7 @@ import pandas as pd
 from serlib.base import config as config_module
 from serlib.base import provenance
 from serlib.base.files import write_csv, write_json
-from serlib.protocol import check_seeds, references
+from serlib.evidence import check_seeds, references
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python docs/probes/published_references.py"
@@ -130,6 +130,7 @@ def main(folder: Path | None = None) -> None:
         ),
         folder,
     )
+
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 from the family rows the report printed on 2026-12-05 (``serlib pool``'s output; the run folders are
 not on this machine and not yet exported to results/).
 
-Applies ``serlib.protocol.confirmatory.pooled_from_summaries`` (DerSimonian-Laird and Hartung-Knapp-
+Applies ``serlib.evidence.confirmatory.pooled_from_summaries`` (DerSimonian-Laird and Hartung-Knapp-
 Sidik-Jonkman, t with k - 1 df, and both MDDs) to each corpus' speaker-level mean difference, its
 95 % t interval and its speaker count, as printed in the family table (2 decimals, so the results
 here are good to about 0.01). Once results/ holds the grids,
@@ -20,9 +20,9 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats
 
-from serlib.protocol import confirmatory
-from serlib.protocol.comparisons import format_number as f
-from serlib.protocol.comparisons import format_p as p
+from serlib.evidence import confirmatory
+from serlib.evidence.comparisons import format_number as f
+from serlib.evidence.comparisons import format_p as p
 
 # corpus (comparison, score): speakers, Δ, 95 % CI low, high: the family table of 2026-12-05
 ROWS = {

@@ -1,7 +1,7 @@
 """The `serlib check` references of the real-speech grids, built from the committed results folders.
 
 For each NAME given, ``results/NAME`` (written by ``serlib export``; ``results/README.md``) becomes
-``serlib/references/<name>.csv`` + ``<name>.json`` (``serlib.protocol.check.write_reference``: the per-seed
+``serlib/references/<name>.csv`` + ``<name>.json`` (``serlib.evidence.check.write_reference``: the per-seed
 UARs of every Table 1 cell, the machine, versions, configuration hash and commit of the runs) with
 ``configs/NAME.yaml`` as the configuration the reference belongs to. It replaces the typed per-seed
 values of ``published_references.py`` for nEMO and Emo-DB once their grids are exported (the paper's
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from serlib.base import config as config_module
-from serlib.protocol import check, results_folder
+from serlib.evidence import check, results_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = "python docs/probes/results_references.py"

@@ -17,8 +17,8 @@ import pandas as pd
 
 from serlib.base import metrics
 from serlib.data.manifest import EMOTIONS
-from serlib.protocol import table1
-from serlib.protocol.speakers import MissingRunFolder, require_runs
+from serlib.evidence import table1
+from serlib.evidence.speakers import MissingRunFolder, require_runs
 
 CONDITIONS = ("BL", "U4h")
 MAKE = "SERLIB_TF_THREADS=1 serlib evaluate --config configs/emodb.yaml --condition BL --condition U4h"

@@ -31,7 +31,7 @@ from serlib.analysis.tsne import AnalysisError, Embedding
 from serlib.base import progress
 from serlib.data import audio
 from serlib.data.manifest import EMOTIONS
-from serlib.protocol.table1 import collect_runs
+from serlib.evidence.table1 import collect_runs
 
 HOVER_COLUMNS = ("utterance_id", "corpus", "speaker", "gender", "emotion", "predicted", "probability")
 """What hovering a t-SNE point shows (``probability``: the model's probability of its prediction)."""

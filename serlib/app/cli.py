@@ -157,11 +157,11 @@ def _subset(
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from serlib.base import provenance  # noqa: PLC0415 - handlers import what they run
-    from serlib.protocol import figure2, grid, table1  # noqa: PLC0415
+    from serlib.evidence import figure2, summaries, table1  # noqa: PLC0415
 
     config = _subset(_config(args), args.seed, args.condition)
     provenance.record(config.output_path, config)  # one warning line if the folder's environment differs
-    grid.run_protocol(config)
+    summaries.evaluate(config)
     print(table1.written_table(config.output_dir), end="")
     out = config.output_path
     print(f"\ntables: {out / 'table1.md'}, {out / 'table1.csv'}; runs: {out / 'runs.csv'}")
@@ -172,13 +172,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    from serlib.protocol import comparisons, table1  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import comparisons, table1  # noqa: PLC0415 - handlers import what they run
 
     if args.svm:  # Table 1 with the eGeMAPS + SVM row, and the confusion matrices
-        from serlib.protocol import svm  # noqa: PLC0415
+        from serlib.evidence import svm_tables  # noqa: PLC0415
 
-        print(svm.table_with_baseline(args.run_dir))
-        print(svm.confusion_markdown(args.run_dir), end="")
+        print(svm_tables.table_with_baseline(args.run_dir))
+        print(svm_tables.confusion_markdown(args.run_dir), end="")
         return 0
     print(table1.render_table(args.run_dir), end="")
     print()
@@ -198,7 +198,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from serlib.protocol import check  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import check  # noqa: PLC0415 - handlers import what they run
 
     result = check.check_run(args.folder, reference=args.reference, references=args.references)
     print(check.check_markdown(result), end="")
@@ -262,12 +262,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_svm(args: argparse.Namespace) -> int:
-    from serlib.protocol import svm  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import svm_tables  # noqa: PLC0415 - handlers import what they run
+    from serlib.protocol import svm  # noqa: PLC0415
 
     config = _config(args)
     print(svm.run_baseline(config).to_string(index=False))
     if (config.output_path / "results" / "protocol.json").is_file():
-        print(svm.table_with_baseline(config.output_dir), end="")
+        print(svm_tables.table_with_baseline(config.output_dir), end="")
     return 0
 
 
@@ -294,7 +295,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
-    from serlib.protocol import matrix  # noqa: PLC0415 - handlers import what they run (module docstring)
+    from serlib.evidence import matrix  # noqa: PLC0415 - handlers import what they run (module docstring)
 
     config = _config(args)
     if args.corpus:
@@ -318,7 +319,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
-    from serlib.protocol import sensitivity  # noqa: PLC0415 - handlers import what they run (module docstring)
+    from serlib.evidence import sensitivity  # noqa: PLC0415 - handlers import what they run (module docstring)
 
     table = sensitivity.run_sensitivity(args.plan)
     _, _, output = sensitivity.load_plan(args.plan)

@@ -55,7 +55,7 @@ def add_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Export ``RUN_DIR`` (or every run folder under it) and print what was written."""
-    from serlib.protocol import export, speakers  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import export, speakers  # noqa: PLC0415 - handlers import what they run
 
     table = None
     if args.speakers is not None:

@@ -1,7 +1,7 @@
 """``serlib pool``: the confirmatory family and the pooled AE - BL difference over stored run folders.
 
 A verb of its own module because it reads many run folders and configurations at once; the statistics
-themselves are :mod:`serlib.protocol.confirmatory`'s.
+themselves are :mod:`serlib.evidence.confirmatory`'s.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _old_spellings(args: argparse.Namespace) -> None:
 def _run_folders(args: argparse.Namespace, configs: dict[Path, Any]) -> list[Path] | None:
     """The stored run folders to pool (a results folder stays named as given); with ``--dry-run``, each
     folder found or missing is printed and ``None`` returned."""
-    from serlib.protocol import results_folder, speakers  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import results_folder, speakers  # noqa: PLC0415 - handlers import what they run
 
     makers = {str(Path(c.output_dir)): f"serlib evaluate --config {p}" for p, c in configs.items()}
     folders = []
@@ -133,7 +133,7 @@ def _run_folders(args: argparse.Namespace, configs: dict[Path, Any]) -> list[Pat
 def _speaker_table(args: argparse.Namespace, configs: dict[Path, Any]) -> Any:
     """Every test utterance's speaker: from the configurations' corpora, the CSVs of ``--speakers`` and
     the results folders (``serlib export`` names them itself)."""
-    from serlib.protocol import results_folder, speakers  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import results_folder, speakers  # noqa: PLC0415 - handlers import what they run
 
     tables = [speakers.speaker_table(c) for c in configs.values()]
     tables += [speakers.read_speaker_csv(p) for p in args.speakers if not _is_configuration(p)]
@@ -147,7 +147,7 @@ def _speaker_table(args: argparse.Namespace, configs: dict[Path, Any]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Test the family, pool it, write family.csv, pooled.csv, pool.json and pool.md to ``--out``."""
-    from serlib.protocol import confirmatory, family  # noqa: PLC0415 - handlers import what they run
+    from serlib.evidence import confirmatory, family  # noqa: PLC0415 - handlers import what they run
 
     _old_spellings(args)
     declared = family.load(args.family) if args.family is not None else None

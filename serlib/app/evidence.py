@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from serlib.base.files import write_text
-from serlib.protocol import comparisons, confirmatory, family, results_folder, table1
+from serlib.evidence import comparisons, confirmatory, family, results_folder, table1
 
 BLOCK = re.compile(r"<!-- evidence:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /evidence -->", re.DOTALL)
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from serlib.base import run_schemas
-from serlib.protocol.best_condition import RULE, best_ae_condition
+from serlib.evidence.best_condition import RULE, best_ae_condition
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from serlib.app.report_check import check_section
 from serlib.app.report_html import json_value, number, render
 from serlib.base import config as config_module
 from serlib.base import config_yaml, files, metrics, run_schemas
-from serlib.protocol.references import paper_table1
+from serlib.evidence.references import paper_table1
 
 REPORT_DIR = "report"
 # The corpus type each paper condition's autoencoder learnt from ('none' = no AE, 'target' = control C).

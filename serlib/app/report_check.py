@@ -1,6 +1,6 @@
 """The report's section on ``serlib check``: the verdict and the check's power (the shift of one cell it
 flags with 80 % probability), then each Table 1 cell against the shipped reference, seed by seed where
-the reference has the run's seeds, by the expected range for new seeds (serlib.protocol.check), through
+the reference has the run's seeds, by the expected range for new seeds (serlib.evidence.check), through
 ``templates/section_check.html.j2``."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from serlib.app.report_html import number, render
 
 def check_section(out: Path, references: Path | None = None) -> Markup:
     """``serlib check`` of the run: each Table 1 cell against the shipped reference's expected range."""
-    from serlib.protocol import check, check_text  # noqa: PLC0415 - scipy's statistics, only for a report
+    from serlib.evidence import check, check_text  # noqa: PLC0415 - scipy's statistics, only for a report
 
     try:
         result = check.check_run(out, references=references)

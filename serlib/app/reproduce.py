@@ -419,7 +419,7 @@ def _print_table1(out_dir: Path) -> None:
 def _check(out_dir: Path) -> None:
     """Print ``serlib check``'s verdict for every Table 1 cell (information: the reproduction ran, so its
     exit status stays 0; ``serlib check DIR`` exits non-zero where a cell is outside)."""
-    from serlib.protocol import check  # noqa: PLC0415  (scipy's statistics: not for every kernel)
+    from serlib.evidence import check  # noqa: PLC0415  (scipy's statistics: not for every kernel)
 
     try:
         print(check.check_markdown(check.check_run(out_dir)), end="", flush=True)

@@ -304,13 +304,13 @@ class ProtocolConfig(_Strict):
     figure2_condition: str | None = Field(
         None,
         description="condition shown against BL in Figure 2; None = the best mean UAR among conditions whose "
-        "AE never heard the test corpus (not C; ties to the first listed; serlib.protocol.best_condition)",
+        "AE never heard the test corpus (not C; ties to the first listed; serlib.evidence.best_condition)",
     )
     scheduler_address: str | None = Field(None, description="dask.distributed scheduler; None = in-process")
     cross_corpus_matrix: list[str] | None = Field(
         None,
         description="corpus keys trained on and tested on each other, every ordered pair a cross-corpus "
-        "protocol of its own (`serlib matrix`; serlib.protocol.matrix)",
+        "protocol of its own (`serlib matrix`; serlib.evidence.matrix)",
     )
     egemaps_svm: bool = Field(
         False,
@@ -428,7 +428,7 @@ class Config(_Strict):
 
 
 class SensitivityPlan(_Strict):
-    """A sensitivity file (``serlib sensitivity``; ``serlib.protocol.sensitivity``): a base configuration,
+    """A sensitivity file (``serlib sensitivity``; ``serlib.evidence.sensitivity``): a base configuration,
     the conditions and seeds to run, and named variants of dotted-key overrides."""
 
     base: str = Field(description="the configuration file, relative to the sensitivity file")

@@ -49,7 +49,7 @@ GENDERS = ("female", "male")
 SUBSET_COLUMN = "subset"
 """An optional extra manifest column: each utterance's scoring subset (ASED: ``common`` or ``specific``
 sentences). When a corpus has it, every run's predictions carry it and each run is also scored per
-subset (``serlib.protocol.subsets``)."""
+subset (``serlib.evidence.subsets``)."""
 
 
 class CorpusError(ValueError):

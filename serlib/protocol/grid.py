@@ -1,4 +1,4 @@
-"""The paper's whole protocol (Sec. 4.1): every (setting, condition, seed, fold) run, then Table 1.
+"""The paper's whole protocol (Sec. 4.1): every (setting, condition, seed, fold) run, then the caller's summary.
 
 Settings: ``within`` = leave-one-session-out cross-validation on ``protocol.within_corpus`` (no
 development split: the paper names no model selection, so the fixed number of epochs is trained and
@@ -6,7 +6,9 @@ the last epoch evaluated, unless ``acnn.model_selection`` says otherwise); ``cro
 ``protocol.cross_corpus_train``, test on all of ``protocol.cross_corpus_test`` (fold 0, with
 ``acnn.dropout_cross``). Runs go one after another in this process, or to Dask
 workers: on a client passed in, on ``protocol.scheduler_address``, or on a local cluster when
-``protocol.n_jobs`` allows more than one worker (``serlib.base.cluster``).
+``protocol.n_jobs`` allows more than one worker (``serlib.base.cluster``). The tables made from the
+finished runs (Table 1, Figure 2, the comparisons) belong to the layer above, which reads runs: its
+summary is passed in (``serlib.evidence.summaries.evaluate`` passes ``write_summaries``), as scale-out is.
 """
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import pandas as pd
-
-from serlib.base import cluster, logs, plots, provenance
+from serlib.base import cluster, logs, provenance
 from serlib.base.config import CONDITION_SOURCES_NONE, Config
 from serlib.base.files import exclusive_lock, write_json
 from serlib.base.progress import bar as progress_bar
 from serlib.protocol import conditions
-from serlib.protocol.comparisons import write_comparisons
 from serlib.protocol.conditions import corpora_of, data_identity, fingerprint, settings_of
 from serlib.protocol.folds import CROSS_FOLD, within_folds
-from serlib.protocol.run_files import RunKey, finished
+from serlib.protocol.run_files import RunKey, finished, protocol_lock
 from serlib.protocol.runs import run_one, run_task
-from serlib.protocol.table1 import protocol_lock, summarise
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def grid(config: Config, folds: list[int] | None = None) -> list[RunKey]:
@@ -53,14 +54,18 @@ def run_protocol(
     n_jobs: int | None = None,
     progress: bool = True,
     client: Any = None,
-) -> pd.DataFrame:
-    """Run every unfinished (setting, condition, seed, fold), then write runs.csv, Table 1 and Figure 2.
+    *,
+    summarise: Callable[[Config], T],
+) -> T:
+    """Run every unfinished (setting, condition, seed, fold), then call ``summarise(config)`` under the
+    folder's protocol lock, beside the protocol.json it describes, and return what it returns.
 
     AE training and encoding happen once per condition in this process before any ACNN run. The runs
     are Dask tasks on ``client`` when one is given; else on ``protocol.scheduler_address``, or on a
     local cluster when ``n_jobs`` (default ``protocol.n_jobs``; 0 = as many workers as the cores hold
     at ``SERLIB_TF_THREADS`` threads each) allows more than one worker; otherwise they run here one
-    after another. Returns Table 1 as a DataFrame.
+    after another. ``serlib.evidence.summaries.evaluate`` passes the writer of runs.csv, Table 1, Figure 2
+    and the comparisons, and returns Table 1.
     """
     # condition names are valid folder names: the configuration model checks them (ConditionConfig)
     if config.protocol.figure2_condition is not None:
@@ -140,18 +145,16 @@ def run_protocol(
     # the tables always describe the protocol.json beside them.
     with exclusive_lock(protocol_lock(config.output_dir)):
         _write_protocol(config, folds, fingerprints)
-        table = summarise(config.output_dir, write_figures=True, figure_folders=plots.figure_folders(config))
-        # paired over (fold, seed), with its minimal detectable difference
-        write_comparisons(config.output_dir)
+        summary = summarise(config)
     logs.step(
         log,
-        "ACNN protocol: %d runs trained, %d reused from %s, Table 1 written (%.1f s)",
+        "ACNN protocol: %d runs trained, %d reused from %s, summarised (%.1f s)",
         len(pending),
         len(runs) - len(pending),
         config.output_path / "results",
         time.perf_counter() - started,
     )
-    return table
+    return summary
 
 
 def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:

@@ -100,6 +100,12 @@ def run_folder(output_dir: str | Path, setting: str, condition: str, seed: int, 
     return Path(output_dir) / "results" / setting / condition / f"seed{seed}" / f"fold{fold}"
 
 
+def protocol_lock(output_dir: str | Path) -> Path:
+    """The lock file that serialises writing ``results/protocol.json`` and the tables made from it, so
+    that two sittings of one grid in the same folder (other seeds or conditions) cannot mix them."""
+    return Path(output_dir) / "results" / ".protocol.lock"
+
+
 def _labels_uar(true: np.ndarray, predicted: np.ndarray) -> float:
     rated = true >= 0
     return metrics.uar(true[rated], predicted[rated]) if rated.any() else math.nan

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from serlib.protocol import confirmatory
+from serlib.evidence import confirmatory
 from serlib.protocol.labeled import ProtocolError
 
 ROLES = ("AE", "control")

@@ -53,11 +53,11 @@ from statsmodels.stats.power import NormalIndPower, TTestPower
 
 from serlib.base import metrics
 from serlib.base.files import write_csv, write_json, write_text
-from serlib.protocol.comparisons import format_number as _f
-from serlib.protocol.comparisons import format_p as _p
+from serlib.evidence.comparisons import format_number as _f
+from serlib.evidence.comparisons import format_p as _p
+from serlib.evidence.speakers import ALL, paired_by_speaker, predictions_of, speaker_uars
+from serlib.evidence.table1 import incomplete_note
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.speakers import ALL, paired_by_speaker, predictions_of, speaker_uars
-from serlib.protocol.table1 import incomplete_note
 
 log = logging.getLogger(__name__)
 
@@ -337,9 +337,26 @@ def pool(
     replication). ``scores``: scoring subsets tested beside ``all`` in the folders whose predictions
     have them (ASED's ``common`` sentences). ``pool_score``: the score pooled where a folder has it
     (``all`` elsewhere)."""
+    rows, per_speaker, notes = _read_family(folders, speakers, conditions, parse_skips(skip), scores)
+    family = pd.DataFrame(rows, columns=list(FAMILY_COLUMNS))
+    family["holm_p"] = holm(family["t_p"])
+    speaker_frame = pd.concat(per_speaker, ignore_index=True)
+    pooled = _pooled_within(speaker_frame, pool_conditions, pool_score, notes)
+    return PoolResult(family, speaker_frame, pooled, notes)
+
+
+def _read_family(
+    folders: Sequence[str | Path],
+    speakers: pd.DataFrame,
+    conditions: list[str] | None,
+    skips: dict[tuple[Path, str], str],
+    scores: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame], list[str]]:
+    """``pool``'s family: per finished comparison its row and its per-speaker frame, and the notes on
+    what was left out; a ``--skip``, ``--score`` or ``--condition`` that matches nothing is refused."""
     rows, per_speaker, notes = [], [], []
     found_scores: set[str] = set()
-    skips, matched = parse_skips(skip), set()
+    matched: set[tuple[Path, str]] = set()
     for folder in folders:
         resolved = Path(folder).resolve()
         protocol, predictions = predictions_of(folder)
@@ -387,9 +404,14 @@ def pool(
         raise ProtocolError(
             f"--condition {unmatched}: no finished runs of it in " + ", ".join(map(str, folders))
         )
-    family = pd.DataFrame(rows, columns=list(FAMILY_COLUMNS))
-    family["holm_p"] = holm(family["t_p"])
-    speaker_frame = pd.concat(per_speaker, ignore_index=True)
+    return rows, per_speaker, notes
+
+
+def _pooled_within(
+    speaker_frame: pd.DataFrame, pool_conditions: list[str] | None, pool_score: str, notes: list[str]
+) -> dict[str, Any]:
+    """``pool``'s random-effects estimate of the within-corpus AE - BL difference over the corpora (one
+    AE condition and one score per corpus); empty, with a note, when fewer than 2 corpora have one."""
     pooled: dict[str, Any] = {}
     within = speaker_frame[(speaker_frame["setting"] == "within") & (speaker_frame["role"] == "AE")]
     # one score per corpus: pool_score where the corpus has it, else all of its test files
@@ -412,7 +434,7 @@ def pool(
         pooled["scores"] = {str(k): str(v) for k, v in within.groupby("corpus")["score"].first().items()}
     else:
         notes.append("pooling needs a within-corpus AE grid in at least 2 run folders; not pooled")
-    return PoolResult(family, speaker_frame, pooled, notes)
+    return pooled
 
 
 def parse_skips(skip: Sequence[str] | None) -> dict[tuple[Path, str], str]:

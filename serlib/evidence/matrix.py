@@ -1,6 +1,6 @@
 """The cross-corpus matrix: train on each corpus of ``protocol.cross_corpus_matrix``, test on every other.
 
-Every ordered pair is the paper's cross-corpus setting on its own (``grid.run_protocol`` with that
+Every ordered pair is the paper's cross-corpus setting on its own (``summaries.evaluate`` with that
 training and test corpus, in ``<output_dir>/<normalisation>/<train>-to-<test>/``), for each feature
 normalisation asked for (``features.normalisation``: the paper's ``train``, and the unsupervised
 ``corpus`` and ``speaker`` remedies). All pairs share one cache, so a corpus' features and an
@@ -19,13 +19,13 @@ import pandas as pd
 
 from serlib.base.config import Config, override
 from serlib.base.files import write_csv, write_text
+from serlib.evidence.comparisons import SVM_CONDITION, svm_runs
+from serlib.evidence.results_folder import is_results_folder
+from serlib.evidence.summaries import evaluate
+from serlib.evidence.table1 import collect_runs, results_root
 from serlib.features.normalisation import MODES
-from serlib.protocol.comparisons import SVM_CONDITION, svm_runs
-from serlib.protocol.grid import run_protocol
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.results_folder import is_results_folder
 from serlib.protocol.svm import run_baseline
-from serlib.protocol.table1 import collect_runs, results_root
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def run_matrix(
         for number, (train, test) in enumerate(cells, start=1):
             log.info("matrix %s, %d/%d: %s -> %s", mode, number, len(cells), train, test)
             cell = pair_config(config, train, test, mode)
-            run_protocol(cell, progress=progress)
+            evaluate(cell, progress=progress)
             if cell.protocol.egemaps_svm:
                 run_baseline(cell)
     return write_matrix(config, normalisations)

@@ -15,7 +15,7 @@ import pandas as pd
 from serlib.base import metrics, plots
 from serlib.base.files import write_csv
 from serlib.data.manifest import EMOTIONS
-from serlib.protocol.best_condition import RULE, best_ae_condition
+from serlib.evidence.best_condition import RULE, best_ae_condition
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,9 @@ from scipy import stats
 
 from serlib.base import config as config_module
 from serlib.base import metrics, provenance, run_schemas
-from serlib.protocol import check_power, check_seeds, check_text, reference_write
-from serlib.protocol.check_completeness import Completeness, count_runs
-from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.references import (
+from serlib.evidence import check_power, check_seeds, check_text, reference_write
+from serlib.evidence.check_completeness import Completeness, count_runs
+from serlib.evidence.references import (
     Reference,
     comparison_config,
     comparison_hash,
@@ -49,7 +48,8 @@ from serlib.protocol.references import (
     record_family,
     reference_names,
 )
-from serlib.protocol.table1 import collect_runs, results_root
+from serlib.evidence.table1 import collect_runs, results_root
+from serlib.protocol.labeled import ProtocolError
 
 FAMILY_ALPHA = check_seeds.FAMILY_ALPHA
 AGREES = "agrees"
@@ -552,12 +552,12 @@ def _seeds(seeds: Any) -> str:
 
 # -- text -------------------------------------------------------------------------------------------
 def check_markdown(result: CheckResult) -> str:
-    """The check as Markdown (``serlib.protocol.check_text``): verdict, power, cells, seeds, notes."""
+    """The check as Markdown (``serlib.evidence.check_text``): verdict, power, cells, seeds, notes."""
     return check_text.markdown(result)
 
 
 # -- writing a reference ----------------------------------------------------------------------------
 def write_reference(folder: str | Path, name: str, command: str, **options: Any) -> list[Path]:
     """``<references>/<name>.csv`` + ``.json`` from a finished run folder, or (``add_family=True``) its CPU
-    family's values added to an existing reference (``serlib.protocol.reference_write``)."""
+    family's values added to an existing reference (``serlib.evidence.reference_write``)."""
     return reference_write.write_reference(run_scores(folder), name, command, **options)

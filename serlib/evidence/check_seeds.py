@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serlib.base import provenance
-from serlib.protocol.references import FAMILY_COLUMN, Reference, record_family
+from serlib.evidence.references import FAMILY_COLUMN, Reference, record_family
 
 EXACT, TOLERANCE = "exact", "tolerance"
 # The rows of the check's table: seed by seed (the seeds the reference has) or the prediction interval of

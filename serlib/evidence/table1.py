@@ -17,11 +17,11 @@ import pandas as pd
 
 from serlib.base import metrics, provenance, run_schemas
 from serlib.base.files import exclusive_lock, write_csv, write_text
-from serlib.protocol import results_folder
-from serlib.protocol.figure2 import figure2
+from serlib.evidence import results_folder
+from serlib.evidence.figure2 import figure2
 from serlib.protocol.folds import SETTINGS
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.run_files import run_folder
+from serlib.protocol.run_files import protocol_lock, run_folder
 
 RUN_COLUMNS = (
     "setting",
@@ -279,12 +279,6 @@ def render_table(results_dir: str | Path) -> str:
     with exclusive_lock(protocol_lock(root)):
         summarise(root, write_figures=False)
         return (root / "table1.md").read_text(encoding="utf-8")
-
-
-def protocol_lock(output_dir: str | Path) -> Path:
-    """The lock file that serialises writing ``results/protocol.json`` and the tables made from it, so
-    that two sittings of one grid in the same folder (other seeds or conditions) cannot mix them."""
-    return Path(output_dir) / "results" / ".protocol.lock"
 
 
 def written_table(output_dir: str | Path) -> str:

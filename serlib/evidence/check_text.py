@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from serlib.protocol import check_power
-from serlib.protocol.check_seeds import FAMILY_ALPHA, INTERVAL, SEED_BY_SEED
+from serlib.evidence import check_power
+from serlib.evidence.check_seeds import FAMILY_ALPHA, INTERVAL, SEED_BY_SEED
 
-# ``result`` below is a ``check.CheckResult`` (typed Any: serlib.protocol.check imports this module).
+# ``result`` below is a ``check.CheckResult`` (typed Any: serlib.evidence.check imports this module).
 CheckResult = Any
 
 

@@ -1,6 +1,6 @@
 """``serlib export``: a run folder's evidence as a compact, diff-friendly results folder for git.
 
-What is kept and why (the layout is :mod:`serlib.protocol.results_folder`'s):
+What is kept and why (the layout is :mod:`serlib.evidence.results_folder`'s):
 
 * every finished run of the protocol (fingerprints as ``collect_runs`` checks them) and of the
   eGeMAPS + SVM reference, with each test utterance's speaker, scoring subset, true and predicted class
@@ -36,10 +36,10 @@ import yaml
 
 from serlib.base import files, provenance
 from serlib.base.files import write_csv, write_json
-from serlib.protocol import results_folder as rf
+from serlib.evidence import results_folder as rf
+from serlib.evidence.svm_tables import baseline_runs
+from serlib.evidence.table1 import collect_runs, results_root
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.svm import baseline_runs
-from serlib.protocol.table1 import collect_runs, results_root
 
 DECIMALS = 4
 RECOMPUTED = ("confusion", "classes", "subset_uar", "subset_n", "accuracy", "n_test")  # from predictions

@@ -11,7 +11,7 @@ standard deviation and seed count, for the seed mean and the difference to BL.
 Per-seed values carry the CPU family that computed them (column ``cpu_family``, e.g. ``Intel AVX-512``:
 ``cpu_family``): floats differ between CPU families, so a reference may hold the same seeds computed on
 two families, each with its environment under the JSON's ``families``, and ``serlib check`` compares a
-run with its own family's values where they exist (``serlib.protocol.check_seeds``). The spread of the
+run with its own family's values where they exist (``serlib.evidence.check_seeds``). The spread of the
 seeds (``cells``) comes from one family, the reference's first (``cpu_family`` in the JSON).
 """
 

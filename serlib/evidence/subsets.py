@@ -17,10 +17,10 @@ import pandas as pd
 
 from serlib.base import metrics, run_schemas
 from serlib.base.files import write_csv
+from serlib.evidence.table1 import collect_runs, results_root
 from serlib.protocol.labeled import ProtocolError
 from serlib.protocol.run_files import SUBSET_PREDICTION_COLUMNS
 from serlib.protocol.svm import CONDITION as SVM_CONDITION
-from serlib.protocol.table1 import collect_runs, results_root
 
 ALL = "all"
 """The score over every test file of a run (beside one score per subset)."""

@@ -18,8 +18,8 @@ import pandas as pd
 from serlib.base import config as config_module
 from serlib.base import provenance
 from serlib.base.files import write_csv, write_json
-from serlib.protocol import check_seeds
-from serlib.protocol.references import (
+from serlib.evidence import check_seeds
+from serlib.evidence.references import (
     FAMILY_COLUMN,
     ReferencesError,
     comparison_config,

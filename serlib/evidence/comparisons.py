@@ -8,7 +8,7 @@ fold, so the same comparison is also given over folds (each fold's difference av
 fewer, independent pairs, the conservative reading.
 
 These tables are descriptive. The report's confirmatory tests pair each **speaker** (seeds averaged),
-Holm-adjust the declared family and pool the corpora: ``serlib.protocol.confirmatory`` (``serlib
+Holm-adjust the declared family and pool the corpora: ``serlib.evidence.confirmatory`` (``serlib
 pool``). Here the (fold, seed) rows are labelled secondary, and a fold is a speaker only where each
 fold holds one.
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from serlib.base import metrics
 from serlib.base.files import write_csv, write_text
-from serlib.protocol.table1 import collect_runs, results_root
+from serlib.evidence.table1 import collect_runs, results_root
 
 COLUMNS = (
     "setting",

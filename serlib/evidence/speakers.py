@@ -29,8 +29,8 @@ import pandas as pd
 from serlib.base import metrics, run_schemas
 from serlib.base.config import Config
 from serlib.data import loaders
+from serlib.evidence.table1 import collect_runs, results_root
 from serlib.protocol.labeled import ProtocolError
-from serlib.protocol.table1 import collect_runs, results_root
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ from serlib.base.config import (
     override,
 )
 from serlib.base.files import write_csv, write_text
-from serlib.protocol.comparisons import comparisons_markdown, paired_comparisons
-from serlib.protocol.grid import run_protocol
+from serlib.evidence.comparisons import comparisons_markdown, paired_comparisons
+from serlib.evidence.summaries import evaluate
+from serlib.evidence.table1 import collect_runs
 from serlib.protocol.run_files import run_folder
-from serlib.protocol.table1 import collect_runs
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def run_sensitivity(path: str | Path, progress: bool = True) -> pd.DataFrame:
         log.info("sensitivity: %d finished runs copied from %s", copied, base_output)
     for name, cell in cells.items():
         log.info("sensitivity: %s", name)
-        run_protocol(cell, progress=progress)
+        evaluate(cell, progress=progress)
     return write_sensitivity(output, list(cells))
 
 

@@ -1,7 +1,7 @@
 """The power of ``serlib check``: the smallest shift of one Table 1 cell that it flags with 80 % probability.
 
 A shift ``d`` of a cell (a bug that costs or adds ``d`` points of UAR in one setting x condition) moves
-each of the cell's seeds by about ``d``. Per rule of ``serlib.protocol.check``:
+each of the cell's seeds by about ``d``. Per rule of ``serlib.evidence.check``:
 
 - **exact** (same CPU family, package versions, oneDNN and threads as the reference's values): any
   change of a printed value (0.01 points) is flagged, with probability 1.
