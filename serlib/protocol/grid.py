@@ -115,7 +115,7 @@ def run_protocol(
 
 def _cell_fingerprints(
     config: Config,
-) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
+) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], str]]:
     """The data identity and the run fingerprint of every (setting, condition) of the grid."""
     memo: dict[tuple[str, str], str] = {}
     identities = {

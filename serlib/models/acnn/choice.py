@@ -27,6 +27,7 @@ model builder never does (``model.build_acnn`` times nothing and writes nothing)
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -253,17 +254,17 @@ def calibrate(acnn: ACNNConfig, frames: int, bands: int, lengths: Any = None) ->
     real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
     paths = {path: acnn.model_copy(update={"implementation": path, "jit_compile": False}) for path in PATHS}
 
-    def run(path: str, clock: acnn_run.Clock = acnn_run.wall_seconds) -> float:
-        return acnn_run.train(
-            paths[path], inputs, targets, seed=0, lengths=real, epochs=1, clock=clock
-        ).seconds
+    def run(path: str, timed: bool) -> float:
+        clock = functools.partial(cpu_seconds, path) if timed else acnn_run.wall_seconds
+        trained = acnn_run.train(paths[path], inputs, targets, seed=0, lengths=real, epochs=1, clock=clock)
+        return trained.seconds
 
     with _caller_random_state():
         for path in PATHS:
-            run(path)  # traces the model's training step
+            run(path, timed=False)  # traces the model's training step
         seconds = dict.fromkeys(PATHS, 0.0)
         for round_index in range(ROUNDS):
             for path in PATHS if round_index % 2 == 0 else PATHS[::-1]:
-                seconds[path] += run(path, clock=lambda work, path=path: cpu_seconds(path, work))
+                seconds[path] += run(path, timed=True)
     utterances = ROUNDS * BATCHES_PER_ROUND * acnn.batch_size
     return {path: seconds[path] / utterances for path in PATHS}
