@@ -212,7 +212,7 @@ def cpu_seconds(path: str, work: Callable[[], None]) -> float:
 
 @contextlib.contextmanager
 def _caller_random_state() -> Iterator[None]:
-    """Python's and NumPy's global random states as they were after a calibration (its runs seed them)."""
+    """Python's and NumPy's global random states kept across a calibration, whose runs seed them."""
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
         yield

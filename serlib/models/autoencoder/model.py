@@ -109,6 +109,7 @@ class _Parts:
 
     @property
     def time_axis(self) -> int:
+        """The time axis of the sequences between the model's input and output layers."""
         return 0 if self.gru.time_major else 1
 
     def dense(self, units: int, name: str, dtype: Any = None) -> keras.layers.Dense:
