@@ -172,12 +172,7 @@ def _model(config: Any, implementation: str, mode: str = "compiled") -> Any:
         config, **{"acnn.implementation": implementation, "acnn.jit_compile": mode == "jit_compile"}
     )
     if mode == "previous pooling":  # issue 17's baseline: the fast model with the old pooling gradient
-        kept = acnn.FastMaxPooling1D
-        acnn.FastMaxPooling1D = _previous_pooling_layer()
-        try:
-            model = acnn.build_configured(chosen)
-        finally:
-            acnn.FastMaxPooling1D = kept
+        model = acnn.build_configured(chosen, max_pooling=_previous_pooling_layer())
     else:
         model = acnn.build_configured(chosen)
     if mode == "eager":
@@ -258,16 +253,13 @@ def _calibrate(config: Any, lengths: Any) -> dict[str, Any]:
     (what a protocol passes): the calibration from an empty cache (a temporary ``XDG_CACHE_HOME``,
     ``SERLIB_ACNN_IMPLEMENTATION`` unset), its answer and its cost."""
     from serlib.models.acnn import choice as acnn_choice
-    from serlib.models.acnn import model as acnn
 
     os.environ.pop(acnn_choice.VARIABLE, None)
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="serlib-bench-acnn-cache-")
     acnn_choice._memo.clear()
     logmel = config.features.logmel
     start, cpu = time.perf_counter(), common.cpu_seconds()
-    choice = acnn_choice.resolve(
-        config.acnn, logmel.max_frames, logmel.bands, build=acnn.build_acnn, lengths=lengths
-    )
+    choice = acnn_choice.resolve(config.acnn, logmel.max_frames, logmel.bands, lengths=lengths)
     return {
         "implementation": choice.implementation,
         "source": choice.source,

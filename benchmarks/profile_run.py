@@ -116,7 +116,7 @@ def profile(preset: str, loop: str, runs: int) -> dict[str, Any]:
     external = autoencoder.representation_dim(config.autoencoder)
     phases = Phases()
     with phases.timed("calibration"):  # once per machine (cached): 0 when the cache has the answer
-        choice = acnn_choice.resolve(config.acnn, frames, bands, build=acnn.build_acnn)
+        choice = acnn_choice.resolve(config.acnn, frames, bands)
     config = config_module.override(config, **{"acnn.implementation": choice.implementation})
     acnn_reuse._traced().clear()  # every loop traces its own models
     phases.wrap(acnn_reuse, "fresh_acnn", "build")

@@ -289,7 +289,9 @@ def test_fast_pooling_gradient_goes_to_each_windows_first_largest_step_as_max_po
 
 
 def test_fast_layers_load_in_safe_mode(tmp_path, paper):
-    config = config_module.override(paper, **{"features.logmel.max_frames": 120, "acnn.filters": 8})
+    config = config_module.override(
+        paper, **{"features.logmel.max_frames": 120, "acnn.filters": 8, "acnn.implementation": "fast"}
+    )
     model = acnn.build_configured(config)
     model.save(tmp_path / "fast.keras")
     loaded = acnn.load_acnn(tmp_path / "fast.keras")

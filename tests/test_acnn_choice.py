@@ -11,7 +11,6 @@ import types
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
 from test_experiments import _features, _manifest
 
@@ -19,7 +18,9 @@ from serlib.base import config as config_module
 from serlib.base import provenance
 from serlib.evidence import summaries
 from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn import kernels as acnn_kernels
 from serlib.models.acnn import model as acnn
+from serlib.models.acnn import run as acnn_run
 from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
 from serlib.protocol import conditions, implementation, labeled, run_files
 
@@ -67,12 +68,13 @@ def _acnn(**changes) -> config_module.ACNNConfig:
 
 
 @pytest.mark.parametrize("winner", ["fast", "reference"])
-def test_auto_builds_the_path_the_calibration_finds_faster_and_the_machine_keeps_it(
+def test_auto_resolves_to_the_path_the_calibration_finds_faster_and_the_machine_keeps_it(
     machine, monkeypatch, winner
 ):
     timed = fake_clock(monkeypatch, winner)
-    keras.utils.set_random_seed(3)
-    model = acnn.build_acnn(_acnn(implementation="auto"), FRAMES, BANDS)
+    choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS)
+    assert (choice.implementation, choice.source) == (winner, "calibration")
+    model = acnn.build_acnn(_acnn(), FRAMES, BANDS, **acnn_kernels.layers_for(_acnn(implementation=winner)))
     expected = (
         (PaddingAwareConv1D, FastMaxPooling1D)
         if winner == "fast"
@@ -88,43 +90,85 @@ def test_auto_builds_the_path_the_calibration_finds_faster_and_the_machine_keeps
     rounds = [timed[i : i + 2] for i in range(0, len(timed), 2)]
     assert len(rounds) == acnn_choice.ROUNDS and all(sorted(r) == ["fast", "reference"] for r in rounds)
     assert rounds[0] != rounds[1]
-    # the calibration left the caller's seeded stream alone: the same weights as the explicit path
-    keras.utils.set_random_seed(3)
-    explicit = acnn.build_acnn(_acnn(implementation=winner), FRAMES, BANDS)
-    for a, b in zip(model.get_weights(), explicit.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
     # the machine keeps its choice: a new process reads the cache and does not measure again
     entries = json.loads(machine.cache.read_text())["entries"]
     (entry,) = entries.values()
     assert entry["implementation"] == winner and entry["key"]["shape"]["frames"] == FRAMES
     monkeypatch.setattr(acnn_choice, "_memo", {})
     no_calibration(monkeypatch)
-    choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, build=acnn.build_acnn)
+    choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS)
     assert (choice.implementation, choice.source) == (winner, "cache")
     # another model shape is another key: measured again
     fake_clock(monkeypatch, OTHER[winner])
-    other = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES + 9, BANDS, build=acnn.build_acnn)
+    other = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES + 9, BANDS)
     assert (other.implementation, other.source) == (OTHER[winner], "calibration")
     assert len(json.loads(machine.cache.read_text())["entries"]) == 2
+
+
+def test_the_calibration_trains_through_the_runs_own_function(machine, monkeypatch):
+    """The calibration times the protocol's ACNN run (``run.train``) of each path, one epoch of
+    ``BATCHES_PER_ROUND`` batches, after one untimed run each; its clock sees only the training."""
+    trained = []
+    original = acnn_run.train
+
+    def train(acnn_config, inputs, targets, **options):
+        result = original(acnn_config, inputs, targets, **options)
+        trained.append((acnn_config.implementation, result.model, options["epochs"], len(inputs["logmel"])))
+        return result
+
+    monkeypatch.setattr(acnn_run, "train", train)
+    timed = fake_clock(monkeypatch, "fast")
+    acnn_choice.calibrate(_acnn(implementation="auto"), FRAMES, BANDS)
+    assert [path for path, *_ in trained] == ["fast", "reference", *timed]
+    assert len(trained) == 2 + 2 * acnn_choice.ROUNDS
+    assert {(epochs, count) for *_, epochs, count in trained} == {(1, acnn_choice.BATCHES_PER_ROUND * 8)}
+    for path, model, *_ in trained:
+        assert isinstance(model.get_layer("conv"), PaddingAwareConv1D) == (path == "fast")
+
+
+def test_build_acnn_on_a_fresh_machine_times_nothing_and_writes_nothing(tmp_path, monkeypatch):
+    """A student building the paper's network: plain Keras layers, no calibration, no cache file, even for
+    ``implementation: auto`` with nothing forced and an empty home (only a protocol resolves auto)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv(acnn_choice.VARIABLE, raising=False)
+    monkeypatch.setattr(acnn_choice, "_memo", {})
+    assert acnn_choice.cache_file().is_relative_to(home)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("build_acnn timed or calibrated")
+
+    for name in ("resolve", "calibrate", "cpu_seconds"):
+        monkeypatch.setattr(acnn_choice, name, refuse)
+    monkeypatch.setattr(acnn_run, "train", refuse)
+    paper = config_module.load_preset("paper")
+    assert paper.acnn.implementation == "auto"
+    for model in (
+        acnn.build_acnn(_acnn(implementation="auto"), FRAMES, BANDS),
+        acnn.build_acnn(paper.acnn, paper.features.logmel.max_frames, paper.features.logmel.bands),
+        acnn.build_configured(paper),
+    ):
+        assert _layers(model) == (keras.layers.Conv1D, keras.layers.MaxPooling1D)
+    assert list(home.rglob("*")) == []
+    # a run does need a resolved path: auto is refused there with the place where it is resolved
+    with pytest.raises(acnn_kernels.ImplementationNotResolved, match="resolve_implementation"):
+        acnn_kernels.layers_for(_acnn(implementation="auto"))
 
 
 def test_the_environment_and_explicit_values_skip_the_calibration(machine, monkeypatch):
     no_calibration(monkeypatch)
     for value in ("fast", "reference"):
-        assert (
-            acnn_choice.resolve(_acnn(implementation=value), FRAMES, BANDS, acnn.build_acnn).source
-            == "config"
-        )
+        assert acnn_choice.resolve(_acnn(implementation=value), FRAMES, BANDS).source == "config"
         monkeypatch.setenv(acnn_choice.VARIABLE, value)
-        choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, acnn.build_acnn)
+        choice = acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS)
         assert (choice.implementation, choice.source) == (value, "environment")
     monkeypatch.setenv(acnn_choice.VARIABLE, "fastest")
     with pytest.raises(acnn_choice.ImplementationError, match="SERLIB_ACNN_IMPLEMENTATION"):
-        acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS, acnn.build_acnn)
+        acnn_choice.resolve(_acnn(implementation="auto"), FRAMES, BANDS)
     monkeypatch.delenv(acnn_choice.VARIABLE)
-    choice = acnn_choice.resolve(
-        _acnn(implementation="auto", jit_compile=True), FRAMES, BANDS, acnn.build_acnn
-    )
+    choice = acnn_choice.resolve(_acnn(implementation="auto", jit_compile=True), FRAMES, BANDS)
     assert (choice.implementation, choice.source) == ("reference", "jit_compile")
     assert not machine.cache.exists()
 

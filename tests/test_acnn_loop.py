@@ -11,6 +11,7 @@ from test_acnn_feed import recording_model
 from serlib.base import config as config_module
 from serlib.features.normalisation import band_statistics
 from serlib.models.acnn import feed as acnn_feed
+from serlib.models.acnn import kernels as acnn_kernels
 from serlib.models.acnn import loop as acnn_loop
 from serlib.models.acnn import model as acnn
 from serlib.models.acnn import reuse as acnn_reuse
@@ -51,7 +52,13 @@ def _train(loop: str, implementation: str, seed: int = 3, epochs: int = 4, count
     inputs, targets, statistics = _data(count)
     keras.utils.set_random_seed(seed)
     model = acnn.build_acnn(
-        config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, setting="within", normalisation=statistics
+        config.acnn,
+        FRAMES,
+        BANDS,
+        external_dim=EXTERNAL,
+        setting="within",
+        normalisation=statistics,
+        **acnn_kernels.layers_for(config.acnn),  # the implementation under test, not the plain default
     )
     history = acnn_feed.fit_acnn(
         model,

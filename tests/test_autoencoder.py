@@ -92,6 +92,31 @@ def test_paper_architecture_parameter_count_and_representation_size(variant, exp
     assert model.get_layer("representation").output.shape[-1] == 1024
 
 
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_plain_keras_autoencoder_is_the_fused_one(tmp_path, bidirectional):
+    """``build_autoencoder``'s default (Keras' own GRU, batch-major) and training's speed kernel
+    (``FUSED_GRU``: AudeepGRU, time-major, a lone stack's batch in two loops) draw the same initial
+    weights from a seed and compute the same reconstruction within float32 rounding; only the kernel's
+    layers differ."""
+    config = _config(
+        tmp_path, **{"autoencoder.bidirectional_decoder": bidirectional, "autoencoder.dropout": 0.0}
+    )
+    plain = autoencoder.build_configured(config, compile=False)
+    fused = autoencoder.build_configured(config, compile=False, gru=autoencoder.FUSED_GRU)
+    assert type(plain.get_layer("encoder_fw_gru_1")) is keras.layers.GRU
+    assert type(fused.get_layer("encoder_fw_gru_1")) is autoencoder.AudeepGRU
+    assert fused.get_layer("encoder_fw_gru_1").batch_shards == 2  # the unidirectional encoder runs alone
+    assert fused.get_layer("decoder_fw_gru_1").batch_shards == (1 if bidirectional else 2)
+    assert "time_major" not in [layer.name for layer in plain.layers]
+    assert [w.shape for w in plain.weights] == [w.shape for w in fused.weights]
+    for a, b in zip(plain.get_weights(), fused.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = _spectrograms(4)
+    np.testing.assert_allclose(
+        np.asarray(plain(x, training=False)), np.asarray(fused(x, training=False)), rtol=0, atol=1e-5
+    )
+
+
 def test_representation_size_depends_on_the_decoder():
     config = config_module.load_preset("paper")
     uni = config_module.override(config, **{"autoencoder.bidirectional_decoder": False})
@@ -115,15 +140,17 @@ def test_tf1_initialisation(tmp_path):
     assert np.abs(representation_bias).max() > limit / 2
 
 
+@pytest.mark.parametrize("gru", ["keras", "fused"])
 @pytest.mark.parametrize(("bidirectional", "shift"), [(True, 1), (False, 2)])
-def test_decoder_input_is_the_reversed_input_shifted(tmp_path, bidirectional, shift):
+def test_decoder_input_is_the_reversed_input_shifted(tmp_path, bidirectional, shift, gru):
     config = _config(tmp_path, **{"autoencoder.bidirectional_decoder": bidirectional})
-    model = autoencoder.build_configured(config, compile=False)
+    kernel = {"keras": autoencoder.KERAS_GRU, "fused": autoencoder.FUSED_GRU}[gru]
+    model = autoencoder.build_configured(config, compile=False, gru=kernel)
     probe = keras.Model(model.input, model.get_layer("decoder_input").output)
     x = _spectrograms(3)
-    decoder_input = np.swapaxes(
-        np.asarray(probe(x, training=False)), 0, 1
-    )  # the model runs time-major inside
+    decoder_input = np.asarray(probe(x, training=False))
+    if kernel.time_major:  # the fused kernel runs the model time-major inside
+        decoder_input = np.swapaxes(decoder_input, 0, 1)
     expected = np.zeros_like(x)
     expected[:, shift:] = x[:, ::-1][
         :, : FRAMES - shift

@@ -489,10 +489,12 @@ def test_the_acnn_reads_egemaps_descriptors_when_configured(synthetic, monkeypat
     )
 
 
-def test_epoch_curves_build_the_acnn_for_the_configured_input(synthetic, monkeypatch):
-    """serlib epochs (acnn_epoch_curves) on egemaps_lld input trains on the 25 descriptors per frame: it
-    once built a 26-band model from logmel.bands, which Keras refuses for 25-value inputs."""
-    from serlib.protocol import epochs
+def test_epoch_curves_build_the_acnn_for_the_configured_input(synthetic, monkeypatch, capsys):
+    """`serlib epochs` on egemaps_lld input trains, through the grid's run function, an ACNN on the 25
+    descriptors per frame: a copy of that function once built a 26-band model from logmel.bands."""
+    from serlib.app import cli
+    from serlib.base import config_yaml
+    from serlib.models.acnn import run as acnn_run
 
     asked = _patch_descriptor_stores(synthetic, monkeypatch)
     config = config_module.override(
@@ -500,9 +502,22 @@ def test_epoch_curves_build_the_acnn_for_the_configured_input(synthetic, monkeyp
         output_dir=str(synthetic.tmp / "epochs-descriptors"),
         **{"protocol.seeds": [0], "protocol.folds": [1], "features.acnn_input": "egemaps_lld"},
     )
-    curves = epochs.acnn_epoch_curves(config, max_epochs=2)
+    shapes = []
+    train = acnn_run.train
+
+    def recording_train(*args, **kwargs):
+        trained = train(*args, **kwargs)
+        shapes.append(tuple(trained.model.get_layer("logmel").output.shape))
+        return trained
+
+    monkeypatch.setattr(acnn_run, "train", recording_train)
+    path = config_yaml.save(config, synthetic.tmp / "epochs-descriptors.yaml")
+    assert cli.main(["epochs", "--config", str(path), "--max-epochs", "2"]) == 0
     assert set(asked) == {"egemaps_lld"}
+    assert shapes == [(None, FRAMES, 25)]  # one inner split of outer fold 1, 25 descriptors per frame
+    curves = pd.read_csv(synthetic.tmp / "epochs-descriptors" / "epoch_selection.csv")
     assert curves["epoch"].tolist() == [1, 2] and curves["uar"].between(0, 1).all()
+    assert "plateau_epoch" in capsys.readouterr().out
 
 
 def test_sensitivity_reuses_the_base_runs_and_pairs_each_variant_with_them(

@@ -9,7 +9,6 @@ Command line: ``serlib epochs --config configs/emodb.yaml``.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import keras
@@ -18,13 +17,11 @@ import pandas as pd
 
 from serlib.base import metrics
 from serlib.base.config import Config
-from serlib.features import normalisation
-from serlib.models.acnn import feed as acnn_feed
 from serlib.models.acnn import model as acnn
-from serlib.models.acnn import reuse as acnn_reuse
 from serlib.protocol.conditions import resolve_implementation
 from serlib.protocol.folds import session_folds, within_folds
-from serlib.protocol.labeled import acnn_input_shape, load_labeled
+from serlib.protocol.labeled import load_labeled
+from serlib.protocol.runs import train_acnn
 from serlib.protocol.svm import BaselineError
 
 log = logging.getLogger(__name__)
@@ -57,29 +54,12 @@ def acnn_epoch_curves(
         for inner in inner_sessions:
             train = data.subset(np.flatnonzero((folds_of != outer) & (folds_of != inner)))
             valid = data.subset(np.flatnonzero(folds_of == inner))
-            keras.utils.set_random_seed(seed)
-            statistics = None
-            if config.features.standardise_in_model:  # as runs.fit_predict: only where the model standardises
-                statistics = normalisation.band_statistics(train.logmel, train.lengths)
-            # the input shape of runs.fit_predict (log-Mel bands or eGeMAPS descriptors), not logmel.bands
-            frames, values_per_frame = acnn_input_shape(config.features)
-            model = acnn_reuse.fresh_acnn(
-                config.acnn,
-                frames,
-                values_per_frame,
-                normalisation=statistics,
-                standardise=config.features.standardise_in_model,
-            )
             scores: list[float] = []
-            began = time.perf_counter()
-            history = acnn_feed.fit_acnn(
-                model,
-                train.inputs(),
-                train.targets(),
-                batch_size=config.acnn.batch_size,
-                epochs=max_epochs,
+            trained = train_acnn(  # the grid's ACNN run (runs.train_acnn): same input shape and statistics
+                config,
+                train,
                 seed=seed,
-                shuffle=config.acnn.shuffle,
+                epochs=max_epochs,
                 callbacks=[_ValidationUAR(valid.inputs(), valid.emotion, scores)],
             )
             log.info(
@@ -88,9 +68,9 @@ def acnn_epoch_curves(
                 inner,
                 max(scores),
                 int(np.argmax(scores)) + 1,
-                time.perf_counter() - began,
+                trained.seconds,
             )
-            for epoch, (uar, loss) in enumerate(zip(scores, history.history["loss"], strict=True), start=1):
+            for epoch, (uar, loss) in enumerate(zip(scores, trained.history["loss"], strict=True), start=1):
                 rows.append(
                     {"outer_fold": outer, "inner_session": inner, "epoch": epoch, "uar": uar, "loss": loss}
                 )

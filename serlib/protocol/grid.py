@@ -77,16 +77,7 @@ def run_protocol(
     jobs = cluster.worker_count(config.protocol.n_jobs if n_jobs is None else n_jobs)
     folds = within_folds(config) if "within" in settings_of(config) else []
     runs = grid(config, folds)
-    memo: dict[tuple[str, str], str] = {}
-    identities = {
-        (setting, c.name): data_identity(config, setting, c, memo)
-        for setting in settings_of(config)
-        for c in config.protocol.conditions
-    }
-    fingerprints = {
-        (setting, name): fingerprint(config, setting, config.condition(name), identity)
-        for (setting, name), identity in identities.items()
-    }
+    identities, fingerprints = _cell_fingerprints(config)
     with exclusive_lock(protocol_lock(config.output_dir)):
         _write_protocol(config, folds, fingerprints)
     started = time.perf_counter()
@@ -106,39 +97,7 @@ def run_protocol(
                 "acnn_implementation": choice.record(),
             }
         bar = progress_bar(len(pending), "ACNN runs", unit="run", enabled=progress, every=True)
-
-        def report(key: RunKey, result: dict[str, Any]) -> None:
-            bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
-            bar.update(1)
-
-        with contextlib.ExitStack() as stack:
-            address = config.protocol.scheduler_address
-            if client is None and cluster.uses_dask(address, jobs):
-                client = stack.enter_context(cluster.dask_client(address, jobs))
-            if client is None:
-                for key in pending:
-                    result = run_one(
-                        config,
-                        key.setting,
-                        key.condition,
-                        key.seed,
-                        key.fold,
-                        sources=sources[(key.setting, key.condition)],
-                        epoch_progress=progress,
-                    )
-                    report(key, result)
-            else:  # every run a Dask task carrying plain data: the configuration, its key and sources
-                data = config.model_dump(mode="json")
-                arguments = [
-                    (data, (k.setting, k.condition, k.seed, k.fold), sources[(k.setting, k.condition)])
-                    for k in pending
-                ]
-                names = [
-                    "run-" + "-".join(map(str, (k.setting, k.condition, k.seed, k.fold))) for k in pending
-                ]
-                cluster.run_tasks(
-                    client, run_task, arguments, names, on_result=lambda i, r: report(pending[i], r)
-                )
+        _train_runs(config, pending, sources, jobs=jobs, client=client, progress=progress, bar=bar)
         bar.close()
     # Another sitting (other seeds or conditions) in the same folder may have replaced protocol.json while
     # these runs trained: this sitting's grid is written again and summarised under the folder's lock, so
@@ -155,6 +114,68 @@ def run_protocol(
         time.perf_counter() - started,
     )
     return summary
+
+
+def _cell_fingerprints(
+    config: Config,
+) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], str]]:
+    """The data identity and the run fingerprint of every (setting, condition) of the grid."""
+    memo: dict[tuple[str, str], str] = {}
+    identities = {
+        (setting, c.name): data_identity(config, setting, c, memo)
+        for setting in settings_of(config)
+        for c in config.protocol.conditions
+    }
+    fingerprints = {
+        (setting, name): fingerprint(config, setting, config.condition(name), identity)
+        for (setting, name), identity in identities.items()
+    }
+    return identities, fingerprints
+
+
+def _train_runs(
+    config: Config,
+    pending: list[RunKey],
+    sources: dict[tuple[str, str], dict[str, Any]],
+    *,
+    jobs: int,
+    client: Any,
+    progress: bool,
+    bar: Any,
+) -> None:
+    """Train the ``pending`` runs, here one after another or as Dask tasks (on ``client``, on
+    ``protocol.scheduler_address`` or on a local cluster of ``jobs`` workers), advancing ``bar``."""
+
+    def report(key: RunKey, result: dict[str, Any]) -> None:
+        bar.set_postfix(last=f"{key.condition} {key.setting} UAR {result['uar']:.3f}")
+        bar.update(1)
+
+    with contextlib.ExitStack() as stack:
+        address = config.protocol.scheduler_address
+        if client is None and cluster.uses_dask(address, jobs):
+            client = stack.enter_context(cluster.dask_client(address, jobs))
+        if client is None:
+            for key in pending:
+                cell = sources[(key.setting, key.condition)]
+                result = run_one(
+                    config,
+                    key.setting,
+                    key.condition,
+                    key.seed,
+                    key.fold,
+                    sources=cell,
+                    epoch_progress=progress,
+                )
+                report(key, result)
+            return
+        # every run a Dask task carrying plain data: the configuration, its key and sources
+        data = config.model_dump(mode="json")
+        arguments = [
+            (data, (k.setting, k.condition, k.seed, k.fold), sources[(k.setting, k.condition)])
+            for k in pending
+        ]
+        names = ["run-" + "-".join(map(str, (k.setting, k.condition, k.seed, k.fold))) for k in pending]
+        cluster.run_tasks(client, run_task, arguments, names, on_result=lambda i, r: report(pending[i], r))
 
 
 def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:

@@ -77,13 +77,8 @@ def resolve(
     elif recorded is not None:
         choice = recorded
     else:
-        from serlib.models.acnn import model as acnn  # noqa: PLC0415 - fingerprints and folds do not start TensorFlow
-
         choice = _from_finished_runs(config, fingerprints_of) or acnn_choice.resolve(
-            config.acnn,
-            *labeled.acnn_input_shape(config.features),
-            build=acnn.build_acnn,
-            lengths=lengths_of(config),
+            config.acnn, *labeled.acnn_input_shape(config.features), lengths=lengths_of(config)
         )
     if write and (recorded is None or recorded.implementation != choice.implementation):
         write_json(choice.record(), path)

@@ -8,7 +8,6 @@ finished run with the same fingerprint is skipped.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import keras
@@ -19,10 +18,8 @@ from serlib.base.config import Config, from_dict
 from serlib.base.progress import bar as progress_bar
 from serlib.base.progress import interactive
 from serlib.data.manifest import EMOTIONS, LEVELS
-from serlib.features import normalisation
-from serlib.models.acnn import feed as acnn_feed
 from serlib.models.acnn import model as acnn
-from serlib.models.acnn import reuse as acnn_reuse
+from serlib.models.acnn import run as acnn_run
 from serlib.protocol import conditions, labeled
 from serlib.protocol.conditions import fingerprint, run_data
 from serlib.protocol.folds import SETTINGS, development_split
@@ -30,6 +27,39 @@ from serlib.protocol.labeled import LabeledData, ProtocolError
 from serlib.protocol.run_files import RunKey, TrainedRun, finished, run_folder, write_run
 
 log = logging.getLogger(__name__)
+
+
+def train_acnn(
+    config: Config,
+    train: LabeledData,
+    *,
+    seed: int,
+    setting: str = "within",
+    epochs: int | None = None,
+    callbacks: list[Any] | None = None,
+) -> acnn_run.TrainedACNN:
+    """The protocol's one ACNN training (``acnn_run.train``), shared by the grid's runs and ``serlib
+    epochs``: ``auto`` resolved for the output folder, the configured input checked against the data
+    (``labeled.acnn_input_shape``: log-Mel bands or eGeMAPS descriptors), the run's seed and settings."""
+    if config.acnn.implementation == "auto":  # the path this output folder's runs use (implementation.py)
+        config = conditions.resolve_implementation(config)[0]
+    expected = labeled.acnn_input_shape(config.features)
+    if tuple(train.logmel.shape[1:]) != expected:
+        raise ProtocolError(
+            f"the ACNN's training data hold {tuple(train.logmel.shape[1:])} values per utterance where "
+            f"features.acnn_input {config.features.acnn_input} gives {expected}: extract the features again"
+        )
+    return acnn_run.train(
+        config.acnn,
+        train.inputs(),
+        train.targets(),
+        seed=int(seed),
+        lengths=train.lengths,
+        setting=setting,
+        epochs=epochs,
+        standardise=config.features.standardise_in_model,
+        callbacks=callbacks or [],
+    )
 
 
 def fit_predict(
@@ -49,41 +79,14 @@ def fit_predict(
     if (train.external is None) != (test.external is None):
         raise ProtocolError("train and test data must both have or both lack the AE representation")
     tensorflow_settings = runtime.configure()
-    keras.utils.set_random_seed(int(seed))
-    statistics = None
-    if config.features.standardise_in_model:
-        statistics = normalisation.band_statistics(train.logmel, train.lengths)
-    external_dim = 0 if train.external is None else int(train.external.shape[1])
-    frames, values_per_frame = labeled.acnn_input_shape(config.features)
-    # a freshly initialised ACNN; this process's traced one of the same shape when it has one (same numbers)
-    model = acnn_reuse.fresh_acnn(
-        config.acnn,
-        frames,
-        values_per_frame,
-        external_dim=external_dim,
-        setting=setting,
-        normalisation=statistics,
-        standardise=config.features.standardise_in_model,
-    )
     # a non-finite loss stops training at that epoch's end; write_run then refuses the run (check_health)
     callbacks = [_StopOnNonFinite(), *([progress] if progress is not None else [])]
     selection = None
     if development is not None:
         selection = _DevelopmentSelection(development, config.acnn.patience)
         callbacks.insert(0, selection.callback())
-    start = time.perf_counter()
-    history = acnn_feed.fit_acnn(
-        model,
-        train.inputs(),
-        train.targets(),
-        batch_size=config.acnn.batch_size,
-        epochs=config.acnn.epochs,
-        seed=int(seed),
-        shuffle=config.acnn.shuffle,
-        callbacks=callbacks,
-    )
-    seconds = time.perf_counter() - start
-    history_values = {k: [float(x) for x in v] for k, v in history.history.items()}
+    trained = train_acnn(config, train, seed=seed, setting=setting, callbacks=callbacks)
+    model, history_values = trained.model, trained.history
     if selection is not None:
         model.set_weights(selection.best_weights)
         history_values["development_uar"] = selection.scores
@@ -96,8 +99,8 @@ def fit_predict(
         hidden=np.asarray(hidden, dtype=np.float32),
         attention=np.asarray(attention, dtype=np.float32),
         history=history_values,
-        seconds=seconds,
-        normalisation=statistics,
+        seconds=trained.seconds,
+        normalisation=trained.statistics,
         tensorflow=tensorflow_settings,
         selected_epoch=None if selection is None else selection.best_epoch,
     )

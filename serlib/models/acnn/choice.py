@@ -14,17 +14,20 @@ them per process, in this order:
    choice, so its results do not move between the two paths' last float digits from run to run;
 5. a calibration (``calibrate``): a few training batches of each path on random log-Mel-shaped inputs
    zero-padded after the training data's lengths (a protocol passes them; 40-100 % of the frames
-   otherwise), interleaved, compared by CPU seconds per utterance; the answer is written to the cache
+   otherwise), trained by the runs' own function (``run.train``) and interleaved, compared by CPU
+   seconds per utterance; the answer is written to the cache
    (atomically, under a lock), one per length profile, since the fast kernels gain with shorter
    utterances (on the Intel Xeon: 0.78x the reference at 40-100 % of the frames, 1.10x at 20-50 %).
 
-A protocol run resolves ``auto`` once per output folder and records the answer there
-(``serlib.protocol.implementation``), so a grid or a resumed grid never changes path halfway.
+Only a protocol calls ``resolve``: it resolves ``auto`` once per output folder and records the answer
+there (``serlib.protocol.implementation``), so a grid or a resumed grid never changes path halfway. The
+model builder never does (``model.build_acnn`` times nothing and writes nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -51,7 +54,6 @@ BATCHES_PER_ROUND = 2
 SHORTEST = 0.4  # calibration lengths: uniform between 40 % and 100 % of max_frames (turns of real corpora)
 CACHE_FORMAT = 1
 
-Builder = Callable[[ACNNConfig, int, int], Any]  # acnn.build_acnn
 _memo: dict[str, Choice] = {}
 
 
@@ -130,10 +132,9 @@ def fill_profile(lengths: Any, frames: int) -> str:
     return f"{float(np.mean(np.clip(np.asarray(lengths), 1, frames))) / frames:.1f}"
 
 
-def resolve(acnn: ACNNConfig, frames: int, bands: int, build: Builder, lengths: Any = None) -> Choice:
+def resolve(acnn: ACNNConfig, frames: int, bands: int, lengths: Any = None) -> Choice:
     """The implementation to build: the configured one, or for ``auto`` the machine's (module doc).
 
-    ``build(acnn, frames, bands)`` builds a compiled ACNN (``acnn.build_acnn``) for the calibration.
     ``lengths``: the real frames of the training utterances, when known: the fast kernels' gain grows as
     utterances get shorter, so the calibration draws its batch's lengths from them and the cache keeps
     one answer per length profile (``fill_profile``)."""
@@ -153,7 +154,7 @@ def resolve(acnn: ACNNConfig, frames: int, bands: int, build: Builder, lengths: 
     if entry is not None and entry.get("implementation") in PATHS:
         choice = Choice(entry["implementation"], "cache", entry.get("cpu_seconds_per_utterance", {}), digest)
     else:
-        seconds = calibrate(acnn, frames, bands, build, lengths)
+        seconds = calibrate(acnn, frames, bands, lengths)
         best = "fast" if seconds["fast"] <= seconds["reference"] else "reference"
         choice = Choice(best, "calibration", seconds, digest)
         log.info(
@@ -211,8 +212,7 @@ def cpu_seconds(path: str, work: Callable[[], None]) -> float:
 
 @contextlib.contextmanager
 def _caller_random_state() -> Iterator[None]:
-    """Python's and NumPy's global random states as they were: a calibration inside ``build_acnn`` leaves
-    the seeded stream of the caller (initial weights, dropout seeds) untouched."""
+    """Python's and NumPy's global random states kept across a calibration, whose runs seed them."""
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
         yield
@@ -222,12 +222,12 @@ def _caller_random_state() -> Iterator[None]:
 
 
 def calibration_batch(
-    acnn: ACNNConfig, frames: int, bands: int, lengths: Any = None, seed: int = 0
+    acnn: ACNNConfig, frames: int, bands: int, lengths: Any = None, seed: int = 0, count: int | None = None
 ) -> tuple[dict, dict]:
-    """One training batch of random log-Mel-shaped inputs, zero-padded after lengths drawn from
-    ``lengths`` (uniform between 40 % and 100 % of ``frames`` without them)."""
+    """``count`` (default ``acnn.batch_size``) utterances of random log-Mel-shaped inputs, zero-padded
+    after lengths drawn from ``lengths`` (uniform between 40 % and 100 % of ``frames`` without them)."""
     rng = np.random.default_rng([seed, 35])
-    count = acnn.batch_size
+    count = acnn.batch_size if count is None else int(count)
     logmel = rng.standard_normal((count, frames, bands), dtype=np.float32) - 10.0
     if lengths is None or len(lengths) == 0:
         lengths = rng.integers(round(SHORTEST * frames), frames + 1, count)
@@ -242,28 +242,29 @@ def calibration_batch(
     return {"logmel": logmel}, targets
 
 
-def calibrate(
-    acnn: ACNNConfig, frames: int, bands: int, build: Builder, lengths: Any = None
-) -> dict[str, float]:
-    """CPU seconds per training utterance of each path: one untimed (tracing) batch each, then
-    ``ROUNDS`` interleaved rounds of ``BATCHES_PER_ROUND`` batches each, the order alternating."""
-    inputs, targets = calibration_batch(acnn, frames, bands, lengths)
+def calibrate(acnn: ACNNConfig, frames: int, bands: int, lengths: Any = None) -> dict[str, float]:
+    """CPU seconds per training utterance of each path, trained as a protocol's run trains
+    (``run.train``, one epoch of ``BATCHES_PER_ROUND`` batches): one untimed (tracing) run each, then
+    ``ROUNDS`` interleaved timed runs each, the order alternating; only the training is timed."""
+    from serlib.models.acnn import run as acnn_run  # noqa: PLC0415 - resolving from a record or cache needs no TensorFlow
+
+    inputs, targets = calibration_batch(
+        acnn, frames, bands, lengths, count=BATCHES_PER_ROUND * acnn.batch_size
+    )
+    real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    paths = {path: acnn.model_copy(update={"implementation": path, "jit_compile": False}) for path in PATHS}
+
+    def run(path: str, timed: bool) -> float:
+        clock = functools.partial(cpu_seconds, path) if timed else acnn_run.wall_seconds
+        trained = acnn_run.train(paths[path], inputs, targets, seed=0, lengths=real, epochs=1, clock=clock)
+        return trained.seconds
+
     with _caller_random_state():
-        models = {
-            path: build(acnn.model_copy(update={"implementation": path, "jit_compile": False}), frames, bands)
-            for path in PATHS
-        }
-        for model in models.values():
-            model.train_on_batch(inputs, targets)  # traces the step
+        for path in PATHS:
+            run(path, timed=False)  # traces the model's training step
         seconds = dict.fromkeys(PATHS, 0.0)
         for round_index in range(ROUNDS):
             for path in PATHS if round_index % 2 == 0 else PATHS[::-1]:
-                model = models[path]
-
-                def work(model: Any = model) -> None:
-                    for _ in range(BATCHES_PER_ROUND):
-                        model.train_on_batch(inputs, targets)
-
-                seconds[path] += cpu_seconds(path, work)
+                seconds[path] += run(path, timed=True)
     utterances = ROUNDS * BATCHES_PER_ROUND * acnn.batch_size
     return {path: seconds[path] / utterances for path in PATHS}

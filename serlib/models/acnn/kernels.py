@@ -1,9 +1,11 @@
-"""Speed kernels of the ACNN, kept apart from the model so that ``acnn.py`` reads like the paper.
+"""Speed kernels of the ACNN, kept apart from the model so that ``model.py`` reads like the paper.
 
-``acnn.model.build_acnn`` uses these layers when ``acnn.implementation`` is ``fast`` (or ``auto`` found them
-faster on this machine: ``serlib.models.acnn.choice``) and plain Keras layers when it is ``reference``;
-both compute the same function, and ``tests/test_acnn.py`` checks that predictions, losses and gradients
-agree within float32 rounding.
+``acnn.model.build_acnn`` builds plain Keras layers unless it is handed these (its ``convolution`` and
+``max_pooling`` arguments); ``layers_for`` gives the layers of a resolved ``acnn.implementation``: these
+for ``fast``, Keras' own for ``reference``. ``auto`` is resolved before, by a protocol
+(``serlib.protocol.conditions.resolve_implementation``, which may time the two paths:
+``serlib.models.acnn.choice``). Both compute the same function, and ``tests/test_acnn.py`` checks that
+predictions, losses and gradients agree within float32 rounding.
 
 **Convolution over zero padding.** Utterances shorter than ``max_frames`` are zero-padded (after the
 band standardisation, padded frames are exactly zero), and a convolution step that sees only padding
@@ -35,6 +37,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+
+from serlib.base.config import ACNNConfig
 
 
 def fast_pooling_applies(pool_size: int, strides: int, padding: str) -> bool:
@@ -151,3 +155,21 @@ class FastMaxPooling1D(keras.layers.MaxPooling1D):
         ):
             return max_pool_1d(inputs, pool, stride)
         return super().call(inputs)
+
+
+class ImplementationNotResolved(ValueError):
+    """``acnn.implementation: auto`` reached a model builder; the message names where it is resolved."""
+
+
+def layers_for(acnn: ACNNConfig) -> dict[str, type]:
+    """``build_acnn``'s ``convolution`` and ``max_pooling`` for a resolved ``acnn.implementation``: these
+    kernels for ``fast`` (Keras' own under ``jit_compile``, where XLA compiles the plain layers anyway),
+    Keras' own for ``reference``. ``auto`` is refused: only a protocol resolves it (it may time both)."""
+    if acnn.implementation == "auto":
+        raise ImplementationNotResolved(
+            "acnn.implementation is auto: resolve it first with serlib.protocol.conditions."
+            "resolve_implementation(config) (it may time both paths once per machine), or set fast or reference"
+        )
+    if acnn.implementation == "fast" and not acnn.jit_compile:
+        return {"convolution": PaddingAwareConv1D, "max_pooling": FastMaxPooling1D}
+    return {"convolution": keras.layers.Conv1D, "max_pooling": keras.layers.MaxPooling1D}

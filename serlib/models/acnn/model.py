@@ -6,6 +6,10 @@ over time -> attention ``alpha_i = softmax_i(W^T x_i)`` returning the weighted s
 the fixed autoencoder vector -> dropout -> three softmax heads (emotion, arousal, valence). The loss is
 ``(1-a-b) L_emo + a L_aro + b L_val``. Every layer is a built-in or a registered serlib layer, so the
 saved ``.keras`` file loads with ``safe_mode=True``.
+
+``build_acnn`` builds the paper's network from Keras' plain layers; it takes the convolution and pooling
+classes as arguments, so that a run can hand it the speed kernels (``kernels.layers_for``). It times
+nothing and writes nothing: ``acnn.implementation: auto`` is resolved by a protocol before it builds.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from keras import ops
 from serlib.base.config import ACNNConfig, Config
 from serlib.data.manifest import EMOTIONS, LEVELS
 from serlib.models.acnn import LOGMEL_INPUT, REPRESENTATION_INPUT
-from serlib.models.acnn import choice as acnn_choice
+from serlib.models.acnn import kernels as acnn_kernels
 from serlib.models.acnn import loop as acnn_loop
-from serlib.models.acnn.kernels import FastMaxPooling1D, PaddingAwareConv1D
 
 HEADS = {"emotion": len(EMOTIONS), "arousal": len(LEVELS), "valence": len(LEVELS)}
 MISSING_LABEL = -1  # arousal/valence class of an utterance without ratings: ignored by the loss
@@ -129,10 +132,13 @@ def build_acnn(
     acnn: ACNNConfig,
     frames: int,
     bands: int,
+    *,
     external_dim: int = 0,
     setting: str = "within",
     normalisation: tuple[np.ndarray, np.ndarray] | None = None,
     standardise: bool = True,
+    convolution: type[keras.layers.Conv1D] = keras.layers.Conv1D,
+    max_pooling: type[keras.layers.MaxPooling1D] = keras.layers.MaxPooling1D,
 ) -> keras.Model:
     """The compiled ACNN for inputs of ``frames`` x ``bands`` log-Mel: inputs ``logmel`` and, if
     ``external_dim > 0``, ``representation``; outputs ``emotion``, ``arousal``, ``valence``.
@@ -140,15 +146,15 @@ def build_acnn(
     ``setting`` (within or cross) chooses the dropout rate (``acnn.dropout_for``). With ``standardise``
     (``features.normalisation`` other than none: ``build_configured`` passes it) the input goes through
     the in-model standardisation, whose per-band (mean, std) ``normalisation`` sets (identity
-    statistics when not given).
+    statistics when not given). ``convolution`` and ``max_pooling``: the layer classes of those two
+    steps, Keras' own by default (``kernels.layers_for`` gives the speed kernels of ``fast``, the same
+    function); ``acnn.implementation`` is not read here.
     """
-    rate = acnn.dropout_for(setting)
     if conv_steps(frames, acnn.kernel_frames, acnn.conv_stride) < acnn.pool_size:
         raise ACNNError(
             f"features.logmel.max_frames = {frames} is too short for acnn.kernel_frames = {acnn.kernel_frames}, "
             f"conv_stride = {acnn.conv_stride} and pool_size = {acnn.pool_size}: raise max_frames or lower pool_size"
         )
-
     logmel = keras.Input(shape=(frames, bands), name=LOGMEL_INPUT)
     inputs = [logmel]
     x = logmel
@@ -157,12 +163,6 @@ def build_acnn(
         x = standardisation(x)
         if normalisation is not None:
             standardisation.set_statistics(*normalisation)
-    # The paper's layers, or the same layers with speed kernels (serlib.models.acnn.kernels): same outputs.
-    # ``auto`` takes the machine's measured choice (serlib.models.acnn.choice; calibrates once per machine).
-    implementation = acnn_choice.resolve(acnn, frames, bands, build=build_acnn).implementation
-    fast = implementation == "fast" and not acnn.jit_compile
-    convolution = PaddingAwareConv1D if fast else keras.layers.Conv1D
-    max_pooling = FastMaxPooling1D if fast else keras.layers.MaxPooling1D
     x = convolution(
         acnn.filters,
         acnn.kernel_frames,
@@ -173,32 +173,41 @@ def build_acnn(
         name="conv",
     )(x)
     x = max_pooling(acnn.pool_size, strides=acnn.pool_stride, padding="valid", name="pool")(x)
-    if acnn.attention_masking:
-        valid = NonPaddingFrames(name="frame_valid")(logmel)
-        valid = keras.layers.MaxPooling1D(acnn.kernel_frames, strides=acnn.conv_stride, name="conv_valid")(
-            valid
-        )
-        valid = keras.layers.MaxPooling1D(acnn.pool_size, strides=acnn.pool_stride, name="pool_valid")(valid)
-        attended, _ = AttentionPooling(name="attention")([x, valid])
-    else:
-        attended, _ = AttentionPooling(name="attention")(x)
+    attended = _attention(x, logmel, acnn)
     if external_dim > 0:
         representation = keras.Input(shape=(external_dim,), name=REPRESENTATION_INPUT)
         inputs.append(representation)
         hidden = keras.layers.Concatenate(name=HIDDEN_LAYER)([attended, representation])
     else:
         hidden = keras.layers.Identity(name=HIDDEN_LAYER)(attended)
-    dropped = keras.layers.Dropout(rate, name="dropout")(hidden)
+    dropped = keras.layers.Dropout(acnn.dropout_for(setting), name="dropout")(hidden)
     outputs = [keras.layers.Dense(n, activation="softmax", name=name)(dropped) for name, n in HEADS.items()]
     model = keras.Model(inputs, outputs, name="acnn")
     compile_acnn(model, acnn)
     return model
 
 
+def _attention(pooled: Any, logmel: Any, acnn: ACNNConfig) -> Any:
+    """The attention-weighted sum of the pooled steps; with ``acnn.attention_masking`` the steps that see
+    only zero padding get no weight."""
+    if not acnn.attention_masking:
+        attended, _ = AttentionPooling(name="attention")(pooled)
+        return attended
+    valid = NonPaddingFrames(name="frame_valid")(logmel)
+    valid = keras.layers.MaxPooling1D(acnn.kernel_frames, strides=acnn.conv_stride, name="conv_valid")(valid)
+    valid = keras.layers.MaxPooling1D(acnn.pool_size, strides=acnn.pool_stride, name="pool_valid")(valid)
+    attended, _ = AttentionPooling(name="attention")([pooled, valid])
+    return attended
+
+
 def build_configured(config: Config, **options: Any) -> keras.Model:
-    """``build_acnn`` with the configuration's ACNN settings and log-Mel input shape."""
+    """``build_acnn`` with the configuration's ACNN settings and log-Mel input shape, and the layers of
+    its ``acnn.implementation`` (``kernels.layers_for``) unless ``options`` name them; ``auto``, which only
+    a protocol resolves (it may time both paths), builds Keras' plain layers here."""
     logmel = config.features.logmel
     options.setdefault("standardise", config.features.standardise_in_model)
+    if config.acnn.implementation != "auto":
+        options = acnn_kernels.layers_for(config.acnn) | options
     return build_acnn(config.acnn, logmel.max_frames, logmel.bands, **options)
 
 

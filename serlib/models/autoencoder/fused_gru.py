@@ -5,7 +5,8 @@ asked) with a faster loop where cuDNN does not apply (the CPU): the input projec
 one matrix product, the two time loops (forward, and the hand-written backward pass through time)
 compiled with XLA, and the weight gradients as large products. Tested against ``keras.layers.GRU``
 for both cell variants and both loop paths (tests/test_autoencoder.py). ``model.py`` builds the
-paper's architecture from it; nothing there depends on how the loop is computed.
+paper's architecture from Keras' own GRU and knows nothing of this layer: ``FUSED_GRU`` (a
+``layers.GRUKernel``) hands it these layers in auDeep's time-major layout, as ``training.py`` does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from serlib.models.autoencoder.layers import AutoencoderError
+from serlib.models.autoencoder.layers import AutoencoderError, GRUKernel
 
 
 @tf.autograph.experimental.do_not_convert
@@ -294,3 +295,17 @@ class AudeepGRU(keras.layers.GRU):
         steps, batch = sequences_shape[0], sequences_shape[1]
         output = (steps, batch, self.cell.units) if self.return_sequences else (batch, self.cell.units)
         return (output, (batch, self.cell.units)) if self.return_state else output
+
+
+class FusedGRUKernel(GRUKernel):
+    """``AudeepGRU`` layers on time-major [T, batch, F] sequences; a stack that runs alone (no concurrent
+    sibling direction) splits its batch into two loops (``batch_shards=2``), which TensorFlow runs on
+    two cores. The same function as ``layers.KERAS_GRU`` (tests/test_autoencoder.py)."""
+
+    time_major = True
+
+    def layer(self, units: int, *, alone: bool, **options: Any) -> keras.layers.GRU:
+        return AudeepGRU(units, time_major=True, batch_shards=2 if alone else 1, **options)
+
+
+FUSED_GRU = FusedGRUKernel()

@@ -1,6 +1,7 @@
 """The autoencoder's small building blocks: time reversal and shift, state splitting, TF1 initialisers,
-and the RMSE loss. Each is a registered Keras layer, initialiser or loss, so a saved ``.keras`` model
-loads with ``safe_mode=True`` (no Lambda layers, no pickled code).
+the RMSE loss, and ``GRUKernel`` (how the model's GRU layers are made). Each layer, initialiser and
+loss is registered with Keras, so a saved ``.keras`` model loads with ``safe_mode=True`` (no Lambda
+layers, no pickled code).
 """
 
 from __future__ import annotations
@@ -16,6 +17,25 @@ from keras import ops
 
 class AutoencoderError(ValueError):
     """Autoencoder inputs, files or training state are inconsistent; the message names what and the fix."""
+
+
+class GRUKernel:
+    """How the autoencoder's GRU layers are made: Keras' own ``keras.layers.GRU`` on batch-major
+    [batch, T, F] sequences, the paper's recurrent layer in plain Keras (``build_autoencoder``'s default).
+
+    A speed kernel (``fused_gru.FUSED_GRU``) overrides ``layer``, and with ``time_major`` its layers take
+    [T, batch, F] (the model then swaps the two axes once at its input and once at its output).
+    """
+
+    time_major = False
+
+    def layer(self, units: int, *, alone: bool, **options: Any) -> keras.layers.GRU:
+        """One GRU layer of ``units`` with Keras' GRU ``options``; ``alone``: its stack runs without a
+        concurrent sibling direction (a kernel may then spread the batch over cores; Keras' GRU does not)."""
+        return keras.layers.GRU(units, **options)
+
+
+KERAS_GRU = GRUKernel()
 
 
 @keras.saving.register_keras_serializable(package="serlib")

@@ -1,9 +1,11 @@
 """The paper's autoencoder: auDeep's time-recurrent sequence-to-sequence model in Keras 3.
 
-The model is a functional Keras model of GRU (``AudeepGRU``, a ``keras.layers.GRU`` subclass),
-Dropout and Dense layers plus three tiny registered layers (time reversal, time shift, state split),
-so it saves as ``.keras`` and loads with ``safe_mode=True``. The model takes and returns batch-major
-[batch, T, F] and runs time-major inside, as auDeep (same maths). Faithful to auDeep:
+The model is a functional Keras model of GRU, Dropout and Dense layers plus three tiny registered layers
+(time reversal, time shift, state split), so it saves as ``.keras`` and loads with ``safe_mode=True``.
+``build_autoencoder`` makes its GRU layers with Keras' own ``keras.layers.GRU`` unless it is handed
+another ``GRUKernel``: training passes the speed kernel (``fused_gru.FUSED_GRU``: ``AudeepGRU``, a
+``keras.layers.GRU`` subclass with the same function, run time-major inside, as auDeep, with the two
+axes swapped once at the model's input and output). Faithful to auDeep:
 
 * encoder: a deep GRU stack over x[0..T-1] (bidirectional = two independent stacks); the
   representation is tanh(Dense(S_dec)) on the final states of all encoder layers, S_dec =
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +45,11 @@ import numpy as np
 import tensorflow as tf
 
 from serlib.base.config import AutoencoderConfig, Config
-from serlib.models.autoencoder.fused_gru import AudeepGRU
 from serlib.models.autoencoder.layers import (
+    KERAS_GRU,
     AutoencoderError,
     GRUGateBias,
+    GRUKernel,
     ReconstructionRMSE,
     ReverseTime,
     ShiftTime,
@@ -84,102 +88,108 @@ def flops_per_utterance(ae: AutoencoderConfig, features: int, frames: int) -> di
 
 
 class _Seeds:
-    """Distinct, reproducible integer seeds for the initialisers and dropout layers of one model.
+    """Distinct, reproducible integer seeds for the initialisers and dropout layers of one model."""
 
-    Also carries the GRU layer class, so the benchmark can build the same graph with stock Keras GRUs.
-    """
-
-    def __init__(self, seed: int, gru_class: type[keras.layers.GRU] | None = None) -> None:
+    def __init__(self, seed: int) -> None:
         self._rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xAE])
-        self.gru_class = gru_class or AudeepGRU
-        # AudeepGRU runs time-major (auDeep's layout) between the model's two transposes.
-        self.time_major = issubclass(self.gru_class, AudeepGRU)
-        self.time_axis = 0 if self.time_major else 1
 
     def next(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _gru(
-    units: int, input_dim: int, variant: str, seeds: _Seeds, name: str, dtype: Any, shards: int
-) -> keras.layers.GRU:
-    # Default activations, no recurrent dropout, no unroll: eligible for the fused cuDNN kernel when
-    # reset_after=True (Keras' default GRU path otherwise).
-    layout: dict[str, Any] = {"time_major": True, "batch_shards": shards} if seeds.time_major else {}
-    return seeds.gru_class(
-        units,
+@dataclass(frozen=True)
+class _Parts:
+    """What every layer of one model is made with: the settings, the seeds, the GRU kernel and the
+    compute dtype (``mixed_float16`` with ``autoencoder.mixed_precision``, else Keras' default)."""
+
+    ae: AutoencoderConfig
+    seeds: _Seeds
+    gru: GRUKernel
+    dtype: Any
+
+    @property
+    def time_axis(self) -> int:
+        """The time axis of the sequences between the model's input and output layers."""
+        return 0 if self.gru.time_major else 1
+
+    def dense(self, units: int, name: str, dtype: Any = None) -> keras.layers.Dense:
+        """A tanh Dense layer with TF1's initialisation: Glorot-uniform kernel, random +-sqrt(3/n) bias
+        (TF1's default on a 1-D bias [n], auDeep's; Keras' GlorotUniform computes the same fans)."""
+        return keras.layers.Dense(
+            units,
+            activation="tanh",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.seeds.next()),
+            bias_initializer=keras.initializers.GlorotUniform(seed=self.seeds.next()),
+            name=name,
+            dtype=self.dtype if dtype is None else dtype,
+        )
+
+
+def _gru(parts: _Parts, input_dim: int, name: str, *, alone: bool) -> keras.layers.GRU:
+    """One GRU layer with auDeep's TF1 initialisation (default activations, no recurrent dropout, no
+    unroll: eligible for the fused cuDNN kernel when reset_after=True)."""
+    ae, seeds = parts.ae, parts.seeds
+    return parts.gru.layer(
+        ae.units,
+        alone=alone,
         return_sequences=True,
         return_state=True,
-        reset_after=variant == "reset_after",
-        kernel_initializer=TF1GRUKernel(input_dim, units, seeds.next()),
-        recurrent_initializer=TF1GRUKernel(input_dim, units, seeds.next()),
+        reset_after=ae.gru_variant == "reset_after",
+        kernel_initializer=TF1GRUKernel(input_dim, ae.units, seeds.next()),
+        recurrent_initializer=TF1GRUKernel(input_dim, ae.units, seeds.next()),
         bias_initializer=GRUGateBias(),
         name=name,
-        dtype=dtype,
-        **layout,
+        dtype=parts.dtype,
     )
 
 
 def _stack(
     inputs: Any,
-    initial_states: Sequence[Any] | None,
+    parts: _Parts,
     prefix: str,
-    ae: AutoencoderConfig,
-    seeds: _Seeds,
-    backward: bool,
-    top_dropout: bool,
-    dtype: Any,
-    shards: int = 1,
+    *,
+    initial_states: Sequence[Any] | None = None,
+    backward: bool = False,
+    top_dropout: bool = False,
+    alone: bool = False,
 ) -> tuple[Any, list[Any]]:
     """One deep GRU stack with auDeep's per-step dropout placement; returns (top outputs, final states).
 
     Dropout: rate p on the stack's input, 1-(1-p)^2 between layers (the lower cell's output drop and
-    the upper cell's input drop), p on the top output when it feeds the reconstruction. A backward
-    stack runs on the time-reversed sequence and its outputs are reversed back. ``shards``: see
-    ``AudeepGRU.batch_shards`` (2 for a stack without a concurrent sibling direction).
+    the upper cell's input drop), p on the top output when it feeds the reconstruction (``top_dropout``).
+    A ``backward`` stack runs on the time-reversed sequence and its outputs are reversed back. ``alone``:
+    no sibling direction runs beside this stack (the GRU kernel may spread its batch over cores).
     """
-    rate = ae.dropout
-    axis = seeds.time_axis
+    rate, axis, dtype = parts.ae.dropout, parts.time_axis, parts.dtype
     x = ReverseTime(axis, name=f"{prefix}_reverse_input", dtype=dtype)(inputs) if backward else inputs
     input_dim = inputs.shape[-1]
     states = []
-    for layer in range(ae.layers):
+    for layer in range(parts.ae.layers):
         layer_rate = rate if layer == 0 else 1.0 - (1.0 - rate) ** 2
         if layer_rate > 0:
             x = keras.layers.Dropout(
-                layer_rate, seed=seeds.next(), name=f"{prefix}_dropout_{layer + 1}", dtype=dtype
+                layer_rate, seed=parts.seeds.next(), name=f"{prefix}_dropout_{layer + 1}", dtype=dtype
             )(x)
         gru = _gru(
-            ae.units,
-            input_dim if layer == 0 else ae.units,
-            ae.gru_variant,
-            seeds,
-            f"{prefix}_gru_{layer + 1}",
-            dtype,
-            shards,
+            parts, input_dim if layer == 0 else parts.ae.units, f"{prefix}_gru_{layer + 1}", alone=alone
         )
         initial = None if initial_states is None else [initial_states[layer]]
         x, state = gru(x, initial_state=initial)
         states.append(state)
     if top_dropout and rate > 0:
-        x = keras.layers.Dropout(rate, seed=seeds.next(), name=f"{prefix}_dropout_top", dtype=dtype)(x)
+        x = keras.layers.Dropout(rate, seed=parts.seeds.next(), name=f"{prefix}_dropout_top", dtype=dtype)(x)
     if backward:
         x = ReverseTime(axis, name=f"{prefix}_reverse_output", dtype=dtype)(x)
     return x, states
 
 
-def _random_bias(seeds: _Seeds) -> keras.initializers.Initializer:
-    # TF1's default initialiser on a 1-D bias [n] is Glorot-uniform with fan_in = fan_out = n,
-    # i.e. uniform in +-sqrt(3/n) (auDeep's initialiser); Keras' GlorotUniform computes the same fans.
-    return keras.initializers.GlorotUniform(seed=seeds.next())
-
-
 def build_autoencoder(
     ae: AutoencoderConfig,
     features: int,
+    *,
     seed: int = 0,
     compile: bool = True,
-    gru_class: type[keras.layers.GRU] | None = None,
+    gru: GRUKernel = KERAS_GRU,
     strategy: Any = None,
 ) -> keras.Model:
     """The trainable autoencoder of ``features`` mel bands: input [batch, T, F] (any T), output the
@@ -187,76 +197,66 @@ def build_autoencoder(
 
     Output frame t reconstructs input frame T-1-t (auDeep's target order); train with targets
     ``x[:, ::-1]``. Compiled with the RMSE loss and Adam(epsilon=1e-8, clipvalue) unless ``compile=False``.
-    ``strategy``: a ``tf.distribute`` strategy to build in (default: the current one). ``gru_class``
-    (default ``AudeepGRU``) exists for benchmarks against the stock ``keras.layers.GRU``.
+    ``gru``: how the GRU layers are made, Keras' own ``keras.layers.GRU`` by default (the paper's network
+    in plain Keras); training passes the speed kernel ``fused_gru.FUSED_GRU`` (the same function).
+    ``strategy``: a ``tf.distribute`` strategy to build in (default: the current one).
     """
-    seeds = _Seeds(seed, gru_class)
-    dtype = "mixed_float16" if ae.mixed_precision else None
-    directions_dec = 2 if ae.bidirectional_decoder else 1
+    parts = _Parts(ae, _Seeds(seed), gru, "mixed_float16" if ae.mixed_precision else None)
+    output_dtype = "float32" if ae.mixed_precision else None
     with (strategy or tf.distribute.get_strategy()).scope():
         inputs = keras.Input((None, features), name="spectrogram")
-        axis = seeds.time_axis
-        x = SwapBatchTime(name="time_major", dtype=dtype)(inputs) if seeds.time_major else inputs
-        # Encoder over x[0..T-1] from zero states; the states of all layers form s_enc.
-        shards = 1 if ae.bidirectional_encoder else 2
-        _, forward_states = _stack(x, None, "encoder_fw", ae, seeds, False, False, dtype, shards)
-        if ae.bidirectional_encoder:
-            _, backward_states = _stack(x, None, "encoder_bw", ae, seeds, True, False, dtype)
-            final = [s for pair in zip(forward_states, backward_states, strict=True) for s in pair]
-        else:
-            final = forward_states
-        encoder_state = (
-            keras.layers.Concatenate(name="encoder_state", dtype=dtype)(final) if len(final) > 1 else final[0]
-        )
-        representation = keras.layers.Dense(
-            representation_dim(ae),
-            activation="tanh",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seeds.next()),
-            bias_initializer=_random_bias(seeds),
-            name="representation",
-            dtype=dtype,
-        )(encoder_state)
-        blocks = ae.layers * directions_dec
-        states = SplitState(blocks, name="decoder_initial_states", dtype=dtype)(representation)
-        states = states if isinstance(states, list | tuple) else [states]
-        # Decoder input: a zero frame, then the reversed input shifted by one: [0, x[T-1], ..., x[1]].
-        reversed_input = ReverseTime(axis, name="target_order", dtype=dtype)(x)
-        if ae.bidirectional_decoder:
-            decoder_input = ShiftTime(1, axis, name="decoder_input", dtype=dtype)(reversed_input)
-            fw_states = [states[directions_dec * layer] for layer in range(ae.layers)]
-            bw_states = [states[directions_dec * layer + 1] for layer in range(ae.layers)]
-            fw, _ = _stack(decoder_input, fw_states, "decoder_fw", ae, seeds, False, True, dtype)
-            bw, _ = _stack(decoder_input, bw_states, "decoder_bw", ae, seeds, True, True, dtype)
-            decoder_output = keras.layers.Concatenate(name="decoder_output", dtype=dtype)([fw, bw])
-        else:
-            # auDeep's unidirectional step loop feeds decoder-input[t-1] at step t (zero at t=0): with
-            # feed-previous off this is a plain GRU over the decoder input shifted a second time.
-            decoder_input = ShiftTime(2, axis, name="decoder_input", dtype=dtype)(reversed_input)
-            top, _ = _stack(decoder_input, states, "decoder_fw", ae, seeds, False, True, dtype, 2)
-            decoder_output = keras.layers.Dense(
-                features,
-                activation="tanh",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=seeds.next()),
-                bias_initializer=_random_bias(seeds),
-                name="decoder_projection",
-                dtype=dtype,
-            )(top)
-        reconstruction = keras.layers.Dense(
-            features,
-            activation="tanh",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seeds.next()),
-            bias_initializer=_random_bias(seeds),
-            name="reconstruction",
-            dtype="float32" if ae.mixed_precision else None,
-        )(decoder_output)
-        if seeds.time_major:
-            reconstruction = SwapBatchTime(
-                name="batch_major", dtype="float32" if ae.mixed_precision else None
-            )(reconstruction)
+        x = SwapBatchTime(name="time_major", dtype=parts.dtype)(inputs) if gru.time_major else inputs
+        representation = _encoder(x, parts)
+        decoder_output = _decoder(x, representation, parts, features)
+        reconstruction = parts.dense(features, "reconstruction", dtype=output_dtype)(decoder_output)
+        if gru.time_major:
+            reconstruction = SwapBatchTime(name="batch_major", dtype=output_dtype)(reconstruction)
         model = keras.Model(inputs, reconstruction, name="audeep_autoencoder")
         if compile:
             _compile(model, ae)
     return model
+
+
+def _encoder(x: Any, parts: _Parts) -> Any:
+    """The representation: tanh(Dense) on the final states of every encoder layer and direction, the
+    encoder running over x[0..T-1] from zero states."""
+    ae = parts.ae
+    _, forward_states = _stack(x, parts, "encoder_fw", alone=not ae.bidirectional_encoder)
+    final = forward_states
+    if ae.bidirectional_encoder:
+        _, backward_states = _stack(x, parts, "encoder_bw", backward=True)
+        final = [s for pair in zip(forward_states, backward_states, strict=True) for s in pair]
+    encoder_state = (
+        keras.layers.Concatenate(name="encoder_state", dtype=parts.dtype)(final)
+        if len(final) > 1
+        else final[0]
+    )
+    return parts.dense(representation_dim(ae), "representation")(encoder_state)
+
+
+def _decoder(x: Any, representation: Any, parts: _Parts, features: int) -> Any:
+    """The decoder's top outputs, before the reconstruction layer: its initial states are the
+    representation split per layer and direction, its input a zero frame then the reversed input."""
+    ae, axis, dtype = parts.ae, parts.time_axis, parts.dtype
+    directions = 2 if ae.bidirectional_decoder else 1
+    states = SplitState(ae.layers * directions, name="decoder_initial_states", dtype=dtype)(representation)
+    states = states if isinstance(states, list | tuple) else [states]
+    # Decoder input: a zero frame, then the reversed input shifted by one: [0, x[T-1], ..., x[1]].
+    reversed_input = ReverseTime(axis, name="target_order", dtype=dtype)(x)
+    if ae.bidirectional_decoder:
+        decoder_input = ShiftTime(1, axis, name="decoder_input", dtype=dtype)(reversed_input)
+        fw_states = [states[directions * layer] for layer in range(ae.layers)]
+        bw_states = [states[directions * layer + 1] for layer in range(ae.layers)]
+        fw, _ = _stack(decoder_input, parts, "decoder_fw", initial_states=fw_states, top_dropout=True)
+        bw, _ = _stack(
+            decoder_input, parts, "decoder_bw", initial_states=bw_states, backward=True, top_dropout=True
+        )
+        return keras.layers.Concatenate(name="decoder_output", dtype=dtype)([fw, bw])
+    # auDeep's unidirectional step loop feeds decoder-input[t-1] at step t (zero at t=0): with
+    # feed-previous off this is a plain GRU over the decoder input shifted a second time.
+    decoder_input = ShiftTime(2, axis, name="decoder_input", dtype=dtype)(reversed_input)
+    top, _ = _stack(decoder_input, parts, "decoder_fw", initial_states=states, top_dropout=True, alone=True)
+    return parts.dense(features, "decoder_projection")(top)
 
 
 def build_configured(config: Config, seed: int | None = None, **options: Any) -> keras.Model:

@@ -34,6 +34,7 @@ from serlib.base.config import AutoencoderConfig, Config
 from serlib.base.files import write_text
 from serlib.base.progress import keras_progress
 from serlib.features import store
+from serlib.models.autoencoder.fused_gru import FUSED_GRU
 from serlib.models.autoencoder.model import MODEL_FILE, AutoencoderError, build_autoencoder, load_model
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def train(
             with (strategy or tf.distribute.get_strategy()).scope():
                 model = load_model(model_dir / state["checkpoint"])
         else:
-            model = build_autoencoder(ae, source.shape[-1], seed=seed, strategy=strategy)
+            model = build_autoencoder(ae, source.shape[-1], seed=seed, gru=FUSED_GRU, strategy=strategy)
         if state["epoch"] < epochs:
             dataset = _dataset(source, ae.batch_size, seed, state["epoch"], epochs)
             verbose, bars = keras_progress(progress, epochs, f"autoencoder {model_dir.name}", state["epoch"])
