@@ -67,7 +67,7 @@ def acnn_epoch_curves(
                 config.acnn,
                 frames,
                 values_per_frame,
-                normalisation=statistics,
+                band_statistics=statistics,
                 standardise=config.features.standardise_in_model,
             )
             scores: list[float] = []

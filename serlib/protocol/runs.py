@@ -62,7 +62,7 @@ def fit_predict(
         values_per_frame,
         external_dim=external_dim,
         setting=setting,
-        normalisation=statistics,
+        band_statistics=statistics,
         standardise=config.features.standardise_in_model,
     )
     # a non-finite loss stops training at that epoch's end; write_run then refuses the run (check_health)
@@ -97,7 +97,7 @@ def fit_predict(
         attention=np.asarray(attention, dtype=np.float32),
         history=history_values,
         seconds=seconds,
-        normalisation=statistics,
+        band_statistics=statistics,
         tensorflow=tensorflow_settings,
         selected_epoch=None if selection is None else selection.best_epoch,
     )
@@ -254,10 +254,10 @@ def _model_metadata(
         "dropout": config.acnn.dropout_cross,
         "feature_normalisation": config.features.normalisation,
         "normalisation": None
-        if trained.normalisation is None
+        if trained.band_statistics is None
         else {
-            "mean": trained.normalisation[0].tolist(),
-            "std": trained.normalisation[1].tolist(),
+            "mean": trained.band_statistics[0].tolist(),
+            "std": trained.band_statistics[1].tolist(),
             "in_model": True,
         },
         "autoencoder": ae,

@@ -131,7 +131,7 @@ def build_acnn(
     bands: int,
     external_dim: int = 0,
     setting: str = "within",
-    normalisation: tuple[np.ndarray, np.ndarray] | None = None,
+    band_statistics: tuple[np.ndarray, np.ndarray] | None = None,
     standardise: bool = True,
 ) -> keras.Model:
     """The compiled ACNN for inputs of ``frames`` x ``bands`` log-Mel: inputs ``logmel`` and, if
@@ -139,7 +139,7 @@ def build_acnn(
 
     ``setting`` (within or cross) chooses the dropout rate (``acnn.dropout_for``). With ``standardise``
     (``features.normalisation`` other than none: ``build_configured`` passes it) the input goes through
-    the in-model standardisation, whose per-band (mean, std) ``normalisation`` sets (identity
+    the in-model standardisation, whose per-band (mean, std) ``band_statistics`` sets (identity
     statistics when not given).
     """
     rate = acnn.dropout_for(setting)
@@ -155,8 +155,8 @@ def build_acnn(
     if standardise:
         standardisation = BandStandardisation(bands, name="standardise")
         x = standardisation(x)
-        if normalisation is not None:
-            standardisation.set_statistics(*normalisation)
+        if band_statistics is not None:
+            standardisation.set_statistics(*band_statistics)
     # The paper's layers, or the same layers with speed kernels (serlib.models.acnn.kernels): same outputs.
     # ``auto`` takes the machine's measured choice (serlib.models.acnn.choice; calibrates once per machine).
     implementation = acnn_choice.resolve(acnn, frames, bands, build=build_acnn).implementation
