@@ -293,7 +293,7 @@ def override(config: Config, **changes: Any) -> Config:
     data = config.model_dump(mode="json")
     for dotted, value in changes.items():
         try:
-            dotted, value = config_compat.upgrade_key(dotted, value)
+            dotted, value = config_compat.upgrade_key(dotted, value, data)
         except ValueError as error:
             raise ConfigError(f"override: {error}") from None
         node = data

@@ -122,7 +122,9 @@ class LogMelConfig(_Strict):
     max_frames: int = Field(
         _logmel("max_frames"),
         gt=0,
-        description="frames (shift_s apart) every utterance is cut or zero-padded to (the paper's length rule, Sec. 3)",
+        description="frames (shift_s apart) every utterance's ACNN input is cut or zero-padded to (the paper's "
+        "length rule, Sec. 3): log-Mel, and the eGeMAPS descriptors of acnn_input egemaps_lld alike "
+        "(FeaturesConfig.input_frames; docs/configuration.md#acnn-input)",
     )
 
 
@@ -168,6 +170,14 @@ class FeaturesConfig(_Strict):
         "own before the model, then as train (transductive; serlib.features.normalisation; "
         "docs/configuration.md#normalisation)",
     )
+
+    @property
+    def input_frames(self) -> int:
+        """The frames every ACNN input is cut or zero-padded to: ``logmel.max_frames``, for the log-Mel
+        bands and for the eGeMAPS descriptors (``acnn_input: egemaps_lld``) alike (both at a 10 ms hop).
+        One key for both, so that switching the input keeps the length rule (and stored runs their
+        fingerprints); every reader of the eGeMAPS cut reads it by this name."""
+        return self.logmel.max_frames
 
     @property
     def standardise_in_model(self) -> bool:
