@@ -55,13 +55,15 @@ class Migration:
     kind: str
     replaced: dict[str, str] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         head = f"{self.folder} ({self.kind}): {len(self.replaced)} value(s) rewritten in {len(self.files)} file(s)"
         if not self.replaced and not self.kept:
             head += " (already in the current form)"
-        return [head, *(f"  kept: {reason}" for reason in self.kept)]
+        kept = [f"  kept: {reason}" for reason in self.kept]
+        return [head, *kept, *(f"  note: {note}" for note in self.notes)]
 
 
 # -- the old form (before issue 43) -------------------------------------------------------------------
@@ -166,9 +168,13 @@ def _protocol_config(protocol: dict[str, Any]) -> Config:
 
 
 # -- configuration hashes --------------------------------------------------------------------------------
-def _config_hashes(protocol: dict[str, Any], recorded: Iterable[str], result: Migration) -> None:
+def _config_hashes(
+    protocol: dict[str, Any], recorded: Iterable[str], earlier: Iterable[str], result: Migration
+) -> None:
     """Add each recorded configuration hash that is the old hash of the protocol's configuration (as
-    stored, or before its ``auto`` ACNN path was resolved) to ``result.replaced``."""
+    stored, or before its ``auto`` ACNN path was resolved) to ``result.replaced``. A hash of
+    ``provenance.json``'s earlier records may be of another configuration, which the folder does not
+    hold: kept, with a note."""
     data = protocol["config"]
     candidates = [data]
     if data.get("acnn", {}).get("implementation") != "auto":
@@ -177,23 +183,32 @@ def _config_hashes(protocol: dict[str, Any], recorded: Iterable[str], result: Mi
         old_config_hash(c): provenance.config_hash(from_dict(current_keys(c), "protocol.json"))
         for c in candidates
     }
-    for value in sorted(set(recorded)):
+    recorded, earlier = set(recorded), set(earlier)
+    for value in sorted(recorded | earlier):
         if value in known and known[value] != value:
             result.replaced[value] = known[value]
-        elif value not in known.values() and value not in result.replaced:
+        elif value in known.values() or value in result.replaced:
+            continue
+        elif value in recorded:
             result.kept.append(
                 f"configuration hash {value[:12]}: not a hash of protocol.json's configuration"
             )
+        else:
+            result.notes.append(
+                f"configuration hash {value[:12]} of an earlier provenance record: another configuration, kept"
+            )
 
 
-def _recorded_config_hashes(folder: Path, protocol: dict[str, Any]) -> list[str]:
-    values = [protocol.get("provenance", {}).get("config_sha256", "")]
+def _recorded_config_hashes(folder: Path, protocol: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The configuration hashes of ``protocol.json`` and ``provenance.json``, and those of the latter's
+    earlier records (the folder reused under another environment or configuration)."""
+    values, earlier = [protocol.get("provenance", {}).get("config_sha256", "")], []
     path = folder / "provenance.json"
     if path.is_file():
         record = json.loads(path.read_text(encoding="utf-8"))
-        for entry in [record, *record.get("earlier", [])]:
-            values.append(entry.get("config", {}).get("sha256", ""))
-    return [v for v in values if v]
+        values.append(record.get("config", {}).get("sha256", ""))
+        earlier = [entry.get("config", {}).get("sha256", "") for entry in record.get("earlier", [])]
+    return [v for v in values if v], [v for v in earlier if v]
 
 
 # -- the three kinds of folder ----------------------------------------------------------------------------
@@ -215,7 +230,7 @@ def migrate_run_folder(folder: Path, stores: Path | None = None) -> Migration:
     protocol = json.loads(protocol_path.read_text(encoding="utf-8"))
     result = Migration(folder, "run folder")
     _fingerprints(protocol, stores if stores is not None else folder / "cache", result)
-    _config_hashes(protocol, _recorded_config_hashes(folder, protocol), result)
+    _config_hashes(protocol, *_recorded_config_hashes(folder, protocol), result)
     if result.replaced:
         metrics = sorted((folder / "results").glob("*/*/seed*/fold*/metrics.json"))
         others = [folder / "provenance.json", folder / "table1.md", folder / "table1.csv"]
@@ -230,7 +245,7 @@ def migrate_results_folder(folder: Path, stores: Path | None = None) -> Migratio
     protocol = json.loads(protocol_path.read_text(encoding="utf-8"))
     result = Migration(folder, "results folder")
     _fingerprints(protocol, stores, result)
-    _config_hashes(protocol, _recorded_config_hashes(folder, protocol), result)
+    _config_hashes(protocol, *_recorded_config_hashes(folder, protocol), result)
     if result.replaced:
         targets = [protocol_path, folder / "runs.csv", folder / "provenance.json"]
         _replace_in([p for p in targets if p.is_file()], result.replaced, result)
