@@ -1,4 +1,4 @@
-"""Renamed configuration keys: old files still read, and stored runs keep their fingerprints.
+"""Renamed configuration keys: old files still read; the old form for the migration of stored values.
 
 Issue 37 gave the configuration one dropout convention and one normalisation setting:
 
@@ -10,8 +10,9 @@ Issue 37 gave the configuration one dropout convention and one normalisation set
 
 ``upgrade`` converts a configuration written with the old keys (one warning line per key, naming the
 new one). ``stored_form`` is the reverse: the configuration as the code before the rename dumped it,
-which is what fingerprints and config hashes are computed from, so that a renamed key with the same
-meaning gives the same hash and no stored run is repeated (tests/test_fingerprint_stability.py).
+which fingerprints and config hashes were computed from until issue 43. They are now computed from the
+current keys; ``stored_form`` serves only ``serlib.protocol.migration`` (``serlib migrate``), which
+recomputes each stored value the old way before it replaces it (tests/test_fingerprint_stability.py).
 ``dumped_only_when_set`` does the same for a key added later with a None default
 (``features.spectrogram.store_decimals``, issue 46): left at None, it is not dumped, so nothing changes.
 """
@@ -144,8 +145,8 @@ def upgrade_key(dotted: str, value: Any, current: dict[str, Any]) -> tuple[str, 
 
 
 def stored_form(data: dict[str, Any]) -> dict[str, Any]:
-    """A configuration mapping (new or old keys) in the form the code before the rename stored and
-    hashed: ``acnn.dropout_keep_probability[_cross]`` and ``acnn.normalisation`` with
+    """A configuration mapping (new or old keys) in the form the code before issue 43 hashed (for the
+    migration of stored values only): ``acnn.dropout_keep_probability[_cross]`` and ``acnn.normalisation`` with
     ``features.normalisation`` train/corpus/speaker. Idempotent; the input is not changed."""
     data = copy.deepcopy(data)
     acnn = data.get("acnn")
