@@ -147,7 +147,7 @@ def test_safe_mode_round_trip_gives_identical_predictions(tmp_path):
     config = _tiny(**{"acnn.attention_masking": True})
     rng = np.random.default_rng(3)
     model = acnn.build_configured(
-        config, external_dim=4, normalisation=(np.full(26, -10.0), np.full(26, 2.0))
+        config, external_dim=4, band_statistics=(np.full(26, -10.0), np.full(26, 2.0))
     )
     inputs = {
         "logmel": rng.normal(size=(8, 60, 26)).astype(np.float32),
@@ -209,7 +209,7 @@ def test_fast_implementation_equals_the_reference_within_float32_rounding(paper,
     for implementation in ("reference", "fast"):
         config = config_module.override(paper, **base, **{"acnn.implementation": implementation})
         keras.utils.set_random_seed(3)
-        model = acnn.build_configured(config, normalisation=band_statistics(inputs, lengths))
+        model = acnn.build_configured(config, band_statistics=band_statistics(inputs, lengths))
         before = model.predict(inputs, batch_size=32, verbose=0)
         history = model.fit(inputs, targets, batch_size=16, epochs=2, shuffle=True, verbose=0)
         results[implementation] = (before, history.history["loss"], model.get_weights(), model)
@@ -317,7 +317,7 @@ def test_reused_traced_model_trains_exactly_like_a_fresh_one():
 
     def train(seed: int, reuse: bool):
         keras.utils.set_random_seed(seed)
-        options = {"external_dim": 5, "setting": "cross", "normalisation": statistics}
+        options = {"external_dim": 5, "setting": "cross", "band_statistics": statistics}
         if reuse:
             model = acnn_reuse.fresh_acnn(config.acnn, 60, 26, **options)
         else:

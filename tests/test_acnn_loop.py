@@ -57,7 +57,7 @@ def _train(loop: str, implementation: str, seed: int = 3, epochs: int = 4, count
         BANDS,
         external_dim=EXTERNAL,
         setting="within",
-        normalisation=statistics,
+        band_statistics=statistics,
         **acnn_kernels.layers_for(config.acnn),  # the implementation under test, not the plain default
     )
     history = acnn_feed.fit_acnn(
@@ -134,7 +134,7 @@ def test_callbacks_see_each_epoch_and_can_stop_training() -> None:
 
     config = _config(**{"acnn.implementation": "reference"})
     inputs, targets, statistics = _data(20)
-    model = acnn.build_acnn(config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, normalisation=statistics)
+    model = acnn.build_acnn(config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, band_statistics=statistics)
     orders = acnn_feed.epoch_orders(20, 5, seed=0)
     history = acnn_loop.fit_epochs(model, inputs, targets, batch_size=8, orders=orders, callbacks=[Stop()])
     assert events == [("begin", -1), ("epoch", 0), ("end", 0), ("epoch", 1), ("end", 1), ("finish", -1)]
@@ -150,7 +150,7 @@ def test_a_reused_model_is_traced_once_whatever_the_run_size() -> None:
         inputs, targets, statistics = _data(count, seed=count)
         keras.utils.set_random_seed(count)
         model = acnn_reuse.fresh_acnn(
-            config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, setting="cross", normalisation=statistics
+            config.acnn, FRAMES, BANDS, external_dim=EXTERNAL, setting="cross", band_statistics=statistics
         )
         acnn_feed.fit_acnn(
             model, inputs, targets, batch_size=16, epochs=2, seed=count, shuffle="every_epoch", callbacks=[]

@@ -209,7 +209,7 @@ def test_fair_score_never_counts_a_specific_file(tmp_path: Path) -> None:
         attention=np.zeros((16, 3), np.float32),
         history={"loss": [1.0]},
         seconds=0.0,
-        normalisation=None,
+        band_statistics=None,
     )
     folder = tmp_path / "run"
     common = {"setting": "within", "condition": "BL", "seed": 0, "fold": 1, "n_train": 1}

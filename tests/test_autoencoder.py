@@ -359,7 +359,7 @@ def test_save_load_safe_mode_encode_identical(trained, tmp_path):
     assert np.isfinite(vectors).all() and np.abs(vectors).max() < 1.0  # tanh outputs
     assert np.abs(vectors).std() > 0.01
     with pytest.raises(autoencoder.AutoencoderError, match="16"):
-        autoencoder.encode(model, np.zeros((2, FRAMES, 8), np.float32))
+        autoencoder.encode(model, np.zeros((2, FRAMES, 8), np.float32), batch_size=20)
 
 
 def test_configured_training_and_encoding_with_chunks(trained, tmp_path, monkeypatch):

@@ -58,6 +58,31 @@ def test_old_normalisation_key_merges_into_features_normalisation() -> None:
     assert speaker.features.normalisation == "speaker" and speaker.features.standardise_in_model
 
 
+def test_old_normalisation_key_means_the_same_in_a_file_and_in_a_dotted_override() -> None:
+    """``acnn.normalisation: standardise`` keeps the current mode, and contradicts ``none``, whether it
+    is written in a file or given as a dotted override (an override once turned speaker into train)."""
+    for mode in ("train", "corpus", "speaker"):
+        data = _demo()
+        data["features"]["normalisation"] = mode
+        data["acnn"]["normalisation"] = "standardise"
+        with pytest.warns(config_compat.ConfigDeprecationWarning, match=f"features.normalisation: {mode}"):
+            from_file = config.from_dict(data, "mine.yaml")
+        base = config.override(config.load_preset("demo"), **{"features.normalisation": mode})
+        with pytest.warns(config_compat.ConfigDeprecationWarning, match=f"features.normalisation: {mode}"):
+            overridden = config.override(base, **{"acnn.normalisation": "standardise"})
+        assert from_file.features.normalisation == overridden.features.normalisation == mode
+    none = config.override(config.load_preset("demo"), **{"features.normalisation": "none"})
+    with pytest.raises(config.ConfigError, match="contradicts features.normalisation: none"):
+        config.override(none, **{"acnn.normalisation": "standardise"})
+    data = _demo()
+    data["features"]["normalisation"], data["acnn"]["normalisation"] = "none", "standardise"
+    with pytest.raises(config.ConfigError, match="contradicts features.normalisation: none"):
+        config.from_dict(data, "mine.yaml")
+    speaker = config.override(config.load_preset("demo"), **{"features.normalisation": "speaker"})
+    with pytest.raises(config.ConfigError, match="cannot be expressed"):
+        config.override(speaker, **{"acnn.normalisation": "none"})
+
+
 def test_old_and_new_keys_together_or_inexpressible_combinations_are_errors() -> None:
     data = _demo()
     data["acnn"]["dropout_keep_probability"] = 0.8

@@ -17,6 +17,7 @@ import pkgutil
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 
 import serlib
@@ -50,7 +51,7 @@ def _config_paths() -> set[str]:
         for name, field in model.model_fields.items():
             paths.add(prefix + name)
             annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, config_module.BaseModel):
+            if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
                 walk(annotation, f"{prefix}{name}.")
 
     walk(config_module.Config, "")

@@ -311,6 +311,12 @@ def test_cross_run_keeps_a_safe_model_that_reproduces_its_predictions(protocol_r
     assert metadata["classes"]["emotion"] == list(EMOTIONS)
     assert metadata["classes"]["arousal"] == list(LEVELS)
     assert metadata["logmel"]["max_frames"] == FRAMES
+    # one key for the normalisation: the mode and the in-model band statistics (issue 43, item 4)
+    assert "feature_normalisation" not in metadata
+    assert metadata["normalisation"]["mode"] == protocol_run.config.features.normalisation
+    assert (
+        len(metadata["normalisation"]["band_statistics"]["mean"]) == protocol_run.config.features.logmel.bands
+    )
     predictions = pd.read_csv(folder / "predictions.csv")
     features = synthetic.features["other"]
     order = [features.ids.index(u) for u in predictions["utterance_id"]]

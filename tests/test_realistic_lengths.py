@@ -123,7 +123,7 @@ def test_fast_and_reference_acnn_agree_on_long_and_short_inputs(corpora) -> None
     for implementation in ("reference", "fast"):
         config = config_module.override(PAPER, **{"acnn.implementation": implementation})
         keras.utils.set_random_seed(5)
-        model = acnn.build_configured(config, normalisation=statistics)
+        model = acnn.build_configured(config, band_statistics=statistics)
         hidden = acnn.hidden_model(model)
         # long and short turns in batches of their own, so that the fast path skips the short ones' padding
         outputs[implementation] = [

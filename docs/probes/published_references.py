@@ -1,6 +1,7 @@
 """The references of `serlib check` that come from published numbers, not from a run on this machine
 (issue 34): the paper's Table 1 and nEMO's lost runs of docs/results-real-speech.md, written as
-``serlib/references/<name>.csv`` + ``<name>.json`` with the comparison hash of the configuration each
+``serlib/references/<name>.csv`` + ``<name>.json`` (the paper's values are typed once, in ``paper.csv``,
+which this probe reads) with the comparison hash of the configuration each
 belongs to (the paper preset, configs/nemo.yaml). Emo-DB's, RAVDESS' and the replication's references
 are built from their committed results folders by ``docs/probes/results_references.py`` (2026-12-07);
 nEMO's moves there once its grid is exported.
@@ -41,19 +42,6 @@ def _per_seed(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(**{references.FAMILY_COLUMN: family})
 
 
-# Neumann & Vu (2019), Table 1: UAR (%) mean / min / max over ten seeds.
-PAPER = {
-    ("within", "BL"): (58.03, 56.78, 59.12),
-    ("within", "C"): (58.07, 56.56, 59.68),
-    ("within", "sT"): (58.85, 57.01, 60.10),
-    ("within", "Li"): (59.05, 57.89, 60.18),
-    ("within", "fT"): (59.54, 58.16, 60.15),
-    ("cross", "BL"): (42.99, 42.19, 44.14),
-    ("cross", "C"): (42.37, 41.20, 43.37),
-    ("cross", "sT"): (45.21, 43.74, 46.78),
-    ("cross", "Li"): (44.82, 42.98, 46.33),
-    ("cross", "fT"): (45.76, 45.02, 46.69),
-}
 # docs/results-real-speech.md, "Seeds 3 and 4 ... and all five seeds" and "The control C, seeds 3-4":
 # nEMO within (9 speakers), per seed the mean of the 9 folds; seeds 0-2 and 3-4 in different sessions.
 NEMO = {
@@ -89,13 +77,11 @@ def write(name: str, values: pd.DataFrame, meta: dict, folder: Path) -> None:
 def main(folder: Path | None = None) -> None:
     folder = references.references_dir() if folder is None else folder
     paper = config_module.load_preset("paper")
-    rows = [
-        {"setting": s, "condition": c, "seeds": 10, "mean": mean, "min": low, "max": high}
-        for (s, c), (mean, low, high) in PAPER.items()
-    ]
+    # the paper's Table 1 is written once, in serlib/references/paper.csv: read, and written back as it is
+    table = pd.read_csv(references.references_dir() / "paper.csv")
     write(
         "paper",
-        pd.DataFrame(rows),
+        table,
         _meta(
             "paper",
             paper,

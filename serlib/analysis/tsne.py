@@ -29,8 +29,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
 from serlib.base import plots
+from serlib.base.paper_preset import reader
 
 log = logging.getLogger(__name__)
+_PAPER = reader("tsne")  # the paper preset's t-SNE settings: the functions' defaults
 
 
 PROBE_COLUMNS = (
@@ -141,7 +143,7 @@ def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(n, size=max_points, replace=False))
 
 
-def tsne(vectors: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+def tsne(vectors: np.ndarray, seed: int = 0, perplexity: float = _PAPER("perplexity")) -> np.ndarray:
     """2-D t-SNE embedding ``[n, 2]`` (scikit-learn, PCA initialisation): same seed, same picture.
 
     The perplexity is lowered to ``(n - 1) / 3`` when there are too few points for the one asked
@@ -267,8 +269,8 @@ def embed(
     vectors: np.ndarray,
     labels: pd.DataFrame,
     seed: int = 0,
-    perplexity: float = 30.0,
-    max_points: int = 2000,
+    perplexity: float = _PAPER("perplexity"),
+    max_points: int = _PAPER("max_points"),
 ) -> Embedding:
     """t-SNE of at most ``max_points`` vectors (a seeded subsample), kept with all vectors and labels."""
     array = check_vectors(vectors)

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from serlib.app import cli_counts, cli_export, cli_parsers, cli_pool
+from serlib.app import cli_counts, cli_export, cli_migrate, cli_parsers, cli_pool
 from serlib.base import config as config_module
 from serlib.base import config_yaml, logs
 
@@ -60,6 +60,7 @@ EXAMPLES = {
     "evidence": "serlib evidence          # regenerate the report's blocks from results/\n"
     "serlib evidence --check  # fail naming each number that differs",
     "counts": cli_counts.EXAMPLE,
+    "migrate": cli_migrate.EXAMPLE,
 }
 """One or two example command lines per verb, shown at the end of its --help."""
 
@@ -370,7 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     ]
     for register, handler in verbs:
         register(add, handler)
-    for module in (cli_pool, cli_export, cli_counts):  # verbs with their handlers in their own module
+    for module in (
+        cli_pool,
+        cli_export,
+        cli_counts,
+        cli_migrate,
+    ):  # verbs with their handlers in their own module
         module.add_parser(add)
     cli_parsers.predict(add, _cmd_predict)
     return parser

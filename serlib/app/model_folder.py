@@ -37,6 +37,17 @@ class PredictError(ValueError):
     """A model folder or model file cannot be used; the message names the file and what to do."""
 
 
+def normalisation_mode(metadata: dict[str, Any]) -> str:
+    """The ``features.normalisation`` a model was trained with, from its metadata: the key
+    ``normalisation`` (``{"mode", "band_statistics", "in_model"}``), or, in a model written before issue
+    43, ``feature_normalisation`` (the mode, ``train`` when absent: the only mode before it existed)
+    beside a ``normalisation`` that held the statistics alone."""
+    value = metadata.get("normalisation")
+    if isinstance(value, dict) and "mode" in value:
+        return str(value["mode"])
+    return str(metadata.get("feature_normalisation", "train"))
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from a model folder; unreadable or not an object is a PredictError naming the file."""
     try:

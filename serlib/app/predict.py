@@ -37,6 +37,7 @@ from serlib.app.model_folder import (  # noqa: F401 - PredictError and the file 
     MODEL_FILE,
     PredictError,
     export_models,
+    normalisation_mode,
     read_checked,
     read_json,
     sha256,
@@ -151,7 +152,7 @@ def load_predictor(model_dir: str | os.PathLike[str]) -> Predictor:
             f"{metadata_path}: the model reads {acnn_input!r} (features.acnn_input); predict extracts log-Mel "
             "and supports log-Mel models only"
         )
-    mode = metadata.get("feature_normalisation", "train")
+    mode = normalisation_mode(metadata)
     if mode not in ("train", "none"):  # none and train: any standardisation is inside the model
         raise PredictError(
             f"{metadata_path}: the model was trained with features.normalisation {mode!r}, which standardises "

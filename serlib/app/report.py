@@ -42,19 +42,9 @@ from serlib.base import config_yaml, files, metrics, run_schemas
 from serlib.evidence.references import paper_table1
 
 REPORT_DIR = "report"
-# The corpus type each paper condition's autoencoder learnt from ('none' = no AE, 'target' = control C).
-PAPER_AUTOENCODER_TYPES = {
-    "BL": "none",
-    "C": "target",
-    "sT": "tedlium2",
-    "Li": "librispeech",
-    "fT": "tedlium2",
-}
-PAPER_CORPUS_TYPES = {
-    "within_corpus": "iemocap",
-    "cross_corpus_train": "iemocap",
-    "cross_corpus_test": "msp_improv",
-}
+PROTOCOL_CORPORA = ("within_corpus", "cross_corpus_train", "cross_corpus_test")
+"""The labeled corpora of a protocol; the paper's Table 1 stands beside ours only where their types
+are the paper preset's (``paper_corpora``)."""
 # (file stem in <out>/figures, caption, notebook that writes it)
 FIGURES = (
     (
@@ -193,30 +183,44 @@ def departures(config: config_module.Config) -> list[Departure]:
     return rows
 
 
+def autoencoder_source(config: config_module.Config, name: str) -> str | None:
+    """What condition ``name``'s autoencoder learnt from: 'none' (no AE), 'target' (control C) or the
+    type of its corpus (tedlium2, librispeech, ...); None where the configuration has no such condition."""
+    if name not in {c.name for c in config.protocol.conditions}:
+        return None
+    source = config.condition(name).autoencoder_corpus
+    if source in (config_module.CONDITION_SOURCES_NONE, config_module.CONDITION_SOURCE_TARGET):
+        return source
+    return config.corpora[source].type
+
+
+def corpus_type(config: config_module.Config, field_name: str) -> str | None:
+    """The type of the corpus a protocol field (``PROTOCOL_CORPORA``) names, None where unset."""
+    key = getattr(config.protocol, field_name)
+    return config.corpora[key].type if key in config.corpora else None
+
+
 def paper_corpora(config: config_module.Config) -> tuple[bool, str]:
-    """Whether the paper's Table 1 may stand beside ours: the labeled corpora must be the paper's
-    (IEMOCAP within and for cross-corpus training, MSP-IMPROV as cross-corpus test); else why not."""
+    """Whether the paper's Table 1 may stand beside ours: the labeled corpora must be of the paper
+    preset's types (IEMOCAP within and for cross-corpus training, MSP-IMPROV as cross-corpus test);
+    else why not."""
+    paper = config_module.load_preset("paper")
     wrong = []
-    for field_name, expected in PAPER_CORPUS_TYPES.items():
-        key = getattr(config.protocol, field_name)
-        actual = config.corpora[key].type if key in config.corpora else None
+    for field_name in PROTOCOL_CORPORA:
+        actual, expected = corpus_type(config, field_name), corpus_type(paper, field_name)
         if actual != expected:
+            key = getattr(config.protocol, field_name)
             wrong.append(f"protocol.{field_name} is {key!r} (type {actual}), the paper's is {expected}")
     if wrong:
         return False, "; ".join(wrong)
     return True, ""
 
 
-def _paper_row(config: config_module.Config, name: str) -> bool:
+def _paper_row(config: config_module.Config, name: str, paper: config_module.Config) -> bool:
     """A condition is compared with the paper's row of the same name only if its AE learnt from the
-    same kind of corpus (BL none, C target, sT/fT TED-LIUM, Li LibriSpeech)."""
-    expected = PAPER_AUTOENCODER_TYPES.get(name)
-    if expected is None or name not in {c.name for c in config.protocol.conditions}:
-        return False
-    source = config.condition(name).autoencoder_corpus
-    if source in (config_module.CONDITION_SOURCES_NONE, config_module.CONDITION_SOURCE_TARGET):
-        return source == expected
-    return config.corpora[source].type == expected
+    same kind of corpus as the paper preset's (BL none, C target, sT/fT TED-LIUM, Li LibriSpeech)."""
+    expected = autoencoder_source(paper, name)
+    return expected is not None and autoencoder_source(config, name) == expected
 
 
 def machine_facts() -> dict[str, Any]:
@@ -304,6 +308,11 @@ def _configuration_section(config: config_module.Config, preset: str) -> Markup:
     return render("section_configuration.html.j2", name=config.name, preset=preset, departures=rows)
 
 
+def _corpus_name(config: config_module.Config, field_name: str) -> str:
+    """A protocol corpus' type as a heading: iemocap -> IEMOCAP, msp_improv -> MSP-IMPROV."""
+    return str(corpus_type(config, field_name)).upper().replace("_", "-")
+
+
 def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Markup:
     """Table 1 as numbers in text, the paper's beside it where comparable, with the intervals and tests."""
     path = out / "table1.csv"
@@ -313,25 +322,26 @@ def _table1_section(out: Path, config: config_module.Config, folder: Path) -> Ma
     protocol_path = out / "results" / "protocol.json"
     settings = run_schemas.read_report_settings(protocol_path) if protocol_path.is_file() else {}
     shown, why_not = paper_corpora(config)
+    preset = config_module.load_preset("paper")
     heads = [
         {
             "head": f"{settings['within']['test_corpus']} (within, LOSO)"
             if "within" in settings
             else "within",
-            "paper": "IEMOCAP",
+            "paper": _corpus_name(preset, "within_corpus"),
         },
         {
             "head": f"{settings['cross']['test_corpus']} (cross, from {settings['cross']['train_corpus']})"
             if "cross" in settings
             else "cross",
-            "paper": "MSP-IMPROV",
+            "paper": _corpus_name(preset, "cross_corpus_test"),
         },
     ]
     paper = paper_table1()
     rows = []
     for row in records:
         name = str(row["condition"])
-        paper_row = paper[name] if shown and _paper_row(config, name) else {}
+        paper_row = paper[name] if shown and _paper_row(config, name, preset) else {}
         paper_cells = [paper_row.get(setting, (None,) * 3) for setting in ("within", "cross")]
         cells = [
             {

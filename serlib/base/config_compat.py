@@ -1,4 +1,4 @@
-"""Renamed configuration keys: old files still read, and stored runs keep their fingerprints.
+"""Renamed configuration keys: old files still read; the old form for the migration of stored values.
 
 Issue 37 gave the configuration one dropout convention and one normalisation setting:
 
@@ -10,8 +10,9 @@ Issue 37 gave the configuration one dropout convention and one normalisation set
 
 ``upgrade`` converts a configuration written with the old keys (one warning line per key, naming the
 new one). ``stored_form`` is the reverse: the configuration as the code before the rename dumped it,
-which is what fingerprints and config hashes are computed from, so that a renamed key with the same
-meaning gives the same hash and no stored run is repeated (tests/test_fingerprint_stability.py).
+which fingerprints and config hashes were computed from until issue 43. They are now computed from the
+current keys; ``stored_form`` serves only ``serlib.evidence.migration`` (``serlib migrate``), which
+recomputes each stored value the old way before it replaces it (tests/test_fingerprint_stability.py).
 ``dumped_only_when_set`` does the same for a key added later with a None default
 (``features.spectrogram.store_decimals``, issue 46): left at None, it is not dumped, so nothing changes.
 """
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import model_serializer
+
+from serlib.base import paper_preset
 
 RENAMED = {
     "acnn.dropout_keep_probability": "acnn.dropout",
@@ -84,37 +87,49 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         features = data.setdefault("features", {})
         if not isinstance(features, dict):
             return data  # the schema reports the bad section
-        current = features.get("normalisation", "train")
-        if mode == "none":
-            if current not in ("train", "none"):
-                raise ValueError(
-                    f"acnn.normalisation: none with features.normalisation: {current} cannot be expressed in "
-                    "the one setting features.normalisation (none | train | corpus | speaker): remove "
-                    "acnn.normalisation, and choose features.normalisation"
-                )
-            features["normalisation"] = "none"
-            _warn("acnn.normalisation: none", "features.normalisation: none")
-        elif mode == "standardise":
-            if current == "none":
-                raise ValueError(
-                    "acnn.normalisation: standardise contradicts features.normalisation: none: remove "
-                    "acnn.normalisation (features.normalisation says it all)"
-                )
-            _warn(
-                "acnn.normalisation: standardise",
-                f"features.normalisation: {current} (and no acnn.normalisation)",
-            )
-        else:
-            raise ValueError(
-                f"acnn.normalisation {mode!r} is neither standardise nor none; the setting is now "
-                "features.normalisation: none | train | corpus | speaker"
-            )
+        current = features.get("normalisation", paper_preset.value("features.normalisation"))
+        features["normalisation"] = normalisation_from_old(mode, current)
     return data
 
 
-def upgrade_key(dotted: str, value: Any) -> tuple[str, Any]:
+def normalisation_from_old(mode: Any, current: str) -> str:
+    """``features.normalisation`` for the old ``acnn.normalisation: mode`` over the current
+    ``features.normalisation``, with the warning; one rule for a file and a dotted override alike.
+
+    ``none`` (no in-model standardisation) becomes ``none`` where the current mode is train (the old
+    default) or none; ``standardise`` (the in-model standardisation on) keeps the current mode. Any other
+    combination cannot be expressed in the one setting: a ValueError says what to write."""
+    if mode == "none":
+        if current not in ("train", "none"):
+            raise ValueError(
+                f"acnn.normalisation: none with features.normalisation: {current} cannot be expressed in "
+                "the one setting features.normalisation (none | train | corpus | speaker): remove "
+                "acnn.normalisation, and choose features.normalisation"
+            )
+        _warn("acnn.normalisation: none", "features.normalisation: none")
+        return "none"
+    if mode == "standardise":
+        if current == "none":
+            raise ValueError(
+                "acnn.normalisation: standardise contradicts features.normalisation: none: remove "
+                "acnn.normalisation and write features.normalisation: train (or corpus, speaker)"
+            )
+        _warn(
+            "acnn.normalisation: standardise",
+            f"features.normalisation: {current} (and no acnn.normalisation)",
+        )
+        return current
+    raise ValueError(
+        f"acnn.normalisation {mode!r} is neither standardise nor none; the setting is now "
+        "features.normalisation: none | train | corpus | speaker"
+    )
+
+
+def upgrade_key(dotted: str, value: Any, current: dict[str, Any]) -> tuple[str, Any]:
     """A dotted override with an old key (``override(c, **{"acnn.dropout_keep_probability": 0.2})``, a
-    sensitivity variant) as the new key and value, with the deprecation warning."""
+    sensitivity variant) as the new key and value, with the deprecation warning. ``current`` is the
+    configuration being changed (its dump): ``acnn.normalisation`` is converted against its
+    ``features.normalisation`` exactly as in a file (``normalisation_from_old``)."""
     if dotted in ("acnn.dropout_keep_probability", "acnn.dropout_keep_probability_cross"):
         new = RENAMED[dotted]
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1:
@@ -123,19 +138,15 @@ def upgrade_key(dotted: str, value: Any) -> tuple[str, Any]:
         _warn(f"{dotted}: {value}", f"{new}: {rate} (the Keras rate, 1 - keep probability)")
         return new, rate
     if dotted == "acnn.normalisation":
-        if value not in ("none", "standardise"):
-            raise ValueError(
-                f"acnn.normalisation {value!r}: write features.normalisation: none | train | corpus | speaker"
-            )
-        new_value = "none" if value == "none" else "train"
-        _warn(f"acnn.normalisation: {value}", f"features.normalisation: {new_value}")
-        return "features.normalisation", new_value
+        features = current.get("features", {})
+        mode = features.get("normalisation", paper_preset.value("features.normalisation"))
+        return "features.normalisation", normalisation_from_old(value, mode)
     return dotted, value
 
 
 def stored_form(data: dict[str, Any]) -> dict[str, Any]:
-    """A configuration mapping (new or old keys) in the form the code before the rename stored and
-    hashed: ``acnn.dropout_keep_probability[_cross]`` and ``acnn.normalisation`` with
+    """A configuration mapping (new or old keys) in the form the code before issue 43 hashed (for the
+    migration of stored values only): ``acnn.dropout_keep_probability[_cross]`` and ``acnn.normalisation`` with
     ``features.normalisation`` train/corpus/speaker. Idempotent; the input is not changed."""
     data = copy.deepcopy(data)
     acnn = data.get("acnn")

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 import serlib
 from serlib.base import lockfile, run_schemas, runtime
-from serlib.base.config_compat import stored_form
 
 if TYPE_CHECKING:
     from serlib.base.config import Config
@@ -109,9 +108,13 @@ class ProvenanceError(ValueError):
 
 # -- what is recorded -------------------------------------------------------------------------------
 def config_hash(config: Config) -> str:
-    """sha256 of the validated configuration (``model_dump(mode="json")`` in the stored form of
-    ``config_compat.stored_form``, so that renamed keys keep the hash; keys sorted)."""
-    data = stored_form(config.model_dump(mode="json"))
+    """sha256 of the validated configuration (``model_dump(mode="json")``, the current key names; keys
+    sorted). Hashes recorded before issue 43 (the old key form) are rewritten by ``serlib migrate``."""
+    return hash_config_data(config.model_dump(mode="json"))
+
+
+def hash_config_data(data: dict[str, Any]) -> str:
+    """sha256 of a configuration mapping as sorted compact JSON (``config_hash``'s definition)."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

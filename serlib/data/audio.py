@@ -17,8 +17,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-TARGET_SAMPLE_RATE = 16000
-MIN_DURATION_S = 0.025  # one analysis frame of the log-Mel features (25 ms)
+from serlib.base import paper_preset
+
+TARGET_SAMPLE_RATE = paper_preset.value("audio.sample_rate")  # the paper preset's rate: load's default
+MIN_DURATION_S = paper_preset.value("features.logmel.frame_s")  # one analysis frame of the paper's log-Mel
 SEGMENT_END_TOLERANCE_S = 0.05  # label end times may overshoot the file end by a few ms (rounding)
 
 
@@ -117,7 +119,7 @@ def load(
         seconds = signal.shape[0] / sample_rate
         raise AudioError(
             f"{path}: {'segment' if start_s is not None or end_s is not None else 'file'} is "
-            f"{seconds * 1000:.1f} ms long, shorter than one 25 ms analysis frame"
+            f"{seconds * 1000:.1f} ms long, shorter than one {MIN_DURATION_S * 1000:g} ms analysis frame"
         )
     return np.ascontiguousarray(signal, dtype=np.float32), sample_rate
 

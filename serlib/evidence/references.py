@@ -17,9 +17,11 @@ seeds (``cells``) comes from one family, the reference's first (``cpu_family`` i
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,7 +32,7 @@ import pandas as pd
 from scipy import integrate, stats
 
 from serlib.base import config as config_module
-from serlib.base.config_compat import stored_form
+from serlib.base import config_compat
 from serlib.protocol.labeled import ProtocolError
 
 REFERENCES_FOLDER = "references"  # inside the serlib package (package data)
@@ -96,10 +98,19 @@ def record_family(record: dict[str, Any]) -> str:
 
 
 # -- the comparison hash -------------------------------------------------------------------------------
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A configuration mapping (a whole one, or as a reference stores it) in the current key names, a copy
+    (``config_compat.upgrade`` without its warnings: stored files are not the reader's to edit)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", config_compat.ConfigDeprecationWarning)
+        return copy.deepcopy(config_compat.upgrade(data))
+
+
 def comparison_config(config: config_module.Config | dict[str, Any]) -> dict[str, Any]:
     """The configuration as a plain dict without the ``COMPARISON_EXCLUDED`` keys."""
-    # the stored form (old key names): runs and references written before the rename still compare equal
-    data = stored_form(config if isinstance(config, dict) else config.model_dump(mode="json"))
+    # the current key names (a mapping with old keys is converted; references written before issue 43
+    # hashed the old form and are rewritten by serlib migrate)
+    data = upgraded(config) if isinstance(config, dict) else config.model_dump(mode="json")
     for dotted in COMPARISON_EXCLUDED:
         _drop(data, dotted.split("."))
     return data

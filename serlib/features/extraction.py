@@ -197,7 +197,7 @@ def extract_task(
                     results[i]["features"], results[i]["lengths"] = _spectrogram(
                         signals[i], sample_rate, parameters
                     )
-                elif extractor == "egemaps_lld":  # cut or zero-padded to max_frames, as log-Mel
+                elif extractor == "egemaps_lld":  # cut or zero-padded to features.input_frames, as log-Mel
                     fixed, true_frames = logmel.fix_length(
                         egemaps.egemaps_lld(signals[i], sample_rate), parameters["max_frames"]
                     )

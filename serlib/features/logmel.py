@@ -1,14 +1,17 @@
 """The ACNN's input: openSMILE log-Mel filterbank energies (paper, Sec. 2), two engines, one definition.
 
-26 log-Mel filterbank energies, 0-6.5 kHz, 25 ms frames every 10 ms, as openSMILE computes them with
-the custom config ``serlib/features/logmel.conf``, whose comments state every setting: per-frame
-pre-emphasis 0.97, symmetric Hamming, 512-point FFT, power, HTK mel, triangles linear in mel,
+Log-Mel filterbank energies (the paper's 26 bands, 0-6.5 kHz, 25 ms frames every 10 ms: the settings
+of ``serlib/presets/paper.yaml``, ``features.logmel``, which are the functions' defaults), as openSMILE
+computes them with the custom config ``serlib/features/logmel.conf``, whose comments state every
+setting: per-frame pre-emphasis 0.97, symmetric Hamming, 512-point FFT, power, HTK mel, triangles linear in mel,
 ``htkcompatible=0`` so values are ln of the power of int16 samples / 32767 (HTK mode would add
 ln(32767^2) = 20.79 to every value), floor ln(1e-10). Two engines give the same numbers:
 ``opensmile`` (the ``opensmile`` package running logmel.conf: the reference) and ``numpy`` (the same
 definitions, vectorised over all frames; equal to openSMILE within float32 rounding: mean
 |difference| 4e-7, max 3e-4 ln units on all of Emo-DB, tested). ``fix_length`` then applies the
-paper's 7.5 s = 750-frame cut/zero-pad rule to the unpadded frames.
+paper's cut/zero-pad rule (``max_frames``) to the unpadded frames. serlib passes every setting to
+openSMILE; logmel.conf's own defaults are checked against the preset (tests/test_paper_facts.py), not
+generated from it, because the file's bytes are part of every log-Mel store's key.
 
 Checked against an independent numpy/librosa computation of the same quantity on real speech
 (tests/test_features.py): correlation per band > 0.999; the one systematic difference is that
@@ -30,6 +33,7 @@ import numpy as np
 import scipy.fft
 from threadpoolctl import ThreadpoolController
 
+from serlib.base.paper_preset import reader
 from serlib.data.audio import AudioError
 from serlib.features.smile import OPENSMILE_SAMPLE_DIVISOR, to_opensmile
 
@@ -55,7 +59,8 @@ LOGMEL_PREEMPHASIS = 0.97  # k of logmel.conf's cVectorPreemphasis
 _NUMPY_BLOCK_FRAMES = 1024
 
 
-MAX_FRAMES = 750  # the paper's 7.5 s at 10 ms
+_PAPER = reader("features.logmel")  # the paper's settings: the functions' defaults
+_PAPER_ENGINE: LogMelEngine = _PAPER("engine")
 
 
 # openSMILE delivers frames to Python in blocks of this many (one callback per block instead of
@@ -86,7 +91,9 @@ def _logmel_smile(bands: int, low_hz: float, high_hz: float, frame_s: float, shi
     )
 
 
-def logmel_frames(samples: int, sample_rate: int, frame_s: float = 0.025, shift_s: float = 0.010) -> int:
+def logmel_frames(
+    samples: int, sample_rate: int, frame_s: float = _PAPER("frame_s"), shift_s: float = _PAPER("shift_s")
+) -> int:
     """Frames openSMILE gives for ``samples`` samples: no padding, floor((n - frame) / shift) + 1."""
     frame, shift = round(frame_s * sample_rate), round(shift_s * sample_rate)
     return 0 if samples < frame else (samples - frame) // shift + 1
@@ -95,16 +102,16 @@ def logmel_frames(samples: int, sample_rate: int, frame_s: float = 0.025, shift_
 def logmel(
     signal: np.ndarray,
     sample_rate: int,
-    bands: int = 26,
-    low_hz: float = 0.0,
-    high_hz: float = 6500.0,
-    frame_s: float = 0.025,
-    shift_s: float = 0.010,
-    engine: LogMelEngine = "numpy",
+    bands: int = _PAPER("bands"),
+    low_hz: float = _PAPER("low_hz"),
+    high_hz: float = _PAPER("high_hz"),
+    frame_s: float = _PAPER("frame_s"),
+    shift_s: float = _PAPER("shift_s"),
+    engine: LogMelEngine = _PAPER_ENGINE,
 ) -> np.ndarray:
     """Log-Mel filterbank energies ``[frames, bands]`` float32 (openSMILE's; settings in logmel.conf).
 
-    Frames are not padded: a 2.0 s signal gives 198 frames, 7.5 s gives 748 (use ``fix_length``).
+    Frames are not padded: with 25 ms frames every 10 ms a 2.0 s signal gives 198 frames (use ``fix_length``).
     Values are ln of the mel-weighted power spectrum of int16 samples / 32767, floored at ln(1e-10).
     ``engine``: ``numpy`` (fast) or ``opensmile`` (the reference); both give the same values.
     """
@@ -114,12 +121,12 @@ def logmel(
 def logmel_many(
     signals: Sequence[np.ndarray],
     sample_rate: int,
-    bands: int = 26,
-    low_hz: float = 0.0,
-    high_hz: float = 6500.0,
-    frame_s: float = 0.025,
-    shift_s: float = 0.010,
-    engine: LogMelEngine = "numpy",
+    bands: int = _PAPER("bands"),
+    low_hz: float = _PAPER("low_hz"),
+    high_hz: float = _PAPER("high_hz"),
+    frame_s: float = _PAPER("frame_s"),
+    shift_s: float = _PAPER("shift_s"),
+    engine: LogMelEngine = _PAPER_ENGINE,
 ) -> list[np.ndarray]:
     """``logmel`` of many signals at once (same values as one call each, faster).
 
@@ -321,13 +328,13 @@ def _run_batch(smile, batch: list[np.ndarray], sample_rate: int, bands: int, fra
     return [features[o // shift : o // shift + c].copy() for o, c in zip(offsets, counts, strict=True)]
 
 
-def fix_length(x: np.ndarray, frames: int = MAX_FRAMES) -> tuple[np.ndarray, int]:
+def fix_length(x: np.ndarray, frames: int) -> tuple[np.ndarray, int]:
     """Cut ``x [T, dims]`` to ``frames`` rows or zero-pad it at the end; also return the true length.
 
-    The paper's rule (Sec. 3): longer turns are cut at 7.5 s, shorter ones padded with zeros. It is
-    applied to openSMILE's frames: ``frames`` = 750 frame starts 10 ms apart. openSMILE does not pad,
-    so a 7.50 s turn has 748 true frames plus 2 zero rows, and a turn reaches 750 true frames at
-    7.515 s (749 shifts + one 25 ms frame). The returned true length is min(T, frames).
+    The paper's rule (Sec. 3): longer turns are cut, shorter ones padded with zeros. It is applied to
+    openSMILE's frames: ``frames`` frame starts one shift apart (``features.logmel.max_frames``).
+    openSMILE does not pad, so with 25 ms frames every 10 ms a turn of exactly ``frames`` x 10 ms has 2
+    true frames fewer than ``frames`` (2 zero rows). The returned true length is min(T, frames).
     """
     x = np.asarray(x)
     true_frames = min(int(x.shape[0]), int(frames))

@@ -2,7 +2,8 @@
 
 auDeep 0.9.4's ``preprocess`` pipeline, steps 1-9 of ``shared/specs/audeep-reference.md`` section 1.2
 (written from that description, not from auDeep's code): optional fixed length, pre-emphasis 0.95,
-Hann-windowed power spectra of 80 ms frames with 40 ms overlap, 128 mel bands, dB relative to the
+Hann-windowed power spectra (the paper's 80 ms frames with 40 ms overlap and 128 mel bands: the settings of
+``serlib/presets/paper.yaml``, the functions' defaults), dB relative to the
 file's maximum, clipping, chunking and scaling to [-1, 1]. Matches the golden arrays exactly
 (clipped) or within 1 float32 ulp (unclipped).
 """
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from serlib.base.paper_preset import reader
 from serlib.data.audio import AudioError
 
 AUDEEP_PREEMPHASIS = 0.95
+_PAPER = reader("features.spectrogram")  # the paper's settings: the functions' defaults (fixed length: none)
 
 
 def audeep_fixed_length(
@@ -168,10 +171,10 @@ def normalise_chunk(chunk: np.ndarray) -> np.ndarray:
 def audeep_chunks(
     signal: np.ndarray,
     sample_rate: int,
-    window_s: float = 0.08,
-    overlap_s: float = 0.04,
-    mel_bands: int = 128,
-    clip_below_db: float | None = -60.0,
+    window_s: float = _PAPER("window_s"),
+    overlap_s: float = _PAPER("overlap_s"),
+    mel_bands: int = _PAPER("mel_bands"),
+    clip_below_db: float | None = _PAPER("clip_below_db"),
     clip_above_db: float | None = None,
     fixed_length_s: float | None = None,
     center_fixed: bool = False,
@@ -208,10 +211,10 @@ def audeep_chunks(
 def audeep_spectrogram(
     signal: np.ndarray,
     sample_rate: int,
-    window_s: float = 0.08,
-    overlap_s: float = 0.04,
-    mel_bands: int = 128,
-    clip_below_db: float | None = -60.0,
+    window_s: float = _PAPER("window_s"),
+    overlap_s: float = _PAPER("overlap_s"),
+    mel_bands: int = _PAPER("mel_bands"),
+    clip_below_db: float | None = _PAPER("clip_below_db"),
     clip_above_db: float | None = None,
     fixed_length_s: float | None = None,
     center_fixed: bool = False,

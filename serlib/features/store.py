@@ -278,7 +278,7 @@ def extractor_parameters(extractor: str, sample_rate: int, features: FeaturesCon
             **common,
             "feature_set": "eGeMAPSv02",
             "level": "LowLevelDescriptors",
-            "max_frames": features.logmel.max_frames,
+            "max_frames": features.input_frames,  # the ACNN input's length (logmel.max_frames)
             "opensmile_version": opensmile_version(),
         }
     raise StoreError(f"unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")

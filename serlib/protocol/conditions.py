@@ -30,7 +30,6 @@ from serlib.base.config import (
     Config,
     from_dict,
 )
-from serlib.base.config_compat import stored_form
 from serlib.base.progress import bar as progress_bar
 from serlib.features import store
 from serlib.protocol import implementation, labeled
@@ -228,38 +227,55 @@ def data_identity(
             memo[(key, extractor)] = Path(labeled.extract_features(config, key, extractor).path).name
         return memo[(key, extractor)]
 
+    return {label: name(*label.split("/")) for label in identity_keys(config, setting, condition)}
+
+
+def identity_keys(config: Config, setting: str, condition: ConditionConfig) -> list[str]:
+    """The ``"<corpus key>/<extractor>"`` labels of ``data_identity``: the ACNN's input of the labeled
+    corpora and, for AE conditions, the spectrograms of the AE's and the labeled corpora."""
     train_key, test_key = corpora_of(config, setting)
     acnn_input = config.features.acnn_input
-    identity = {f"{key}/{acnn_input}": name(key, acnn_input) for key in sorted({train_key, test_key})}
+    labels = [f"{key}/{acnn_input}" for key in sorted({train_key, test_key})]
     ae_key = autoencoder_corpus(config, setting, condition)
     if ae_key is not None:
-        for key in sorted({ae_key, train_key, test_key}):
-            identity[f"{key}/spectrogram"] = name(key, "spectrogram")
-    return identity
+        labels += [f"{key}/spectrogram" for key in sorted({ae_key, train_key, test_key})]
+    return labels
 
 
 def fingerprint(
     config: Config, setting: str, condition: ConditionConfig, identity: dict[str, str] | None = None
 ) -> str:
     """Hash of every parameter and input file a run's result depends on (``data_identity``; not
-    n_jobs, output paths or jit), so a changed parameter or corpus repeats the run."""
+    n_jobs, output paths or jit), so a changed parameter or corpus repeats the run. The configuration is
+    hashed as it is written (current key names; runs stored before issue 43: ``serlib migrate``)."""
     if config.acnn.implementation == "auto":  # the path this output folder's runs use (implementation.py)
         config = resolve_implementation(config)[0]
     identity = data_identity(config, setting, condition) if identity is None else identity
+    return hash_parts(fingerprint_parts(config, setting, condition, identity))
+
+
+def acnn_parameters(acnn: dict[str, Any]) -> dict[str, Any]:
+    """The ACNN settings a run's fingerprint hashes: all but ``jit_compile`` (same numbers), and
+    ``shuffle`` only where it is not ``once`` (the order of every earlier run: it keeps its fingerprint)."""
+    parameters = dict(acnn)
+    parameters.pop("jit_compile", None)
+    if parameters.get("shuffle") == "once":
+        parameters.pop("shuffle")
+    return parameters
+
+
+def fingerprint_parts(
+    config: Config, setting: str, condition: ConditionConfig, identity: dict[str, str]
+) -> dict[str, Any]:
+    """What ``fingerprint`` hashes, for a configuration whose ACNN path is resolved (not auto)."""
     train_key, test_key = corpora_of(config, setting)
     ae_key = autoencoder_corpus(config, setting, condition)
     keys = sorted({train_key, test_key, *([ae_key] if ae_key else [])})
-    # the stored form (acnn.dropout_keep_probability, acnn.normalisation): renamed keys, same hashes
-    stored = stored_form(config.model_dump(mode="json"))
-    acnn_parameters = stored["acnn"]
-    acnn_parameters.pop("jit_compile", None)
-    if acnn_parameters.get("shuffle") == "once":  # the order of every earlier run: it keeps its fingerprint
-        acnn_parameters.pop("shuffle")
     parts: dict[str, Any] = {
         "setting": setting,
-        "acnn": acnn_parameters,
+        "acnn": acnn_parameters(config.acnn.model_dump(mode="json")),
         "logmel": config.features.logmel.model_dump(mode="json"),
-        "normalisation": stored["features"]["normalisation"],
+        "normalisation": config.features.normalisation,
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in keys},
         "autoencoder_corpus": ae_key,
@@ -277,8 +293,12 @@ def fingerprint(
         parts["autoencoder_seed"] = config.seed
     if any(config.corpora[k].type == "demo" for k in keys):
         parts["demo_corpus"] = config.demo_corpus
-    text = json.dumps(parts, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return parts
+
+
+def hash_parts(parts: dict[str, Any]) -> str:
+    """The 16 hex digits of a fingerprint: sha256 of the parts as sorted JSON."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def resolve_implementation(config: Config, write: bool = False) -> tuple[Config, Any]:

@@ -173,10 +173,11 @@ def extract_features(config: Config, key: str, extractor: str = "logmel") -> Any
 
 def acnn_input_shape(features: FeaturesConfig) -> tuple[int, int]:
     """[frames, values per frame] of what the ACNN reads (``features.acnn_input``): the log-Mel bands
-    or the 25 eGeMAPS descriptors, both at a 10 ms hop and cut or padded to ``logmel.max_frames``."""
+    or the 25 eGeMAPS descriptors, both at a 10 ms hop and cut or padded to ``features.input_frames``
+    (``logmel.max_frames``)."""
     if features.acnn_input == "egemaps_lld":
-        return features.logmel.max_frames, EGEMAPS_LLD_DIMS
-    return features.logmel.max_frames, features.logmel.bands
+        return features.input_frames, EGEMAPS_LLD_DIMS
+    return features.input_frames, features.logmel.bands
 
 
 def labeled_manifest(config: Config, key: str) -> pd.DataFrame:

@@ -90,7 +90,7 @@ class TrainedRun:
     attention: np.ndarray
     history: dict[str, list[float]]
     seconds: float
-    normalisation: tuple[np.ndarray, np.ndarray] | None
+    band_statistics: tuple[np.ndarray, np.ndarray] | None  # the in-model standardisation's (mean, std)
     tensorflow: dict[str, Any] | None = None  # serlib.base.runtime.settings() while training
     selected_epoch: int | None = None  # with acnn.model_selection: the epoch whose weights were kept
 

@@ -100,7 +100,7 @@ def fit_predict(
         attention=np.asarray(attention, dtype=np.float32),
         history=history_values,
         seconds=trained.seconds,
-        normalisation=trained.statistics,
+        band_statistics=trained.statistics,
         tensorflow=tensorflow_settings,
         selected_epoch=None if selection is None else selection.best_epoch,
     )
@@ -255,13 +255,14 @@ def _model_metadata(
         "acnn_input": config.features.acnn_input,
         "acnn": config.acnn.model_dump(mode="json"),
         "dropout": config.acnn.dropout_cross,
-        "feature_normalisation": config.features.normalisation,
-        "normalisation": None
-        if trained.normalisation is None
-        else {
-            "mean": trained.normalisation[0].tolist(),
-            "std": trained.normalisation[1].tolist(),
-            "in_model": True,
+        # one key: the mode (features.normalisation) and the in-model standardisation's band statistics
+        # (written before issue 43 as feature_normalisation and normalisation; model_folder reads both)
+        "normalisation": {
+            "mode": config.features.normalisation,
+            "band_statistics": None
+            if trained.band_statistics is None
+            else {"mean": trained.band_statistics[0].tolist(), "std": trained.band_statistics[1].tolist()},
+            "in_model": trained.band_statistics is not None,
         },
         "autoencoder": ae,
     }

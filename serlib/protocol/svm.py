@@ -32,7 +32,6 @@ from sklearn.svm import SVC, LinearSVC
 
 from serlib.base import metrics
 from serlib.base.config import Config
-from serlib.base.config_compat import stored_form
 from serlib.base.files import write_csv, write_json
 from serlib.data import loaders
 from serlib.data.manifest import EMOTIONS, SUBSET_COLUMN
@@ -67,6 +66,16 @@ class BaselineError(ValueError):
     """The baseline cannot run as configured; the message names the corpus, file or key and the fix."""
 
 
+def svm_normalisation(mode: str) -> str:
+    """The normalisation the SVM applies under ``features.normalisation: mode``.
+
+    The SVM's pipeline always standardises with the training fold's statistics (``StandardScaler``:
+    eGeMAPS functionals span orders of magnitude, and the classic reference is reported standardised),
+    so ``none``, which switches off the ACNN's in-model standardisation, is ``train`` for the SVM;
+    ``corpus`` and ``speaker`` standardise each group first, then as ``train``."""
+    return "train" if mode == "none" else mode
+
+
 def labeled_functionals(config: Config, key: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The 4-class utterances of corpus ``key`` (manifest rows) and their 88 eGeMAPS functionals."""
     features = store.extract_configured(config, key, "egemaps")
@@ -80,7 +89,7 @@ def labeled_functionals(config: Config, key: str) -> tuple[pd.DataFrame, np.ndar
         )
     rows = np.asarray([position[u] for u in manifest["utterance_id"]], dtype=np.int64)
     everything = np.asarray(features.features, dtype=np.float64).reshape(len(features.ids), -1)
-    mode = config.features.normalisation
+    mode = svm_normalisation(config.features.normalisation)
     if (
         mode in normalisation.GROUPED
     ):  # every utterance of the corpus (or speaker) in the store, labels unused
@@ -236,8 +245,7 @@ def fingerprint(config: Config, setting: str) -> str:
         "audio": config.audio.model_dump(mode="json"),
         "corpora": {k: config.corpora[k].model_dump(mode="json") for k in sorted({train_key, test_key})},
         "svm": PARAMETERS,
-        # the stored form: none (no standardisation in the ACNN) is train for the SVM, and hashes as train
-        "normalisation": stored_form(config.model_dump(mode="json"))["features"]["normalisation"],
+        "normalisation": svm_normalisation(config.features.normalisation),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 

@@ -135,7 +135,7 @@ def build_acnn(
     *,
     external_dim: int = 0,
     setting: str = "within",
-    normalisation: tuple[np.ndarray, np.ndarray] | None = None,
+    band_statistics: tuple[np.ndarray, np.ndarray] | None = None,
     standardise: bool = True,
     convolution: type[keras.layers.Conv1D] = keras.layers.Conv1D,
     max_pooling: type[keras.layers.MaxPooling1D] = keras.layers.MaxPooling1D,
@@ -145,7 +145,7 @@ def build_acnn(
 
     ``setting`` (within or cross) chooses the dropout rate (``acnn.dropout_for``). With ``standardise``
     (``features.normalisation`` other than none: ``build_configured`` passes it) the input goes through
-    the in-model standardisation, whose per-band (mean, std) ``normalisation`` sets (identity
+    the in-model standardisation, whose per-band (mean, std) ``band_statistics`` sets (identity
     statistics when not given). ``convolution`` and ``max_pooling``: the layer classes of those two
     steps, Keras' own by default (``kernels.layers_for`` gives the speed kernels of ``fast``, the same
     function); ``acnn.implementation`` is not read here.
@@ -161,8 +161,8 @@ def build_acnn(
     if standardise:
         standardisation = BandStandardisation(bands, name="standardise")
         x = standardisation(x)
-        if normalisation is not None:
-            standardisation.set_statistics(*normalisation)
+        if band_statistics is not None:
+            standardisation.set_statistics(*band_statistics)
     x = convolution(
         acnn.filters,
         acnn.kernel_frames,

@@ -41,13 +41,13 @@ def _traced() -> OrderedDict[str, keras.Model]:
 
 def fresh_acnn(acnn_config: ACNNConfig, frames: int, bands: int, **options: Any) -> keras.Model:
     """A model in exactly the state ``acnn.build_acnn(acnn_config, frames, bands, **options)`` returns
-    now (options: ``external_dim``, ``setting``, ``normalisation``, ``standardise``, ``convolution``,
+    now (options: ``external_dim``, ``setting``, ``band_statistics``, ``standardise``, ``convolution``,
     ``max_pooling``), reusing this thread's traced model of the same architecture when there is one."""
     fresh = acnn.build_acnn(acnn_config, frames, bands, **options)
     architecture = {
         name: f"{value.__module__}.{value.__qualname__}" if isinstance(value, type) else value
         for name, value in options.items()
-        if name != "normalisation"
+        if name != "band_statistics"
     }
     key = json.dumps([acnn_config.model_dump(mode="json"), frames, bands, architecture], sort_keys=True)
     models = _traced()

@@ -81,7 +81,7 @@ def train(
         int(logmel.shape[2]),
         external_dim=0 if representation is None else int(representation.shape[1]),
         setting=setting,
-        normalisation=statistics,
+        band_statistics=statistics,
         standardise=standardise,
         **layers,
     )

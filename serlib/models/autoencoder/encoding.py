@@ -30,9 +30,7 @@ from serlib.models.autoencoder.model import AutoencoderError, load_model, repres
 from serlib.models.autoencoder.training import STATE_FILE, _digest, _store_identity
 
 
-def encode(
-    model: keras.Model, spectrograms: Any, batch_size: int = 500, progress: bool = False
-) -> np.ndarray:
+def encode(model: keras.Model, spectrograms: Any, batch_size: int, progress: bool = False) -> np.ndarray:
     """Representations [n, D] of spectrograms [n, T, F] (array or h5py dataset), in batches, without dropout.
 
     Deterministic for given weights and batch size (auDeep's generation).
