@@ -24,7 +24,8 @@ import pytest
 from serlib.base import config as config_module
 from serlib.base.config_compat import stored_form
 from serlib.base.provenance import config_hash
-from serlib.protocol import conditions, migration, svm
+from serlib.evidence import migration
+from serlib.protocol import conditions, svm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE = json.loads((FIXTURES / "fingerprints.json").read_text(encoding="utf-8"))
