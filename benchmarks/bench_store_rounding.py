@@ -81,8 +81,8 @@ def main() -> None:
                 progress=False,
             )
             trained[label] = (model.load_model(path, compile=False), _losses(path.parent))
-        codes = {label: encoding.encode(m, lossless) for label, (m, _) in trained.items()}
-        input_only = encoding.encode(trained["lossless"][0], rounded)
+        codes = {label: encoding.encode(m, lossless, ae.batch_size) for label, (m, _) in trained.items()}
+        input_only = encoding.encode(trained["lossless"][0], rounded, ae.batch_size)
     spread = float(codes["lossless"].std())
     print(
         f"{corpus}: {len(lossless)} spectrograms {lossless.shape[1:]}; store_decimals {decimals}; AE units "

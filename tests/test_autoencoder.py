@@ -306,8 +306,8 @@ def test_kill_and_resume_gives_the_uninterrupted_result(trained, tmp_path):
     for got, expected in zip(resumed_model.get_weights(), uninterrupted_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(
-        autoencoder.encode(resumed_model, trained["data"]),
-        autoencoder.encode(uninterrupted_model, trained["data"]),
+        autoencoder.encode(resumed_model, trained["data"], trained["config"].autoencoder.batch_size),
+        autoencoder.encode(uninterrupted_model, trained["data"], trained["config"].autoencoder.batch_size),
     )
     assert (
         autoencoder.train(

@@ -56,7 +56,7 @@ def _deprecations(err: str) -> list[str]:
 
 VERBS = (
     "config demo-corpus extract train-ae encode evaluate table svm epochs reproduce report provenance check "
-    "download baseline matrix sensitivity pool export evidence counts predict"
+    "download baseline matrix sensitivity pool export evidence counts migrate predict"
 ).split()
 """Every verb of ``serlib --help`` before its parser was split per verb (issue 43), in its order."""
 
