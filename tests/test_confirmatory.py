@@ -119,7 +119,10 @@ def test_pool_pairs_speakers_adjusts_the_family_and_pools_the_corpora(tmp_path) 
     assert pooled["tau2"] > 0  # the corpora disagree
     assert pooled["conditions"] == {"x: x (within)": "U", "y: y (within)": "U"}
     text = confirmatory.pool_markdown(result)
-    assert "Holm" in text and "DerSimonian-Laird" in text
+    assert "Holm" in text and "DerSimonian-Laird" in text and "| MixedLM [95 % CI] |" in text
+    closed_form = confirmatory.pool_markdown(result, mixedlm=False)  # the report's generated block
+    assert "MixedLM" not in closed_form and "HKSJ" in closed_form
+    assert [line.count("|") for line in closed_form.splitlines() if line.startswith("| ")][-1] == 12
     out = confirmatory.write_pool(result, tmp_path / "out")
     assert {p.name for p in out.iterdir()} >= {
         "family.csv",

@@ -154,3 +154,26 @@ def test_a_speakers_block_reads_the_speaker_level_test_of_a_folder_outside_the_f
     )
     with pytest.raises(ValueError, match="x"):
         evidence.update([document], results, check=True)
+
+
+def test_uar_and_margin_blocks_read_the_cells_that_serlib_table_prints(results, tmp_path) -> None:
+    document = tmp_path / "report.md"
+    document.write_text(
+        "BL <!-- evidence:uar x within BL mean .2f -->?<!-- /evidence -->, U <!-- evidence:uar x within U "
+        "mean .2f -->?<!-- /evidence -->, U - BL <!-- evidence:margin x within U BL +.2f -->?<!-- /evidence -->\n"
+        "<!-- evidence:table1 x -->\n<!-- /evidence -->\n",
+        encoding="utf-8",
+    )
+    evidence.update([document], results)
+    text = document.read_text(encoding="utf-8")
+    values = [float(m.group("body")) for m in evidence.BLOCK.finditer(text.splitlines()[0])]
+    rows: dict[str, str] = {}  # the first table's rows: Table 1 (condition, within mean, ...)
+    for line in text.splitlines():
+        if line.startswith("| BL |") or line.startswith("| U |"):
+            rows.setdefault(line.split("|")[1].strip(), line.split("|")[2].strip())
+    assert values[:2] == [float(rows["BL"]), float(rows["U"])]  # Table 1's within mean column
+    assert values[1] > values[0] + 20  # x's U is right far more often than its BL
+    assert values[2] == pytest.approx(values[1] - values[0], abs=0.011)
+    document.write_text("<!-- evidence:uar x within SVM mean .2f -->?<!-- /evidence -->\n", encoding="utf-8")
+    with pytest.raises(evidence.EvidenceError, match="no Table 1 cell within SVM mean"):
+        evidence.update([document], results, check=True)

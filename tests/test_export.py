@@ -11,6 +11,7 @@ import pytest
 from stored_runs import write_grid
 
 from serlib.app import cli
+from serlib.base import run_schemas
 from serlib.evidence import results_folder
 
 
@@ -123,6 +124,37 @@ def test_the_export_is_sorted_rounded_and_records_its_hash(tmp_path) -> None:
     assert record["sha256"] == results_folder.content_hash(folder)
     assert record["argmax_of_rounded_probabilities_differs"] == 0
     assert not list(tmp_path.glob("results/.*"))  # no staging folder left
+
+
+def test_runs_without_some_scores_keep_the_other_runs_numbers(tmp_path) -> None:
+    """An SVM run has no arousal UAR: its empty cell must not turn the ACNN runs' numbers into text
+    (the materialised metrics.json would be refused as damaged)."""
+    table = _grids(tmp_path)
+    from serlib.evidence import export
+
+    runs = tmp_path / "runs" / "x" / "results" / "within"
+    for source in sorted((runs / "BL").glob("seed0/fold*")):
+        target = runs / "eGeMAPS-SVM" / "seed0" / source.name
+        shutil.copytree(source, target)
+        metrics = json.loads((source / "metrics.json").read_text(encoding="utf-8"))
+        metrics.pop("arousal_uar", None)
+        (target / "metrics.json").write_text(
+            json.dumps({**metrics, "condition": "eGeMAPS-SVM"}), encoding="utf-8"
+        )
+    for path in runs.glob("[BUC]*/seed*/fold*/metrics.json"):
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**metrics, "arousal_uar": 0.625}), encoding="utf-8")
+    (tmp_path / "runs" / "x" / "config.yaml").write_text("name: x\n", encoding="utf-8")
+    export.export(tmp_path / "runs" / "x", tmp_path / "results" / "x", table, None)
+    stored = results_folder.read_runs(tmp_path / "results" / "x")
+    acnn = stored[stored["condition"] == "BL"]["arousal_uar"]
+    assert list(acnn) == [0.625] * len(acnn)
+    assert set(stored[stored["condition"] == "eGeMAPS-SVM"]["arousal_uar"]) == {""}
+    folder = results_folder.resolve(tmp_path / "results" / "x")
+    read = json.loads((folder / "results/within/BL/seed0/fold1/metrics.json").read_text(encoding="utf-8"))
+    assert read["arousal_uar"] == 0.625
+    svm = run_schemas.read_metrics(folder / "results/within/eGeMAPS-SVM/seed0/fold1/metrics.json")
+    assert svm["arousal_uar"] is None
 
 
 def test_a_damaged_export_is_refused_naming_the_run(tmp_path, capsys) -> None:

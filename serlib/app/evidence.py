@@ -7,12 +7,17 @@ block, line and number that differs):
 * ``<!-- evidence:table1 nemo -->`` ... ``<!-- /evidence -->``: Table 1 of ``results/nemo`` (with the
   paired comparisons, as ``serlib table`` prints them);
 * ``<!-- evidence:pool family.yaml -->`` ... : the declared family and the pooled estimate (DL and
-  HKSJ), as ``serlib pool --family results/family.yaml`` prints them;
+  HKSJ), as ``serlib pool --family results/family.yaml`` prints them, less the mixed-model check (an
+  iterative optimiser whose digits may differ on another CPU; ``serlib pool`` prints it);
 * ``<!-- evidence:members family.yaml@emodb,ravdess -->`` ... : the declared family's rows of those
   member folders only, with unadjusted p-values (the part of the family already exported; Holm over a
   part is not the family's adjustment); ``FILE@FOLDERS`` works in ``member`` blocks too;
 * ``<!-- evidence:speakers emodb-ae-seed1:within:U4h:all mean_difference +.2f -->``: one number of
   the speaker-level test of a folder outside the family (an exploratory reading);
+* ``<!-- evidence:uar nemo within BL mean .1f -->``: one cell of a folder's Table 1 (UAR in %, a
+  column of ``table1.table1``: mean, min, max, ci_low, ci_high, pooled_mean, seeds, ...), the SVM's
+  runs included as the condition ``eGeMAPS-SVM`` where the folder has them; ``<!-- evidence:margin
+  nemo within BL eGeMAPS-SVM +.1f -->``: the difference of two conditions' means, in points;
 * inline numbers, ``<!-- evidence:pooled family.yaml hksj_ci_low +.2f -->-1.81<!-- /evidence -->``
   (a key of the pooled estimate and a format) and ``<!-- evidence:member family.yaml nemo:within:U:all
   mean_difference +.2f -->+1.35<!-- /evidence -->`` (a family row, by folder name, setting, condition
@@ -34,7 +39,8 @@ from typing import Any
 import pandas as pd
 
 from serlib.base.files import write_text
-from serlib.evidence import comparisons, confirmatory, family, results_folder, table1
+from serlib.evidence import comparisons, confirmatory, family, results_folder, svm_tables, table1
+from serlib.protocol.svm import CONDITION as SVM_CONDITION
 
 BLOCK = re.compile(r"<!-- evidence:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /evidence -->", re.DOTALL)
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
@@ -50,6 +56,7 @@ class Renderer:
 
     root: Path
     pooled: dict[tuple[Path | str, str], Any] = field(default_factory=dict)  # family files; speaker specs
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # Table 1 frames by folder
 
     def pool(self, name: str) -> Any:
         """The family file ``name`` pooled; ``FILE@A,B`` restricts it to the members of folders A and B
@@ -73,6 +80,8 @@ class Renderer:
             "member": self._member,
             "members": self._members,
             "speakers": self._speakers,
+            "uar": self._uar,
+            "margin": self._margin,
         }
         if kind not in handlers:
             raise EvidenceError(f"block 'evidence:{spec}': unknown kind {kind!r} (one of {sorted(handlers)})")
@@ -88,7 +97,7 @@ class Renderer:
         return "\n" + text + "\n" + comparisons.comparisons_markdown(rows)
 
     def _pool(self, name: str) -> str:
-        return "\n" + confirmatory.pool_markdown(self.pool(name))
+        return "\n" + confirmatory.pool_markdown(self.pool(name), mixedlm=False)
 
     def _members(self, name: str) -> str:
         """The family rows of ``name`` (usually ``FILE@FOLDERS``) with unadjusted p-values: Holm over a
@@ -127,6 +136,37 @@ class Renderer:
         if len(rows) != 1 or column not in rows.columns:
             raise EvidenceError(f"{which}: no speaker-level test with a column {column!r}")
         return _format(rows.iloc[0][column], spec)
+
+    def table(self, folder: str) -> pd.DataFrame:
+        """Table 1 of ``folder`` as a frame (``table1.table1``), with the SVM's runs as a condition."""
+        if folder not in self.tables:
+            root = table1.results_root(self.root / folder)
+            protocol, runs = table1.collect_runs(root)
+            svm = svm_tables.baseline_runs(root, protocol)
+            if not svm.empty:
+                conditions = [*protocol["conditions"], {"name": SVM_CONDITION, "autoencoder_corpus": "none"}]
+                protocol = {**protocol, "conditions": conditions}
+                runs = pd.concat([runs, svm], ignore_index=True)
+            self.tables[folder] = table1.table1(protocol, runs)
+        return self.tables[folder]
+
+    def _cell(self, folder: str, setting: str, condition: str, column: str) -> float:
+        table = self.table(folder)
+        rows = table[table["condition"] == condition]
+        key = f"{setting}_{column}"
+        if len(rows) != 1 or key not in rows.columns or pd.isna(rows.iloc[0][key]):
+            have = sorted(table["condition"])
+            raise EvidenceError(
+                f"{folder}: no Table 1 cell {setting} {condition} {column} (conditions: {have})"
+            )
+        return float(rows.iloc[0][key])
+
+    def _uar(self, folder: str, setting: str, condition: str, column: str = "mean", spec: str = ".2f") -> str:
+        return _format(self._cell(folder, setting, condition, column), spec)
+
+    def _margin(self, folder: str, setting: str, first: str, second: str, spec: str = "+.2f") -> str:
+        difference = self._cell(folder, setting, first, "mean") - self._cell(folder, setting, second, "mean")
+        return _format(difference, spec)
 
     def _pooled(self, name: str, key: str, spec: str = ".2f") -> str:
         pooled = self.pool(name).pooled

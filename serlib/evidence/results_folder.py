@@ -55,6 +55,9 @@ PROVENANCE_FILE = "provenance.json"
 HASHED = (PROTOCOL_FILE, RUNS_FILE, PREDICTIONS_FILE)  # what a materialised copy is computed from
 CACHE_VARIABLE = "SERLIB_EVIDENCE_CACHE"
 KEY = ("setting", "condition", "seed", "fold")
+# Raised whenever materialise() writes other files for the same export, so that no copy made by an
+# older serlib is read (3: numeric columns with empty cells kept as numbers, empty cells as null).
+MATERIALISATION_VERSION = 3
 PREDICTION_KEY = (*KEY, "utterance_id")
 PROBABILITIES = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 PREDICTION_COLUMNS = (*PREDICTION_KEY, "speaker", "subset", "true", "predicted", *PROBABILITIES)
@@ -104,7 +107,7 @@ def resolve(path: str | Path) -> Path:
     if not is_results_folder(path):
         return path
     digest = content_hash(path)
-    target = cache_root() / f"{path.resolve().name}-{digest[:16]}"
+    target = cache_root() / f"{path.resolve().name}-{digest[:16]}-m{MATERIALISATION_VERSION}"
     if (target / _COMPLETE).is_file():
         return target
     staging = target.with_name(f".{target.name}.tmp{os.getpid()}")
@@ -133,13 +136,28 @@ def read_predictions(folder: str | Path) -> pd.DataFrame:
 
 
 def read_runs(folder: str | Path) -> pd.DataFrame:
-    """A results folder's ``runs.csv`` (one row per run)."""
+    """A results folder's ``runs.csv`` (one row per run). A numeric column that some runs leave empty
+    (the SVM's rows have no arousal UAR) keeps its numbers as numbers and its empty cells as ''."""
     path = Path(folder) / RUNS_FILE
     frame = pd.read_csv(path, dtype={"fingerprint": str, "commit": str}, keep_default_na=False)
     missing = [c for c in (*KEY, "uar") if c not in frame.columns]
     if missing:
         raise ResultsFolderError(f"{path} lacks the columns {missing}; export the run folder again")
+    for column in frame.columns.difference(["fingerprint", "commit", *KEY]):
+        if pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = _numbers_where_numeric(frame[column])
     return frame
+
+
+def _numbers_where_numeric(column: pd.Series) -> pd.Series:
+    """``column`` with its cells as numbers when every non-empty cell is one (else unchanged)."""
+    filled = column[column != ""]
+    numbers = pd.to_numeric(filled, errors="coerce")
+    if filled.empty or numbers.isna().any():
+        return column
+    mixed = column.astype(object)
+    mixed[filled.index] = list(numbers)
+    return mixed
 
 
 def speakers_of(folder: str | Path) -> pd.DataFrame:
@@ -186,7 +204,7 @@ def _metrics_of(run: dict[str, Any], predictions: pd.DataFrame, where: str) -> d
 
 def _plain(value: Any) -> Any:
     """A runs.csv cell as metrics.json held it: JSON text decoded, numpy numbers as Python's."""
-    if isinstance(value, str) and value[:1] in "[{":
+    if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)
         except json.JSONDecodeError:
