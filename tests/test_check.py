@@ -83,7 +83,15 @@ def test_a_subset_of_the_conditions_is_comparable_and_a_redefined_one_is_named()
 # -- the shipped references ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "source"),
-    [("demo", "demo"), ("paper", "paper"), ("nemo", "configs/nemo.yaml"), ("emodb", "configs/emodb.yaml")],
+    [
+        ("demo", "demo"),
+        ("paper", "paper"),
+        ("nemo", "configs/nemo.yaml"),
+        ("emodb", "configs/emodb.yaml"),
+        ("emodb-replication", "configs/emodb-replication.yaml"),
+        ("ravdess", "configs/ravdess.yaml"),
+        ("ased", "configs/ased.yaml"),
+    ],
 )
 def test_shipped_reference_belongs_to_its_configuration(name: str, source: str):
     reference = references.load_reference(name)

@@ -174,3 +174,20 @@ def test_logmel_conf_defaults_are_the_paper_presets():
     assert int(defaults["nBands"]) == logmel.bands
     assert float(defaults["lofreq"]) == logmel.low_hz and float(defaults["hifreq"]) == logmel.high_hz
     assert float(defaults["frameSize"]) == logmel.frame_s and float(defaults["frameStep"]) == logmel.shift_s
+
+
+def test_the_shipped_paper_reference_is_what_its_committed_command_writes(tmp_path, monkeypatch):
+    """paper.json (the paper preset's comparison hash beside the typed paper.csv) is rebuilt by
+    `python docs/probes/results_references.py paper`, not edited by hand."""
+    import json
+    import shutil
+
+    monkeypatch.syspath_prepend(str(PACKAGE.parent / "docs" / "probes"))
+    import results_references
+
+    shutil.copyfile(references_dir() / "paper.csv", tmp_path / "paper.csv")
+    results_references.build("paper", references=tmp_path)
+    written = json.loads((tmp_path / "paper.json").read_text(encoding="utf-8"))
+    shipped = json.loads((references_dir() / "paper.json").read_text(encoding="utf-8"))
+    assert written == shipped
+    assert (tmp_path / "paper.csv").read_bytes() == (references_dir() / "paper.csv").read_bytes()

@@ -125,13 +125,6 @@ def test_every_command_quoted_in_the_report_resolves() -> None:
     assert checked >= 15
 
 
-def test_the_provisional_hksj_probe_says_so_and_prints_both_intervals(monkeypatch, capsys) -> None:
-    monkeypatch.syspath_prepend(str(PROBES))
-    importlib.import_module("report_pooled_hksj").main()
-    out = capsys.readouterr().out
-    assert out.startswith("PROVISIONAL") and "HKSJ" in out and out.count("| HKSJ |") == 3
-
-
 def test_the_silence_probe_finds_voiced_frames_and_cuts_to_them(monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(PROBES))
     silence = importlib.import_module("cross_corpus_silence")

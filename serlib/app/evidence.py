@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from serlib.base.files import write_text
@@ -186,6 +187,12 @@ class Renderer:
 
 
 def _format(value: Any, spec: str) -> str:
+    """``value`` by ``spec``: a format spec, ``p`` (a p-value as the tables print it), ``%`` or
+    ``abs`` before a spec (the magnitude: "a loss of up to 1.9 points")."""
+    if spec.startswith("abs"):
+        return _format(abs(float(value)), spec.removeprefix("abs"))
+    if isinstance(value, np.integer):
+        value = int(value)
     if spec == "p":
         return comparisons.format_p(float(value))
     if spec == "%":
