@@ -177,3 +177,42 @@ def test_uar_and_margin_blocks_read_the_cells_that_serlib_table_prints(results, 
     document.write_text("<!-- evidence:uar x within SVM mean .2f -->?<!-- /evidence -->\n", encoding="utf-8")
     with pytest.raises(evidence.EvidenceError, match="no Table 1 cell within SVM mean"):
         evidence.update([document], results, check=True)
+
+
+def test_matrix_and_cell_blocks_show_the_exported_cells(tmp_path, monkeypatch) -> None:
+    import pandas as pd
+
+    from serlib.evidence import matrix
+
+    monkeypatch.setenv(results_folder.CACHE_VARIABLE, str(tmp_path / "cache"))
+    speakers = []
+    for mode, gain in (("train", 0.6), ("speaker", 0.9)):
+        speakers.append(
+            write_grid(
+                tmp_path / "runs" / mode / "x-to-y",
+                "xy",
+                {1: ["a", "b"]},
+                {"BL": {"a": 0.5, "b": 0.5}, "U": {"a": gain, "b": gain}},
+                conditions=(("BL", "none"), ("U", "other")),
+                setting="cross",
+            )
+        )
+    config = tmp_path / "grid.yaml"
+    config.write_text("name: matrix\n", encoding="utf-8")
+    export.export_tree(tmp_path / "runs", tmp_path / "results" / "m", pd.concat(speakers), config)
+    document = tmp_path / "report.md"
+    document.write_text(
+        "U: <!-- evidence:cell m speaker U x y .1f -->?<!-- /evidence -->\n"
+        "<!-- evidence:matrix m x,y speaker -->\n<!-- /evidence -->\n",
+        encoding="utf-8",
+    )
+    evidence.update([document], tmp_path / "results")
+    text = document.read_text(encoding="utf-8")
+    cells = matrix.collect_tree(tmp_path / "results" / "m").set_index(["normalisation", "condition"])
+    assert f"-->{cells.loc[('speaker', 'U'), 'mean']:.1f}<!--" in text
+    assert "normalisation `speaker`" in text and "normalisation `train`" not in text
+    assert text.index("**BL**") < text.index("**U**")  # the baseline's grid first
+    assert f"| x | – | {cells.loc[('speaker', 'BL'), 'mean']:.1f} |" in text
+    document.write_text("<!-- evidence:cell m corpus U x y -->?<!-- /evidence -->\n", encoding="utf-8")
+    with pytest.raises(evidence.EvidenceError, match="no matrix cell corpus U x -> y"):
+        evidence.update([document], tmp_path / "results", check=True)

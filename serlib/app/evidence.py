@@ -18,6 +18,10 @@ block, line and number that differs):
   column of ``table1.table1``: mean, min, max, ci_low, ci_high, pooled_mean, seeds, ...), the SVM's
   runs included as the condition ``eGeMAPS-SVM`` where the folder has them; ``<!-- evidence:margin
   nemo within BL eGeMAPS-SVM +.1f -->``: the difference of two conditions' means, in points;
+* ``<!-- evidence:matrix cross-corpus emodb,ravdess,nemo speaker -->`` ... : the cross-corpus matrix
+  of an exported folder of cells (``<normalisation>/<train>-to-<test>/``), one grid per condition
+  (BL, the AE conditions, the SVM), for one normalisation or (without one) all; ``<!-- evidence:cell
+  cross-corpus speaker BL nemo emodb .1f -->``: one cell's mean UAR over its seeds, in %;
 * inline numbers, ``<!-- evidence:pooled family.yaml hksj_ci_low +.2f -->-1.81<!-- /evidence -->``
   (a key of the pooled estimate and a format) and ``<!-- evidence:member family.yaml nemo:within:U:all
   mean_difference +.2f -->+1.35<!-- /evidence -->`` (a family row, by folder name, setting, condition
@@ -40,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from serlib.base.files import write_text
-from serlib.evidence import comparisons, confirmatory, family, results_folder, svm_tables, table1
+from serlib.evidence import comparisons, confirmatory, family, matrix, results_folder, svm_tables, table1
 from serlib.protocol.svm import CONDITION as SVM_CONDITION
 
 BLOCK = re.compile(r"<!-- evidence:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /evidence -->", re.DOTALL)
@@ -58,6 +62,7 @@ class Renderer:
     root: Path
     pooled: dict[tuple[Path | str, str], Any] = field(default_factory=dict)  # family files; speaker specs
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # Table 1 frames by folder
+    matrices: dict[str, pd.DataFrame] = field(default_factory=dict)  # matrix rows by folder
 
     def pool(self, name: str) -> Any:
         """The family file ``name`` pooled; ``FILE@A,B`` restricts it to the members of folders A and B
@@ -83,6 +88,8 @@ class Renderer:
             "speakers": self._speakers,
             "uar": self._uar,
             "margin": self._margin,
+            "matrix": self._matrix,
+            "cell": self._matrix_cell,
         }
         if kind not in handlers:
             raise EvidenceError(f"block 'evidence:{spec}': unknown kind {kind!r} (one of {sorted(handlers)})")
@@ -168,6 +175,42 @@ class Renderer:
     def _margin(self, folder: str, setting: str, first: str, second: str, spec: str = "+.2f") -> str:
         difference = self._cell(folder, setting, first, "mean") - self._cell(folder, setting, second, "mean")
         return _format(difference, spec)
+
+    def matrix_rows(self, folder: str) -> pd.DataFrame:
+        """The matrix rows (``matrix.collect_tree``) of the exported cells under ``folder``."""
+        if folder not in self.matrices:
+            rows = matrix.collect_tree(self.root / folder)
+            if rows.empty:
+                raise EvidenceError(
+                    f"{self.root / folder}: no exported matrix cell (<normalisation>/<a>-to-<b>/)"
+                )
+            self.matrices[folder] = rows
+        return self.matrices[folder]
+
+    def _matrix(self, folder: str, corpora: str, normalisation: str = "") -> str:
+        rows = self.matrix_rows(folder)
+        if normalisation:
+            rows = rows[rows["normalisation"] == normalisation]
+            if rows.empty:
+                raise EvidenceError(f"{folder}: no cell with the normalisation {normalisation!r}")
+        order = {"BL": 0, SVM_CONDITION: 2}
+        rows = rows.assign(_order=rows["condition"].map(lambda c: order.get(c, 1)))
+        rows = rows.sort_values(["normalisation", "_order"], kind="stable").drop(columns="_order")
+        return "\n" + matrix.matrix_markdown(rows, corpora.split(","))
+
+    def _matrix_cell(
+        self, folder: str, normalisation: str, condition: str, train: str, test: str, spec: str = ".1f"
+    ) -> str:
+        rows = self.matrix_rows(folder)
+        chosen = rows[
+            (rows["normalisation"] == normalisation)
+            & (rows["condition"] == condition)
+            & (rows["train"] == train)
+            & (rows["test"] == test)
+        ]
+        if len(chosen) != 1:
+            raise EvidenceError(f"{folder}: no matrix cell {normalisation} {condition} {train} -> {test}")
+        return _format(float(chosen.iloc[0]["mean"]), spec)
 
     def _pooled(self, name: str, key: str, spec: str = ".2f") -> str:
         pooled = self.pool(name).pooled
