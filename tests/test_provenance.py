@@ -272,6 +272,9 @@ def test_reproduce_writes_provenance_before_the_notebooks_and_warns_on_drift(
         seen.append((tmp_path / "out" / provenance.FILE_NAME).is_file())
 
     monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    # Dask's Nanny writes PYTHONHASHSEED=6640 into this process' environment when it spawns a worker
+    # (distributed.nanny); whether an earlier test in this process did so must not add a drift item
+    monkeypatch.setenv("PYTHONHASHSEED", "6640")
     out = tmp_path / "out"
     assert reproduce.run(preset="demo", out=out) == 0
     assert seen == [True] * len(reproduce.NOTEBOOKS)
