@@ -58,6 +58,8 @@ KEY = ("setting", "condition", "seed", "fold")
 # Raised whenever materialise() writes other files for the same export, so that no copy made by an
 # older serlib is read (3: numeric columns with empty cells kept as numbers, empty cells as null).
 MATERIALISATION_VERSION = 3
+# runs.csv columns that are text even when a value looks like a number (hashes, commits, names)
+TEXT_RUN_COLUMNS = ("fingerprint", "commit", "config_sha256", "cpu_model", "blas", "packages", "tensorflow")
 PREDICTION_KEY = (*KEY, "utterance_id")
 PROBABILITIES = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 PREDICTION_COLUMNS = (*PREDICTION_KEY, "speaker", "subset", "true", "predicted", *PROBABILITIES)
@@ -139,11 +141,12 @@ def read_runs(folder: str | Path) -> pd.DataFrame:
     """A results folder's ``runs.csv`` (one row per run). A numeric column that some runs leave empty
     (the SVM's rows have no arousal UAR) keeps its numbers as numbers and its empty cells as ''."""
     path = Path(folder) / RUNS_FILE
-    frame = pd.read_csv(path, dtype={"fingerprint": str, "commit": str}, keep_default_na=False)
+    text = {column: str for column in TEXT_RUN_COLUMNS}
+    frame = pd.read_csv(path, dtype=text, keep_default_na=False)
     missing = [c for c in (*KEY, "uar") if c not in frame.columns]
     if missing:
         raise ResultsFolderError(f"{path} lacks the columns {missing}; export the run folder again")
-    for column in frame.columns.difference(["fingerprint", "commit", *KEY]):
+    for column in frame.columns.difference([*TEXT_RUN_COLUMNS, *KEY]):
         if pd.api.types.is_string_dtype(frame[column]):
             frame[column] = _numbers_where_numeric(frame[column])
     return frame
