@@ -136,3 +136,24 @@ def test_paired_comparison_interval_and_tests():
     assert result["n"] == 8 and result["t_p"] == pytest.approx(stats.ttest_rel(cond, base).pvalue)
     assert result["mdd"] == pytest.approx(metrics.minimal_detectable_difference(difference))
     assert result["mdd"] > 0 and result["ci_low"] > 0
+
+
+def test_uar_by_group_is_uar_group_by_group():
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    classes = np.array(["angry", "happy", "neutral", "sad"])
+    frame = pd.DataFrame(
+        {
+            "run": rng.integers(0, 5, 600),
+            "speaker": rng.choice(["s1", "s2", "s3"], 600),
+            "true": rng.choice(classes[:3], 600),  # a class never true, but predicted
+            "predicted": rng.choice(classes, 600),
+        }
+    )
+    grouped = metrics.uar_by_group(frame, ["run", "speaker"]).set_index(["run", "speaker"])
+    assert len(grouped) == 15
+    for (run, speaker), group in frame.groupby(["run", "speaker"]):
+        row = grouped.loc[(run, speaker)]
+        assert row["uar"] == pytest.approx(metrics.uar(group["true"], group["predicted"]), abs=1e-12)
+        assert row["n_test"] == len(group) and row["classes"] == group["true"].nunique()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
@@ -34,6 +35,27 @@ def uar(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     with warnings.catch_warnings():  # predicted classes absent from y_true are expected, not a problem
         warnings.simplefilter("ignore", UserWarning)
         return float(balanced_accuracy_score(true, predicted))
+
+
+def uar_by_group(
+    frame: pd.DataFrame, keys: Sequence[str], true: str = "true", predicted: str = "predicted"
+) -> pd.DataFrame:
+    """``uar`` of every group of ``frame`` by ``keys`` at once (the speaker-level tests score thousands of
+    small groups, where ``uar``'s checks cost 3 ms a call): per group the mean over its true classes of
+    the share predicted right, with ``n_test`` and ``classes``. ``tests/test_metrics.py`` holds it equal
+    to ``uar`` group by group."""
+    keys = list(keys)
+    right = frame[true].to_numpy() == frame[predicted].to_numpy()
+    marked = frame[[*keys, true]].assign(_right=right.astype(np.float64))
+    recall = marked.groupby([*keys, true], sort=True, dropna=True)["_right"].mean()
+    grouped = marked.groupby(keys, sort=True, dropna=True)
+    return pd.DataFrame(
+        {
+            "uar": recall.groupby(level=list(range(len(keys))), sort=True).mean(),
+            "n_test": grouped.size(),
+            "classes": grouped[true].nunique(),
+        }
+    ).reset_index()
 
 
 def confusion(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[Any]) -> np.ndarray:

@@ -132,27 +132,16 @@ def speaker_uars(predictions: pd.DataFrame, speakers: pd.DataFrame, source: str 
             f"speaker (e.g. {examples}); give the configuration whose corpora hold them (--config) or a "
             "CSV of utterance_id,speaker (--speakers)"
         )
-    rows = []
-    for (setting, condition, seed, speaker), group in joined.groupby(
-        ["setting", "condition", "seed", "speaker"], sort=True
-    ):
-        parts = [(ALL, group)]
-        if "subset" in group.columns:
-            parts += [(str(name), part) for name, part in group.dropna(subset=["subset"]).groupby("subset")]
-        for score, part in parts:
-            rows.append(
-                {
-                    "setting": setting,
-                    "condition": condition,
-                    "seed": int(seed),
-                    "score": score,
-                    "speaker": str(speaker),
-                    "uar": metrics.uar(part["true"].to_numpy(), part["predicted"].to_numpy()),
-                    "n_test": len(part),
-                    "classes": int(part["true"].nunique()),
-                }
-            )
-    return pd.DataFrame(rows, columns=list(SPEAKER_COLUMNS))
+    keys = ["setting", "condition", "seed", "speaker"]
+    parts = [metrics.uar_by_group(joined, keys).assign(score=ALL)]
+    if "subset" in joined.columns:
+        scored = joined.dropna(subset=["subset"]).assign(score=lambda f: f["subset"].astype(str))
+        parts.append(metrics.uar_by_group(scored, [*keys, "score"]))
+    rows = pd.concat(parts, ignore_index=True)
+    # the order of a group by group loop: by the keys, each speaker's "all" before its subsets
+    rows = rows.assign(_subset=rows["score"] != ALL).sort_values([*keys, "_subset", "score"], kind="stable")
+    rows = rows.astype({"seed": int, "speaker": str, "classes": int})
+    return rows[list(SPEAKER_COLUMNS)].reset_index(drop=True)
 
 
 def paired_by_speaker(
