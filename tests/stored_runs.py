@@ -104,3 +104,25 @@ def write_grid(
                 }
                 (folder / "metrics.json").write_text(json.dumps(result), encoding="utf-8")
     return table[["utterance_id", "speaker"]]
+
+
+def write_matrix_cells(
+    root: Path, u_gain: dict[str, float], conditions: tuple[str, ...] = ("BL", "U", "C")
+) -> pd.DataFrame:
+    """A cross-corpus matrix of one cell, x -> y, per normalisation in ``u_gain`` (``root/<mode>/x-to-y``):
+    BL and C right half the time, U with that normalisation's gain; returns the speaker table."""
+    sources = {"BL": "none", "U": "other", "C": "target"}
+    speakers = []
+    for mode, gain in u_gain.items():
+        accuracy = {c: dict.fromkeys("ab", gain if c == "U" else 0.5) for c in conditions}
+        speakers.append(
+            write_grid(
+                root / mode / "x-to-y",
+                "xy",
+                {1: ["a", "b"]},
+                accuracy,
+                conditions=tuple((c, sources[c]) for c in conditions),
+                setting="cross",
+            )
+        )
+    return pd.concat(speakers)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stored_runs import write_grid
+from stored_runs import write_grid, write_matrix_cells
 
 from serlib.app import cli, evidence
 from serlib.evidence import export, results_folder
@@ -180,26 +180,13 @@ def test_uar_and_margin_blocks_read_the_cells_that_serlib_table_prints(results, 
 
 
 def test_matrix_and_cell_blocks_show_the_exported_cells(tmp_path, monkeypatch) -> None:
-    import pandas as pd
-
     from serlib.evidence import matrix
 
     monkeypatch.setenv(results_folder.CACHE_VARIABLE, str(tmp_path / "cache"))
-    speakers = []
-    for mode, gain in (("train", 0.6), ("speaker", 0.9)):
-        speakers.append(
-            write_grid(
-                tmp_path / "runs" / mode / "x-to-y",
-                "xy",
-                {1: ["a", "b"]},
-                {"BL": {"a": 0.5, "b": 0.5}, "U": {"a": gain, "b": gain}},
-                conditions=(("BL", "none"), ("U", "other")),
-                setting="cross",
-            )
-        )
+    speakers = write_matrix_cells(tmp_path / "runs", {"train": 0.6, "speaker": 0.9}, ("BL", "U"))
     config = tmp_path / "grid.yaml"
     config.write_text("name: matrix\n", encoding="utf-8")
-    export.export_tree(tmp_path / "runs", tmp_path / "results" / "m", pd.concat(speakers), config)
+    export.export_tree(tmp_path / "runs", tmp_path / "results" / "m", speakers, config)
     document = tmp_path / "report.md"
     document.write_text(
         "U: <!-- evidence:cell m speaker U x y .1f -->?<!-- /evidence -->\n"

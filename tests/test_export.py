@@ -8,7 +8,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from stored_runs import write_grid
+from stored_runs import write_grid, write_matrix_cells
 
 from serlib.app import cli
 from serlib.base import run_schemas
@@ -283,21 +283,11 @@ def test_a_check_reference_is_built_from_a_results_folder(tmp_path, monkeypatch)
 def test_an_exported_matrix_gives_the_cells_of_its_run_folders(tmp_path) -> None:
     from serlib.evidence import export, matrix
 
-    speakers = []
-    for mode, gain in (("train", 0.6), ("speaker", 0.7)):
-        speakers.append(
-            write_grid(
-                tmp_path / "runs" / mode / "x-to-y",
-                "xy",
-                {1: ["a", "b"]},
-                {"BL": {"a": 0.5, "b": 0.5}, "U": {"a": gain, "b": gain}, "C": {"a": 0.5, "b": 0.5}},
-                setting="cross",
-            )
-        )
+    speakers = write_matrix_cells(tmp_path / "runs", {"train": 0.6, "speaker": 0.7})
     config = tmp_path / "grid.yaml"
     config.write_text("name: matrix\n", encoding="utf-8")
     before = matrix.collect_tree(tmp_path / "runs")
-    export.export_tree(tmp_path / "runs", tmp_path / "results" / "matrix", pd.concat(speakers), config)
+    export.export_tree(tmp_path / "runs", tmp_path / "results" / "matrix", speakers, config)
     shutil.rmtree(tmp_path / "runs")
     after = matrix.collect_tree(tmp_path / "results" / "matrix")
     assert len(before) == 6 and set(before["normalisation"]) == {"train", "speaker"}
