@@ -171,3 +171,114 @@ def test_unusable_orders_and_empty_inputs_are_refused() -> None:
         acnn_loop.fit_epochs(model, inputs, targets, batch_size=4, orders=np.arange(10), callbacks=[])
     with pytest.raises(ValueError, match="at least one utterance"):
         acnn.predict_all(model, {"logmel": np.zeros((0, FRAMES, BANDS), np.float32)})
+
+
+def _seeded_draws() -> list[float]:
+    """One draw from each generator a run's seed seeds: Python, NumPy, Keras' global seed generator, and
+    TensorFlow's global seed with the operation seed it gives the next op-seeded op."""
+    import random
+
+    from tensorflow.python.eager import context as tf_context
+
+    return [
+        random.random(),
+        float(np.random.random()),
+        float(keras.random.uniform((1,))[0]),
+        tf_context.global_seed(),
+        tf_context.internal_operation_seed(),
+    ]
+
+
+def test_set_random_seed_seeds_as_keras_does_but_keeps_instantiated_kernels() -> None:
+    """``loop.set_random_seed`` draws what ``keras.utils.set_random_seed`` draws, and leaves TensorFlow's
+    instantiated kernels as they are: an op-seeded random kernel inside a traced function carries on
+    with its sequence where ``keras.utils.set_random_seed`` restarts it."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(11)
+    keras_draws = _seeded_draws()
+    acnn_loop.set_random_seed(11)
+    assert _seeded_draws() == keras_draws
+
+    draw = tf.function(lambda: tf.random.uniform((3,)))  # a stateful (op-seeded) kernel
+    keras.utils.set_random_seed(5)
+    first, second = draw().numpy(), draw().numpy()
+    keras.utils.set_random_seed(5)
+    np.testing.assert_array_equal(draw().numpy(), first)  # cache emptied: the sequence starts again
+    acnn_loop.set_random_seed(5)
+    np.testing.assert_array_equal(draw().numpy(), second)  # cache kept: it goes on
+
+
+def test_the_acnn_holds_no_op_seeded_random_kernel_and_a_model_that_does_is_reset() -> None:
+    """The ACNN's traced epoch and prediction functions (both implementations) have only stateless
+    random ops, so keeping their kernels between runs changes nothing; a model whose training step
+    draws from an op-seeded kernel gets TensorFlow's cache emptied (``clear_stateful_kernels``)."""
+    import tensorflow as tf
+
+    for implementation in ("reference", "fast"):
+        model, _, inputs = _train("compiled", implementation, epochs=1)
+        acnn.predict_all(model, inputs)
+        functions = [
+            *model.__dict__["_serlib_epoch_functions"].values(),
+            model._serlib_analysis_model.__dict__["_serlib_predict_function"],
+        ]
+        assert [acnn_loop.stateful_random_ops(f) for f in functions] == [set(), set()], implementation
+        assert acnn_loop.clear_stateful_kernels(model) is False
+
+    class Noisy(keras.layers.Layer):
+        def call(self, x, training=False):  # noqa: ANN001, ANN201
+            return x + tf.random.uniform(tf.shape(x)) if training else x
+
+    x = keras.Input((2,), name="x")
+    noisy = keras.Model({"x": x}, {"y": keras.layers.Dense(1, name="y")(Noisy()(x))})
+    noisy.compile(optimizer="sgd", loss={"y": "mse"})
+    numbers = np.ones((6, 2), np.float32)
+    acnn_loop.fit_epochs(
+        noisy, {"x": numbers}, {"y": numbers[:, :1]}, batch_size=3, orders=np.arange(6)[None], callbacks=[]
+    )
+    (function,) = noisy.__dict__["_serlib_epoch_functions"].values()
+    assert acnn_loop.stateful_random_ops(function) == {"RandomUniform"}
+    assert acnn_loop.clear_stateful_kernels(noisy) is True
+
+
+def test_a_run_on_kept_kernels_equals_a_run_after_keras_seeding() -> None:
+    """``run.train`` on a reused model, its kernels kept from the run before, gives the bytes of the
+    same run on a fresh model seeded by ``keras.utils.set_random_seed`` (which empties the cache)."""
+    from serlib.models.acnn import run as acnn_run
+
+    config = _config(**{"acnn.implementation": "fast"})
+    inputs, targets, _ = _data(40)
+    lengths = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
+    acnn_reuse._traced().clear()
+    first = acnn_run.train(config.acnn, inputs, targets, seed=0, lengths=lengths, setting="cross")
+    kept = acnn_run.train(config.acnn, inputs, targets, seed=4, lengths=lengths, setting="cross")
+    assert kept.model is first.model
+    kept_outputs = acnn.predict_all(kept.model, inputs)
+
+    acnn_reuse._traced().clear()
+    keras.utils.set_random_seed(4)
+    fresh = acnn.build_acnn(
+        config.acnn,
+        FRAMES,
+        BANDS,
+        external_dim=EXTERNAL,
+        setting="cross",
+        band_statistics=band_statistics(inputs["logmel"], lengths),
+        **acnn_kernels.layers_for(config.acnn),
+    )
+    history = acnn_feed.fit_acnn(
+        fresh,
+        inputs,
+        targets,
+        batch_size=config.acnn.batch_size,
+        epochs=config.acnn.epochs,
+        seed=4,
+        shuffle="every_epoch",
+        callbacks=[],
+    )
+    assert kept.history["loss"] == [float(x) for x in history.history["loss"]]
+    for a, b in zip(kept.model.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    fresh_outputs = acnn.predict_all(fresh, inputs)
+    for name in ("emotion", "hidden", "attention"):
+        np.testing.assert_array_equal(kept_outputs[name], fresh_outputs[name], err_msg=name)

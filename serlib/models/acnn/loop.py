@@ -18,13 +18,89 @@ selection); per-batch hooks are not called (no serlib callback uses them).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 Arrays = dict[str, np.ndarray]
+# TensorFlow's random ops that keep their state in the kernel (op-seeded, not stateless): a kernel cache
+# kept across runs would carry their state from one run into the next (``set_random_seed``)
+STATEFUL_RANDOM_OPS = frozenset(
+    {
+        "Multinomial",
+        "ParameterizedTruncatedNormal",
+        "RandomGamma",
+        "RandomPoisson",
+        "RandomPoissonV2",
+        "RandomShuffle",
+        "RandomStandardNormal",
+        "RandomUniform",
+        "RandomUniformInt",
+        "TruncatedNormal",
+    }
+)
+_seeding = threading.Lock()
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` (Python, NumPy, Keras and TensorFlow seeds) without emptying
+    TensorFlow's cache of instantiated functions.
+
+    ``tf.random.set_seed`` empties that cache so that op-seeded random kernels start again; every traced
+    function is then instantiated and optimised again at its next call, about 0.3 CPU-seconds for a
+    demo run's epoch function (docs/performance.md, issue 44), more than 10 of its training steps. The
+    ACNN's traced functions hold no such kernel (its dropout is stateless, seeded by Keras' seed
+    generator, whose state ``reuse`` resets; ``stateful_random_ops`` checks), so keeping the cache
+    changes no number; ``clear_stateful_kernels`` empties it for a model whose functions do.
+    """
+    with _seeding, _kernel_cache_kept():
+        keras.utils.set_random_seed(int(seed))
+
+
+@contextlib.contextmanager
+def _kernel_cache_kept() -> Iterator[None]:
+    bindings: Any = tf_context.pywrap_tfe  # the call tf.random.set_seed makes to empty the cache
+    clear = bindings.TFE_ContextClearCaches
+    bindings.TFE_ContextClearCaches = lambda handle: None
+    try:
+        yield
+    finally:
+        bindings.TFE_ContextClearCaches = clear
+
+
+def stateful_random_ops(function: Any) -> set[str]:
+    """The op-seeded random ops (``STATEFUL_RANDOM_OPS``) in a traced ``tf.function`` with an input
+    signature, its nested functions included."""
+    graph = function.get_concrete_function().graph.as_graph_def()
+    nodes = [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+    return {node.op for node in nodes if node.op in STATEFUL_RANDOM_OPS}
+
+
+def clear_stateful_kernels(model: keras.Model) -> bool:
+    """Empty TensorFlow's kernel cache (as ``tf.random.set_seed`` does) when a traced function of
+    ``model`` holds an op-seeded random kernel, so that a reused model's run starts as a fresh one's;
+    True when it did."""
+    analysis = model.__dict__.get("_serlib_analysis_model")
+    functions = [
+        *model.__dict__.get("_serlib_epoch_functions", {}).values(),
+        *([analysis.__dict__["_serlib_predict_function"]] if analysis is not None else []),
+    ]
+    flags: dict[int, bool] = model.__dict__.setdefault("_serlib_stateful_random", {})
+    for function in functions:
+        if not hasattr(function, "get_concrete_function"):  # run eagerly: nothing traced, nothing kept
+            continue
+        if id(function) not in flags:
+            flags[id(function)] = bool(stateful_random_ops(function))
+    if any(flags.values()):
+        tf_context.context().clear_kernel_cache()
+        return True
+    return False
 
 
 def fit_epochs(

@@ -22,6 +22,7 @@ from serlib.features import normalisation
 from serlib.models.acnn import LOGMEL_INPUT, REPRESENTATION_INPUT
 from serlib.models.acnn import feed as acnn_feed
 from serlib.models.acnn import kernels as acnn_kernels
+from serlib.models.acnn import loop as acnn_loop
 from serlib.models.acnn import reuse as acnn_reuse
 
 Arrays = dict[str, np.ndarray]
@@ -71,7 +72,8 @@ def train(
     (``reuse.fresh_acnn``: the numbers of a freshly built model).
     """
     layers = acnn_kernels.layers_for(acnn)
-    keras.utils.set_random_seed(int(seed))
+    # Keras' seeding, keeping the traced functions of earlier runs instantiated (loop.set_random_seed)
+    acnn_loop.set_random_seed(int(seed))
     logmel = inputs[LOGMEL_INPUT]
     statistics = normalisation.band_statistics(logmel, lengths) if standardise else None
     representation = inputs.get(REPRESENTATION_INPUT)
@@ -85,6 +87,7 @@ def train(
         standardise=standardise,
         **layers,
     )
+    acnn_loop.clear_stateful_kernels(model)  # only a model holding op-seeded random kernels needs it
     record: dict[str, Any] = {}
 
     def fit() -> None:
