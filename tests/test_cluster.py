@@ -147,12 +147,13 @@ def test_dask_grid_gives_exactly_the_serial_results(corpus, client, monkeypatch)
     run_tasks = cluster.run_tasks
 
     def counted(client, function, arguments, *rest, **options):
-        calls.append(len(arguments))
+        calls.append((len(arguments), options.get("groups")))
         return run_tasks(client, function, arguments, *rest, **options)
 
     monkeypatch.setattr(cluster, "run_tasks", counted)
     parallel = summaries.evaluate(_config(corpus, "dask", n_jobs=2), progress=False, client=client)
-    assert calls == [3]  # 2 within folds + 1 cross run, all on Dask
+    # 2 within folds + 1 cross run, all on Dask, grouped by ACNN architecture (setting, AE vector or not)
+    assert calls == [(3, [("within", False), ("within", False), ("cross", False)])]
     serial_predictions = _predictions(corpus / "serial")
     assert len(serial_predictions) == 3
     assert _predictions(corpus / "dask") == serial_predictions
@@ -409,3 +410,22 @@ def test_reproduce_shares_workers_only_where_a_notebook_may_train(tmp_path, monk
         with reproduce._shared_workers(unshared, selected) as pool:
             assert pool is None
     assert len(calls) == 2
+
+
+def test_affine_workers_give_each_worker_whole_groups_but_for_the_cuts():
+    """Tasks of one group (an ACNN architecture) go to as few workers as an even split allows: the demo's
+    4 architectures on 2 workers make 5 (architecture, worker) pairs, each a trace, instead of 8."""
+    groups = ["wb"] * 10 + ["wa"] * 40 + ["cb"] * 2 + ["ca"] * 8
+    groups = [groups[i] for i in np.random.default_rng(0).permutation(len(groups))]  # as the grid interleaves
+    order, preferred = cluster.affine_workers(groups, ["w1", "w2"])
+    assert sorted(order) == list(range(60))
+    assert [preferred.count("w1"), preferred.count("w2")] == [30, 30]
+    pairs = {(groups[i], preferred[i]) for i in range(60)}
+    assert len(pairs) == 5 and {g for g, _ in pairs} == {"wb", "wa", "cb", "ca"}
+    sorted_groups = [groups[i] for i in order]  # submitted group by group, in their own order within
+    runs_of_groups = [g for i, g in enumerate(sorted_groups) if i == 0 or g != sorted_groups[i - 1]]
+    assert runs_of_groups == list(dict.fromkeys(groups))  # each group once, in order of first appearance
+    assert [i for i in order if groups[i] == "wa"] == [i for i in range(60) if groups[i] == "wa"]
+    three = cluster.affine_workers(groups, ["w1", "w2", "w3"])[1]
+    assert len({(groups[i], three[i]) for i in range(60)}) <= 4 + 3 - 1
+    assert cluster.affine_workers(["a", "b"], []) == ([0, 1], [None, None])

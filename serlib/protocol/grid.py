@@ -175,7 +175,20 @@ def _train_runs(
             for k in pending
         ]
         names = ["run-" + "-".join(map(str, (k.setting, k.condition, k.seed, k.fold))) for k in pending]
-        cluster.run_tasks(client, run_task, arguments, names, on_result=lambda i, r: report(pending[i], r))
+        # one ACNN architecture per (setting: dropout rate, AE vector or not): a worker traces each of its
+        # architectures once (models.acnn.reuse), so runs of one architecture prefer the same worker
+        architectures = [
+            (k.setting, config.condition(k.condition).autoencoder_corpus != CONDITION_SOURCES_NONE)
+            for k in pending
+        ]
+        cluster.run_tasks(
+            client,
+            run_task,
+            arguments,
+            names,
+            on_result=lambda i, r: report(pending[i], r),
+            groups=architectures,
+        )
 
 
 def _write_protocol(config: Config, folds: list[int], fingerprints: dict[tuple[str, str], str]) -> None:
