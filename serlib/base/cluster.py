@@ -332,7 +332,8 @@ def run_tasks(
         return []
     threads = _threads_for(client)
     log_file = logs.current_file()
-    order, preferred = list(range(len(arguments))), [None] * len(arguments)
+    order: list[int] = list(range(len(arguments)))
+    preferred: list[str | None] = [None] * len(arguments)
     if groups is not None:
         addresses = list(client.scheduler_info().get("workers", {}))
         order, preferred = affine_workers(groups, addresses)
