@@ -337,6 +337,11 @@ def run_tasks(
     if groups is not None:
         addresses = list(client.scheduler_info().get("workers", {}))
         order, preferred = affine_workers(groups, addresses)
+
+    def placement(index: int) -> dict[str, Any]:  # a preference, not a restriction: any worker may run it
+        worker = preferred[index]
+        return {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+
     futures = {
         client.submit(
             _task,
@@ -346,8 +351,7 @@ def run_tasks(
             *arguments[index],
             key=f"serlib-{names[index]}-{os.getpid()}",
             pure=False,
-            workers=None if preferred[index] is None else [preferred[index]],
-            allow_other_workers=True,
+            **placement(index),
         ): index
         for index in order
     }

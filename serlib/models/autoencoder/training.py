@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,7 @@ HISTORY_CSV = "loss_history.csv"
 
 
 HISTORY_PNG = "loss_history.png"
+HISTORY_PNG_INTERVAL_S = 60.0  # a long training's plot stays at most this old while it runs
 
 
 PREFETCH_BATCHES = 4
@@ -162,6 +164,9 @@ def _write_history(model_dir: Path, losses: Sequence[float]) -> None:
     writer.writerow(["epoch", "loss"])
     writer.writerows([epoch + 1, repr(float(loss))] for epoch, loss in enumerate(losses))
     write_text_at(model_dir / HISTORY_CSV, buffer.getvalue())
+
+
+def _plot_history(model_dir: Path, losses: Sequence[float]) -> None:
     figure = Figure(figsize=(5, 3.2))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -188,13 +193,16 @@ def _reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
 
 
 class _Checkpoint(keras.callbacks.Callback):
-    """After every epoch: checkpoint .keras (temp + rename), then the JSON state naming it, then the loss files."""
+    """After every epoch: checkpoint .keras (temp + rename), then the JSON state naming it, then the loss
+    CSV; the loss plot at most every ``HISTORY_PNG_INTERVAL_S`` and when training ends (a plot per epoch
+    cost a demo AE about a tenth of its training, docs/performance.md)."""
 
     def __init__(self, model_dir: Path, state: dict[str, Any], seed: int) -> None:
         super().__init__()
         self.model_dir = model_dir
         self.state = state
         self.seed = seed
+        self.plotted = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         _reseed_dropout(self.model, self.seed, epoch)
@@ -213,6 +221,13 @@ class _Checkpoint(keras.callbacks.Callback):
         if previous and previous != name:
             (self.model_dir / previous).unlink(missing_ok=True)
         _write_history(self.model_dir, self.state["loss"])
+        if time.monotonic() - self.plotted >= HISTORY_PNG_INTERVAL_S:
+            self.on_train_end()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.state["loss"]:
+            _plot_history(self.model_dir, self.state["loss"])
+            self.plotted = time.monotonic()
 
 
 def _fingerprint(ae: AutoencoderConfig, shape: tuple[int, ...], seed: int) -> dict[str, Any]:
@@ -249,11 +264,12 @@ def train(
     """Train the autoencoder on spectrograms [N, T, F] (array, or path of an HDF5 store) into ``model_dir``.
 
     Streams shuffled batches of ``ae.batch_size`` (memory independent of N), writes a checkpoint and
-    the loss history (CSV + PNG) after every epoch, resumes from the last checkpoint when re-run, and
-    returns the final ``autoencoder.keras``. Same seed, same machine: same weights. ``callbacks`` are
-    extra Keras callbacks (run after the checkpoint of each epoch); ``deterministic`` turns on
-    TensorFlow's op determinism while training (no measurable cost on CPU); ``strategy`` is the
-    ``tf.distribute`` strategy to train under (``serlib.base.cluster.distribution_strategy``).
+    the loss history (CSV) after every epoch and its plot (PNG) every minute and at the end, resumes
+    from the last checkpoint when re-run, and returns the final ``autoencoder.keras``. Same seed, same
+    machine: same weights. ``callbacks`` are extra Keras callbacks (run after the checkpoint of each
+    epoch); ``deterministic`` turns on TensorFlow's op determinism while training (no measurable cost
+    on CPU); ``strategy`` is the ``tf.distribute`` strategy to train under
+    (``serlib.base.cluster.distribution_strategy``).
     """
     runtime.configure()
     epochs = int(epochs or ae.epochs)
