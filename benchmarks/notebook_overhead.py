@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from benchmarks.profile_run import _EpochClock
 
 os.environ["SERLIB_TF_THREADS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,7 +61,6 @@ def step_cpu_per_utterance(folder: Path, rounds: int) -> dict[str, Any]:
     from serlib.base import runtime
 
     runtime.configure(1)
-    import keras
     import numpy as np
 
     from serlib.models.acnn import choice as acnn_choice
@@ -80,21 +80,11 @@ def step_cpu_per_utterance(folder: Path, rounds: int) -> dict[str, Any]:
     count = int(statistics.median(record["n_train"] for record in records))
     inputs, targets = acnn_choice.calibration_batch(acnn, frames, bands, lengths, count=count)
     real = (inputs["logmel"] != 0).any(axis=-1).sum(axis=1)
-    epoch_cpu: list[float] = []
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.start = time.process_time()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if epoch > 0:  # the first epoch of the first run traces
-                epoch_cpu.append(time.process_time() - self.start)
-
     medians = []
     for seed in range(rounds):
-        epoch_cpu.clear()
-        acnn_run.train(acnn, inputs, targets, seed=seed, lengths=real, callbacks=[EpochClock()])
-        medians.append(statistics.median(epoch_cpu) / count)
+        epoch_cpu: list[float] = []  # CPU seconds of each epoch; the first epoch of the first run traces
+        acnn_run.train(acnn, inputs, targets, seed=seed, lengths=real, callbacks=[_EpochClock(epoch_cpu)])
+        medians.append(statistics.median(epoch_cpu[1:]) / count)
     calibration = acnn_choice.calibrate(acnn, frames, bands, lengths)
     return {
         "implementation": implementation,

@@ -459,3 +459,27 @@ def test_batch_shards_give_the_same_outputs_for_any_batch_size(batch):
     two.set_weights(one.get_weights())
     for a, b in zip(one(x), two(x), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(("interval", "expected"), [(3600.0, [2]), (0.0, [1, 2, 2])])
+def test_the_loss_plot_is_drawn_at_the_end_and_at_most_once_per_interval(
+    tmp_path, monkeypatch, interval, expected
+):
+    """The loss CSV is written every epoch (a resumed run reads it); the plot, matplotlib's slow part,
+    when training ends and otherwise at most every ``HISTORY_PNG_INTERVAL_S`` (issue 44)."""
+    from serlib.models.autoencoder import training
+
+    drawn: list[int] = []
+    plot = training._plot_history
+    monkeypatch.setattr(training, "HISTORY_PNG_INTERVAL_S", interval)
+    monkeypatch.setattr(
+        training, "_plot_history", lambda folder, losses: drawn.append(len(losses)) or plot(folder, losses)
+    )
+    config = _config(tmp_path)
+    autoencoder.train(
+        config.autoencoder, _spectrograms(), tmp_path / "model", epochs=2, seed=0, progress=False
+    )
+    # interval 0: after each of the 2 epochs and at the end; a long interval: only at the end
+    assert drawn == expected  # the epochs' losses each plot showed
+    assert (tmp_path / "model" / autoencoder.HISTORY_PNG).stat().st_size > 1000
+    assert len((tmp_path / "model" / autoencoder.HISTORY_CSV).read_text().splitlines()) == 3

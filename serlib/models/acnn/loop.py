@@ -57,7 +57,8 @@ def set_random_seed(seed: int) -> None:
     demo run's epoch function (docs/performance.md, issue 44), more than 10 of its training steps. The
     ACNN's traced functions hold no such kernel (its dropout is stateless, seeded by Keras' seed
     generator, whose state ``reuse`` resets; ``stateful_random_ops`` checks), so keeping the cache
-    changes no number; ``clear_stateful_kernels`` empties it for a model whose functions do.
+    changes no number; ``clear_stateful_kernels`` empties it for a model whose functions do. The
+    cache-emptying call is replaced for the duration of Keras' seeding only, under a lock.
     """
     with _seeding, _kernel_cache_kept():
         keras.utils.set_random_seed(int(seed))
